@@ -1,0 +1,341 @@
+package sockets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Resolver looks up the addresses of a host name. *net.Resolver satisfies
+// it. network is "ip", "ip4" or "ip6".
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Dialer makes outbound connections that the [Policy] allows, and no others.
+//
+// A host name is resolved once; every resolved address is checked; the
+// Dialer then connects only to addresses that passed, to the exact IP that
+// was checked, never handing the name to a resolver again. The same check
+// runs once more in [net.Dialer.ControlContext], just before the socket
+// connects, as a second wall. A name with both allowed and refused answers
+// connects only to the allowed ones, in the resolver's order.
+//
+// The zero Dialer is usable: the default policy, the system resolver. A
+// Dialer is safe for concurrent use; do not change its fields while it is in
+// use.
+type Dialer struct {
+	// Policy decides which destinations are allowed. Nil means
+	// DefaultPolicy().
+	Policy *Policy
+
+	// Resolver resolves host names. Nil means net.DefaultResolver.
+	Resolver Resolver
+
+	// Timeout bounds a whole dial, the lookup and every connect attempt.
+	// Zero means no limit but the context's.
+	Timeout time.Duration
+
+	// KeepAlive is the TCP keep-alive period, as in net.Dialer: zero means
+	// the system default, a negative value turns keep-alive off.
+	KeepAlive time.Duration
+
+	// LocalAddr is the local address to bind. Only an unspecified address
+	// (0.0.0.0 or ::, or no IP) with port 0 is allowed, which is what nil
+	// means: the system chooses. Anything else is refused with
+	// [RuleBind].
+	LocalAddr net.Addr
+
+	// Connect, if set, replaces the final connect step: it is called with
+	// the exact address that passed the policy and must connect to it (or,
+	// in tests, to a loopback server standing in for it). It is the test
+	// seam that lets a test reach a "public" address without a packet
+	// leaving loopback. Nil means a net.Dialer with the second check in
+	// its ControlContext.
+	Connect func(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error)
+}
+
+func (d *Dialer) policy() *Policy {
+	if d.Policy != nil {
+		return d.Policy
+	}
+	return defaultPolicy()
+}
+
+// defaultPolicy is shared by every Dialer without a Policy; a Policy is
+// immutable.
+var defaultPolicy = func() func() *Policy {
+	p := DefaultPolicy()
+	return func() *Policy { return p }
+}()
+
+func (d *Dialer) resolver() Resolver {
+	if d.Resolver != nil {
+		return d.Resolver
+	}
+	return net.DefaultResolver
+}
+
+// Dial is DialContext with context.Background().
+func (d *Dialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialContext connects to address ("host:port", port in decimal) over
+// network (tcp, tcp4, tcp6, udp, udp4, udp6) if the policy allows it. A
+// refusal is a *[DeniedError] (errors.Is(err, [ErrDenied])) and is returned
+// before any connection is attempted; a failed lookup is a *[LookupError].
+func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if protocol(network) == "" {
+		return nil, &DeniedError{Network: network, Host: address, Rule: RuleNetwork}
+	}
+	if err := checkLocalAddr(network, d.LocalAddr); err != nil {
+		return nil, err
+	}
+	host, port, err := splitHostPort(address)
+	if err != nil {
+		return nil, &DeniedError{Network: network, Host: address, Rule: RuleMalformed, Detail: err.Error()}
+	}
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+	}
+	allowed, err := d.Resolve(ctx, network, host, port)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, ap := range allowed {
+		c, err := d.connect(ctx, network, host, ap)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	return nil, errors.Join(errs...)
+}
+
+// Resolve returns the addresses a dial of host and port over network would
+// connect to: host resolved once (or parsed, if it is an IP literal), each
+// address checked against the policy, only the allowed ones kept, in order.
+// When none is allowed it returns the first refusal, a *[DeniedError]. It
+// makes no connection.
+func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16) ([]netip.AddrPort, error) {
+	pol := d.policy()
+	if protocol(network) == "" {
+		return nil, &DeniedError{Network: network, Host: host, Rule: RuleNetwork}
+	}
+	addrs, err := d.lookup(ctx, network, host)
+	if err != nil {
+		return nil, err
+	}
+	var allowed []netip.AddrPort
+	var denied error
+	for _, a := range addrs {
+		ap := netip.AddrPortFrom(a, port)
+		if !familyMatches(network, a) {
+			if denied == nil {
+				denied = &DeniedError{Network: network, Host: host, Addr: ap, Rule: RuleMalformed, Detail: "address family does not match the network"}
+			}
+			continue
+		}
+		if err := pol.Check(network, host, ap); err != nil {
+			if denied == nil {
+				denied = err
+			}
+			continue
+		}
+		allowed = append(allowed, ap)
+	}
+	if len(allowed) == 0 {
+		if denied == nil {
+			denied = &LookupError{Host: host, Err: errors.New("no addresses")}
+		}
+		return nil, denied
+	}
+	return allowed, nil
+}
+
+// lookup parses host as an IP literal or resolves it as a name.
+func (d *Dialer) lookup(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{a}, nil
+	}
+	if err := validHostName(host); err != nil {
+		return nil, &DeniedError{Network: network, Host: host, Rule: RuleMalformed, Detail: err.Error()}
+	}
+	ipnet := "ip"
+	switch network[len(network)-1] {
+	case '4':
+		ipnet = "ip4"
+	case '6':
+		ipnet = "ip6"
+	}
+	addrs, err := d.resolver().LookupNetIP(ctx, ipnet, host)
+	if err != nil {
+		return nil, &LookupError{Host: host, Err: err}
+	}
+	return addrs, nil
+}
+
+// connect makes the final connection to ap, which passed the policy.
+func (d *Dialer) connect(ctx context.Context, network, host string, ap netip.AddrPort) (net.Conn, error) {
+	if d.Connect != nil {
+		return d.Connect(ctx, network, ap)
+	}
+	pol := d.policy()
+	want := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	nd := net.Dialer{
+		KeepAlive: d.KeepAlive,
+		// The second wall: the address the socket is about to connect to
+		// must be the one that was checked, and must still pass.
+		ControlContext: func(_ context.Context, cnet, caddr string, _ syscall.RawConn) error {
+			got, err := netip.ParseAddrPort(caddr)
+			if err != nil {
+				return &DeniedError{Network: cnet, Host: host, Rule: RuleMalformed, Detail: caddr}
+			}
+			got = netip.AddrPortFrom(got.Addr().Unmap(), got.Port())
+			if got != want {
+				return &DeniedError{Network: cnet, Host: host, Addr: got, Rule: RuleMalformed, Detail: "connect address differs from the checked address " + want.String()}
+			}
+			return pol.Check(cnet, host, got)
+		},
+	}
+	return nd.DialContext(ctx, network, want.String())
+}
+
+// Listen always fails with a *[DeniedError] for [RuleListen]: App Engine's
+// Sockets API makes outbound connections only, and so does this package.
+func Listen(network, address string) (net.Listener, error) {
+	return nil, &DeniedError{Network: network, Host: address, Rule: RuleListen}
+}
+
+// familyMatches reports whether a fits a family-specific network.
+func familyMatches(network string, a netip.Addr) bool {
+	switch network[len(network)-1] {
+	case '4':
+		return a.Unmap().Is4()
+	case '6':
+		return a.Is6() && !a.Is4In6()
+	}
+	return true
+}
+
+// checkLocalAddr allows only no local address, or an unspecified one with
+// port 0.
+func checkLocalAddr(network string, la net.Addr) error {
+	if la == nil {
+		return nil
+	}
+	var ip net.IP
+	var port int
+	switch a := la.(type) {
+	case *net.TCPAddr:
+		if a == nil {
+			return nil
+		}
+		ip, port = a.IP, a.Port
+	case *net.UDPAddr:
+		if a == nil {
+			return nil
+		}
+		ip, port = a.IP, a.Port
+	default:
+		return &DeniedError{Network: network, Host: la.String(), Rule: RuleBind}
+	}
+	if (ip == nil || ip.IsUnspecified()) && port == 0 {
+		return nil
+	}
+	return &DeniedError{Network: network, Host: la.String(), Rule: RuleBind}
+}
+
+// splitHostPort splits "host:port" and parses a decimal port.
+func splitHostPort(address string) (string, uint16, error) {
+	host, ps, err := net.SplitHostPort(address)
+	if err != nil {
+		return "", 0, err
+	}
+	if host == "" {
+		return "", 0, errors.New("missing host")
+	}
+	if ps == "" || ps[0] < '0' || ps[0] > '9' {
+		return "", 0, fmt.Errorf("port %q is not a decimal number", ps)
+	}
+	port, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q is not a number from 0 to 65535", ps)
+	}
+	return host, uint16(port), nil
+}
+
+// validHostName accepts DNS names: labels of letters, digits, '-' and '_',
+// 1 to 63 bytes, at most 253 bytes in all, one optional trailing dot. It
+// refuses what a C resolver's inet_aton would read as an IPv4 address in
+// another notation ("127.1", "0x7f.0.0.1", "2130706433", "0177.0.0.1"), so
+// no name is resolved into an address that was never written as one.
+func validHostName(host string) error {
+	name := strings.TrimSuffix(host, ".")
+	if name == "" || len(name) > 253 {
+		return errors.New("invalid host name length")
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 {
+			return errors.New("invalid host name: empty or overlong label")
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("invalid host name: character %q", c)
+			}
+		}
+	}
+	if looksNumeric(name) {
+		return errors.New("ambiguous IPv4 literal in a non-standard notation")
+	}
+	return nil
+}
+
+// looksNumeric reports whether name has the inet_aton form: one to four
+// dot-separated numbers, each decimal, octal (leading 0) or hexadecimal
+// (leading 0x).
+func looksNumeric(name string) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) > 4 {
+		return false
+	}
+	for _, p := range parts {
+		digits := p
+		if len(p) > 1 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') {
+			digits = p[2:]
+			if digits == "" {
+				continue // "0x" alone reads as 0
+			}
+			for i := 0; i < len(digits); i++ {
+				c := digits[i] | 0x20
+				if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+					return false
+				}
+			}
+			continue
+		}
+		for i := 0; i < len(digits); i++ {
+			if digits[i] < '0' || digits[i] > '9' {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,116 @@
+package sockets
+
+import (
+	"errors"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// ErrDenied is matched by every refusal of the policy and of the [Dialer]:
+// errors.Is(err, ErrDenied) reports whether err is a policy refusal. A
+// refusal is final: callers must not retry it.
+var ErrDenied = errors.New("sockets: denied by policy")
+
+// Rule names the rule that refused a connection, in words a person can read
+// in a log line, such as "private (RFC 1918)" or "google range".
+type Rule string
+
+// The rules that are not address blocks. Address blocks carry the name of
+// their entry in the never-public table (see [NeverPublic]).
+const (
+	RuleNetwork   Rule = "network not allowed (only tcp and udp)"
+	RuleListen    Rule = "listening not allowed"
+	RuleBind      Rule = "binding not allowed (only the unspecified address with port 0)"
+	RuleMalformed Rule = "malformed address"
+	RuleZone      Rule = "zoned address"
+	RulePort0     Rule = "port 0"
+	RuleSMTP      Rule = "smtp port 25"
+	RuleFTP       Rule = "ftp port 21"
+	RuleGoogle    Rule = "google range"
+	RuleDenyList  Rule = "denied by the policy's deny list"
+)
+
+// DeniedError is the error for every refusal. It names the network, the host
+// as the caller wrote it, the address and port that were checked, and the
+// rule that refused them. It matches [ErrDenied] through errors.Is.
+//
+// Fields that do not apply to a refusal are zero: a refused network has no
+// address, for example.
+type DeniedError struct {
+	Network string         // "tcp", "udp6", ...; as the caller gave it
+	Host    string         // the name or literal as dialed; empty when unknown
+	Addr    netip.AddrPort // the exact address checked; zero when none was reached
+	Rule    Rule           // the rule that refused
+	Detail  string         // optional extra words, such as the malformed input
+}
+
+// Error returns a message such as
+//
+//	sockets: tcp to 10.0.0.1:80 (host "intranet.example") refused: private (RFC 1918)
+func (e *DeniedError) Error() string {
+	var b strings.Builder
+	b.WriteString("sockets: ")
+	if e.Network != "" {
+		b.WriteString(e.Network)
+		b.WriteString(" ")
+	}
+	if e.Addr.IsValid() {
+		b.WriteString("to ")
+		b.WriteString(e.Addr.String())
+		if e.Host != "" && e.Host != e.Addr.Addr().String() {
+			b.WriteString(" (host ")
+			b.WriteString(strconv.Quote(e.Host))
+			b.WriteString(")")
+		}
+		b.WriteString(" ")
+	} else if e.Host != "" {
+		b.WriteString("to ")
+		b.WriteString(strconv.Quote(e.Host))
+		b.WriteString(" ")
+	}
+	b.WriteString("refused: ")
+	b.WriteString(string(e.Rule))
+	if e.Detail != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Detail)
+	}
+	return b.String()
+}
+
+// Unwrap returns [ErrDenied].
+func (e *DeniedError) Unwrap() error { return ErrDenied }
+
+// Timeout reports false: a refusal is not a timeout. With Temporary it makes
+// *DeniedError a [net.Error] that no retry logic treats as transient.
+func (e *DeniedError) Timeout() bool { return false }
+
+// Temporary reports false: a refusal is final.
+func (e *DeniedError) Temporary() bool { return false }
+
+// LookupError reports that resolving a host name failed. Err is the
+// resolver's error (often a *net.DNSError).
+type LookupError struct {
+	Host string
+	Err  error
+}
+
+func (e *LookupError) Error() string {
+	return "sockets: lookup " + strconv.Quote(e.Host) + ": " + e.Err.Error()
+}
+
+// Unwrap returns the resolver's error.
+func (e *LookupError) Unwrap() error { return e.Err }
+
+// Timeout reports whether the lookup timed out.
+func (e *LookupError) Timeout() bool {
+	var t interface{ Timeout() bool }
+	return errors.As(e.Err, &t) && t.Timeout()
+}
+
+// Temporary reports whether the lookup failure is temporary, as the resolver
+// says.
+func (e *LookupError) Temporary() bool {
+	var t interface{ Temporary() bool }
+	return errors.As(e.Err, &t) && t.Temporary()
+}

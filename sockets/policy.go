@@ -1,0 +1,253 @@
+package sockets
+
+import (
+	"net/netip"
+	"strings"
+
+	"go4.org/netipx"
+)
+
+// Exception allows one destination although it lies inside Google's ranges.
+// It is a tuple: an exact address or an exact host name (as dialed), a port,
+// and a transport protocol. An exception only lifts the Google-range rule: it
+// never makes a never-public address, port 25 or TCP port 21 reachable.
+type Exception struct {
+	Addr     netip.Addr // the exact address; zero when Host is used
+	Host     string     // the exact host name as dialed (ASCII case and one trailing dot ignored); empty when Addr is used
+	Port     uint16
+	Protocol string // "tcp" or "udp"
+}
+
+func (e Exception) matches(proto, host string, ap netip.AddrPort) bool {
+	if e.Port != ap.Port() || e.Protocol != proto {
+		return false
+	}
+	if e.Host != "" {
+		return sameHost(e.Host, host)
+	}
+	return e.Addr == ap.Addr()
+}
+
+// sameHost compares DNS names ASCII case-insensitively, ignoring one
+// trailing dot on either side (the fully qualified form of the same name).
+func sameHost(a, b string) bool {
+	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
+}
+
+// defaultExceptions are App Engine's: Google Public DNS on port 53 (TCP and
+// UDP), and Gmail's submission, POP3 and IMAP ports by exact name.
+var defaultExceptions = func() []Exception {
+	var ex []Exception
+	for _, a := range []string{"8.8.8.8", "8.8.4.4", "2001:4860:4860::8888", "2001:4860:4860::8844"} {
+		for _, p := range []string{"tcp", "udp"} {
+			ex = append(ex, Exception{Addr: netip.MustParseAddr(a), Port: 53, Protocol: p})
+		}
+	}
+	return append(ex,
+		Exception{Host: "smtp.gmail.com", Port: 465, Protocol: "tcp"},
+		Exception{Host: "smtp.gmail.com", Port: 587, Protocol: "tcp"},
+		Exception{Host: "pop.gmail.com", Port: 995, Protocol: "tcp"},
+		Exception{Host: "imap.gmail.com", Port: 993, Protocol: "tcp"},
+	)
+}()
+
+// Policy decides which destinations a connection may reach. A Policy is
+// immutable: [Policy.Allow], [Policy.Deny] and the other With methods return
+// changed copies. It is safe for concurrent use. The zero Policy is not
+// useful; start from [DefaultPolicy] or [PublicPolicy]. A nil *Policy in a
+// [Dialer] means DefaultPolicy().
+//
+// Check applies the rules in this order, and the first that matches decides:
+//
+//  1. the network is tcp, tcp4, tcp6, udp, udp4 or udp6;
+//  2. the address is valid, has no zone, and its port is not 0;
+//  3. port 25 (any protocol) and TCP port 21 are refused;
+//  4. (IPv4-mapped addresses are unmapped)
+//  5. the deny list ([Policy.Deny]) refuses;
+//  6. the allow list ([Policy.Allow]) allows;
+//  7. the never-public table ([NeverPublic]) refuses, including every IPv6
+//     form that carries a refused IPv4 address;
+//  8. Google's ranges are refused unless an [Exception] matches.
+type Policy struct {
+	google     *GoogleRanges // nil: the Google rule is off
+	exceptions []Exception
+	allow      *netipx.IPSet // nil: empty
+	deny       *netipx.IPSet // nil: empty
+}
+
+// DefaultPolicy returns App Engine's Sockets API rules: public destinations
+// only, Google's ranges (the embedded snapshot) refused except for the
+// App Engine exceptions, port 25 and TCP port 21 refused.
+func DefaultPolicy() *Policy {
+	return &Policy{google: EmbeddedGoogleRanges(), exceptions: defaultExceptions}
+}
+
+// PublicPolicy returns the destination rule of App Engine's URL Fetch
+// service: the same as [DefaultPolicy] except that Google's ranges are
+// reachable.
+func PublicPolicy() *Policy {
+	return &Policy{}
+}
+
+// Allow returns a copy of p that also allows the given prefixes on any port
+// (for tests and development servers). p is not changed. The network, zone
+// and port rules still apply, and so does the deny list. Invalid prefixes
+// are ignored.
+func (p *Policy) Allow(prefixes ...netip.Prefix) *Policy {
+	c := *p
+	c.allow = addPrefixes(p.allow, prefixes)
+	return &c
+}
+
+// Deny returns a copy of p that also refuses the given prefixes, before any
+// other address rule (the deny list wins over [Policy.Allow]). p is not
+// changed. Invalid prefixes are ignored.
+func (p *Policy) Deny(prefixes ...netip.Prefix) *Policy {
+	c := *p
+	c.deny = addPrefixes(p.deny, prefixes)
+	return &c
+}
+
+// WithGoogleRanges returns a copy of p that refuses the ranges g instead of
+// its current ones (for example a newer file loaded with
+// [LoadGoogleRanges]). A nil g turns the Google rule off, as in
+// [PublicPolicy]. p is not changed.
+func (p *Policy) WithGoogleRanges(g *GoogleRanges) *Policy {
+	c := *p
+	c.google = g
+	if g != nil && c.exceptions == nil {
+		c.exceptions = defaultExceptions
+	}
+	return &c
+}
+
+// GoogleRanges returns the ranges p refuses, or nil when the Google rule is
+// off.
+func (p *Policy) GoogleRanges() *GoogleRanges { return p.google }
+
+// Exceptions returns a copy of the exceptions to the Google rule.
+func (p *Policy) Exceptions() []Exception {
+	return append([]Exception(nil), p.exceptions...)
+}
+
+func addPrefixes(s *netipx.IPSet, prefixes []netip.Prefix) *netipx.IPSet {
+	var b netipx.IPSetBuilder
+	if s != nil {
+		b.AddSet(s)
+	}
+	for _, pfx := range prefixes {
+		if !pfx.IsValid() {
+			continue
+		}
+		// An IPv4-mapped prefix means its IPv4 addresses: addresses are
+		// unmapped before they are checked.
+		if a := pfx.Addr(); a.Is4In6() && pfx.Bits() >= 96 {
+			pfx = netip.PrefixFrom(a.Unmap(), pfx.Bits()-96)
+		}
+		b.AddPrefix(pfx.Masked())
+	}
+	out, _ := b.IPSet() // the builder only reports errors for invalid input, skipped above
+	return out
+}
+
+// protocol returns "tcp" or "udp" for a network Check accepts, or "".
+func protocol(network string) string {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		return "tcp"
+	case "udp", "udp4", "udp6":
+		return "udp"
+	}
+	return ""
+}
+
+// Check reports whether a connection over network (tcp, tcp4, tcp6, udp,
+// udp4, udp6) to addr, reached by dialing host (the name as the caller wrote
+// it: a DNS name or an IP literal), is allowed. nil means allowed; every
+// refusal is a *[DeniedError] and wraps [ErrDenied]. Check does not allocate
+// when it allows.
+func (p *Policy) Check(network, host string, addr netip.AddrPort) error {
+	if rule := p.check(network, host, addr); rule != "" {
+		return &DeniedError{Network: network, Host: host, Addr: addr, Rule: rule}
+	}
+	return nil
+}
+
+// check returns the refusing rule, or "" when allowed.
+func (p *Policy) check(network, host string, addr netip.AddrPort) Rule {
+	proto := protocol(network)
+	if proto == "" {
+		return RuleNetwork
+	}
+	a := addr.Addr()
+	switch {
+	case !a.IsValid():
+		return RuleMalformed
+	case a.Zone() != "":
+		return RuleZone
+	case addr.Port() == 0:
+		return RulePort0
+	case addr.Port() == 25:
+		return RuleSMTP
+	case addr.Port() == 21 && proto == "tcp":
+		return RuleFTP
+	}
+	a = a.Unmap()
+	if p.deny != nil && p.deny.Contains(a) {
+		return RuleDenyList
+	}
+	if p.allow != nil && p.allow.Contains(a) {
+		return ""
+	}
+	if rule := p.addrRule(a); rule != "" {
+		return rule
+	}
+	if p.google != nil && p.google.set.Contains(a) {
+		unmapped := netip.AddrPortFrom(a, addr.Port())
+		for _, e := range p.exceptions {
+			if e.matches(proto, host, unmapped) {
+				return ""
+			}
+		}
+		return RuleGoogle
+	}
+	return ""
+}
+
+// addrRule applies the never-public table, and the Google rule to the IPv4
+// address an IPv6 form carries; a must be unmapped and unzoned.
+func (p *Policy) addrRule(a netip.Addr) Rule {
+	inSet := neverPublicSet().Contains(a)
+	if !inSet && !(a.Is6() && prefix6to4.Contains(a)) {
+		return ""
+	}
+	outer := Rule("6to4 (RFC 3056)")
+	if inSet {
+		outer = blockRule(a)
+	}
+	emb, n := embeddedIPv4(a)
+	for _, v4 := range emb[:n] {
+		if r := p.embeddedRule(v4); r != "" {
+			return outer + " carrying " + r
+		}
+	}
+	if inSet {
+		return outer
+	}
+	return "" // 6to4 carrying a public address
+}
+
+// embeddedRule checks an IPv4 address carried inside an IPv6 one against
+// the deny list, the never-public table and Google's ranges. Exceptions do
+// not apply: they name exact addresses.
+func (p *Policy) embeddedRule(v4 netip.Addr) Rule {
+	switch {
+	case p.deny != nil && p.deny.Contains(v4):
+		return RuleDenyList
+	case neverPublicSet().Contains(v4):
+		return blockRule(v4)
+	case p.google != nil && p.google.set.Contains(v4):
+		return RuleGoogle
+	}
+	return ""
+}

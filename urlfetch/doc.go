@@ -1,0 +1,3 @@
+// Package urlfetch is an http.RoundTripper that behaves like App Engine's
+// URL Fetch service.
+package urlfetch
