@@ -31,7 +31,7 @@ type GoogleRanges struct {
 	// SyncToken is the file's syncToken.
 	SyncToken string
 
-	set      *netipx.IPSet
+	set      *addrSet // nil in the zero GoogleRanges, which holds nothing
 	prefixes []netip.Prefix
 }
 
@@ -101,7 +101,7 @@ func ParseGoogleRanges(r io.Reader) (*GoogleRanges, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sockets: google ranges: %w", err)
 	}
-	g.set = set
+	g.set = newAddrSet(set)
 	return g, nil
 }
 
@@ -116,9 +116,10 @@ func LoadGoogleRanges(path string) (*GoogleRanges, error) {
 }
 
 // Contains reports whether a is inside one of the ranges. IPv4-mapped IPv6
-// addresses are unmapped first; zoned addresses are never contained.
+// addresses are unmapped first; zoned addresses are never contained. The
+// zero GoogleRanges, and a nil one, contain nothing.
 func (g *GoogleRanges) Contains(a netip.Addr) bool {
-	return g.set.Contains(a.Unmap())
+	return g != nil && g.set.contains(a.Unmap())
 }
 
 // Prefixes returns a copy of the prefixes, in file order.

@@ -18,7 +18,7 @@ type Exception struct {
 	Protocol string // "tcp" or "udp"
 }
 
-func (e Exception) matches(proto, host string, ap netip.AddrPort) bool {
+func (e *Exception) matches(proto, host string, ap netip.AddrPort) bool {
 	if e.Port != ap.Port() || e.Protocol != proto {
 		return false
 	}
@@ -30,8 +30,27 @@ func (e Exception) matches(proto, host string, ap netip.AddrPort) bool {
 
 // sameHost compares DNS names ASCII case-insensitively, ignoring one
 // trailing dot on either side (the fully qualified form of the same name).
+// Only ASCII letters fold: strings.EqualFold would also match
+// "\u017fmtp.gmail.com" (LATIN SMALL LETTER LONG S) to "smtp.gmail.com",
+// and DNS names compare ASCII case-insensitively only (RFC 4343).
 func sameHost(a, b string) bool {
-	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
+	a, b = strings.TrimSuffix(a, "."), strings.TrimSuffix(b, ".")
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // defaultExceptions are App Engine's: Google Public DNS on port 53 (TCP and
@@ -53,9 +72,9 @@ var defaultExceptions = func() []Exception {
 
 // Policy decides which destinations a connection may reach. A Policy is
 // immutable: [Policy.Allow], [Policy.Deny] and the other With methods return
-// changed copies. It is safe for concurrent use. The zero Policy is not
-// useful; start from [DefaultPolicy] or [PublicPolicy]. A nil *Policy in a
-// [Dialer] means DefaultPolicy().
+// changed copies. It is safe for concurrent use. The zero Policy applies the
+// same rules as [PublicPolicy]; start from [DefaultPolicy] or PublicPolicy.
+// A nil *Policy in a [Dialer] means DefaultPolicy().
 //
 // Check applies the rules in this order, and the first that matches decides:
 //
@@ -63,7 +82,9 @@ var defaultExceptions = func() []Exception {
 //  2. the address is valid, has no zone, and its port is not 0;
 //  3. port 25 (any protocol) and TCP port 21 are refused;
 //  4. (IPv4-mapped addresses are unmapped)
-//  5. the deny list ([Policy.Deny]) refuses;
+//  5. the deny list ([Policy.Deny]) refuses; an IPv6 form that carries a
+//     denied IPv4 address is refused too, even when step 6 would allow it
+//     (step 7 names that refusal);
 //  6. the allow list ([Policy.Allow]) allows;
 //  7. the never-public table ([NeverPublic]) refuses, including every IPv6
 //     form that carries a refused IPv4 address;
@@ -71,8 +92,8 @@ var defaultExceptions = func() []Exception {
 type Policy struct {
 	google     *GoogleRanges // nil: the Google rule is off
 	exceptions []Exception
-	allow      *netipx.IPSet // nil: empty
-	deny       *netipx.IPSet // nil: empty
+	allow      *addrSet // nil: empty
+	deny       *addrSet // nil: empty
 }
 
 // DefaultPolicy returns App Engine's Sockets API rules: public destinations
@@ -130,10 +151,10 @@ func (p *Policy) Exceptions() []Exception {
 	return append([]Exception(nil), p.exceptions...)
 }
 
-func addPrefixes(s *netipx.IPSet, prefixes []netip.Prefix) *netipx.IPSet {
+func addPrefixes(s *addrSet, prefixes []netip.Prefix) *addrSet {
 	var b netipx.IPSetBuilder
 	if s != nil {
-		b.AddSet(s)
+		b.AddSet(s.ipset)
 	}
 	for _, pfx := range prefixes {
 		if !pfx.IsValid() {
@@ -147,7 +168,7 @@ func addPrefixes(s *netipx.IPSet, prefixes []netip.Prefix) *netipx.IPSet {
 		b.AddPrefix(pfx.Masked())
 	}
 	out, _ := b.IPSet() // the builder only reports errors for invalid input, skipped above
-	return out
+	return newAddrSet(out)
 }
 
 // protocol returns "tcp" or "udp" for a network Check accepts, or "".
@@ -173,6 +194,21 @@ func (p *Policy) Check(network, host string, addr netip.AddrPort) error {
 	return nil
 }
 
+// portRule returns the rule that refuses port over proto ("tcp" or "udp")
+// whatever the address, or "". It needs no address, so it can run before a
+// name is resolved.
+func portRule(proto string, port uint16) Rule {
+	switch {
+	case port == 0:
+		return RulePort0
+	case port == 25:
+		return RuleSMTP
+	case port == 21 && proto == "tcp":
+		return RuleFTP
+	}
+	return ""
+}
+
 // check returns the refusing rule, or "" when allowed.
 func (p *Policy) check(network, host string, addr netip.AddrPort) Rule {
 	proto := protocol(network)
@@ -185,27 +221,24 @@ func (p *Policy) check(network, host string, addr netip.AddrPort) Rule {
 		return RuleMalformed
 	case a.Zone() != "":
 		return RuleZone
-	case addr.Port() == 0:
-		return RulePort0
-	case addr.Port() == 25:
-		return RuleSMTP
-	case addr.Port() == 21 && proto == "tcp":
-		return RuleFTP
+	}
+	if rule := portRule(proto, addr.Port()); rule != "" {
+		return rule
 	}
 	a = a.Unmap()
-	if p.deny != nil && p.deny.Contains(a) {
+	if p.deny.contains(a) {
 		return RuleDenyList
 	}
-	if p.allow != nil && p.allow.Contains(a) {
+	if p.allow.contains(a) && !p.carriesDenied(a) {
 		return ""
 	}
 	if rule := p.addrRule(a); rule != "" {
 		return rule
 	}
-	if p.google != nil && p.google.set.Contains(a) {
+	if p.google.Contains(a) {
 		unmapped := netip.AddrPortFrom(a, addr.Port())
-		for _, e := range p.exceptions {
-			if e.matches(proto, host, unmapped) {
+		for i := range p.exceptions {
+			if p.exceptions[i].matches(proto, host, unmapped) {
 				return ""
 			}
 		}
@@ -214,10 +247,26 @@ func (p *Policy) check(network, host string, addr netip.AddrPort) Rule {
 	return ""
 }
 
+// carriesDenied reports whether a is an IPv6 form that carries an IPv4
+// address on the deny list, so that the deny list wins over the allow list
+// for it too.
+func (p *Policy) carriesDenied(a netip.Addr) bool {
+	if p.deny == nil {
+		return false
+	}
+	emb, n := embeddedIPv4(a)
+	for _, v4 := range emb[:n] {
+		if p.deny.contains(v4) {
+			return true
+		}
+	}
+	return false
+}
+
 // addrRule applies the never-public table, and the Google rule to the IPv4
 // address an IPv6 form carries; a must be unmapped and unzoned.
 func (p *Policy) addrRule(a netip.Addr) Rule {
-	inSet := neverPublicSet().Contains(a)
+	inSet := neverPublicSet().contains(a)
 	if !inSet && !(a.Is6() && prefix6to4.Contains(a)) {
 		return ""
 	}
@@ -242,11 +291,11 @@ func (p *Policy) addrRule(a netip.Addr) Rule {
 // not apply: they name exact addresses.
 func (p *Policy) embeddedRule(v4 netip.Addr) Rule {
 	switch {
-	case p.deny != nil && p.deny.Contains(v4):
+	case p.deny.contains(v4):
 		return RuleDenyList
-	case neverPublicSet().Contains(v4):
+	case neverPublicSet().contains(v4):
 		return blockRule(v4)
-	case p.google != nil && p.google.set.Contains(v4):
+	case p.google.Contains(v4):
 		return RuleGoogle
 	}
 	return ""

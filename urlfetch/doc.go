@@ -1,3 +1,99 @@
-// Package urlfetch is an http.RoundTripper that behaves like App Engine's
-// URL Fetch service.
+// Package urlfetch is an [http.RoundTripper] that behaves like App Engine's
+// URL Fetch service: a limited fetch service in which each exchange is one
+// bounded operation.
+//
+// It exists so that a Go program gets the guarantees App Engine's default
+// outbound HTTP gave, wherever it runs: requests cannot reach private or
+// loopback addresses, cannot send or receive unbounded amounts of data,
+// cannot hang, and every failure is a typed error a caller can branch on.
+// It is the default backend of package
+// [github.com/outbound-go/outbound/transport].
+//
+// # The rules
+//
+// A [Transport] checks every request before anything is sent, and refuses
+// what the service refused:
+//
+//   - schemes: http and https only;
+//   - methods: GET, POST, HEAD, PUT, DELETE, PATCH;
+//   - ports: none given, 80-90, 440-450, 1024-65535;
+//   - URL length: at most [MaxURLLength] (10,240) characters;
+//   - request body: at most [MaxRequestBody] (10 MiB); a body of unknown
+//     length is read into memory, up to the limit and one byte, before
+//     anything is sent;
+//   - destinations: public addresses only, checked by a [sockets.Dialer]
+//     with [sockets.PublicPolicy] (the never-public rule of the sockets
+//     backend, with Google's ranges reachable) on every connection, so on
+//     every redirect hop too. No proxy is ever used: a proxy would bypass
+//     the check.
+//
+// The scheme, method, port and size rules belong to the Transport and hold
+// whatever destination policy a caller gives it.
+//
+// Each exchange then keeps to these rules:
+//
+//   - deadline: one deadline covers connecting, sending, the reply and
+//     reading its body: 5 seconds by default, at most 60 seconds, or 10
+//     minutes for background work ([Transport.Background]); a shorter
+//     deadline of the request's context wins;
+//   - response body: at most [MaxResponseBody] (32 MiB) of it is
+//     delivered, measured as the application reads it (after
+//     decompression); a longer body ends, after exactly the limit, with an
+//     error matching [ErrResponseTooLarge], never silently, or with
+//     [Transport.StrictResponseLimit] RoundTrip fails instead;
+//   - headers: Content-Length, Host, Vary, Via, X-Forwarded-For,
+//     X-AppEngine-Inbound-AppId and X-ProxyUser-IP are removed from the
+//     request (in any letter case), and Host and Content-Length are set from
+//     the request itself (Request.Host is ignored: the Host header is the
+//     URL's host);
+//   - User-Agent: " AppEngine-Google; (+http://code.google.com/appengine;
+//     appid: APPID)" is appended to the application's User-Agent, or to
+//     [DefaultUserAgent] when it sets none; APPID is [Transport.AppID];
+//   - compression: "Accept-Encoding: gzip" is added and a gzip reply
+//     decompressed, unless the application set Accept-Encoding itself (then
+//     the body comes as the server sent it), as net/http does;
+//   - certificates: verified by default; skipping verification takes the
+//     explicit, named option tlsconf.Config.InsecureSkipVerify;
+//   - redirects: a Transport follows none; [NewClient] makes a client that
+//     follows at most 5, for 301, 302, 303 and 307, but not 308.
+//
+// The bytes each exchange moves are counted on the wire and reported to
+// [Transport.OnStats], as App Engine billed them (see [Stats]).
+//
+// # Errors
+//
+// Every error is an [*Error] that names the request and matches one of the
+// sentinel errors: [ErrInvalidURL], [ErrInvalidMethod], [ErrInvalidRequest],
+// [ErrPayloadTooLarge], [ErrResponseTooLarge], [ErrDeadlineExceeded] (also
+// context.DeadlineExceeded), [ErrCanceled], [ErrDNS], [ErrConnectionClosed],
+// [ErrMalformedReply], [ErrTooManyRedirects], [ErrCertificate] (also
+// tlsconf.ErrCertificate) and [ErrConfig]. Every refusal also matches
+// [ErrRefused] and sockets.ErrDenied: a scheme, method or port refused by a
+// rule of the service is a [*RefusedError] (its Rule tells them apart), a
+// destination refused by the policy a *sockets.DeniedError. [IsPermanent]
+// tells the failures a retry cannot cure (refusals, invalid requests,
+// limits) from those it may.
+//
+// # Use
+//
+// Use one Transport for many requests, directly or in an http.Client:
+//
+//	client := urlfetch.NewClient(&urlfetch.Transport{AppID: "my-app"})
+//	resp, err := client.Get("https://www.example.com/")
+//	if err != nil {
+//		if urlfetch.IsPermanent(err) {
+//			// refused or over a limit: do not retry
+//		}
+//		return err
+//	}
+//	body, err := urlfetch.ReadAll(resp) // reads in place, closes the body
+//	if errors.Is(err, urlfetch.ErrResponseTooLarge) {
+//		// body holds the first 32 MiB
+//	}
+//
+// Tests reach a loopback server by widening the policy explicitly:
+//
+//	t := &urlfetch.Transport{
+//		Policy: sockets.PublicPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")),
+//	}
 package urlfetch

@@ -1,0 +1,155 @@
+package sockets_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/outbound-go/outbound/sockets"
+)
+
+func ExamplePolicy_Check() {
+	p := sockets.DefaultPolicy()
+
+	err := p.Check("tcp", "one.one.one.one", netip.MustParseAddrPort("1.1.1.1:443"))
+	fmt.Println(err)
+
+	err = p.Check("tcp", "intranet.example", netip.MustParseAddrPort("10.0.0.1:80"))
+	fmt.Println(err)
+	var denied *sockets.DeniedError
+	if errors.As(err, &denied) {
+		fmt.Printf("rule %q, address %v, denied: %v\n", denied.Rule, denied.Addr, errors.Is(err, sockets.ErrDenied))
+	}
+
+	// Google's ranges are refused, except for Google Public DNS on port 53
+	// and Gmail's mail ports by exact name.
+	fmt.Println(p.Check("udp", "dns.google", netip.MustParseAddrPort("8.8.8.8:53")))
+	fmt.Println(p.Check("tcp", "dns.google", netip.MustParseAddrPort("8.8.8.8:443")))
+	fmt.Println(p.Check("tcp", "smtp.gmail.com", netip.MustParseAddrPort("142.251.9.108:587")))
+	fmt.Println(p.Check("tcp", "mail.example", netip.MustParseAddrPort("142.251.9.108:587")))
+	// Output:
+	// <nil>
+	// sockets: tcp to 10.0.0.1:80 (host "intranet.example") refused: private (RFC 1918)
+	// rule "private (RFC 1918)", address 10.0.0.1:80, denied: true
+	// <nil>
+	// sockets: tcp to 8.8.8.8:443 (host "dns.google") refused: google range
+	// <nil>
+	// sockets: tcp to 142.251.9.108:587 (host "mail.example") refused: google range
+}
+
+func ExamplePolicy_Allow() {
+	// A test server on 127.0.0.1, and nothing else of loopback.
+	p := sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))
+
+	fmt.Println(p.Check("tcp", "127.0.0.1", netip.MustParseAddrPort("127.0.0.1:8080")))
+	fmt.Println(p.Check("tcp", "127.0.0.2", netip.MustParseAddrPort("127.0.0.2:8080")))
+	// The port rules still apply.
+	fmt.Println(p.Check("tcp", "127.0.0.1", netip.MustParseAddrPort("127.0.0.1:25")))
+	// The original policy is unchanged.
+	fmt.Println(sockets.DefaultPolicy().Check("tcp", "127.0.0.1", netip.MustParseAddrPort("127.0.0.1:8080")))
+	// Output:
+	// <nil>
+	// sockets: tcp to 127.0.0.2:8080 refused: loopback (RFC 1122)
+	// sockets: tcp to 127.0.0.1:25 refused: smtp port 25
+	// sockets: tcp to 127.0.0.1:8080 refused: loopback (RFC 1122)
+}
+
+func ExamplePolicy_Deny() {
+	// A development network, except one host in it: the deny list wins
+	// over the allow list.
+	p := sockets.DefaultPolicy().
+		Allow(netip.MustParsePrefix("10.0.0.0/24")).
+		Deny(netip.MustParsePrefix("10.0.0.99/32"))
+	fmt.Println(p.Check("tcp", "", netip.MustParseAddrPort("10.0.0.1:443")))
+	fmt.Println(p.Check("tcp", "", netip.MustParseAddrPort("10.0.0.99:443")))
+	// Output:
+	// <nil>
+	// sockets: tcp to 10.0.0.99:443 refused: denied by the policy's deny list
+}
+
+// exampleResolver answers from a map, without the network.
+type exampleResolver map[string][]netip.Addr
+
+func (r exampleResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if addrs, ok := r[host]; ok {
+		return addrs, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+func ExampleDialer() {
+	d := &sockets.Dialer{
+		// A resolver whose answers mix private and public addresses.
+		Resolver: exampleResolver{
+			"www.example":      {netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("93.184.215.14")},
+			"intranet.example": {netip.MustParseAddr("192.168.1.10")},
+		},
+		// The final connect step, replaced: it sees the exact address that
+		// passed the policy, and returns an in-memory connection.
+		Connect: func(_ context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+			fmt.Println("connect", network, addr)
+			client, server := net.Pipe()
+			server.Close()
+			return client, nil
+		},
+	}
+
+	conn, err := d.DialContext(context.Background(), "tcp", "www.example:443")
+	if err == nil {
+		conn.Close()
+	}
+	fmt.Println(err)
+
+	_, err = d.DialContext(context.Background(), "tcp", "intranet.example:443")
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, sockets.ErrDenied))
+	// Output:
+	// connect tcp 93.184.215.14:443
+	// <nil>
+	// sockets: tcp to 192.168.1.10:443 (host "intranet.example") refused: private (RFC 1918)
+	// true
+}
+
+func ExampleParseGoogleRanges() {
+	g, err := sockets.ParseGoogleRanges(strings.NewReader(`{
+	  "syncToken": "1735787045",
+	  "creationTime": "2025-01-02T03:04:05.5",
+	  "prefixes": [{"ipv4Prefix": "192.0.0.0/8"}, {"ipv6Prefix": "2001:4860::/32"}]
+	}`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(g.Created.Format("2006-01-02"), g.Prefixes())
+
+	p := sockets.DefaultPolicy().WithGoogleRanges(g)
+	fmt.Println(p.Check("tcp", "", netip.MustParseAddrPort("192.0.3.1:443")))
+	fmt.Println(p.Check("tcp", "", netip.MustParseAddrPort("142.250.0.1:443")))
+
+	_, err = sockets.ParseGoogleRanges(strings.NewReader(`{"prefixes": [{"ipv6Prefix": "10.0.0.0/8"}]}`))
+	fmt.Println(err)
+	// Output:
+	// 2025-01-02 [192.0.0.0/8 2001:4860::/32]
+	// sockets: tcp to 192.0.3.1:443 refused: google range
+	// <nil>
+	// sockets: google ranges: prefix 0: invalid "10.0.0.0/8"
+}
+
+func ExampleEmbeddedGoogleRanges() {
+	g := sockets.EmbeddedGoogleRanges()
+	fmt.Println(g.Created.Format("2006-01-02"))
+	fmt.Println(g.Contains(netip.MustParseAddr("142.250.0.1")), g.Contains(netip.MustParseAddr("1.1.1.1")))
+	// Output:
+	// 2024-04-25
+	// true false
+}
+
+func ExampleListen() {
+	_, err := sockets.Listen("tcp", ":8080")
+	fmt.Println(err)
+	// Output:
+	// sockets: tcp to ":8080" refused: listening not allowed
+}

@@ -1,0 +1,858 @@
+package sockets_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outbound-go/outbound/sockets"
+)
+
+// The rule names of the never-public table, as a refusal reports them.
+const (
+	ruleThisNet    sockets.Rule = "unspecified (this network, RFC 791)"
+	rulePrivate    sockets.Rule = "private (RFC 1918)"
+	ruleCGNAT      sockets.Rule = "shared address space, CGNAT (RFC 6598)"
+	ruleLoopback4  sockets.Rule = "loopback (RFC 1122)"
+	ruleLinkLocal4 sockets.Rule = "link-local (RFC 3927)"
+	ruleIETF4      sockets.Rule = "IETF protocol assignments (RFC 6890)"
+	ruleTestNet1   sockets.Rule = "documentation, TEST-NET-1 (RFC 5737)"
+	ruleRelay6to4  sockets.Rule = "6to4 relay anycast, deprecated (RFC 7526)"
+	ruleBench4     sockets.Rule = "benchmarking (RFC 2544)"
+	ruleTestNet2   sockets.Rule = "documentation, TEST-NET-2 (RFC 5737)"
+	ruleTestNet3   sockets.Rule = "documentation, TEST-NET-3 (RFC 5737)"
+	ruleMulticast4 sockets.Rule = "multicast (RFC 5771)"
+	ruleReserved4  sockets.Rule = "reserved (RFC 1112)"
+	ruleBroadcast  sockets.Rule = "limited broadcast (RFC 919)"
+
+	ruleUnspec6    sockets.Rule = "unspecified (RFC 4291)"
+	ruleLoopback6  sockets.Rule = "loopback (RFC 4291)"
+	ruleCompat     sockets.Rule = "IPv4-compatible, deprecated (RFC 4291)"
+	ruleNAT64      sockets.Rule = "NAT64 (RFC 6052)"
+	ruleNAT64Local sockets.Rule = "NAT64 local-use (RFC 8215)"
+	ruleDiscard    sockets.Rule = "discard-only (RFC 6666)"
+	ruleDummy      sockets.Rule = "dummy prefix (RFC 9780)"
+	ruleSRv6       sockets.Rule = "SRv6 SIDs (RFC 9602)"
+	ruleULA        sockets.Rule = "unique local (RFC 4193)"
+	ruleLinkLocal6 sockets.Rule = "link-local (RFC 4291)"
+	ruleSiteLocal  sockets.Rule = "site-local, deprecated (RFC 3879)"
+	ruleMulticast6 sockets.Rule = "multicast (RFC 4291)"
+	ruleOutside    sockets.Rule = "not global unicast (outside 2000::/3, RFC 4291)"
+	ruleIETF6      sockets.Rule = "IETF protocol assignments (RFC 2928)"
+	ruleTeredo     sockets.Rule = "Teredo (RFC 4380)"
+	ruleBench6     sockets.Rule = "benchmarking (RFC 5180)"
+	ruleORCHID     sockets.Rule = "ORCHID, deprecated (RFC 4843)"
+	ruleORCHIDv2   sockets.Rule = "ORCHIDv2 (RFC 7343)"
+	ruleDoc6       sockets.Rule = "documentation (RFC 3849)"
+	ruleDoc3fff    sockets.Rule = "documentation (RFC 9637)"
+	rule6to4       sockets.Rule = "6to4 (RFC 3056)"
+)
+
+// carrying names the refusal of an IPv6 form that carries a refused IPv4
+// address.
+func carrying(outer, inner sockets.Rule) sockets.Rule { return outer + " carrying " + inner }
+
+const allowed sockets.Rule = "" // the row is allowed
+
+// customGoogle is a goog.json with ranges of its own: 1.1.1.0/24 and
+// 2606:4700::/32 become "Google", 142.250.0.0/15 does not.
+const customGoogle = `{
+  "syncToken": "1735787045",
+  "creationTime": "2025-01-02T03:04:05.5",
+  "prefixes": [
+    {"ipv4Prefix": "1.1.1.0/24"},
+    {"ipv6Prefix": "2606:4700::/32"},
+    {"ipv4Prefix": "8.8.8.0/24"}
+  ]
+}`
+
+func mustParseGoogle(t testing.TB, doc string) *sockets.GoogleRanges {
+	t.Helper()
+	g, err := sockets.ParseGoogleRanges(strings.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// checkCase is one row of TestCheckTable.
+type checkCase struct {
+	name    string
+	pol     string // key in the policies map; "" is DefaultPolicy()
+	network string
+	host    string // "" is the address literal; emptyHost is ""
+	addr    string // netip.ParseAddrPort form; "" is the zero AddrPort
+	zone    string // added with Addr.WithZone
+	want    sockets.Rule
+}
+
+// emptyHost in a row's host field stands for the empty host name.
+const emptyHost = "(empty)"
+
+// row is a tcp row on the default policy with the host written as the
+// address literal.
+func row(name, addr string, want sockets.Rule) checkCase {
+	return checkCase{name: name, network: "tcp", addr: addr, want: want}
+}
+
+// checkPolicies are the policies the table rows name.
+func checkPolicies(t testing.TB) map[string]*sockets.Policy {
+	custom := mustParseGoogle(t, customGoogle)
+	return map[string]*sockets.Policy{
+		"":              sockets.DefaultPolicy(),
+		"public":        sockets.PublicPolicy(),
+		"allow127":      sockets.DefaultPolicy().Allow(pfx("127.0.0.1/32")),
+		"allowMapped":   sockets.DefaultPolicy().Allow(pfx("::ffff:127.0.0.0/104")),
+		"allowGoogle":   sockets.DefaultPolicy().Allow(pfx("8.8.8.0/24")),
+		"allowUnmasked": sockets.DefaultPolicy().Allow(pfx("10.1.2.3/8")),
+		"allowInvalid":  sockets.DefaultPolicy().Allow(netip.Prefix{}),
+		"allowULA":      sockets.DefaultPolicy().Allow(pfx("fd00::/8")),
+		"deny":          sockets.DefaultPolicy().Deny(pfx("1.1.1.0/24"), pfx("2606:4700::/32")),
+		"denyDNS":       sockets.DefaultPolicy().Deny(pfx("8.8.8.8/32")),
+		"allowThenDeny": sockets.DefaultPolicy().Allow(pfx("127.0.0.0/8")).Deny(pfx("127.0.0.2/32")),
+		"denyThenAllow": sockets.DefaultPolicy().Deny(pfx("127.0.0.2/32")).Allow(pfx("127.0.0.0/8")),
+		"deny6to4":      sockets.DefaultPolicy().Allow(pfx("2002::/16")).Deny(pfx("10.0.0.0/8")),
+		"custom":        sockets.DefaultPolicy().WithGoogleRanges(custom),
+		"publicCustom":  sockets.PublicPolicy().WithGoogleRanges(custom),
+		"noGoogle":      sockets.DefaultPolicy().WithGoogleRanges(nil),
+		"zeroGoogle":    sockets.DefaultPolicy().WithGoogleRanges(&sockets.GoogleRanges{}),
+	}
+}
+
+// gmail is an address inside Google's 142.250.0.0/15, where smtp.gmail.com
+// resolves; gmail6 is one inside 2a00:1450::/32.
+const (
+	gmail  = "142.251.9.108"
+	gmail6 = "2a00:1450:400c:c0a::6c"
+)
+
+var checkCases = []checkCase{
+	// IPv4 boundaries: the first and last address of every never-public
+	// block, and the addresses just outside it (IANA IPv4 Special-Purpose
+	// Address Registry, RFC 6890).
+	row("0.0.0.0 this network RFC 791", "0.0.0.0:80", ruleThisNet),
+	row("0.255.255.255 last of 0/8", "0.255.255.255:80", ruleThisNet),
+	row("1.0.0.0 just above 0/8", "1.0.0.0:80", allowed),
+	row("9.255.255.255 just below 10/8", "9.255.255.255:80", allowed),
+	row("10.0.0.0 first of 10/8 RFC 1918", "10.0.0.0:80", rulePrivate),
+	row("10.255.255.255 last of 10/8", "10.255.255.255:80", rulePrivate),
+	row("11.0.0.0 just above 10/8", "11.0.0.0:80", allowed),
+	row("100.63.255.255 just below CGNAT", "100.63.255.255:80", allowed),
+	row("100.64.0.0 first of CGNAT RFC 6598", "100.64.0.0:80", ruleCGNAT),
+	row("100.127.255.255 last of CGNAT", "100.127.255.255:80", ruleCGNAT),
+	row("100.128.0.0 just above CGNAT", "100.128.0.0:80", allowed),
+	row("126.255.255.255 just below loopback", "126.255.255.255:80", allowed),
+	row("127.0.0.0 first of loopback RFC 1122", "127.0.0.0:80", ruleLoopback4),
+	row("127.0.0.1 loopback", "127.0.0.1:80", ruleLoopback4),
+	row("127.255.255.255 last of loopback", "127.255.255.255:80", ruleLoopback4),
+	row("128.0.0.0 just above loopback", "128.0.0.0:80", allowed),
+	row("169.253.255.255 just below link-local", "169.253.255.255:80", allowed),
+	row("169.254.0.0 first of link-local RFC 3927", "169.254.0.0:80", ruleLinkLocal4),
+	row("169.254.169.254 cloud metadata is link-local", "169.254.169.254:80", ruleLinkLocal4),
+	row("169.254.255.255 last of link-local", "169.254.255.255:80", ruleLinkLocal4),
+	row("169.255.0.0 just above link-local", "169.255.0.0:80", allowed),
+	row("172.15.255.255 just below 172.16/12", "172.15.255.255:80", allowed),
+	row("172.16.0.0 first of 172.16/12 RFC 1918", "172.16.0.0:80", rulePrivate),
+	row("172.31.255.255 last of 172.16/12", "172.31.255.255:80", rulePrivate),
+	row("172.32.0.0 just above 172.16/12", "172.32.0.0:80", allowed),
+	row("191.255.255.255 just below 192.0.0/24", "191.255.255.255:80", allowed),
+	row("192.0.0.0 first of IETF assignments RFC 6890", "192.0.0.0:80", ruleIETF4),
+	row("192.0.0.255 last of IETF assignments", "192.0.0.255:80", ruleIETF4),
+	row("192.0.1.0 between 192.0.0/24 and 192.0.2/24", "192.0.1.0:80", allowed),
+	row("192.0.2.0 first of TEST-NET-1 RFC 5737", "192.0.2.0:80", ruleTestNet1),
+	row("192.0.2.255 last of TEST-NET-1", "192.0.2.255:80", ruleTestNet1),
+	row("192.0.3.0 just above TEST-NET-1", "192.0.3.0:80", allowed),
+	row("192.88.98.255 just below 6to4 relay", "192.88.98.255:80", allowed),
+	row("192.88.99.0 first of 6to4 relay RFC 7526", "192.88.99.0:80", ruleRelay6to4),
+	row("192.88.99.255 last of 6to4 relay", "192.88.99.255:80", ruleRelay6to4),
+	row("192.88.100.0 just above 6to4 relay", "192.88.100.0:80", allowed),
+	row("192.167.255.255 just below 192.168/16", "192.167.255.255:80", allowed),
+	row("192.168.0.0 first of 192.168/16 RFC 1918", "192.168.0.0:80", rulePrivate),
+	row("192.168.255.255 last of 192.168/16", "192.168.255.255:80", rulePrivate),
+	row("192.169.0.0 just above 192.168/16", "192.169.0.0:80", allowed),
+	row("198.17.255.255 just below benchmarking", "198.17.255.255:80", allowed),
+	row("198.18.0.0 first of benchmarking RFC 2544", "198.18.0.0:80", ruleBench4),
+	row("198.19.255.255 last of benchmarking", "198.19.255.255:80", ruleBench4),
+	row("198.20.0.0 just above benchmarking", "198.20.0.0:80", allowed),
+	row("198.51.99.255 just below TEST-NET-2", "198.51.99.255:80", allowed),
+	row("198.51.100.0 first of TEST-NET-2 RFC 5737", "198.51.100.0:80", ruleTestNet2),
+	row("198.51.100.255 last of TEST-NET-2", "198.51.100.255:80", ruleTestNet2),
+	row("198.51.101.0 just above TEST-NET-2", "198.51.101.0:80", allowed),
+	row("203.0.112.255 just below TEST-NET-3", "203.0.112.255:80", allowed),
+	row("203.0.113.0 first of TEST-NET-3 RFC 5737", "203.0.113.0:80", ruleTestNet3),
+	row("203.0.113.255 last of TEST-NET-3", "203.0.113.255:80", ruleTestNet3),
+	row("203.0.114.0 just above TEST-NET-3", "203.0.114.0:80", allowed),
+	row("223.255.255.255 just below multicast", "223.255.255.255:80", allowed),
+	row("224.0.0.0 first of multicast RFC 5771", "224.0.0.0:80", ruleMulticast4),
+	row("239.255.255.255 last of multicast", "239.255.255.255:80", ruleMulticast4),
+	row("240.0.0.0 first of reserved RFC 1112", "240.0.0.0:80", ruleReserved4),
+	row("255.255.255.254 last of reserved below broadcast", "255.255.255.254:80", ruleReserved4),
+	row("255.255.255.255 limited broadcast RFC 919", "255.255.255.255:80", ruleBroadcast),
+
+	// IPv6: only 2000::/3 can be public (RFC 4291 section 2.4); every
+	// other address is refused, under its block's name when it has one.
+	row(":: unspecified RFC 4291", "[::]:80", ruleUnspec6),
+	row("::1 loopback RFC 4291", "[::1]:80", ruleLoopback6),
+	row("::1:0:0:0 outside ::/96", "[::1:0:0:0]:80", ruleOutside),
+	row("::fffe:ffff:ffff just below IPv4-mapped", "[::fffe:ffff:ffff]:80", ruleOutside),
+	row("ff:ffff:...:ffff below discard", "[ff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleOutside),
+	row("100:: first of discard RFC 6666", "[100::]:80", ruleDiscard),
+	row("100::ffff:ffff:ffff:ffff last of discard", "[100::ffff:ffff:ffff:ffff]:80", ruleDiscard),
+	row("100:0:0:1:: first of dummy RFC 9780", "[100:0:0:1::]:80", ruleDummy),
+	row("100:0:0:1:ffff:ffff:ffff:ffff last of dummy", "[100:0:0:1:ffff:ffff:ffff:ffff]:80", ruleDummy),
+	row("100:0:0:2:: just above dummy", "[100:0:0:2::]:80", ruleOutside),
+	row("1fff:ffff:...:ffff just below 2000::/3", "[1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleOutside),
+	row("2000:: first of 2000::/3", "[2000::]:80", allowed),
+	row("2001:: first of Teredo RFC 4380", "[2001::]:80", carrying(ruleTeredo, ruleThisNet)),
+	row("2001:1:: IETF assignments RFC 2928", "[2001:1::]:80", ruleIETF6),
+	row("2001:2:: first of benchmarking RFC 5180", "[2001:2::]:80", ruleBench6),
+	row("2001:2:0:ffff:ffff:ffff:ffff:ffff last of benchmarking", "[2001:2:0:ffff:ffff:ffff:ffff:ffff]:80", ruleBench6),
+	row("2001:2:1:: just above benchmarking", "[2001:2:1::]:80", ruleIETF6),
+	row("2001:10:: first of ORCHID RFC 4843", "[2001:10::]:80", ruleORCHID),
+	row("2001:1f:ffff:ffff:ffff:ffff:ffff:ffff last of ORCHID", "[2001:1f:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleORCHID),
+	row("2001:20:: first of ORCHIDv2 RFC 7343", "[2001:20::]:80", ruleORCHIDv2),
+	row("2001:2f:ffff:ffff:ffff:ffff:ffff:ffff last of ORCHIDv2", "[2001:2f:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleORCHIDv2),
+	row("2001:30:: DRIP inside 2001::/23", "[2001:30::]:80", ruleIETF6),
+	row("2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff last of 2001::/23", "[2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleIETF6),
+	row("2001:200:: just above 2001::/23", "[2001:200::]:80", allowed),
+	row("2001:db7:ffff:ffff:ffff:ffff:ffff:ffff just below documentation", "[2001:db7:ffff:ffff:ffff:ffff:ffff:ffff]:80", allowed),
+	row("2001:db8:: first of documentation RFC 3849", "[2001:db8::]:80", ruleDoc6),
+	row("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff last of documentation", "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleDoc6),
+	row("2001:db9:: just above documentation", "[2001:db9::]:80", allowed),
+	row("2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff just below 6to4", "[2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", allowed),
+	row("2003:: just above 6to4", "[2003::]:80", allowed),
+	row("2606:4700:4700::1111 public", "[2606:4700:4700::1111]:443", allowed),
+	row("3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff just below 3fff::/20", "[3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", allowed),
+	row("3fff:: first of documentation RFC 9637", "[3fff::]:80", ruleDoc3fff),
+	row("3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff last of documentation RFC 9637", "[3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleDoc3fff),
+	row("3fff:1000:: just above 3fff::/20", "[3fff:1000::]:80", allowed),
+	row("3fff:ffff:...:ffff last of 2000::/3", "[3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", allowed),
+	row("4000:: just above 2000::/3", "[4000::]:80", ruleOutside),
+	row("5eff:ffff:...:ffff just below SRv6", "[5eff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleOutside),
+	row("5f00:: first of SRv6 RFC 9602", "[5f00::]:80", ruleSRv6),
+	row("5f00:ffff:...:ffff last of SRv6", "[5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleSRv6),
+	row("fbff:ffff:...:ffff just below ULA", "[fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleOutside),
+	row("fc00:: first of ULA RFC 4193", "[fc00::]:80", ruleULA),
+	row("fdff:ffff:...:ffff last of ULA", "[fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleULA),
+	row("fe00:: unassigned", "[fe00::]:80", ruleOutside),
+	row("fe80:: first of link-local RFC 4291", "[fe80::]:80", ruleLinkLocal6),
+	row("febf:ffff:...:ffff last of link-local", "[febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleLinkLocal6),
+	row("fec0:: first of site-local RFC 3879", "[fec0::]:80", ruleSiteLocal),
+	row("feff:ffff:...:ffff last of site-local", "[feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleSiteLocal),
+	row("ff00:: first of multicast RFC 4291", "[ff00::]:80", ruleMulticast6),
+	row("ff02::1 all nodes", "[ff02::1]:80", ruleMulticast6),
+	row("ffff:...:ffff last address", "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleMulticast6),
+
+	// IPv4-mapped ::ffff:0:0/96 (RFC 4291 section 2.5.5.2): unmapped
+	// first, so the IPv4 rule names the refusal.
+	row("::ffff:10.0.0.1 mapped private", "[::ffff:10.0.0.1]:80", rulePrivate),
+	row("::ffff:a00:1 mapped private, hex spelling", "[::ffff:a00:1]:80", rulePrivate),
+	row("::ffff:7f00:1 mapped loopback, hex spelling", "[::ffff:7f00:1]:80", ruleLoopback4),
+	row("::ffff:0.0.0.0 mapped this network", "[::ffff:0.0.0.0]:80", ruleThisNet),
+	row("::ffff:255.255.255.255 mapped broadcast", "[::ffff:255.255.255.255]:80", ruleBroadcast),
+	row("::ffff:169.254.169.254 mapped metadata", "[::ffff:169.254.169.254]:80", ruleLinkLocal4),
+	row("::ffff:1.1.1.1 mapped public", "[::ffff:1.1.1.1]:443", allowed),
+	row("::ffff:142.250.0.1 mapped Google", "[::ffff:142.250.0.1]:443", sockets.RuleGoogle),
+
+	// IPv4-compatible ::/96 (RFC 4291 section 2.5.5.1, deprecated):
+	// refused whatever it carries.
+	row("::10.0.0.1 compatible private", "[::10.0.0.1]:80", carrying(ruleCompat, rulePrivate)),
+	row("::127.0.0.1 compatible loopback", "[::127.0.0.1]:80", carrying(ruleCompat, ruleLoopback4)),
+	row("::2 compatible this network", "[::2]:80", carrying(ruleCompat, ruleThisNet)),
+	row("::255.255.255.255 last compatible", "[::255.255.255.255]:80", carrying(ruleCompat, ruleBroadcast)),
+	row("::1.1.1.1 compatible public", "[::1.1.1.1]:80", ruleCompat),
+	row("::8.8.8.8 compatible Google on 53", "[::8.8.8.8]:53", carrying(ruleCompat, sockets.RuleGoogle)),
+
+	// NAT64 64:ff9b::/96 (RFC 6052) and 64:ff9b:1::/48 (RFC 8215): outside
+	// 2000::/3, so refused whatever they carry.
+	row("64:ff9b::a00:1 NAT64 private", "[64:ff9b::a00:1]:80", carrying(ruleNAT64, rulePrivate)),
+	row("64:ff9b::10.0.0.1 NAT64 private, dotted", "[64:ff9b::10.0.0.1]:80", carrying(ruleNAT64, rulePrivate)),
+	row("64:ff9b::7f00:1 NAT64 loopback", "[64:ff9b::7f00:1]:80", carrying(ruleNAT64, ruleLoopback4)),
+	row("64:ff9b::808:808 NAT64 Google DNS", "[64:ff9b::808:808]:53", carrying(ruleNAT64, sockets.RuleGoogle)),
+	row("64:ff9b::101:101 NAT64 public", "[64:ff9b::101:101]:80", ruleNAT64),
+	row("64:ff9b::1:0:0 just above NAT64 /96", "[64:ff9b::1:0:0]:80", ruleOutside),
+	row("64:ff9b:1::a00:1 NAT64 local-use private", "[64:ff9b:1::a00:1]:80", carrying(ruleNAT64Local, rulePrivate)),
+	row("64:ff9b:1:ffff:ffff:ffff:ffff:ffff last of NAT64 local-use", "[64:ff9b:1:ffff:ffff:ffff:ffff:ffff]:80", carrying(ruleNAT64Local, ruleBroadcast)),
+	row("64:ff9b:1::101:101 NAT64 local-use public", "[64:ff9b:1::101:101]:80", ruleNAT64Local),
+	row("64:ff9b:2:: just above NAT64 local-use", "[64:ff9b:2::]:80", ruleOutside),
+
+	// 6to4 2002::/16 (RFC 3056): the IPv4 address is bits 16-47; the
+	// address is refused exactly when that IPv4 address is.
+	row("2002:a00:1:: 6to4 private", "[2002:a00:1::]:80", carrying(rule6to4, rulePrivate)),
+	row("2002:7f00:1:: 6to4 loopback", "[2002:7f00:1::]:80", carrying(rule6to4, ruleLoopback4)),
+	row("2002:c0a8:101::1 6to4 192.168.1.1", "[2002:c0a8:101::1]:80", carrying(rule6to4, rulePrivate)),
+	row("2002:a9fe:a9fe:: 6to4 metadata", "[2002:a9fe:a9fe::]:80", carrying(rule6to4, ruleLinkLocal4)),
+	row("2002:: first of 6to4", "[2002::]:80", carrying(rule6to4, ruleThisNet)),
+	row("2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff last of 6to4", "[2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", carrying(rule6to4, ruleBroadcast)),
+	row("2002:101:101:: 6to4 public", "[2002:101:101::]:443", allowed),
+	row("2002:808:808:: 6to4 Google DNS on 53", "[2002:808:808::]:53", carrying(rule6to4, sockets.RuleGoogle)),
+	{name: "2002:8efb:96c:: 6to4 of a Gmail address", network: "tcp", host: "smtp.gmail.com", addr: "[2002:8efb:96c::]:587", want: carrying(rule6to4, sockets.RuleGoogle)},
+
+	// Teredo 2001::/32 (RFC 4380): server IPv4 in bits 32-63, client IPv4
+	// inverted in bits 96-127. Refused always; the name says why.
+	row("2001:0:a00:1:: Teredo private server", "[2001:0:a00:1::]:80", carrying(ruleTeredo, rulePrivate)),
+	row("2001:0:101:101::3f57:fefe Teredo private client", "[2001:0:101:101::3f57:fefe]:80", carrying(ruleTeredo, rulePrivate)),
+	row("2001:0:101:101::80ff:fffe Teredo loopback client", "[2001:0:101:101::80ff:fffe]:80", carrying(ruleTeredo, ruleLoopback4)),
+	row("2001:0:808:808::fefe:fefe Teredo Google server", "[2001:0:808:808::fefe:fefe]:53", carrying(ruleTeredo, sockets.RuleGoogle)),
+	row("2001:0:101:101::fefe:fefe Teredo all public", "[2001:0:101:101::fefe:fefe]:80", ruleTeredo),
+	row("2001:0:ffff:ffff:ffff:ffff:ffff:ffff last of Teredo", "[2001:0:ffff:ffff:ffff:ffff:ffff:ffff]:80", carrying(ruleTeredo, ruleBroadcast)),
+
+	// Zones (RFC 4007): refused, whatever the address.
+	row("fe80::1%eth0 zoned link-local", "[fe80::1%eth0]:80", sockets.RuleZone),
+	{name: "2606:4700::1 with a zone", network: "tcp", addr: "[2606:4700::1]:443", zone: "eth0", want: sockets.RuleZone},
+	{name: "::ffff:1.1.1.1 with a zone", network: "tcp", addr: "[::ffff:1.1.1.1]:443", zone: "1", want: sockets.RuleZone},
+	{name: "2001:4860:4860::8888 with a zone on 53", network: "udp", addr: "[2001:4860:4860::8888]:53", zone: "eth0", want: sockets.RuleZone},
+	{name: "zone is checked before port 25", network: "tcp", addr: "[2606:4700::1]:25", zone: "eth0", want: sockets.RuleZone},
+	{name: "2606:4700::1 without a zone", network: "tcp", addr: "[2606:4700::1]:443", want: allowed},
+
+	// Ports and networks, on a public address.
+	row("tcp 25 SMTP", "1.1.1.1:25", sockets.RuleSMTP),
+	{name: "udp 25 SMTP", network: "udp", addr: "1.1.1.1:25", want: sockets.RuleSMTP},
+	{name: "tcp6 25 SMTP", network: "tcp6", addr: "[2606:4700::1]:25", want: sockets.RuleSMTP},
+	row("tcp 25 on a private address names SMTP first", "10.0.0.1:25", sockets.RuleSMTP),
+	row("tcp 24", "1.1.1.1:24", allowed),
+	row("tcp 26", "1.1.1.1:26", allowed),
+	row("tcp 587 submission", "1.1.1.1:587", allowed),
+	row("tcp 21 FTP", "1.1.1.1:21", sockets.RuleFTP),
+	{name: "tcp4 21 FTP", network: "tcp4", addr: "1.1.1.1:21", want: sockets.RuleFTP},
+	{name: "tcp6 21 FTP", network: "tcp6", addr: "[2606:4700::1]:21", want: sockets.RuleFTP},
+	{name: "udp 21 is not FTP", network: "udp", addr: "1.1.1.1:21", want: allowed},
+	{name: "udp6 21 is not FTP", network: "udp6", addr: "[2606:4700::1]:21", want: allowed},
+	row("tcp 20", "1.1.1.1:20", allowed),
+	row("tcp 22", "1.1.1.1:22", allowed),
+	row("tcp 0", "1.1.1.1:0", sockets.RulePort0),
+	{name: "udp 0", network: "udp", addr: "1.1.1.1:0", want: sockets.RulePort0},
+	row("tcp 1", "1.1.1.1:1", allowed),
+	row("tcp 65535", "1.1.1.1:65535", allowed),
+	{name: "tcp4", network: "tcp4", addr: "1.1.1.1:443", want: allowed},
+	{name: "tcp6", network: "tcp6", addr: "[2606:4700::1]:443", want: allowed},
+	{name: "udp4", network: "udp4", addr: "1.1.1.1:443", want: allowed},
+	{name: "udp6", network: "udp6", addr: "[2606:4700::1]:443", want: allowed},
+	{name: "network unix", network: "unix", addr: "1.1.1.1:443", want: sockets.RuleNetwork},
+	{name: "network unixgram", network: "unixgram", addr: "1.1.1.1:443", want: sockets.RuleNetwork},
+	{name: "network ip", network: "ip", addr: "1.1.1.1:443", want: sockets.RuleNetwork},
+	{name: "network ip4:icmp", network: "ip4:icmp", addr: "1.1.1.1:443", want: sockets.RuleNetwork},
+	{name: "network tcp7", network: "tcp7", addr: "1.1.1.1:443", want: sockets.RuleNetwork},
+	{name: "network TCP", network: "TCP", addr: "1.1.1.1:443", want: sockets.RuleNetwork},
+	{name: "network empty", network: "", addr: "1.1.1.1:443", want: sockets.RuleNetwork},
+	{name: "network is checked before the address", network: "unix", addr: "", want: sockets.RuleNetwork},
+	{name: "zero address", network: "tcp", addr: "", want: sockets.RuleMalformed},
+
+	// Google's ranges (the embedded goog.json).
+	row("142.249.255.255 just below 142.250.0.0/15", "142.249.255.255:443", allowed),
+	row("142.250.0.0 first of 142.250.0.0/15", "142.250.0.0:443", sockets.RuleGoogle),
+	row("142.251.255.255 last of 142.250.0.0/15", "142.251.255.255:443", sockets.RuleGoogle),
+	row("142.252.0.0 just above 142.250.0.0/15", "142.252.0.0:443", allowed),
+	row("74.125.0.1 Google", "74.125.0.1:443", sockets.RuleGoogle),
+	row("2001:4860:: first of 2001:4860::/32", "[2001:4860::]:443", sockets.RuleGoogle),
+	row("2607:f8b0:4004::1 Google IPv6", "[2607:f8b0:4004::1]:443", sockets.RuleGoogle),
+	row("2c0f:fb50:ffff:ffff:ffff:ffff:ffff:ffff last of the file", "[2c0f:fb50:ffff:ffff:ffff:ffff:ffff:ffff]:443", sockets.RuleGoogle),
+	row("2c0f:fb51:: just above", "[2c0f:fb51::]:443", allowed),
+
+	// Exceptions: Google Public DNS by address on port 53, TCP and UDP.
+	{name: "8.8.8.8 udp 53", network: "udp", addr: "8.8.8.8:53", want: allowed},
+	{name: "8.8.8.8 tcp 53", network: "tcp", addr: "8.8.8.8:53", want: allowed},
+	{name: "8.8.8.8 udp4 53", network: "udp4", addr: "8.8.8.8:53", want: allowed},
+	{name: "8.8.4.4 udp 53", network: "udp", addr: "8.8.4.4:53", want: allowed},
+	{name: "8.8.4.4 tcp 53", network: "tcp", addr: "8.8.4.4:53", want: allowed},
+	{name: "2001:4860:4860::8888 udp 53", network: "udp", addr: "[2001:4860:4860::8888]:53", want: allowed},
+	{name: "2001:4860:4860::8844 tcp6 53", network: "tcp6", addr: "[2001:4860:4860::8844]:53", want: allowed},
+	{name: "8.8.8.8 on 53 by any name", network: "udp", host: "dns.example", addr: "8.8.8.8:53", want: allowed},
+	{name: "::ffff:8.8.8.8 udp 53 mapped", network: "udp", addr: "[::ffff:8.8.8.8]:53", want: allowed},
+	row("8.8.8.8 tcp 443 refused", "8.8.8.8:443", sockets.RuleGoogle),
+	row("8.8.8.8 tcp 853 refused", "8.8.8.8:853", sockets.RuleGoogle),
+	{name: "8.8.8.9 udp 53 refused", network: "udp", addr: "8.8.8.9:53", want: sockets.RuleGoogle},
+	{name: "8.8.4.5 udp 53 refused", network: "udp", addr: "8.8.4.5:53", want: sockets.RuleGoogle},
+	row("2001:4860:4860::8888 tcp 443 refused", "[2001:4860:4860::8888]:443", sockets.RuleGoogle),
+	{name: "2001:4860:4860::8889 udp 53 refused", network: "udp", addr: "[2001:4860:4860::8889]:53", want: sockets.RuleGoogle},
+
+	// Exceptions: Gmail by the exact name dialed, TCP only.
+	{name: "smtp.gmail.com 465", network: "tcp", host: "smtp.gmail.com", addr: gmail + ":465", want: allowed},
+	{name: "smtp.gmail.com 587", network: "tcp", host: "smtp.gmail.com", addr: gmail + ":587", want: allowed},
+	{name: "smtp.gmail.com 587 IPv6", network: "tcp6", host: "smtp.gmail.com", addr: "[" + gmail6 + "]:587", want: allowed},
+	{name: "smtp.gmail.com 587 mapped", network: "tcp", host: "smtp.gmail.com", addr: "[::ffff:" + gmail + "]:587", want: allowed},
+	{name: "smtp.gmail.com 587 at a public non-Google address", network: "tcp", host: "smtp.gmail.com", addr: "1.1.1.1:587", want: allowed},
+	{name: "imap.gmail.com 993", network: "tcp", host: "imap.gmail.com", addr: gmail + ":993", want: allowed},
+	{name: "pop.gmail.com 995", network: "tcp", host: "pop.gmail.com", addr: gmail + ":995", want: allowed},
+	{name: "SMTP.Gmail.com 587 case", network: "tcp", host: "SMTP.Gmail.com", addr: gmail + ":587", want: allowed},
+	{name: "smtp.gmail.com. 465 trailing dot", network: "tcp", host: "smtp.gmail.com.", addr: gmail + ":465", want: allowed},
+	{name: "IMAP.GMAIL.COM. 993", network: "tcp", host: "IMAP.GMAIL.COM.", addr: gmail + ":993", want: allowed},
+	{name: "smtp.gmail.com 25 refused as SMTP", network: "tcp", host: "smtp.gmail.com", addr: gmail + ":25", want: sockets.RuleSMTP},
+	{name: "smtp.gmail.com 993 refused", network: "tcp", host: "smtp.gmail.com", addr: gmail + ":993", want: sockets.RuleGoogle},
+	{name: "smtp.gmail.com 443 refused", network: "tcp", host: "smtp.gmail.com", addr: gmail + ":443", want: sockets.RuleGoogle},
+	{name: "smtp.gmail.com udp 587 refused", network: "udp", host: "smtp.gmail.com", addr: gmail + ":587", want: sockets.RuleGoogle},
+	{name: "imap.gmail.com 995 refused", network: "tcp", host: "imap.gmail.com", addr: gmail + ":995", want: sockets.RuleGoogle},
+	{name: "pop.gmail.com 993 refused", network: "tcp", host: "pop.gmail.com", addr: gmail + ":993", want: sockets.RuleGoogle},
+	{name: "imap.gmail.com 587 refused", network: "tcp", host: "imap.gmail.com", addr: gmail + ":587", want: sockets.RuleGoogle},
+	{name: "evil.example at a Gmail address 587 refused", network: "tcp", host: "evil.example", addr: gmail + ":587", want: sockets.RuleGoogle},
+	{name: "smtp.gmail.com.evil.example 587 refused", network: "tcp", host: "smtp.gmail.com.evil.example", addr: gmail + ":587", want: sockets.RuleGoogle},
+	{name: "evilsmtp.gmail.com 587 refused", network: "tcp", host: "evilsmtp.gmail.com", addr: gmail + ":587", want: sockets.RuleGoogle},
+	{name: "smtp.googlemail.com 587 refused", network: "tcp", host: "smtp.googlemail.com", addr: gmail + ":587", want: sockets.RuleGoogle},
+	{name: "smtp.gmail.com.. 587 refused", network: "tcp", host: "smtp.gmail.com..", addr: gmail + ":587", want: sockets.RuleGoogle},
+	{name: "long s mtp.gmail.com 587 refused", network: "tcp", host: "\u017fmtp.gmail.com", addr: gmail + ":587", want: sockets.RuleGoogle},
+	{name: "smtp.gmail.com with a space refused", network: "tcp", host: "smtp.gmail.com ", addr: gmail + ":587", want: sockets.RuleGoogle},
+	{name: "no host name 587 refused", network: "tcp", host: emptyHost, addr: gmail + ":587", want: sockets.RuleGoogle},
+	{name: "Gmail literal 587 refused", network: "tcp", host: gmail, addr: gmail + ":587", want: sockets.RuleGoogle},
+	{name: "smtp.gmail.com at 10.0.0.1 refused as private", network: "tcp", host: "smtp.gmail.com", addr: "10.0.0.1:587", want: rulePrivate},
+	{name: "smtp.gmail.com at 127.0.0.1 refused as loopback", network: "tcp", host: "smtp.gmail.com", addr: "127.0.0.1:465", want: ruleLoopback4},
+	{name: "smtp.gmail.com at ::ffff:10.0.0.1 refused as private", network: "tcp", host: "smtp.gmail.com", addr: "[::ffff:10.0.0.1]:587", want: rulePrivate},
+	{name: "imap.gmail.com at fd00::1 refused as ULA", network: "tcp", host: "imap.gmail.com", addr: "[fd00::1]:993", want: ruleULA},
+
+	// PublicPolicy: URL Fetch's rule, Google reachable.
+	{name: "public: 142.250.0.1", pol: "public", network: "tcp", addr: "142.250.0.1:443", want: allowed},
+	{name: "public: 8.8.8.8 443", pol: "public", network: "tcp", addr: "8.8.8.8:443", want: allowed},
+	{name: "public: Google IPv6", pol: "public", network: "tcp", addr: "[2a00:1450:4001::1]:443", want: allowed},
+	{name: "public: 6to4 of Google", pol: "public", network: "tcp", addr: "[2002:808:808::]:443", want: allowed},
+	{name: "public: evil.example at Gmail", pol: "public", network: "tcp", host: "evil.example", addr: gmail + ":587", want: allowed},
+	{name: "public: 10.0.0.1", pol: "public", network: "tcp", addr: "10.0.0.1:443", want: rulePrivate},
+	{name: "public: ::ffff:127.0.0.1", pol: "public", network: "tcp", addr: "[::ffff:127.0.0.1]:443", want: ruleLoopback4},
+	{name: "public: 6to4 of private", pol: "public", network: "tcp", addr: "[2002:a00:1::]:443", want: carrying(rule6to4, rulePrivate)},
+	{name: "public: NAT64 of Google", pol: "public", network: "tcp", addr: "[64:ff9b::808:808]:443", want: ruleNAT64},
+	{name: "public: Teredo of Google", pol: "public", network: "tcp", addr: "[2001:0:808:808::fefe:fefe]:443", want: ruleTeredo},
+	{name: "public: port 25", pol: "public", network: "tcp", addr: "142.250.0.1:25", want: sockets.RuleSMTP},
+	{name: "public: zone", pol: "public", network: "tcp", addr: "[fe80::1%eth0]:443", want: sockets.RuleZone},
+
+	// Allow widens explicitly, and only what it names.
+	{name: "allow127: 127.0.0.1", pol: "allow127", network: "tcp", addr: "127.0.0.1:8080", want: allowed},
+	{name: "allow127: ::ffff:127.0.0.1", pol: "allow127", network: "tcp", addr: "[::ffff:127.0.0.1]:8080", want: allowed},
+	{name: "allow127: udp 127.0.0.1", pol: "allow127", network: "udp", addr: "127.0.0.1:53", want: allowed},
+	{name: "allow127: udp 127.0.0.1 port 21", pol: "allow127", network: "udp", addr: "127.0.0.1:21", want: allowed},
+	{name: "allow127: 127.0.0.2", pol: "allow127", network: "tcp", addr: "127.0.0.2:8080", want: ruleLoopback4},
+	{name: "allow127: 127.0.0.0", pol: "allow127", network: "tcp", addr: "127.0.0.0:8080", want: ruleLoopback4},
+	{name: "allow127: ::1", pol: "allow127", network: "tcp", addr: "[::1]:8080", want: ruleLoopback6},
+	{name: "allow127: ::127.0.0.1 compatible", pol: "allow127", network: "tcp", addr: "[::127.0.0.1]:8080", want: carrying(ruleCompat, ruleLoopback4)},
+	{name: "allow127: 2002:7f00:1:: 6to4", pol: "allow127", network: "tcp", addr: "[2002:7f00:1::]:8080", want: carrying(rule6to4, ruleLoopback4)},
+	{name: "allow127: port 25", pol: "allow127", network: "tcp", addr: "127.0.0.1:25", want: sockets.RuleSMTP},
+	{name: "allow127: tcp port 21", pol: "allow127", network: "tcp", addr: "127.0.0.1:21", want: sockets.RuleFTP},
+	{name: "allow127: port 0", pol: "allow127", network: "tcp", addr: "127.0.0.1:0", want: sockets.RulePort0},
+	{name: "allow127: unix", pol: "allow127", network: "unix", addr: "127.0.0.1:8080", want: sockets.RuleNetwork},
+	{name: "allowMapped: 127.1.2.3", pol: "allowMapped", network: "tcp", addr: "127.1.2.3:8080", want: allowed},
+	{name: "allowMapped: 128.0.0.1", pol: "allowMapped", network: "tcp", addr: "128.0.0.1:8080", want: allowed},
+	{name: "allowMapped: 10.0.0.1", pol: "allowMapped", network: "tcp", addr: "10.0.0.1:8080", want: rulePrivate},
+	{name: "allowGoogle: 8.8.8.8 443", pol: "allowGoogle", network: "tcp", addr: "8.8.8.8:443", want: allowed},
+	{name: "allowGoogle: 8.8.4.4 443", pol: "allowGoogle", network: "tcp", addr: "8.8.4.4:443", want: sockets.RuleGoogle},
+	{name: "allowUnmasked: 10.200.0.1", pol: "allowUnmasked", network: "tcp", addr: "10.200.0.1:80", want: allowed},
+	{name: "allowInvalid: 10.0.0.1", pol: "allowInvalid", network: "tcp", addr: "10.0.0.1:80", want: rulePrivate},
+	{name: "allowInvalid: 1.1.1.1", pol: "allowInvalid", network: "tcp", addr: "1.1.1.1:80", want: allowed},
+	{name: "allowULA: fd12::1", pol: "allowULA", network: "tcp", addr: "[fd12::1]:80", want: allowed},
+	{name: "allowULA: fc00::1", pol: "allowULA", network: "tcp", addr: "[fc00::1]:80", want: ruleULA},
+
+	// Deny narrows, before every other address rule, and wins over Allow.
+	{name: "deny: 1.1.1.1", pol: "deny", network: "tcp", addr: "1.1.1.1:443", want: sockets.RuleDenyList},
+	{name: "deny: ::ffff:1.1.1.1", pol: "deny", network: "tcp", addr: "[::ffff:1.1.1.1]:443", want: sockets.RuleDenyList},
+	{name: "deny: 1.1.2.1", pol: "deny", network: "tcp", addr: "1.1.2.1:443", want: allowed},
+	{name: "deny: 2606:4700::1111", pol: "deny", network: "tcp", addr: "[2606:4700::1111]:443", want: sockets.RuleDenyList},
+	{name: "deny: 6to4 of 1.1.1.1", pol: "deny", network: "tcp", addr: "[2002:101:101::]:443", want: carrying(rule6to4, sockets.RuleDenyList)},
+	{name: "deny: port 25 still names SMTP", pol: "deny", network: "tcp", addr: "1.1.1.1:25", want: sockets.RuleSMTP},
+	{name: "denyDNS: 8.8.8.8 53", pol: "denyDNS", network: "udp", addr: "8.8.8.8:53", want: sockets.RuleDenyList},
+	{name: "denyDNS: 8.8.4.4 53", pol: "denyDNS", network: "udp", addr: "8.8.4.4:53", want: allowed},
+	{name: "allowThenDeny: 127.0.0.1", pol: "allowThenDeny", network: "tcp", addr: "127.0.0.1:80", want: allowed},
+	{name: "allowThenDeny: 127.0.0.2", pol: "allowThenDeny", network: "tcp", addr: "127.0.0.2:80", want: sockets.RuleDenyList},
+	{name: "denyThenAllow: 127.0.0.2", pol: "denyThenAllow", network: "tcp", addr: "127.0.0.2:80", want: sockets.RuleDenyList},
+	{name: "deny6to4: 6to4 of a denied address", pol: "deny6to4", network: "tcp", addr: "[2002:a00:1::]:80", want: carrying(rule6to4, sockets.RuleDenyList)},
+	{name: "deny6to4: 6to4 of a public address", pol: "deny6to4", network: "tcp", addr: "[2002:101:101::]:80", want: allowed},
+
+	// WithGoogleRanges: another file replaces the embedded one.
+	{name: "custom: 1.1.1.1 is Google now", pol: "custom", network: "tcp", addr: "1.1.1.1:443", want: sockets.RuleGoogle},
+	{name: "custom: 2606:4700::1111 is Google now", pol: "custom", network: "tcp", addr: "[2606:4700::1111]:443", want: sockets.RuleGoogle},
+	{name: "custom: 6to4 of 1.1.1.1", pol: "custom", network: "tcp", addr: "[2002:101:101::]:443", want: carrying(rule6to4, sockets.RuleGoogle)},
+	{name: "custom: 142.250.0.1 is not", pol: "custom", network: "tcp", addr: "142.250.0.1:443", want: allowed},
+	{name: "custom: 8.8.8.8 443", pol: "custom", network: "tcp", addr: "8.8.8.8:443", want: sockets.RuleGoogle},
+	{name: "custom: 8.8.8.8 53 exception kept", pol: "custom", network: "udp", addr: "8.8.8.8:53", want: allowed},
+	{name: "custom: 10.0.0.1", pol: "custom", network: "tcp", addr: "10.0.0.1:443", want: rulePrivate},
+	{name: "publicCustom: 1.1.1.1", pol: "publicCustom", network: "tcp", addr: "1.1.1.1:443", want: sockets.RuleGoogle},
+	{name: "publicCustom: 8.8.8.8 53 exception", pol: "publicCustom", network: "udp", addr: "8.8.8.8:53", want: allowed},
+	{name: "noGoogle: 142.250.0.1", pol: "noGoogle", network: "tcp", addr: "142.250.0.1:443", want: allowed},
+	{name: "noGoogle: 10.0.0.1", pol: "noGoogle", network: "tcp", addr: "10.0.0.1:443", want: rulePrivate},
+	{name: "zeroGoogle: 142.250.0.1", pol: "zeroGoogle", network: "tcp", addr: "142.250.0.1:443", want: allowed},
+	{name: "zeroGoogle: 2002:808:808::", pol: "zeroGoogle", network: "tcp", addr: "[2002:808:808::]:443", want: allowed},
+}
+
+// TestCheckTable checks every row of the boundary table: the rule, the
+// error's fields and message, agreement with the fuzz reference for the
+// default and public policies, and that an IPv4 address and its
+// IPv4-mapped form get the same answer.
+func TestCheckTable(t *testing.T) {
+	t.Parallel()
+	policies := checkPolicies(t)
+	seen := map[string]bool{}
+	for _, tc := range checkCases {
+		if seen[tc.name] {
+			t.Fatalf("duplicate row name %q", tc.name)
+		}
+		seen[tc.name] = true
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, ok := policies[tc.pol]
+			if !ok {
+				t.Fatalf("no policy %q", tc.pol)
+			}
+			var ap netip.AddrPort
+			if tc.addr != "" {
+				ap = netip.MustParseAddrPort(tc.addr)
+			}
+			if tc.zone != "" {
+				ap = netip.AddrPortFrom(ap.Addr().WithZone(tc.zone), ap.Port())
+			}
+			host := tc.host
+			switch {
+			case host == emptyHost:
+				host = ""
+			case host == "" && ap.IsValid():
+				host = ap.Addr().String()
+			}
+			err := p.Check(tc.network, host, ap)
+			assertRule(t, err, tc.network, host, ap, tc.want)
+
+			switch tc.pol {
+			case "", "public":
+				if want := refAllowed(tc.pol == "", tc.network, host, ap); want != (err == nil) {
+					t.Errorf("the fuzz reference says allowed = %v", want)
+				}
+			}
+			if a := ap.Addr(); a.Is4() {
+				mapped := netip.AddrPortFrom(netip.AddrFrom16(a.As16()), ap.Port())
+				if got := ruleOf(p.Check(tc.network, host, mapped)); got != tc.want {
+					t.Errorf("IPv4-mapped %v: rule %q, want %q", mapped, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// assertRule checks that err is nil when want is empty, and otherwise a
+// *DeniedError for rule want with the fields Check was given.
+func assertRule(t *testing.T, err error, network, host string, ap netip.AddrPort, want sockets.Rule) {
+	t.Helper()
+	if want == allowed {
+		if err != nil {
+			t.Fatalf("Check(%q, %q, %v) = %v; want allowed", network, host, ap, err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("Check(%q, %q, %v) allowed; want refused by %q", network, host, ap, want)
+	}
+	if !errors.Is(err, sockets.ErrDenied) {
+		t.Errorf("errors.Is(%v, ErrDenied) = false", err)
+	}
+	var de *sockets.DeniedError
+	if !errors.As(err, &de) {
+		t.Fatalf("error %T is not a *DeniedError", err)
+	}
+	if de.Rule != want {
+		t.Errorf("rule %q, want %q", de.Rule, want)
+	}
+	if de.Network != network || de.Host != host || de.Addr != ap {
+		t.Errorf("fields network=%q host=%q addr=%v; want %q %q %v", de.Network, de.Host, de.Addr, network, host, ap)
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "sockets: ") || !strings.HasSuffix(msg, "refused: "+string(want)) {
+		t.Errorf("Error() = %q", msg)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || ne.Timeout() {
+		t.Errorf("refusal is not a net.Error with Timeout() false")
+	}
+}
+
+// TestNeverPublicEveryBlock checks that the first and the last address of
+// every block in the exported table are refused by both policies, under a
+// block rule (never a port or network rule).
+func TestNeverPublicEveryBlock(t *testing.T) {
+	t.Parallel()
+	if sockets.TableSource == "" {
+		t.Error("TableSource is empty")
+	}
+	blocks := sockets.NeverPublic()
+	if len(blocks) == 0 {
+		t.Fatal("empty table")
+	}
+	for _, b := range blocks {
+		if !b.Prefix.IsValid() || b.Prefix != b.Prefix.Masked() || b.Rule == "" {
+			t.Errorf("bad block %v %q", b.Prefix, b.Rule)
+		}
+		last := netipxLast(b.Prefix)
+		for _, a := range []netip.Addr{b.Prefix.Addr(), last} {
+			for _, p := range []*sockets.Policy{sockets.DefaultPolicy(), sockets.PublicPolicy()} {
+				err := p.Check("tcp", "", netip.AddrPortFrom(a, 443))
+				var de *sockets.DeniedError
+				if !errors.As(err, &de) {
+					t.Errorf("%v (in %v) allowed", a, b.Prefix)
+					continue
+				}
+				switch de.Rule {
+				case sockets.RuleNetwork, sockets.RuleMalformed, sockets.RuleZone, sockets.RulePort0, sockets.RuleSMTP, sockets.RuleFTP, sockets.RuleDenyList:
+					t.Errorf("%v refused by %q, want a block rule", a, de.Rule)
+				}
+			}
+		}
+	}
+	// The result is a copy.
+	blocks[0].Rule = "changed"
+	if sockets.NeverPublic()[0].Rule == "changed" {
+		t.Error("NeverPublic returned the table itself")
+	}
+}
+
+// netipxLast returns the last address of p.
+func netipxLast(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+func TestPolicyCopies(t *testing.T) {
+	t.Parallel()
+	base := sockets.DefaultPolicy()
+	loop := netip.MustParseAddrPort("127.0.0.1:80")
+	one := netip.MustParseAddrPort("1.1.1.1:80")
+	two := netip.MustParseAddrPort("2.2.2.2:80")
+
+	wide := base.Allow(pfx("127.0.0.1/32"))
+	narrow := base.Deny(pfx("1.1.1.0/24"))
+	_ = base.WithGoogleRanges(nil)
+	if base.Check("tcp", "", loop) == nil {
+		t.Error("Allow changed the original policy")
+	}
+	if err := base.Check("tcp", "", one); err != nil {
+		t.Errorf("Deny changed the original policy: %v", err)
+	}
+	if base.GoogleRanges() != sockets.EmbeddedGoogleRanges() {
+		t.Error("WithGoogleRanges changed the original policy")
+	}
+	if wide.Check("tcp", "", loop) != nil || narrow.Check("tcp", "", one) == nil {
+		t.Error("the copies do not carry their change")
+	}
+
+	// Changes accumulate along a chain, and a copy made from a copy does
+	// not change it.
+	both := narrow.Deny(pfx("2.2.2.0/24"))
+	if both.Check("tcp", "", one) == nil || both.Check("tcp", "", two) == nil {
+		t.Error("chained Deny lost a prefix")
+	}
+	if narrow.Check("tcp", "", two) != nil {
+		t.Error("Deny on a copy changed that copy")
+	}
+
+	if sockets.PublicPolicy().GoogleRanges() != nil || base.WithGoogleRanges(nil).GoogleRanges() != nil {
+		t.Error("GoogleRanges of a policy without the Google rule is not nil")
+	}
+
+	ex := base.Exceptions()
+	want := []sockets.Exception{
+		{Addr: netip.MustParseAddr("8.8.8.8"), Port: 53, Protocol: "tcp"},
+		{Addr: netip.MustParseAddr("8.8.8.8"), Port: 53, Protocol: "udp"},
+		{Addr: netip.MustParseAddr("8.8.4.4"), Port: 53, Protocol: "tcp"},
+		{Addr: netip.MustParseAddr("8.8.4.4"), Port: 53, Protocol: "udp"},
+		{Addr: netip.MustParseAddr("2001:4860:4860::8888"), Port: 53, Protocol: "tcp"},
+		{Addr: netip.MustParseAddr("2001:4860:4860::8888"), Port: 53, Protocol: "udp"},
+		{Addr: netip.MustParseAddr("2001:4860:4860::8844"), Port: 53, Protocol: "tcp"},
+		{Addr: netip.MustParseAddr("2001:4860:4860::8844"), Port: 53, Protocol: "udp"},
+		{Host: "smtp.gmail.com", Port: 465, Protocol: "tcp"},
+		{Host: "smtp.gmail.com", Port: 587, Protocol: "tcp"},
+		{Host: "pop.gmail.com", Port: 995, Protocol: "tcp"},
+		{Host: "imap.gmail.com", Port: 993, Protocol: "tcp"},
+	}
+	if !slices.Equal(ex, want) {
+		t.Errorf("Exceptions() = %v\nwant %v", ex, want)
+	}
+	ex[0].Port = 443
+	if base.Exceptions()[0].Port != 53 {
+		t.Error("Exceptions returned the policy's own slice")
+	}
+	if n := len(sockets.PublicPolicy().Exceptions()); n != 0 {
+		t.Errorf("PublicPolicy has %d exceptions", n)
+	}
+	if n := len(sockets.PublicPolicy().WithGoogleRanges(sockets.EmbeddedGoogleRanges()).Exceptions()); n != len(want) {
+		t.Errorf("PublicPolicy with Google ranges has %d exceptions, want the %d defaults", n, len(want))
+	}
+}
+
+func TestEmbeddedGoogleRanges(t *testing.T) {
+	t.Parallel()
+	g := sockets.EmbeddedGoogleRanges()
+	if g != sockets.EmbeddedGoogleRanges() {
+		t.Error("EmbeddedGoogleRanges is parsed more than once")
+	}
+	if want := time.Date(2024, 4, 25, 7, 5, 3, 689940000, time.UTC); !g.Created.Equal(want) || g.Created.Location() != time.UTC {
+		t.Errorf("Created = %v, want %v", g.Created, want)
+	}
+	if g.SyncToken != "1714053903689" {
+		t.Errorf("SyncToken = %q", g.SyncToken)
+	}
+	ps := g.Prefixes()
+	if len(ps) != len(refGoogle()) || !slices.Equal(ps, refGoogle()) {
+		t.Errorf("Prefixes() has %d prefixes, the file %d", len(ps), len(refGoogle()))
+	}
+	ps[0] = pfx("10.0.0.0/8")
+	if g.Prefixes()[0] != pfx("8.8.4.0/24") {
+		t.Error("Prefixes returned the ranges' own slice")
+	}
+	for _, c := range []struct {
+		addr string
+		want bool
+	}{
+		{"8.8.8.8", true},
+		{"::ffff:8.8.8.8", true},
+		{"142.250.0.0", true},
+		{"142.252.0.0", false},
+		{"2001:4860:4860::8888", true},
+		{"2001:4860:4860::8888%eth0", false},
+		{"1.1.1.1", false},
+		{"10.0.0.1", false},
+	} {
+		if got := g.Contains(netip.MustParseAddr(c.addr)); got != c.want {
+			t.Errorf("Contains(%s) = %v, want %v", c.addr, got, c.want)
+		}
+	}
+	var zero sockets.GoogleRanges
+	var nilRanges *sockets.GoogleRanges
+	if zero.Contains(netip.MustParseAddr("8.8.8.8")) || nilRanges.Contains(netip.MustParseAddr("8.8.8.8")) {
+		t.Error("an empty GoogleRanges contains 8.8.8.8")
+	}
+}
+
+func TestParseGoogleRanges(t *testing.T) {
+	t.Parallel()
+	g := mustParseGoogle(t, customGoogle)
+	if want := time.Date(2025, 1, 2, 3, 4, 5, 500000000, time.UTC); !g.Created.Equal(want) {
+		t.Errorf("Created = %v, want %v", g.Created, want)
+	}
+	if g.SyncToken != "1735787045" {
+		t.Errorf("SyncToken = %q", g.SyncToken)
+	}
+	if !slices.Equal(g.Prefixes(), []netip.Prefix{pfx("1.1.1.0/24"), pfx("2606:4700::/32"), pfx("8.8.8.0/24")}) {
+		t.Errorf("Prefixes() = %v", g.Prefixes())
+	}
+
+	// A file without creationTime has a zero Created; host bits are
+	// masked off.
+	g = mustParseGoogle(t, `{"prefixes":[{"ipv4Prefix":"1.2.3.4/24"},{"ipv6Prefix":"2600:1:2:3::/32"}]}`)
+	if !g.Created.IsZero() || !slices.Equal(g.Prefixes(), []netip.Prefix{pfx("1.2.3.0/24"), pfx("2600:1::/32")}) {
+		t.Errorf("Created %v, Prefixes %v", g.Created, g.Prefixes())
+	}
+
+	for _, c := range []struct{ name, doc string }{
+		{"empty", ""},
+		{"not JSON", "ipv4Prefix: 1.2.3.0/24"},
+		{"truncated", `{"prefixes":[{"ipv4Prefix":"1.2.3.0/24"}`},
+		{"array", `[{"ipv4Prefix":"1.2.3.0/24"}]`},
+		{"trailing garbage", `{"prefixes":[{"ipv4Prefix":"1.2.3.0/24"}]} x`},
+		{"no prefixes", `{"syncToken":"1"}`},
+		{"empty prefixes", `{"prefixes":[]}`},
+		{"null prefixes", `{"prefixes":null}`},
+		{"empty entry", `{"prefixes":[{}]}`},
+		{"bad prefix", `{"prefixes":[{"ipv4Prefix":"1.2.3.0/33"}]}`},
+		{"prefix without length", `{"prefixes":[{"ipv4Prefix":"1.2.3.4"}]}`},
+		{"garbage prefix", `{"prefixes":[{"ipv4Prefix":"google"}]}`},
+		{"IPv4 in ipv6Prefix", `{"prefixes":[{"ipv6Prefix":"1.2.3.0/24"}]}`},
+		{"IPv6 in ipv4Prefix", `{"prefixes":[{"ipv4Prefix":"2001:db8::/32"}]}`},
+		{"IPv4-mapped in ipv6Prefix", `{"prefixes":[{"ipv6Prefix":"::ffff:1.2.3.0/120"}]}`},
+		{"zoned prefix", `{"prefixes":[{"ipv6Prefix":"fe80::%eth0/64"}]}`},
+		{"one bad among good", `{"prefixes":[{"ipv4Prefix":"1.2.3.0/24"},{"ipv4Prefix":"x"}]}`},
+		{"prefix not a string", `{"prefixes":[{"ipv4Prefix":1}]}`},
+		{"bad creationTime", `{"creationTime":"yesterday","prefixes":[{"ipv4Prefix":"1.2.3.0/24"}]}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g, err := sockets.ParseGoogleRanges(strings.NewReader(c.doc))
+			if err == nil || g != nil {
+				t.Fatalf("ParseGoogleRanges(%q) = %v, %v; want an error", c.doc, g, err)
+			}
+			if !strings.HasPrefix(err.Error(), "sockets: google ranges: ") {
+				t.Errorf("error %q lacks the package prefix", err)
+			}
+		})
+	}
+}
+
+// TestParseGoogleRangesTooLarge feeds a valid document larger than the
+// 16 MiB limit: only the limit can refuse it.
+func TestParseGoogleRangesTooLarge(t *testing.T) {
+	t.Parallel()
+	doc := io.MultiReader(
+		strings.NewReader(`{"syncToken":"`),
+		bytes.NewReader(bytes.Repeat([]byte("a"), 16<<20)),
+		strings.NewReader(`","prefixes":[{"ipv4Prefix":"1.2.3.0/24"}]}`),
+	)
+	if g, err := sockets.ParseGoogleRanges(doc); err == nil {
+		t.Fatalf("ParseGoogleRanges accepted a document over 16 MiB (%d prefixes)", len(g.Prefixes()))
+	}
+	// A reader that fails is reported with its error.
+	errRead := errors.New("disk on fire")
+	if _, err := sockets.ParseGoogleRanges(io.MultiReader(strings.NewReader("{"), errReader{errRead})); !errors.Is(err, errRead) {
+		t.Errorf("ParseGoogleRanges with a failing reader = %v, want it to wrap %v", err, errRead)
+	}
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestLoadGoogleRanges(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "goog.json")
+	if err := os.WriteFile(path, []byte(customGoogle), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, err := sockets.LoadGoogleRanges(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := sockets.DefaultPolicy().WithGoogleRanges(g)
+	assertRule(t, p.Check("tcp", "x", netip.MustParseAddrPort("1.1.1.1:443")), "tcp", "x", netip.MustParseAddrPort("1.1.1.1:443"), sockets.RuleGoogle)
+	if err := p.Check("tcp", "x", netip.MustParseAddrPort("142.250.0.1:443")); err != nil {
+		t.Errorf("an old range is still refused: %v", err)
+	}
+
+	_, err = sockets.LoadGoogleRanges(filepath.Join(t.TempDir(), "missing.json"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("LoadGoogleRanges(missing) = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestDeniedErrorMessage(t *testing.T) {
+	t.Parallel()
+	p := sockets.DefaultPolicy()
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{p.Check("tcp", "intranet.example", netip.MustParseAddrPort("10.0.0.1:80")),
+			`sockets: tcp to 10.0.0.1:80 (host "intranet.example") refused: private (RFC 1918)`},
+		{p.Check("tcp", "10.0.0.1", netip.MustParseAddrPort("10.0.0.1:80")),
+			`sockets: tcp to 10.0.0.1:80 refused: private (RFC 1918)`},
+		{p.Check("udp6", "", netip.MustParseAddrPort("[2002:a00:1::]:53")),
+			`sockets: udp6 to [2002:a00:1::]:53 refused: 6to4 (RFC 3056) carrying private (RFC 1918)`},
+		{p.Check("tcp", "evil.example", netip.MustParseAddrPort(gmail+":587")),
+			`sockets: tcp to 142.251.9.108:587 (host "evil.example") refused: google range`},
+		{p.Check("unix", "/run/x.sock", netip.AddrPort{}),
+			`sockets: unix to "/run/x.sock" refused: network not allowed (only tcp and udp)`},
+		{&sockets.DeniedError{Rule: sockets.RuleMalformed, Detail: `missing port in address`},
+			`sockets: refused: malformed address: missing port in address`},
+		{&sockets.DeniedError{Network: "tcp", Host: "a b:80", Rule: sockets.RuleMalformed, Detail: `invalid host name: character ' '`},
+			`sockets: tcp to "a b:80" refused: malformed address: invalid host name: character ' '`},
+	} {
+		if got := c.err.Error(); got != c.want {
+			t.Errorf("Error() = %s\nwant      %s", got, c.want)
+		}
+	}
+	de := &sockets.DeniedError{Rule: sockets.RuleListen}
+	if de.Timeout() || de.Temporary() || !errors.Is(de, sockets.ErrDenied) || errors.Unwrap(de) != sockets.ErrDenied {
+		t.Error("DeniedError is not a final, non-timeout refusal wrapping ErrDenied")
+	}
+}

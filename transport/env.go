@@ -1,0 +1,103 @@
+package transport
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/outbound-go/outbound/tlsconf"
+)
+
+// EnvSockets is the variable whose presence selects the sockets backend.
+const EnvSockets = "GAE_USE_SOCKETS_HTTPLIB"
+
+// Env is every environment variable the transport reads, in one place. It
+// is read only by [ConfigFromEnv] and [FromEnv], when the caller asks.
+//
+//	Variable                           Meaning
+//	GAE_USE_SOCKETS_HTTPLIB            present, with ANY value, the empty string included:
+//	                                   the sockets backend; absent: urlfetch. Only presence
+//	                                   is tested, as on App Engine.
+//	OUTBOUND_APP_ID                    the app id in urlfetch's User-Agent suffix
+//	GAE_APPLICATION                    the app id, when OUTBOUND_APP_ID is unset (App Engine
+//	                                   sets it, e.g. "s~my-app"; the "s~" part is dropped)
+//	OUTBOUND_DEADLINE                  urlfetch's deadline over one exchange, a Go duration
+//	                                   ("10s"); default 5s, at most 60s
+//	OUTBOUND_BACKGROUND                "true": urlfetch deadlines up to 10 minutes (tasks, cron)
+//	OUTBOUND_RETRIES                   how many times a failed request is tried again;
+//	                                   default 0
+//	OUTBOUND_RETRY_WAIT_MIN            least wait between tries, a Go duration; default 100ms
+//	OUTBOUND_RETRY_WAIT_MAX            most wait between tries; default 5s
+//	OUTBOUND_TLS_CA_FILE, ...          TLS settings: see [tlsconf.Env]
+//
+// Precedence: a variable that is unset leaves the [Config] field at its
+// zero value, which means the documented default. Code that needs another
+// value sets the field on the Config that [ConfigFromEnv] returns before it
+// calls [New].
+type Env struct {
+	UseSockets   *string       `envconfig:"GAE_USE_SOCKETS_HTTPLIB"`
+	AppID        string        `envconfig:"OUTBOUND_APP_ID"`
+	GAEAppID     string        `envconfig:"GAE_APPLICATION"`
+	Deadline     time.Duration `envconfig:"OUTBOUND_DEADLINE"`
+	Background   bool          `envconfig:"OUTBOUND_BACKGROUND"`
+	Retries      int           `envconfig:"OUTBOUND_RETRIES"`
+	RetryWaitMin time.Duration `envconfig:"OUTBOUND_RETRY_WAIT_MIN"`
+	RetryWaitMax time.Duration `envconfig:"OUTBOUND_RETRY_WAIT_MAX"`
+	tlsconf.Env                // the OUTBOUND_TLS_* variables
+}
+
+// Config converts e to a [Config].
+func (e Env) Config() (Config, error) {
+	tc, err := e.Env.Config()
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Config{
+		AppID:        e.AppID,
+		Deadline:     e.Deadline,
+		Background:   e.Background,
+		Retries:      e.Retries,
+		RetryWaitMin: e.RetryWaitMin,
+		RetryWaitMax: e.RetryWaitMax,
+		TLS:          tc,
+	}
+	if e.UseSockets != nil {
+		cfg.Backend = Sockets
+	}
+	if cfg.AppID == "" {
+		cfg.AppID = gaeAppID(e.GAEAppID)
+	}
+	return cfg, nil
+}
+
+// gaeAppID drops the partition prefix App Engine puts before an app id
+// ("s~my-app", "e~my-app").
+func gaeAppID(s string) string {
+	if len(s) > 2 && s[1] == '~' {
+		return s[2:]
+	}
+	return s
+}
+
+// ConfigFromEnv reads the variables listed at [Env] and returns the Config
+// they describe. A malformed value is an error that names the variable.
+func ConfigFromEnv() (Config, error) {
+	var e Env
+	if err := envconfig.Process("", &e); err != nil {
+		return Config{}, fmt.Errorf("transport: reading the environment: %w", err)
+	}
+	return e.Config()
+}
+
+// FromEnv builds a Config from the environment and calls New.
+// GAE_USE_SOCKETS_HTTPLIB present, with any value including "", selects
+// Sockets; absent selects URLFetch. See [Env] for every variable.
+func FromEnv() (http.RoundTripper, error) {
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg)
+}

@@ -1,0 +1,63 @@
+package transport
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/tlsconf"
+)
+
+// newSockets builds the sockets backend: a plain *http.Transport whose every
+// connection goes through a sockets.Dialer, with TLS from tlsconf,
+// keep-alive, and HTTP/2 over TLS negotiated by ALPN through
+// http.Transport.Protocols. It has no size limits of its own and takes its
+// deadlines from the request context. It never uses a proxy: a proxy would
+// carry connections past the destination check.
+func newSockets(cfg Config) (*socketsTransport, error) {
+	tc := cfg.TLS
+	if tc.Logger == nil {
+		tc.Logger = cfg.Logger
+	}
+	tlsCfg, err := tlsconf.Client(tc, tlsconf.HTTPProtos()...)
+	if err != nil {
+		return nil, err
+	}
+	d := cfg.dialer(sockets.DefaultPolicy())
+	if d.Timeout == 0 {
+		d.Timeout = 30 * time.Second
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetHTTP2(true)
+	return &socketsTransport{&http.Transport{
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
+		TLSClientConfig:       tlsCfg,
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+		Protocols:             &protos,
+		HTTP2: &http.HTTP2Config{
+			// Probe a silent connection instead of waiting on it forever.
+			SendPingTimeout: 30 * time.Second,
+			PingTimeout:     15 * time.Second,
+		},
+	}}, nil
+}
+
+// socketsTransport is the sockets backend's http.Transport, with
+// certificate failures reported as *tlsconf.CertificateError.
+type socketsTransport struct {
+	*http.Transport
+}
+
+func (t *socketsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.Transport.RoundTrip(req)
+	if err != nil {
+		err = tlsconf.AsCertificateError(req.URL.Hostname(), err)
+	}
+	return resp, err
+}

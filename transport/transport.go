@@ -1,0 +1,189 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/tlsconf"
+)
+
+// Backend names one of Outbound's two HTTP backends.
+type Backend int
+
+const (
+	// URLFetch is the limited fetch service, like App Engine's URL Fetch:
+	// see package [github.com/outbound-go/outbound/urlfetch]. It is the
+	// zero value, and so the default.
+	URLFetch Backend = iota
+	// Sockets makes direct connections through [sockets.Dialer], with
+	// native TLS, keep-alive and HTTP/2, each checked against the Sockets
+	// API policy.
+	Sockets
+)
+
+// String returns "urlfetch" or "sockets".
+func (b Backend) String() string {
+	switch b {
+	case URLFetch:
+		return "urlfetch"
+	case Sockets:
+		return "sockets"
+	}
+	return fmt.Sprintf("Backend(%d)", int(b))
+}
+
+// Config selects and configures a backend. The zero Config is valid: the
+// urlfetch backend with its default rules. [New] reads a Config once and
+// never changes it.
+type Config struct {
+	// Backend is the backend to build. The zero value is URLFetch.
+	Backend Backend
+
+	// Policy is the destination policy. Nil means the backend's default
+	// rules: sockets.PublicPolicy() for urlfetch (Google's ranges
+	// reachable), sockets.DefaultPolicy() for sockets.
+	Policy *sockets.Policy
+
+	// Resolver resolves host names. Nil means the system resolver.
+	Resolver sockets.Resolver
+
+	// Dialer, if set, is the template for the backend's dialer: its
+	// timeouts, keep-alive, meter and Connect seam are used. Policy and
+	// Resolver above win over the Dialer's own when they are set. The
+	// Dialer is copied, never changed.
+	Dialer *sockets.Dialer
+
+	// TLS configures every TLS connection. The zero value means secure
+	// defaults: TLS 1.2 or later, system roots, certificates verified.
+	TLS tlsconf.Config
+
+	// AppID is the application id the urlfetch backend appends to the
+	// User-Agent. Empty means urlfetch's default. Sockets ignores it.
+	AppID string
+
+	// Deadline is the urlfetch backend's deadline over a whole exchange.
+	// Zero means urlfetch's default (5 seconds). Sockets ignores it: its
+	// deadlines come from the request context.
+	Deadline time.Duration
+
+	// Background lets urlfetch deadlines reach 10 minutes, as App Engine
+	// allowed for tasks and cron. Sockets ignores it.
+	Background bool
+
+	// Retries is how many times a failed request may be tried again.
+	// Zero means no retries. See [Config] retry rules in the package doc.
+	Retries int
+
+	// RetryWaitMin and RetryWaitMax bound the exponential backoff between
+	// tries. Zero means 100 ms and 5 s. A Retry-After header on a 429 or
+	// 503 reply is honoured instead.
+	RetryWaitMin, RetryWaitMax time.Duration
+
+	// Logger receives the library's log lines (retries, insecure TLS
+	// warnings). Nil means no retry logging; TLS warnings then go to
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Transport is the http.RoundTripper that [New] returns. It is safe for
+// concurrent use. Install it as http.DefaultTransport with [Install], or
+// pass it to an http.Client.
+type Transport struct {
+	backend Backend
+	rt      http.RoundTripper
+	base    interface{ CloseIdleConnections() }
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// RoundTrip sends req through the backend. It follows the RoundTripper
+// contract: a non-2xx status is not an error, req is not changed, and its
+// body is closed, also on error.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.rt.RoundTrip(req)
+}
+
+// Backend reports which backend t is, for logs and health pages.
+func (t *Transport) Backend() Backend { return t.backend }
+
+// CloseIdleConnections closes the backend's idle keep-alive connections.
+func (t *Transport) CloseIdleConnections() {
+	if t.base != nil {
+		t.base.CloseIdleConnections()
+	}
+}
+
+// BackendOf reports the backend of rt, if rt is a [*Transport] (or wraps
+// one and says so with a Backend() Backend method).
+func BackendOf(rt http.RoundTripper) (Backend, bool) {
+	if b, ok := rt.(interface{ Backend() Backend }); ok {
+		return b.Backend(), true
+	}
+	return 0, false
+}
+
+// New builds the backend cfg selects. It validates cfg once and returns an
+// error for an unknown backend or a bad TLS configuration.
+func New(cfg Config) (http.RoundTripper, error) {
+	var (
+		base interface {
+			http.RoundTripper
+			CloseIdleConnections()
+		}
+		err error
+	)
+	switch cfg.Backend {
+	case URLFetch:
+		base, err = newURLFetch(cfg)
+	case Sockets:
+		base, err = newSockets(cfg)
+	default:
+		return nil, fmt.Errorf("transport: unknown backend %d", int(cfg.Backend))
+	}
+	if err != nil {
+		return nil, err
+	}
+	t := &Transport{backend: cfg.Backend, rt: base, base: base}
+	if cfg.Retries < 0 {
+		return nil, errors.New("transport: Retries must not be negative")
+	}
+	if cfg.Retries > 0 {
+		t.rt = newRetrier(cfg, base)
+	}
+	return t, nil
+}
+
+// dialer returns the dialer template of cfg, with pol as its policy when
+// neither cfg nor the template names one.
+func (cfg *Config) dialer(pol *sockets.Policy) *sockets.Dialer {
+	d := &sockets.Dialer{}
+	if cfg.Dialer != nil {
+		*d = *cfg.Dialer
+	}
+	if cfg.Policy != nil {
+		d.Policy = cfg.Policy
+	}
+	if d.Policy == nil {
+		d.Policy = pol
+	}
+	if cfg.Resolver != nil {
+		d.Resolver = cfg.Resolver
+	}
+	return d
+}
+
+// Install sets http.DefaultTransport to rt and returns a function that
+// restores the previous value. It is the only function in this module that
+// changes process-wide state, and it does so only when called. Install and
+// the restore function are not safe to call concurrently with each other
+// or with code that reads http.DefaultTransport at the same moment: call
+// them at start-up and shutdown.
+func Install(rt http.RoundTripper) (restore func()) {
+	prev := http.DefaultTransport
+	http.DefaultTransport = rt
+	return func() { http.DefaultTransport = prev }
+}

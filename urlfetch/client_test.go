@@ -1,0 +1,144 @@
+package urlfetch_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/urlfetch"
+)
+
+// redirectServer answers /r/CODE/N with a redirect of status CODE to
+// /r/CODE/N-1, and /r/CODE/0 with the method and body it got. /to?u=URL
+// redirects to URL with a 302.
+func redirectServer(t *testing.T) *server {
+	return newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/to" {
+			http.Redirect(w, r, r.URL.Query().Get("u"), http.StatusFound)
+			return
+		}
+		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/r/"), "/")
+		code, _ := strconv.Atoi(parts[0])
+		n, _ := strconv.Atoi(parts[1])
+		if n > 0 {
+			w.Header().Set("Location", "/r/"+parts[0]+"/"+strconv.Itoa(n-1))
+			w.WriteHeader(code)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Method+" "+string(b))
+	}), false)
+}
+
+func TestClientRedirectLimit(t *testing.T) {
+	f := newFixture(t, redirectServer(t))
+	var hops atomic.Int32
+	f.tr.OnStats = func(*http.Request, urlfetch.Stats) { hops.Add(1) }
+	client := urlfetch.NewClient(f.tr)
+
+	resp, err := client.Get("http://" + publicHost + ":8000/r/302/5")
+	if err != nil {
+		t.Fatalf("5 redirects: %v", err)
+	}
+	b, _ := urlfetch.ReadAll(resp)
+	if string(b) != "GET " || hops.Load() != 6 {
+		t.Fatalf("got %q after %d exchanges, want the end after 6", b, hops.Load())
+	}
+
+	_, err = client.Get("http://" + publicHost + ":8000/r/302/6")
+	mustKind(t, err, urlfetch.ErrTooManyRedirects)
+	if _, ok := errors.AsType[*url.Error](err); !ok {
+		t.Errorf("error %v is not wrapped by the client in a *url.Error", err)
+	}
+	if !urlfetch.IsPermanent(err) {
+		t.Error("too many redirects is not permanent")
+	}
+}
+
+func TestClientRedirectStatuses(t *testing.T) {
+	f := newFixture(t, redirectServer(t))
+	client := urlfetch.NewClient(f.tr)
+	tests := []struct {
+		code           int
+		method, body   string
+		followed       bool
+		wantMethodBody string // at the end of the chain
+	}{
+		{301, "POST", "data", true, "GET "},
+		{302, "POST", "data", true, "GET "},
+		{303, "POST", "data", true, "GET "},
+		{307, "POST", "data", true, "POST data"},
+		{307, "PUT", "data", true, "PUT data"},
+		{302, "HEAD", "", true, "GET "},
+		{302, "DELETE", "", true, "GET "},
+		{308, "POST", "data", false, ""},
+		{308, "GET", "", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Itoa(tt.code)+" "+tt.method, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, "http://"+publicHost+":8000/r/"+strconv.Itoa(tt.code)+"/2", strings.NewReader(tt.body))
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := urlfetch.ReadAll(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.followed {
+				if resp.StatusCode != tt.code || resp.Header.Get("Location") != "/r/308/1" {
+					t.Fatalf("got %d to %q, want the %d itself", resp.StatusCode, resp.Header.Get("Location"), tt.code)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusOK || string(b) != tt.wantMethodBody {
+				t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, b, tt.wantMethodBody)
+			}
+		})
+	}
+}
+
+// TestClientRedirectChecked checks that every hop is a RoundTrip checked
+// again: a redirect to a refused destination, port or scheme is refused
+// with no connection attempted.
+func TestClientRedirectChecked(t *testing.T) {
+	tests := []struct {
+		to   string
+		kind error
+	}{
+		{"http://10.0.0.1/", urlfetch.ErrRefused},
+		{"http://" + privateHost + "/", urlfetch.ErrRefused},
+		{"http://127.0.0.1:8080/", urlfetch.ErrRefused}, // loopback: never public
+		{"http://" + publicHost + ":1000/", urlfetch.ErrInvalidURL},
+		{"ftp://" + publicHost + "/", urlfetch.ErrInvalidURL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.to, func(t *testing.T) {
+			// The default policy here: only the public test name reaches
+			// the server, through the Connector.
+			f := newFixture(t, redirectServer(t), func(tr *urlfetch.Transport) { tr.Policy = nil })
+			client := urlfetch.NewClient(f.tr)
+			_, err := client.Get("http://" + publicHost + ":8000/to?u=" + url.QueryEscape(tt.to))
+			mustKind(t, err, tt.kind)
+			if !errors.Is(err, sockets.ErrDenied) {
+				t.Errorf("error %v does not match sockets.ErrDenied", err)
+			}
+			if a := f.conn.Attempts(); len(a) != 1 || a[0].Addr().String() != publicAddr {
+				t.Errorf("connection attempts %v, want only the first hop's", a)
+			}
+		})
+	}
+}
+
+func TestNewClientNil(t *testing.T) {
+	c := urlfetch.NewClient(nil)
+	if _, ok := c.Transport.(*urlfetch.Transport); !ok || c.CheckRedirect == nil {
+		t.Fatalf("NewClient(nil) = %+v", c)
+	}
+}

@@ -1,0 +1,111 @@
+package urlfetch_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/urlfetch"
+)
+
+// A Transport fetches like App Engine's URL Fetch. This one is widened to
+// reach a loopback test server; the default policy refuses loopback.
+func ExampleTransport() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello, %s", r.Header.Get("User-Agent"))
+	}))
+	defer srv.Close()
+
+	tr := &urlfetch.Transport{
+		Policy: sockets.PublicPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")),
+		AppID:  "my-app",
+		OnStats: func(req *http.Request, s urlfetch.Stats) {
+			fmt.Println("sent and received:", s.BytesSent > 0, s.BytesReceived > 0)
+		},
+	}
+	defer tr.CloseIdleConnections()
+	client := urlfetch.NewClient(tr)
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set("User-Agent", "example/1.0")
+	resp, err := client.Do(req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	body, err := urlfetch.ReadAll(resp)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(resp.Status)
+	fmt.Println(string(body))
+	// Output:
+	// sent and received: true true
+	// 200 OK
+	// hello, example/1.0 AppEngine-Google; (+http://code.google.com/appengine; appid: my-app)
+}
+
+// Refusals are typed errors that name the rule; they are never worth a
+// retry.
+func ExampleTransport_refusals() {
+	var tr urlfetch.Transport // the zero Transport: App Engine's rules
+	for _, raw := range []string{
+		"ftp://example.com/file",
+		"http://example.com:1000/",
+		"http://10.0.0.1/",
+	} {
+		req, _ := http.NewRequest(http.MethodGet, raw, nil)
+		_, err := tr.RoundTrip(req)
+		var refused *urlfetch.RefusedError
+		var denied *sockets.DeniedError
+		switch {
+		case errors.As(err, &refused):
+			fmt.Printf("%s: refused: %s\n", raw, refused.Rule)
+		case errors.As(err, &denied):
+			fmt.Printf("%s: denied by the policy: %s\n", raw, denied.Rule)
+		}
+		fmt.Println("  permanent:", urlfetch.IsPermanent(err), "ErrDenied:", errors.Is(err, sockets.ErrDenied))
+	}
+	// Output:
+	// ftp://example.com/file: refused: scheme not allowed (only http and https)
+	//   permanent: true ErrDenied: true
+	// http://example.com:1000/: refused: port not allowed (only 80-90, 440-450, 1024-65535)
+	//   permanent: true ErrDenied: true
+	// http://10.0.0.1/: denied by the policy: private (RFC 1918)
+	//   permanent: true ErrDenied: true
+}
+
+// A body longer than 32 MiB ends with ErrResponseTooLarge after exactly
+// the limit, never silently.
+func ExampleReadAll() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(urlfetch.MaxResponseBody+1))
+		io.CopyN(w, zeros{}, urlfetch.MaxResponseBody+1)
+	}))
+	defer srv.Close()
+	tr := &urlfetch.Transport{Policy: sockets.PublicPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))}
+	defer tr.CloseIdleConnections()
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	body, err := urlfetch.ReadAll(resp)
+	fmt.Println(len(body), errors.Is(err, urlfetch.ErrResponseTooLarge))
+	// Output:
+	// 33554432 true
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

@@ -1,0 +1,260 @@
+package urlfetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// allowedMethod reports whether the fetch service sends method.
+func allowedMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodPatch:
+		return true
+	}
+	return false
+}
+
+// allowedPort reports whether the fetch service connects to port.
+func allowedPort(port uint64) bool {
+	return 80 <= port && port <= 90 || 440 <= port && port <= 450 || 1024 <= port && port <= 65535
+}
+
+// strippedHeaders are the headers an application cannot set; Host and
+// Content-Length are then set from the request itself.
+var strippedHeaders = func() map[string]bool {
+	m := make(map[string]bool)
+	for _, h := range []string{"Content-Length", "Host", "Vary", "Via", "X-Forwarded-For", "X-AppEngine-Inbound-AppId", "X-ProxyUser-IP"} {
+		m[http.CanonicalHeaderKey(h)] = true
+	}
+	return m
+}()
+
+// redact returns u as a string without its user information.
+func redact(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	c := *u
+	c.User = nil
+	return c.String()
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// checkURL applies the URL rules; it returns the kind of error and its
+// cause, or nils.
+func checkURL(u *url.URL) (kind, cause error) {
+	if u == nil {
+		return ErrInvalidURL, errors.New("urlfetch: missing url")
+	}
+	switch u.Scheme {
+	case "http", "https":
+	case "":
+		return ErrInvalidURL, errors.New("urlfetch: missing scheme (a relative url)")
+	default:
+		return ErrInvalidURL, &RefusedError{Rule: RuleScheme, Value: u.Scheme}
+	}
+	if u.Opaque != "" {
+		return ErrInvalidURL, errors.New("urlfetch: opaque url")
+	}
+	if n := len(u.String()); n > MaxURLLength {
+		return ErrInvalidURL, &LimitError{What: "url", Limit: MaxURLLength, Size: int64(n)}
+	}
+	if u.Hostname() == "" {
+		return ErrInvalidURL, errors.New("urlfetch: missing host")
+	}
+	if !validHost(u.Host) {
+		return ErrInvalidURL, fmt.Errorf("urlfetch: invalid host %q", u.Host)
+	}
+	if p := port(u.Host); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return ErrInvalidURL, fmt.Errorf("urlfetch: port %q is not a number from 0 to 65535", p)
+		}
+		if !allowedPort(n) {
+			return ErrInvalidURL, &RefusedError{Rule: RulePort, Value: p}
+		}
+	}
+	return nil, nil
+}
+
+// port returns the port of a URL's host, "" when none is given. Unlike
+// url.URL.Port, it returns a port that is not a number too, so that it is
+// refused rather than taken for part of the host name.
+func port(host string) string {
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 || strings.IndexByte(host[i:], ']') >= 0 {
+		return ""
+	}
+	return host[i+1:]
+}
+
+// header returns the header to send: the request's, canonicalized, without
+// the headers the application cannot set, with the User-Agent suffix.
+func (b *backend) header(in http.Header) (http.Header, error) {
+	h := make(http.Header, len(in)+1)
+	for k, vs := range in {
+		if !validToken(k) {
+			return nil, fmt.Errorf("urlfetch: invalid header name %q", k)
+		}
+		ck := http.CanonicalHeaderKey(k)
+		if strippedHeaders[ck] {
+			continue
+		}
+		for _, v := range vs {
+			if !validFieldValue(v) {
+				return nil, fmt.Errorf("urlfetch: invalid value for header %q", k)
+			}
+		}
+		h[ck] = append(h[ck], vs...) // a copy: the caller's slices are never shared
+	}
+	ua := DefaultUserAgent
+	if v := h["User-Agent"]; len(v) > 0 && v[0] != "" {
+		ua = v[0]
+	}
+	h["User-Agent"] = []string{ua + b.uaSuffix}
+	return h, nil
+}
+
+// prepare checks req against the rules and returns the request to send,
+// with the exchange's deadline in its context, and the wrapper of its body
+// when the body is streamed. On error it has closed req.Body and ended the
+// exchange.
+func (b *backend) prepare(ex *exchange, req *http.Request) (*http.Request, *reqBody, error) {
+	if k, cause := checkURL(req.URL); k != nil {
+		closeBody(req)
+		return nil, nil, ex.fail(k, cause)
+	}
+	if !allowedMethod(ex.method) {
+		closeBody(req)
+		return nil, nil, ex.fail(ErrInvalidMethod, &RefusedError{Rule: RuleMethod, Value: req.Method})
+	}
+	h, err := b.header(req.Header)
+	if err != nil {
+		closeBody(req)
+		return nil, nil, ex.fail(ErrInvalidRequest, err)
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	switch {
+	case req.ContentLength > MaxRequestBody:
+		closeBody(req)
+		return nil, nil, ex.fail(ErrPayloadTooLarge, &LimitError{What: "request body", Limit: MaxRequestBody, Size: req.ContentLength})
+	case req.ContentLength > 0 && !hasBody:
+		closeBody(req)
+		return nil, nil, ex.fail(ErrInvalidRequest, fmt.Errorf("urlfetch: ContentLength %d with no body", req.ContentLength))
+	}
+
+	ctx, cancel := context.WithTimeout(req.Context(), b.deadline)
+	ex.start(ctx, cancel)
+	out := req.WithContext(ex.trace(ctx)) // a shallow copy; req is never changed
+	out.Method = ex.method
+	out.Header = h
+	out.Host = "" // the Host header comes from the URL
+	var rb *reqBody
+	switch {
+	case !hasBody:
+		out.Body, out.ContentLength, out.GetBody = http.NoBody, 0, nil
+		closeBody(req)
+	case req.ContentLength > 0:
+		rb = &reqBody{rc: req.Body, want: req.ContentLength}
+		out.Body = rb
+	default:
+		// Unknown length: read at most the limit and one byte more before
+		// sending anything, so that an oversize body is refused unsent.
+		buf, err := ex.bufferBody(req.Body)
+		if err != nil {
+			return nil, nil, err
+		}
+		out.ContentLength = int64(len(buf))
+		out.Body = http.NoBody
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+		if len(buf) > 0 {
+			out.Body, _ = out.GetBody()
+		}
+	}
+	return out, rb, nil
+}
+
+// bufferBody reads body, of unknown length, into memory: at most
+// MaxRequestBody+1 bytes, and only while the deadline lasts. It closes
+// body. On error it has ended the exchange.
+func (ex *exchange) bufferBody(body io.ReadCloser) ([]byte, error) {
+	type result struct {
+		buf []byte
+		err error
+	}
+	ch := make(chan result, 1) // the reader never blocks on sending
+	go func() {
+		buf, err := io.ReadAll(io.LimitReader(body, MaxRequestBody+1))
+		ch <- result{buf, err}
+	}()
+	select {
+	case r := <-ch:
+		body.Close()
+		switch {
+		case r.err != nil:
+			return nil, ex.fail(ErrInvalidRequest, fmt.Errorf("urlfetch: reading the request body: %w", r.err))
+		case len(r.buf) > MaxRequestBody:
+			return nil, ex.fail(ErrPayloadTooLarge, &LimitError{What: "request body", Limit: MaxRequestBody, Size: -1})
+		}
+		return r.buf, nil
+	case <-ex.ctx.Done():
+		// Closing the body ends the pending Read of most readers (pipes,
+		// files, network bodies), and with it the goroutine.
+		body.Close()
+		return nil, ex.fail(ex.ctxKind(), fmt.Errorf("urlfetch: reading the request body: %w", ex.ctx.Err()))
+	}
+}
+
+// reqBody wraps a request body of known length, to tell a failure of the
+// body from a failure of the network.
+type reqBody struct {
+	rc   io.ReadCloser
+	want int64
+
+	mu  sync.Mutex
+	n   int64
+	err error
+}
+
+func (b *reqBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.mu.Lock()
+	b.n += int64(n)
+	if b.err == nil {
+		switch {
+		case err != nil && err != io.EOF:
+			b.err = fmt.Errorf("urlfetch: reading the request body: %w", err)
+		case err == io.EOF && b.n < b.want:
+			b.err = fmt.Errorf("urlfetch: request body of %d bytes is shorter than its ContentLength %d", b.n, b.want)
+		case b.n > b.want:
+			b.err = fmt.Errorf("urlfetch: request body is longer than its ContentLength %d", b.want)
+		}
+	}
+	b.mu.Unlock()
+	return n, err
+}
+
+func (b *reqBody) Close() error { return b.rc.Close() }
+
+// failure returns the body's failure, or nil.
+func (b *reqBody) failure() error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}

@@ -1,0 +1,229 @@
+package urlfetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/tlsconf"
+)
+
+// respond wraps the reply of net/http: the body is bounded by the response
+// limit and ends the exchange when it ends.
+func (b *backend) respond(ex *exchange, req *http.Request, resp *http.Response) (*http.Response, error) {
+	resp.Request = req
+	if resp.Body == nil || resp.Body == http.NoBody {
+		resp.Body = http.NoBody
+		ex.finish()
+		return resp, nil
+	}
+	if b.strict && resp.ContentLength > MaxResponseBody {
+		resp.Body.Close()
+		return nil, ex.fail(ErrResponseTooLarge, &LimitError{What: "response body", Limit: MaxResponseBody, Size: resp.ContentLength})
+	}
+	body := &body{ex: ex, rc: resp.Body, remaining: MaxResponseBody, size: -1}
+	if resp.ContentLength > MaxResponseBody {
+		body.size = resp.ContentLength
+	}
+	if b.strict && resp.ContentLength < 0 {
+		buf, err := io.ReadAll(body)
+		body.Close()
+		if err != nil {
+			return nil, err
+		}
+		resp.Body = bufferedBody{bytes.NewReader(buf)}
+		resp.ContentLength = int64(len(buf))
+		return resp, nil
+	}
+	resp.Body = body
+	return resp, nil
+}
+
+// body is a response body bounded by the response limit. Its errors are
+// *Error values. Read must not be called concurrently, but Close may be
+// called concurrently with Read.
+type body struct {
+	ex        *exchange
+	rc        io.ReadCloser
+	remaining int64 // bytes still allowed
+	size      int64 // the announced length when over the limit, else -1
+	err       error // the sticky end of the body; only Read touches it
+	closed    atomic.Bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.closed.Load() {
+		return 0, b.ex.err(ErrConnectionClosed, errors.New("urlfetch: read on closed response body"))
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	// Read one byte past the limit at most, to know whether the body goes
+	// on.
+	if int64(len(p)) > b.remaining+1 {
+		p = p[:b.remaining+1]
+	}
+	n, err := b.rc.Read(p)
+	if int64(n) > b.remaining {
+		n = int(b.remaining)
+		b.remaining = 0
+		b.err = b.ex.err(ErrResponseTooLarge, &LimitError{What: "response body", Limit: MaxResponseBody, Size: b.size})
+		b.end()
+		return n, b.err
+	}
+	b.remaining -= int64(n)
+	switch {
+	case err == io.EOF:
+		b.err = io.EOF
+		b.ex.finish()
+	case err != nil:
+		b.err = b.ex.classify(err, nil, b.closed.Load())
+		b.end()
+	}
+	return n, b.err
+}
+
+// end closes the underlying body and ends the exchange.
+func (b *body) end() {
+	if b.closed.CompareAndSwap(false, true) {
+		b.rc.Close()
+	}
+	b.ex.finish()
+}
+
+// Close closes the body and ends the exchange. The connection is kept for
+// reuse only when the body was read to its end.
+func (b *body) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	err := b.rc.Close()
+	b.ex.finish()
+	return err
+}
+
+// bufferedBody is a response body read in full before RoundTrip returned.
+type bufferedBody struct{ *bytes.Reader }
+
+func (bufferedBody) Close() error { return nil }
+
+// failRT ends the exchange after net/http's RoundTrip failed.
+func (ex *exchange) failRT(err error, rb *reqBody) *Error {
+	e := ex.classify(err, rb, false)
+	ex.finish()
+	return e
+}
+
+// ctxKind returns the kind of error for the exchange's ended context.
+func (ex *exchange) ctxKind() error {
+	if errors.Is(ex.ctx.Err(), context.Canceled) {
+		return ErrCanceled
+	}
+	return ErrDeadlineExceeded
+}
+
+// classify turns an error of net/http into an *Error. Most errors of
+// net/http have no type; they are told apart by what is known of the
+// exchange: its context, the dial, the request body, the connection.
+func (ex *exchange) classify(err error, rb *reqBody, closed bool) *Error {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e
+	}
+	if ex.ctx != nil && ex.ctx.Err() != nil && !closed {
+		return ex.err(ex.ctxKind(), err)
+	}
+	if closed {
+		return ex.err(ErrConnectionClosed, err)
+	}
+	fromDial := false
+	if de, ok := errors.AsType[*dialError](err); ok {
+		if de.malformed {
+			return ex.err(ErrMalformedReply, de.err)
+		}
+		err, fromDial = de.err, true
+	}
+	if _, ok := errors.AsType[*sockets.DeniedError](err); ok {
+		return ex.err(ErrRefused, err)
+	}
+	if _, ok := errors.AsType[*sockets.LookupError](err); ok {
+		return ex.err(ErrDNS, err)
+	}
+	if cerr := tlsconf.AsCertificateError(ex.host, err); errors.Is(cerr, tlsconf.ErrCertificate) {
+		return ex.err(ErrCertificate, cerr)
+	}
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		return ex.err(ErrDeadlineExceeded, err)
+	}
+	if fromDial {
+		return ex.err(ErrConnectionClosed, err)
+	}
+	if berr := rb.failure(); berr != nil {
+		return ex.err(ErrInvalidRequest, berr)
+	}
+	if c := ex.conn.Load(); c != nil && c.broken.Load() || closedConn(err) {
+		return ex.err(ErrConnectionClosed, err)
+	}
+	return ex.err(ErrMalformedReply, fmt.Errorf("urlfetch: %w", err))
+}
+
+// closedConn reports whether err says that the peer or the network closed
+// or reset a connection, or that it could not be made. (net.ErrClosed is not
+// among them: it follows a close on this side, by net/http, for a reason of
+// its own.)
+func closedConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH)
+}
+
+// ReadAll reads resp.Body to its end, closes it, and returns what it read.
+// Unlike io.ReadAll, it reads into one buffer sized from resp.ContentLength
+// (at most [MaxResponseBody] plus one byte) when the length is announced,
+// so that a large body is allocated once, not grown by copying. A body of
+// unknown length is read as io.ReadAll reads it.
+//
+// On error ReadAll returns what it read before the error, for example the
+// first MaxResponseBody bytes and an error matching [ErrResponseTooLarge].
+// It works with any response; only bodies from a [Transport] are bounded.
+func ReadAll(resp *http.Response) ([]byte, error) {
+	if resp == nil || resp.Body == nil {
+		return nil, nil
+	}
+	defer resp.Body.Close()
+	if resp.Body == http.NoBody {
+		return []byte{}, nil // a HEAD reply announces a length it does not carry
+	}
+	size := resp.ContentLength
+	if size < 0 {
+		return io.ReadAll(resp.Body)
+	}
+	size = min(size, MaxResponseBody)
+	// One byte more than announced, so that the Read that reports the end
+	// has room and the buffer is not grown for it.
+	buf := make([]byte, 0, size+1)
+	for {
+		n, err := resp.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return buf, err
+		case len(buf) == cap(buf):
+			// Longer than announced (not a body of net/http, which keeps
+			// to Content-Length): read the rest as io.ReadAll does.
+			rest, err := io.ReadAll(resp.Body)
+			return append(buf, rest...), err
+		}
+	}
+}

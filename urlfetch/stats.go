@@ -1,0 +1,170 @@
+package urlfetch
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// Stats counts the bytes that one exchange (one RoundTrip, with its
+// response body) moved over the network, as App Engine bills them.
+//
+// The bytes are counted on the wire: what the connection wrote to and read
+// from the TCP socket while the exchange owned it, so the request line,
+// headers and body (chunked framing included) go out, and the status line,
+// headers and body come in as they travel (compressed, if the reply was).
+// On https the TLS records are counted, and a new connection's handshake
+// counts for the first exchange that uses it (or for the one that dialed
+// it, when the handshake fails). A connection reused from the idle pool
+// costs nothing extra. Bytes that move after the exchange has ended (its
+// body closed or read to the end) are not counted.
+type Stats struct {
+	BytesSent     int64 // bytes written to the network
+	BytesReceived int64 // bytes read from the network
+}
+
+// exchange is the state of one RoundTrip, from the moment the request is
+// accepted until its response body is finished.
+type exchange struct {
+	req     *http.Request // the caller's request, as given to RoundTrip
+	method  string
+	url     string // without user information
+	host    string // the URL's host name, for certificate errors
+	onStats func(*http.Request, Stats)
+
+	ctx    context.Context // the exchange's deadline; nil until prepared
+	cancel context.CancelFunc
+	stop   atomic.Pointer[func() bool] // stops the finish at the deadline
+
+	sent, recv atomic.Int64
+	conn       atomic.Pointer[meteredConn] // the connection the request got
+	done       atomic.Bool
+}
+
+// exchangeKey is the context key under which a dial finds the exchange
+// that started it (net/http keeps the request context's values for dials).
+type exchangeKey struct{}
+
+// trace returns ctx with the hook that hands the exchange its connection.
+func (ex *exchange) trace(ctx context.Context) context.Context {
+	ctx = context.WithValue(ctx, exchangeKey{}, ex)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: ex.gotConn})
+}
+
+// gotConn makes ex the owner of the connection net/http chose for it, so
+// that the connection's traffic counts for ex from now on.
+func (ex *exchange) gotConn(info httptrace.GotConnInfo) {
+	if mc := metered(info.Conn); mc != nil {
+		mc.setOwner(ex)
+		ex.conn.Store(mc)
+	}
+}
+
+// metered returns the counting connection under c, or nil.
+func metered(c net.Conn) *meteredConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	mc, _ := c.(*meteredConn)
+	return mc
+}
+
+// start gives the exchange its deadline. When the deadline passes, the
+// exchange ends even if nobody reads or closes the response body.
+func (ex *exchange) start(ctx context.Context, cancel context.CancelFunc) {
+	ex.ctx, ex.cancel = ctx, cancel
+	stop := context.AfterFunc(ctx, ex.finish)
+	ex.stop.Store(&stop)
+}
+
+// finish ends the exchange once: it releases the deadline and reports the
+// counts.
+func (ex *exchange) finish() {
+	if !ex.done.CompareAndSwap(false, true) {
+		return
+	}
+	if stop := ex.stop.Load(); stop != nil {
+		(*stop)() // no goroutine for the finish at the deadline
+	}
+	if ex.cancel != nil {
+		ex.cancel()
+	}
+	if ex.onStats != nil {
+		ex.onStats(ex.req, Stats{BytesSent: ex.sent.Load(), BytesReceived: ex.recv.Load()})
+	}
+}
+
+// fail ends the exchange with an error of the given kind.
+func (ex *exchange) fail(k, cause error) *Error {
+	ex.finish()
+	return ex.err(k, cause)
+}
+
+// err returns an *Error of the given kind for this exchange.
+func (ex *exchange) err(k, cause error) *Error {
+	return &Error{Kind: k, Method: ex.method, URL: ex.url, Err: cause}
+}
+
+// meteredConn counts the bytes a connection moves, for the exchange that
+// owns it at the time. It is safe for concurrent use, as net.Conn is.
+type meteredConn struct {
+	net.Conn
+	broken atomic.Bool // a Read or Write failed because of the peer or the network
+
+	// mu guards owner and the bytes moved before any exchange owned the
+	// connection (dialing, the TLS handshake).
+	mu         sync.Mutex
+	owner      *exchange
+	sent, recv int64
+}
+
+func (c *meteredConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.count(0, n, err)
+	return n, err
+}
+
+func (c *meteredConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.count(n, 0, err)
+	return n, err
+}
+
+func (c *meteredConn) count(sent, recv int, err error) {
+	// An error after net/http closed the connection itself (for a reply it
+	// could not parse, say) or after a deadline says nothing of the peer.
+	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.broken.Store(true)
+	}
+	if sent == 0 && recv == 0 {
+		return
+	}
+	c.mu.Lock()
+	if o := c.owner; o != nil {
+		o.sent.Add(int64(sent))
+		o.recv.Add(int64(recv))
+	} else {
+		c.sent += int64(sent)
+		c.recv += int64(recv)
+	}
+	c.mu.Unlock()
+}
+
+// setOwner makes ex the owner of c. The first owner also gets the bytes
+// moved before, while the connection was made.
+func (c *meteredConn) setOwner(ex *exchange) {
+	c.mu.Lock()
+	if c.owner == nil {
+		ex.sent.Add(c.sent)
+		ex.recv.Add(c.recv)
+		c.sent, c.recv = 0, 0
+	}
+	c.owner = ex
+	c.mu.Unlock()
+}

@@ -1,0 +1,349 @@
+package urlfetch
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/tlsconf"
+)
+
+// The limits of the fetch service, as App Engine's URL Fetch set them.
+const (
+	// MaxRequestBody is the largest request body sent: 10 MiB.
+	MaxRequestBody = 10 << 20
+
+	// MaxResponseBody is the largest response body delivered: 32 MiB.
+	MaxResponseBody = 32 << 20
+
+	// MaxURLLength is the longest URL accepted, in bytes of its string
+	// form: 10,240.
+	MaxURLLength = 10240
+
+	// DefaultDeadline is the deadline of an exchange when
+	// [Transport.Deadline] is zero.
+	DefaultDeadline = 5 * time.Second
+
+	// MaxDeadline is the longest deadline of an exchange, unless
+	// [Transport.Background] is set.
+	MaxDeadline = 60 * time.Second
+
+	// MaxBackgroundDeadline is the longest deadline of an exchange made for
+	// background work (tasks, cron), when [Transport.Background] is set.
+	MaxBackgroundDeadline = 10 * time.Minute
+
+	// DefaultAppID is the application id written in the User-Agent when
+	// [Transport.AppID] is empty.
+	DefaultAppID = "unknown"
+
+	// DefaultUserAgent is the User-Agent the suffix is appended to when the
+	// request sets none (it is net/http's own default).
+	DefaultUserAgent = "Go-http-client/1.1"
+)
+
+// Transport is an [http.RoundTripper] that behaves like App Engine's URL
+// Fetch service: every request is checked against the service's rules
+// before anything is sent, every connection goes through a
+// [sockets.Dialer] that allows public destinations only, and every exchange
+// is bounded in time and size. See the package documentation for the
+// rules.
+//
+// The zero Transport is ready to use. A Transport is safe for concurrent
+// use by multiple goroutines. It builds its connection pool on first use,
+// from its fields, which must not be changed after that; a Transport must
+// not be copied after first use. Reuse one Transport rather than making one
+// per request, so that connections are kept alive.
+type Transport struct {
+	// Policy decides which destinations may be reached. Nil means
+	// sockets.PublicPolicy(): the never-public rule of the sockets backend,
+	// with Google's ranges reachable, as through App Engine's URL Fetch. A
+	// test widens it with Policy.Allow, for example
+	// sockets.PublicPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")).
+	// The scheme, method, port and size rules hold whatever the policy.
+	Policy *sockets.Policy
+
+	// Resolver resolves host names. Nil means the system resolver.
+	Resolver sockets.Resolver
+
+	// Dialer, if not nil, makes the connections, on a copy: the caller's
+	// Dialer is never changed. In the copy, a nil Policy becomes this
+	// Transport's Policy (or sockets.PublicPolicy()), and a nil Resolver
+	// this Transport's Resolver. It is how a test passes the
+	// sockets.Dialer.Connect seam. Nil means a sockets.Dialer with Policy
+	// and Resolver.
+	Dialer *sockets.Dialer
+
+	// TLS configures https: certificates are verified against the system
+	// roots unless TLS.RootCAs says otherwise, and verification is skipped
+	// only with TLS.InsecureSkipVerify, the explicit, named option. The zero
+	// Config verifies. The configuration is built once, by tlsconf.Client,
+	// on first use; only HTTP/1.1 is offered (see [Stats]).
+	TLS tlsconf.Config
+
+	// AppID is the application id appended to the User-Agent (see the
+	// package documentation). It may hold letters, digits and the
+	// characters "-_.:~". Empty means [DefaultAppID].
+	AppID string
+
+	// Deadline bounds each exchange: connecting, sending the request,
+	// receiving the reply and reading its body. Zero means
+	// [DefaultDeadline] (5 seconds). A value above the maximum,
+	// [MaxDeadline] (60 seconds) or [MaxBackgroundDeadline] (10 minutes)
+	// when Background is set, is clamped to that maximum, as App Engine
+	// ended any fetch there. A negative value is an invalid configuration
+	// ([ErrConfig]). A shorter deadline of the request's context wins.
+	Deadline time.Duration
+
+	// Background raises the maximum Deadline to 10 minutes, for background
+	// work (tasks, cron). It does not change the default: zero Deadline is
+	// still 5 seconds.
+	Background bool
+
+	// StrictResponseLimit, if true, makes a response longer than
+	// [MaxResponseBody] an error of RoundTrip ([ErrResponseTooLarge])
+	// instead of a body cut at the limit. A response whose length is not
+	// announced (chunked, or compressed and decompressed on the way) is
+	// then read in full, up to the limit, before RoundTrip returns. False
+	// means the body is delivered up to the limit and its last Read
+	// returns ErrResponseTooLarge.
+	StrictResponseLimit bool
+
+	// OnStats, if not nil, is called once for every RoundTrip of a non-nil
+	// request, when the exchange ends: when RoundTrip fails, when the
+	// response body is read to its end, fails, or is closed, or at the
+	// deadline, whichever comes first. It receives
+	// the request as given to RoundTrip and the bytes the exchange moved
+	// (see [Stats]). It may be called from any goroutine and concurrently,
+	// and must not block for long.
+	OnStats func(req *http.Request, s Stats)
+
+	once sync.Once
+	b    *backend
+	err  error
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// backend is what a Transport builds on first use.
+type backend struct {
+	rt          *http.Transport
+	dialer      *sockets.Dialer
+	tls         *tls.Config
+	uaSuffix    string
+	deadline    time.Duration
+	dialTimeout time.Duration
+	strict      bool
+}
+
+// policy returns the destination policy: sockets.PublicPolicy() for nil.
+func (t *Transport) policy() *sockets.Policy {
+	if t.Policy != nil {
+		return t.Policy
+	}
+	return publicPolicy()
+}
+
+var publicPolicy = sync.OnceValue(sockets.PublicPolicy)
+
+// appID returns the application id: DefaultAppID for "".
+func (t *Transport) appID() string {
+	if t.AppID != "" {
+		return t.AppID
+	}
+	return DefaultAppID
+}
+
+// maxDeadline returns the longest deadline allowed.
+func (t *Transport) maxDeadline() time.Duration {
+	if t.Background {
+		return MaxBackgroundDeadline
+	}
+	return MaxDeadline
+}
+
+// deadline returns the effective deadline of an exchange.
+func (t *Transport) deadline() (time.Duration, error) {
+	switch d := t.Deadline; {
+	case d < 0:
+		return 0, fmt.Errorf("urlfetch: negative deadline %v", d)
+	case d == 0:
+		return DefaultDeadline, nil
+	case d > t.maxDeadline():
+		return t.maxDeadline(), nil
+	default:
+		return d, nil
+	}
+}
+
+// dialer returns the dialer to use: a copy of Dialer with the Transport's
+// policy and resolver where it has none, or a new one.
+func (t *Transport) dialer() *sockets.Dialer {
+	if t.Dialer == nil {
+		return &sockets.Dialer{Policy: t.policy(), Resolver: t.Resolver}
+	}
+	d := *t.Dialer
+	if d.Policy == nil {
+		d.Policy = t.policy()
+	}
+	if d.Resolver == nil {
+		d.Resolver = t.Resolver
+	}
+	return &d
+}
+
+// backend returns the backend, building it on first use.
+func (t *Transport) backend() (*backend, error) {
+	t.once.Do(func() { t.b, t.err = t.build() })
+	return t.b, t.err
+}
+
+func (t *Transport) build() (*backend, error) {
+	deadline, err := t.deadline()
+	if err != nil {
+		return nil, err
+	}
+	appID := t.appID()
+	if !validAppID(appID) {
+		return nil, fmt.Errorf("urlfetch: app id %q may hold only letters, digits and \"-_.:~\"", appID)
+	}
+	// HTTP/1.1 only: one exchange at a time per connection, so that the
+	// bytes on the wire can be counted per request (see Stats).
+	tc, err := tlsconf.Client(t.TLS, "http/1.1")
+	if err != nil {
+		return nil, err
+	}
+	b := &backend{
+		dialer:      t.dialer(),
+		tls:         tc,
+		uaSuffix:    " AppEngine-Google; (+http://code.google.com/appengine; appid: " + appID + ")",
+		deadline:    deadline,
+		dialTimeout: deadline,
+		strict:      t.StrictResponseLimit,
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	b.rt = &http.Transport{
+		Proxy:                 nil, // a proxy would bypass the destination check
+		DialContext:           b.dial,
+		DialTLSContext:        b.dialTLS,
+		Protocols:             &protos,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	return b, nil
+}
+
+// validAppID reports whether id may go in the User-Agent: App Engine ids
+// are letters, digits and hyphens, with "s~"-style and "domain.com:"
+// prefixes.
+func validAppID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':' || c == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+// CloseIdleConnections closes the connections that are kept alive but not
+// in use. It does not interrupt exchanges in progress.
+func (t *Transport) CloseIdleConnections() {
+	if b, err := t.backend(); err == nil {
+		b.rt.CloseIdleConnections()
+	}
+}
+
+// RoundTrip makes one exchange: it checks req against the rules of the
+// fetch service, sends it, and returns the reply. It follows no redirect
+// (see [NewClient] for a client that does). A reply with any status is a
+// response, not an error.
+//
+// RoundTrip never changes req, and always closes req.Body, also on error.
+// Every error, from RoundTrip or from reading the response body, is an
+// [*Error]. The caller must close the response body (or read it to its
+// end); the exchange, its deadline and its connection last until then, or
+// until the deadline.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req == nil {
+		return nil, &Error{Kind: ErrInvalidRequest, Err: errors.New("nil request")}
+	}
+	ex := &exchange{req: req, method: req.Method, onStats: t.OnStats}
+	if ex.method == "" {
+		ex.method = http.MethodGet
+	}
+	if req.URL != nil {
+		ex.url = redact(req.URL)
+		ex.host = req.URL.Hostname()
+	}
+	b, err := t.backend()
+	if err != nil {
+		closeBody(req)
+		return nil, ex.fail(ErrConfig, err)
+	}
+	out, rb, err := b.prepare(ex, req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.rt.RoundTrip(out)
+	if err != nil {
+		return nil, ex.failRT(err, rb)
+	}
+	return b.respond(ex, req, resp)
+}
+
+// dialError marks an error of a dial: it never comes from the reply.
+type dialError struct {
+	err       error
+	malformed bool // the server did not speak TLS
+}
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// dial connects through the sockets dialer and counts the traffic.
+func (b *backend) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	// net/http lets a dial run on after its request has ended, for the
+	// pool's sake; bound it by the deadline all the same.
+	ctx, cancel := context.WithTimeout(ctx, b.dialTimeout)
+	defer cancel()
+	c, err := b.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, &dialError{err: err}
+	}
+	return &meteredConn{Conn: c}, nil
+}
+
+// dialTLS connects through the sockets dialer and makes the TLS handshake
+// with tlsconf, for the host of addr.
+func (b *backend) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.dialTimeout)
+	defer cancel()
+	c, err := b.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, &dialError{err: err}
+	}
+	mc := &meteredConn{Conn: c}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		mc.Close()
+		return nil, &dialError{err: err}
+	}
+	tc, err := tlsconf.Handshake(ctx, mc, b.tls, host)
+	if err != nil {
+		// The failed handshake's bytes count for the exchange that dialed.
+		if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
+			mc.setOwner(ex)
+		}
+		_, malformed := errors.AsType[tls.RecordHeaderError](err)
+		return nil, &dialError{err: err, malformed: malformed}
+	}
+	return tc, nil
+}
