@@ -27,9 +27,16 @@ type Resolver interface {
 // connects, as a second wall. A name with both allowed and refused answers
 // connects only to the allowed ones, in the resolver's order.
 //
-// The zero Dialer is usable: the default policy, the system resolver. A
-// Dialer is safe for concurrent use; do not change its fields while it is in
-// use.
+// Its connections are *[Conn]s, which carry the rest of App Engine's
+// Sockets API: socket options, idle reclamation ([Dialer.IdleTimeout]),
+// hand-off as a descriptor ([Dialer.Registry], [Dialer.AppID]) and
+// metering ([Dialer.Meter]). [Dialer.ListenPacket] makes unconnected UDP
+// sockets whose every datagram is checked, and [Dialer.LookupNetIP] and
+// [Dialer.LookupAddr] are the name lookups.
+//
+// The zero Dialer is usable: the default policy, the system resolver, the
+// 10-minute idle timeout, no totals per host, no hand-off. A Dialer is safe
+// for concurrent use; do not change its fields while it is in use.
 type Dialer struct {
 	// Policy decides which destinations are allowed. Nil means
 	// DefaultPolicy().
@@ -57,8 +64,43 @@ type Dialer struct {
 	// in tests, to a loopback server standing in for it). It is the test
 	// seam that lets a test reach a "public" address without a packet
 	// leaving loopback. Nil means a net.Dialer with the second check in
-	// its ControlContext.
+	// its ControlContext. The connection it returns is wrapped in a *[Conn]
+	// like any other (SO_ERROR needs a file descriptor: on a connection
+	// without one it reports errors.ErrUnsupported).
 	Connect func(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error)
+
+	// RoutePacket, if set, is called with the destination of each datagram
+	// a [PacketConn] sends, after that destination passed the policy, and
+	// returns the address to send it to instead. It is the packet
+	// counterpart of Connect: the test seam that lets a test send to a
+	// "public" address without a packet leaving loopback. Nil means every
+	// datagram goes to the destination that was checked.
+	RoutePacket func(dst netip.AddrPort) netip.AddrPort
+
+	// IdleTimeout is how long a connection or packet socket may stay
+	// unused before it is reclaimed: closed, its resources freed, and
+	// every later operation failed with [ErrReclaimed]. Every read, write
+	// and KeepAlive restarts the clock when it ends (see [Conn] for an
+	// operation left waiting). Zero or negative means
+	// [DefaultIdleTimeout], App Engine's 10 minutes.
+	IdleTimeout time.Duration
+
+	// Meter, if set, totals the bytes of every connection and packet
+	// socket per destination host. Nil means no totals; each connection
+	// still counts its own ([Conn.Usage]).
+	Meter *Meter
+
+	// Registry is where connections are handed off as descriptors
+	// ([Conn.Detach]) and picked up ([Dialer.Attach]). Dialers that share
+	// a Registry can pick up each other's connections, if their AppIDs
+	// match. Nil means connections cannot be handed off.
+	Registry *Registry
+
+	// AppID is the identity of the application the Dialer works for. A
+	// descriptor names the AppID of the Dialer that made the connection
+	// and can be attached only by a Dialer with the same AppID. Zero
+	// means the empty identity, which matches only itself.
+	AppID string
 }
 
 func (d *Dialer) policy() *Policy {
@@ -82,6 +124,10 @@ func (d *Dialer) resolver() Resolver {
 	return net.DefaultResolver
 }
 
+// errNoConn reports a Connect seam that returned neither a connection nor
+// an error.
+var errNoConn = errors.New("sockets: Connect returned no connection and no error")
+
 // Dial is DialContext with context.Background().
 func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 	return d.DialContext(context.Background(), network, address)
@@ -91,7 +137,19 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // network (tcp, tcp4, tcp6, udp, udp4, udp6) if the policy allows it. A
 // refusal is a *[DeniedError] (errors.Is(err, [ErrDenied])) and is returned
 // before any connection is attempted; a failed lookup is a *[LookupError].
+//
+// The connection is a *[Conn], which carries socket options, idle
+// reclamation, hand-off and metering; [Dialer.DialConn] returns it typed.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	c, err := d.DialConn(ctx, network, address)
+	if err != nil {
+		return nil, err // no typed nil in the interface
+	}
+	return c, nil
+}
+
+// DialConn is [Dialer.DialContext] returning the *[Conn] typed.
+func (d *Dialer) DialConn(ctx context.Context, network, address string) (*Conn, error) {
 	if protocol(network) == "" {
 		return nil, &DeniedError{Network: network, Host: address, Rule: RuleNetwork}
 	}
@@ -114,8 +172,11 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	var errs []error
 	for _, ap := range allowed {
 		c, err := d.connect(ctx, network, host, ap)
+		if err == nil && c == nil {
+			err = errNoConn
+		}
 		if err == nil {
-			return c, nil
+			return newConn(c, network, host, ap, d), nil
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {
@@ -135,8 +196,16 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 // makes no connection.
 func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16) ([]netip.AddrPort, error) {
 	pol := d.policy()
-	if protocol(network) == "" {
+	proto := protocol(network)
+	if proto == "" {
 		return nil, &DeniedError{Network: network, Host: host, Rule: RuleNetwork}
+	}
+	// The port rules need no address: refuse a name before any lookup, so
+	// a refused dial sends no DNS query either. (A literal is refused by
+	// Check below, with its address in the error.)
+	if _, err := netip.ParseAddr(host); err != nil && portRule(proto, port) != "" {
+		r := portRule(proto, port)
+		return nil, &DeniedError{Network: network, Host: host, Rule: r}
 	}
 	addrs, err := d.lookup(ctx, network, host)
 	if err != nil {
@@ -242,21 +311,22 @@ func checkLocalAddr(network string, la net.Addr) error {
 	}
 	var ip net.IP
 	var port int
+	var zone string
 	switch a := la.(type) {
 	case *net.TCPAddr:
 		if a == nil {
 			return nil
 		}
-		ip, port = a.IP, a.Port
+		ip, port, zone = a.IP, a.Port, a.Zone
 	case *net.UDPAddr:
 		if a == nil {
 			return nil
 		}
-		ip, port = a.IP, a.Port
+		ip, port, zone = a.IP, a.Port, a.Zone
 	default:
 		return &DeniedError{Network: network, Host: la.String(), Rule: RuleBind}
 	}
-	if (ip == nil || ip.IsUnspecified()) && port == 0 {
+	if (ip == nil || ip.IsUnspecified()) && port == 0 && zone == "" {
 		return nil
 	}
 	return &DeniedError{Network: network, Host: la.String(), Rule: RuleBind}

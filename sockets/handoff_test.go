@@ -1,0 +1,462 @@
+package sockets_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/outbound-go/outbound/sockets"
+)
+
+// wantHandOffErr checks that err is a *HandOffError for op wrapping target.
+func wantHandOffErr(t *testing.T, err error, op string, target error) *sockets.HandOffError {
+	t.Helper()
+	var he *sockets.HandOffError
+	if !errors.As(err, &he) || he.Op != op || !errors.Is(err, target) {
+		t.Fatalf("err = %v (%T), want a *HandOffError for %s wrapping %v", err, err, op, target)
+	}
+	return he
+}
+
+func TestHandOff(t *testing.T) {
+	srv := startEchoTCP(t)
+	reg := &sockets.Registry{}
+	maker := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	c := dialConn(t, maker, "tcp", srv.addr())
+	echoRoundTrip(t, c, "before")
+	desc, err := c.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Trim(desc, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		t.Errorf("descriptor %q is not URL-safe", desc)
+	}
+	if reg.Len() != 1 {
+		t.Errorf("Len() = %d after Detach, want 1", reg.Len())
+	}
+
+	// The old handle is retired at once.
+	_, err = c.Write([]byte("x"))
+	wantStateErr(t, err, "write", sockets.ErrHandedOff)
+	_, err = c.Read(make([]byte, 1))
+	wantStateErr(t, err, "read", sockets.ErrHandedOff)
+	wantStateErr(t, c.KeepAlive(), "keepalive", sockets.ErrHandedOff)
+	wantStateErr(t, c.Close(), "close", sockets.ErrHandedOff)
+	_, err = c.Detach()
+	wantHandOffErr(t, err, "detach", sockets.ErrHandedOff)
+
+	// Picked up elsewhere: another goroutine, another Dialer of the same
+	// application sharing the Registry.
+	taker := &sockets.Dialer{Registry: reg, AppID: "app-a"}
+	got := make(chan *sockets.Conn)
+	go func() {
+		c2, err := taker.Attach(desc)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c2
+	}()
+	c2 := <-got
+	if c2 == nil {
+		t.FailNow()
+	}
+	defer c2.Close()
+	echoRoundTrip(t, c2, "after")
+	if u := c2.Usage(); u != (sockets.Usage{Sent: 11, Received: 11}) {
+		t.Errorf("usage across the hand-off = %+v, want 11 bytes each way", u)
+	}
+	if reg.Len() != 0 {
+		t.Errorf("Len() = %d after Attach, want 0", reg.Len())
+	}
+	_, err = c.Write([]byte("x"))
+	wantStateErr(t, err, "write", sockets.ErrHandedOff)
+
+	// A descriptor is taken up once.
+	_, err = taker.Attach(desc)
+	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+}
+
+func TestHandOffWrongApp(t *testing.T) {
+	srv := startEchoTCP(t)
+	reg := &sockets.Registry{}
+	maker := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	c := dialConn(t, maker, "tcp", srv.addr())
+	desc, err := c.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"app-b", "", "APP-A", "app-a "} {
+		other := &sockets.Dialer{Registry: reg, AppID: app}
+		_, err := other.Attach(desc)
+		he := wantHandOffErr(t, err, "attach", sockets.ErrWrongApp)
+		if he.App != "app-a" || he.AttachApp != app {
+			t.Errorf("HandOffError = %+v", he)
+		}
+		if errors.Is(err, sockets.ErrBadDescriptor) || errors.Is(err, sockets.ErrStaleDescriptor) {
+			t.Errorf("wrong-app error %v matches another sentinel", err)
+		}
+	}
+	// The refusals did not consume the descriptor.
+	c2, err := maker.Attach(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	echoRoundTrip(t, c2, "still mine")
+}
+
+func TestHandOffBadDescriptors(t *testing.T) {
+	srv := startEchoTCP(t)
+	reg := &sockets.Registry{}
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	c := dialConn(t, d, "tcp", srv.addr())
+	desc, err := c.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(desc)
+	if err != nil {
+		t.Fatalf("descriptor is not URL-safe base64: %v", err)
+	}
+	flip := func(i int) string {
+		b := bytes.Clone(raw)
+		b[i] ^= 1
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	// Another Registry's descriptor, for the same application.
+	otherReg := &sockets.Registry{}
+	od := &sockets.Dialer{Policy: loopbackPolicy(), Registry: otherReg, AppID: "app-a"}
+	oc := dialConn(t, od, "tcp", srv.addr())
+	otherDesc, err := oc.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cases := map[string]string{
+		"empty":                 "",
+		"garbage":               "not a descriptor!",
+		"not base64":            desc[:len(desc)-1] + "*",
+		"truncated":             desc[:len(desc)-4],
+		"extended":              desc + "AAAA",
+		"random":                base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, len(raw))),
+		"altered version":       flip(0),
+		"altered socket number": flip(8),
+		"altered nonce":         flip(12),
+		"altered application":   flip(len(raw) - 33),
+		"altered mac":           flip(len(raw) - 1),
+		"huge":                  strings.Repeat("A", 1<<20),
+		"another registry's":    otherDesc,
+		"double encoded":        base64.RawURLEncoding.EncodeToString([]byte(desc)),
+		"padded":                desc + "==",
+	}
+	for name, bad := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := d.Attach(bad)
+			wantHandOffErr(t, err, "attach", sockets.ErrBadDescriptor)
+			if errors.Is(err, sockets.ErrWrongApp) || errors.Is(err, sockets.ErrStaleDescriptor) {
+				t.Errorf("%v matches another sentinel", err)
+			}
+		})
+	}
+	// None of that disturbed the parked socket.
+	c2, err := d.Attach(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	echoRoundTrip(t, c2, "intact")
+	oc2, err := od.Attach(otherDesc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc2.Close()
+}
+
+// TestHandOffSharedKey: with the same Key, a Registry accepts another's
+// descriptors as genuine, but does not hold their sockets.
+func TestHandOffSharedKey(t *testing.T) {
+	srv := startEchoTCP(t)
+	key := bytes.Repeat([]byte("k"), 32)
+	r1, r2 := &sockets.Registry{Key: key}, &sockets.Registry{Key: key}
+	c := dialConn(t, &sockets.Dialer{Policy: loopbackPolicy(), Registry: r1}, "tcp", srv.addr())
+	desc, err := c.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&sockets.Dialer{Registry: r2}).Attach(desc)
+	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+	c2, err := (&sockets.Dialer{Registry: r1}).Attach(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+}
+
+func TestHandOffStale(t *testing.T) {
+	srv := startEchoTCP(t)
+	reg := &sockets.Registry{}
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg}
+	c := dialConn(t, d, "tcp", srv.addr())
+
+	first, err := c.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := d.Attach(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Detached again: the first descriptor stays stale, the second works.
+	second, err := c2.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == first {
+		t.Fatal("two hand-offs gave the same descriptor")
+	}
+	_, err = d.Attach(first)
+	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+	c3, err := d.Attach(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoRoundTrip(t, c3, "third owner")
+	// Closed: every descriptor of the socket is stale.
+	if err := c3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, desc := range []string{first, second} {
+		_, err = d.Attach(desc)
+		wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+	}
+}
+
+// TestHandOffReclaimedWhileParked: a parked socket keeps its idle clock; one
+// not picked up in time is reclaimed and its descriptor goes stale.
+func TestHandOffReclaimedWhileParked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seam := &pipeSeam{}
+		defer seam.closeAll()
+		reg := &sockets.Registry{}
+		d := &sockets.Dialer{Connect: seam.connect, Registry: reg, IdleTimeout: time.Minute}
+		c1, err := d.DialConn(t.Context(), "tcp", publicDest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := d.DialConn(t.Context(), "tcp", publicDest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Second) // Detach restarts the clock
+		d1, err := c1.Detach()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d2, err := c2.Detach()
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute - time.Nanosecond)
+		synctest.Wait()
+		a1, err := d.Attach(d1)
+		if err != nil {
+			t.Fatalf("attach just before the limit: %v", err)
+		}
+		defer a1.Close()
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if reg.Len() != 0 {
+			t.Errorf("Len() = %d, want the unclaimed socket gone", reg.Len())
+		}
+		assertPeerClosed(t, seam.peer(1))
+		_, err = d.Attach(d2)
+		wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+		// Attaching restarted the clock of the first.
+		if err := a1.KeepAlive(); err != nil {
+			t.Errorf("attached socket: %v", err)
+		}
+	})
+}
+
+func TestHandOffNoRegistry(t *testing.T) {
+	srv := startEchoTCP(t)
+	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	c := dialConn(t, d, "tcp", srv.addr())
+	_, err := c.Detach()
+	wantHandOffErr(t, err, "detach", sockets.ErrNoRegistry)
+	echoRoundTrip(t, c, "still usable")
+	_, err = d.Attach("anything")
+	wantHandOffErr(t, err, "attach", sockets.ErrNoRegistry)
+}
+
+func TestHandOffLongAppID(t *testing.T) {
+	srv := startEchoTCP(t)
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: &sockets.Registry{}, AppID: strings.Repeat("a", 1025)}
+	c := dialConn(t, d, "tcp", srv.addr())
+	_, err := c.Detach()
+	var he *sockets.HandOffError
+	if !errors.As(err, &he) {
+		t.Fatalf("Detach with a 1025-byte AppID: %v, want a *HandOffError", err)
+	}
+	echoRoundTrip(t, c, "still usable")
+
+	d.AppID = strings.Repeat("a", 1024)
+	c2 := dialConn(t, d, "tcp", srv.addr())
+	desc, err := c2.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3, err := d.Attach(desc)
+	if err != nil {
+		t.Fatalf("attach with a 1024-byte AppID: %v", err)
+	}
+	c3.Close()
+}
+
+// TestDetachInterruptsRead: a Read in progress on the old handle ends with
+// ErrHandedOff, and no byte meant for the new owner is lost.
+func TestDetachInterruptsRead(t *testing.T) {
+	srv := startEchoTCP(t)
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: &sockets.Registry{}}
+	c := dialConn(t, d, "tcp", srv.addr())
+	testDetachInterruptsRead(t, d, c)
+}
+
+func testDetachInterruptsRead(t *testing.T, d *sockets.Dialer, c *sockets.Conn) *sockets.Conn {
+	t.Helper()
+	reading := make(chan struct{})
+	readErr := make(chan error, 1)
+	go func() {
+		close(reading)
+		_, err := c.Read(make([]byte, 1))
+		readErr <- err
+	}()
+	<-reading
+	for sockets.ConnInFlight(c) == 0 {
+		runtime.Gosched() // until the Read has begun
+	}
+	desc, err := c.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStateErr(t, <-readErr, "read", sockets.ErrHandedOff)
+	c2, err := d.Attach(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c2.Close() })
+	echoRoundTrip(t, c2, "nothing lost")
+	return c2
+}
+
+// TestHandOffTLS hands off a connection upgraded with StartTLS: the new
+// owner continues the same TLS session, with a Read interrupted mid-way.
+func TestHandOffTLS(t *testing.T) {
+	cert, pool := loopbackCert(t)
+	srv := startEchoTCPWith(t, false, &tls.Config{Certificates: []tls.Certificate{cert}})
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: &sockets.Registry{}, AppID: "mail"}
+	c := dialConn(t, d, "tcp", srv.addr())
+	if err := c.StartTLS(t.Context(), &tls.Config{RootCAs: pool}); err != nil {
+		t.Fatal(err)
+	}
+	echoRoundTrip(t, c, "over tls")
+	cs, _ := c.ConnectionState()
+	ekm, err := cs.ExportKeyingMaterial("outbound test", nil, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c2 := testDetachInterruptsRead(t, d, c)
+	cs2, ok := c2.ConnectionState()
+	if !ok {
+		t.Fatal("the attached connection lost TLS")
+	}
+	ekm2, err := cs2.ExportKeyingMaterial("outbound test", nil, 32)
+	if err != nil || !bytes.Equal(ekm, ekm2) {
+		t.Fatalf("the attached connection has another TLS session (%v)", err)
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, sockets.ErrHandedOff) {
+		t.Errorf("old handle Write: %v", err)
+	}
+
+	// And once more, without a read in progress.
+	desc, err := c2.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3, err := d.Attach(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	echoRoundTrip(t, c3, "third owner, same session")
+}
+
+// TestAttachRace: many goroutines attach one descriptor; exactly one wins.
+func TestAttachRace(t *testing.T) {
+	srv := startEchoTCP(t)
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: &sockets.Registry{}}
+	c := dialConn(t, d, "tcp", srv.addr())
+	desc, err := c.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var won []*sockets.Conn
+	stale := 0
+	for range 8 {
+		wg.Go(func() {
+			c, err := d.Attach(desc)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won = append(won, c)
+			case errors.Is(err, sockets.ErrStaleDescriptor):
+				stale++
+			default:
+				t.Errorf("Attach: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(won) != 1 || stale != 7 {
+		t.Fatalf("%d attached, %d stale; want 1 and 7", len(won), stale)
+	}
+	defer won[0].Close()
+	echoRoundTrip(t, won[0], "winner")
+}
+
+// TestHandOffUDP hands off a connected UDP socket.
+func TestHandOffUDP(t *testing.T) {
+	srv := startEchoUDP(t)
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: &sockets.Registry{}}
+	c := dialConn(t, d, "udp", srv.addrPort().String())
+	desc, err := c.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := d.Attach(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if _, err := c2.Write([]byte("dgram")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 32)
+	n, err := c2.Read(buf)
+	if err != nil || string(buf[:n]) != "re:dgram" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	var _ net.PacketConn = c2
+}

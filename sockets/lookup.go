@@ -1,0 +1,90 @@
+package sockets
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+)
+
+// ErrNotImplemented is wrapped by the error of every call that App Engine's
+// Sockets API did not implement, such as a reverse lookup
+// ([Dialer.LookupAddr]). Such an error also matches errors.ErrUnsupported.
+var ErrNotImplemented = errors.New("sockets: not implemented")
+
+// NotImplementedError is the error of a call App Engine's Sockets API did
+// not implement. It matches [ErrNotImplemented] and errors.ErrUnsupported.
+type NotImplementedError struct {
+	Op  string // such as "reverse lookup"
+	Arg string // the argument, as given
+}
+
+// Error returns a message such as
+//
+//	sockets: reverse lookup of "8.8.8.8": not implemented
+func (e *NotImplementedError) Error() string {
+	return "sockets: " + e.Op + " of " + strconv.Quote(e.Arg) + ": not implemented"
+}
+
+// Unwrap returns [ErrNotImplemented].
+func (e *NotImplementedError) Unwrap() error { return ErrNotImplemented }
+
+// Is reports whether target is errors.ErrUnsupported.
+func (e *NotImplementedError) Is(target error) bool { return target == errors.ErrUnsupported }
+
+// LookupNetIP returns the addresses of host through the Dialer's
+// [Resolver], as App Engine's forward lookups (gethostbyname) did. network
+// is "ip", "ip4" or "ip6". An IP literal is returned as is, without a
+// lookup. A lookup is not a connection: the addresses are not checked
+// against the policy (a dial checks them). [Dialer.Timeout] bounds the
+// lookup. A malformed name, an unknown network or a failed lookup is a
+// *[LookupError].
+func (d *Dialer) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	switch network {
+	case "ip", "ip4", "ip6":
+	default:
+		return nil, &LookupError{Host: host, Err: net.UnknownNetworkError(network)}
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{a}, nil
+	}
+	if err := validHostName(host); err != nil {
+		return nil, &LookupError{Host: host, Err: err}
+	}
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+	}
+	addrs, err := d.resolver().LookupNetIP(ctx, network, host)
+	if err != nil {
+		return nil, &LookupError{Host: host, Err: err}
+	}
+	if len(addrs) == 0 {
+		return nil, &LookupError{Host: host, Err: errors.New("no addresses")}
+	}
+	return addrs, nil
+}
+
+// LookupHost is [Dialer.LookupNetIP] for network "ip", with the addresses
+// as strings.
+func (d *Dialer) LookupHost(ctx context.Context, host string) ([]string, error) {
+	addrs, err := d.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out, nil
+}
+
+// LookupAddr would return the names of an address (a reverse lookup,
+// gethostbyaddr). App Engine's Sockets API did not implement it, and
+// neither does this package: it always fails with a *[NotImplementedError]
+// that matches [ErrNotImplemented], without any lookup.
+func (d *Dialer) LookupAddr(ctx context.Context, addr string) ([]string, error) {
+	return nil, &NotImplementedError{Op: "reverse lookup", Arg: addr}
+}

@@ -1,0 +1,351 @@
+package sockets
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// PacketConn is an unconnected UDP socket made by [Dialer.ListenPacket]: it
+// sends datagrams to any destination the policy allows, each checked before
+// it is sent, and receives replies. It is bound to the unspecified address
+// and a port the system chooses, never to a specific one.
+//
+// Every write method ([PacketConn.WriteTo], [PacketConn.WriteToUDP],
+// [PacketConn.WriteToUDPAddrPort]) checks the destination of its datagram
+// against the Dialer's [Policy], exactly as a dial checks an address, and
+// sends nothing when it is refused: the error is a *[DeniedError]. A
+// PacketConn is reclaimed when idle and metered like a [Conn]: its bytes
+// are totalled in [Dialer.Meter] per destination (for datagrams sent) and
+// per source (for datagrams received), by IP address. Socket options behave
+// as on a Conn. It cannot be handed off.
+//
+// A PacketConn is safe for concurrent use. The zero PacketConn is not
+// usable: every method returns an error.
+type PacketConn struct {
+	h       handle
+	udp     *net.UDPConn
+	network string
+	policy  *Policy
+	route   func(netip.AddrPort) netip.AddrPort
+	meter   *Meter
+
+	// The meter's counters of the last destination and source, so that a
+	// run of datagrams to one host looks the host up once.
+	lastTo, lastFrom atomic.Pointer[hostCounter]
+}
+
+var _ net.PacketConn = (*PacketConn)(nil)
+
+type hostCounter struct {
+	addr netip.Addr
+	c    *counter // the host's packets counter
+}
+
+// ListenPacket makes an unconnected UDP socket, as net.ListenPacket does,
+// for sending datagrams that the policy allows. network is udp, udp4 or
+// udp6 (tcp is refused with [RuleListen], others with [RuleNetwork]).
+// address is the local address and must be empty or the unspecified
+// address with port 0 (":0", "0.0.0.0:0", "[::]:0"): the system chooses the
+// port; anything else is refused with [RuleBind]. The bind address is
+// checked once more just before the socket is bound. The refusals are
+// *[DeniedError]s and are returned before any socket is made.
+func (d *Dialer) ListenPacket(ctx context.Context, network, address string) (*PacketConn, error) {
+	switch protocol(network) {
+	case "udp":
+	case "tcp":
+		return nil, &DeniedError{Network: network, Host: address, Rule: RuleListen}
+	default:
+		return nil, &DeniedError{Network: network, Host: address, Rule: RuleNetwork}
+	}
+	if address == "" {
+		address = ":0"
+	}
+	if !unspecifiedPort0(address) {
+		return nil, &DeniedError{Network: network, Host: address, Rule: RuleBind}
+	}
+	lc := net.ListenConfig{
+		// The second wall: the socket is bound to what was checked.
+		Control: func(cnet, caddr string, _ syscall.RawConn) error {
+			if !unspecifiedPort0(caddr) {
+				return &DeniedError{Network: cnet, Host: caddr, Rule: RuleBind}
+			}
+			return nil
+		},
+	}
+	pc, err := lc.ListenPacket(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	udp, ok := pc.(*net.UDPConn)
+	if !ok {
+		pc.Close()
+		return nil, fmt.Errorf("sockets: listen %s: unexpected socket type %T", network, pc)
+	}
+	p := &PacketConn{
+		udp:     udp,
+		network: network,
+		policy:  d.policy(),
+		route:   d.RoutePacket,
+		meter:   d.Meter,
+	}
+	newSocket(&p.h, p.udp, network, "", netip.AddrPort{}, d)
+	return p, nil
+}
+
+// unspecifiedPort0 reports whether address is "host:0" with host empty or an
+// unspecified IP address without a zone.
+func unspecifiedPort0(address string) bool {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil || port != "0" {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Zone() == "" && a.Unmap().IsUnspecified()
+}
+
+// sock returns the socket, or nil for a nil or zero PacketConn.
+func (p *PacketConn) sock() *socket {
+	if p == nil {
+		return nil
+	}
+	return p.h.s
+}
+
+// counterFor returns the meter's counter for a, through the cache in slot;
+// nil without a meter.
+func (p *PacketConn) counterFor(slot *atomic.Pointer[hostCounter], a netip.Addr) *counter {
+	if p.meter == nil {
+		return nil
+	}
+	a = a.Unmap()
+	if hc := slot.Load(); hc != nil && hc.addr == a {
+		return hc.c
+	}
+	hc := &hostCounter{addr: a, c: &p.meter.host(a.String()).packets}
+	slot.Store(hc)
+	return hc.c
+}
+
+// check applies the policy to the destination of one datagram.
+func (p *PacketConn) check(dst netip.AddrPort) error {
+	if !dst.Addr().IsValid() {
+		return &DeniedError{Network: p.network, Rule: RuleMalformed, Detail: "no valid destination address"}
+	}
+	if !familyMatches(p.network, dst.Addr()) {
+		return &DeniedError{Network: p.network, Addr: dst, Rule: RuleMalformed, Detail: "address family does not match the network"}
+	}
+	return p.policy.Check(p.network, "", dst)
+}
+
+// send checks dst and, if it is allowed, sends b to it.
+func (p *PacketConn) send(b []byte, dst netip.AddrPort) (int, error) {
+	s := p.sock()
+	if s == nil {
+		return 0, &net.OpError{Op: "write", Err: errZeroConn}
+	}
+	if err := p.check(dst); err != nil {
+		return 0, err
+	}
+	if err := p.h.begin(); err != nil {
+		return 0, &net.OpError{Op: "write", Net: p.network, Source: p.udp.LocalAddr(), Addr: net.UDPAddrFromAddrPort(dst), Err: err}
+	}
+	to := dst
+	if p.route != nil {
+		to = p.route(dst)
+	}
+	n, err := p.udp.WriteToUDPAddrPort(b, to)
+	s.sent(n)
+	if c := p.counterFor(&p.lastTo, dst.Addr()); c != nil && n > 0 {
+		c.sent.Add(int64(n))
+	}
+	p.h.end()
+	if err != nil {
+		if serr := p.h.liveErr(); serr != nil {
+			err = &net.OpError{Op: "write", Net: p.network, Source: p.udp.LocalAddr(), Addr: net.UDPAddrFromAddrPort(dst), Err: serr}
+		}
+	}
+	return n, err
+}
+
+// WriteTo sends p as one datagram to addr, which must be a *net.UDPAddr, if
+// the policy allows addr; a refusal is a *[DeniedError] and nothing is sent.
+func (p *PacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok || ua == nil {
+		s := "<nil>"
+		if addr != nil {
+			s = addr.String()
+		}
+		return 0, &DeniedError{Network: p.netName(), Host: s, Rule: RuleMalformed, Detail: "destination is not a *net.UDPAddr"}
+	}
+	return p.send(b, ua.AddrPort())
+}
+
+// WriteToUDP sends b as one datagram to addr if the policy allows it, as
+// [PacketConn.WriteTo].
+func (p *PacketConn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
+	if addr == nil {
+		return p.WriteTo(b, nil)
+	}
+	return p.send(b, addr.AddrPort())
+}
+
+// WriteToUDPAddrPort sends b as one datagram to addr if the policy allows
+// it, as [PacketConn.WriteTo].
+func (p *PacketConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	return p.send(b, addr)
+}
+
+func (p *PacketConn) netName() string {
+	if p == nil {
+		return ""
+	}
+	return p.network
+}
+
+// ReadFromUDPAddrPort reads one datagram and returns its source, and
+// restarts the idle clock. An IPv4 source is returned as an IPv4 address,
+// also on a dual-stack socket.
+func (p *PacketConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
+	s := p.sock()
+	if s == nil {
+		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Err: errZeroConn}
+	}
+	if err := p.h.begin(); err != nil {
+		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: p.network, Addr: p.udp.LocalAddr(), Err: err}
+	}
+	n, src, err := p.udp.ReadFromUDPAddrPort(b)
+	src = unmapPort(src)
+	s.received(n)
+	if c := p.counterFor(&p.lastFrom, src.Addr()); c != nil && n > 0 {
+		c.received.Add(int64(n))
+	}
+	p.h.end()
+	if err != nil {
+		if serr := p.h.liveErr(); serr != nil {
+			err = &net.OpError{Op: "read", Net: p.network, Addr: p.udp.LocalAddr(), Err: serr}
+		}
+	}
+	return n, src, err
+}
+
+// ReadFromUDP is [PacketConn.ReadFromUDPAddrPort] with the source as a
+// *net.UDPAddr (nil when nothing was read).
+func (p *PacketConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
+	n, src, err := p.ReadFromUDPAddrPort(b)
+	if !src.IsValid() {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(src), err
+}
+
+// ReadFrom is [PacketConn.ReadFromUDP] as [net.PacketConn] needs it.
+func (p *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, src, err := p.ReadFromUDP(b)
+	if src == nil {
+		return n, nil, err
+	}
+	return n, src, err
+}
+
+// Close closes the socket. Operations in progress are unblocked and fail.
+func (p *PacketConn) Close() error {
+	s := p.sock()
+	if s == nil {
+		return &net.OpError{Op: "close", Err: errZeroConn}
+	}
+	if ok, st := p.h.retire(stClosed); !ok {
+		return &net.OpError{Op: "close", Net: p.network, Addr: p.udp.LocalAddr(), Err: statusErr(st)}
+	}
+	return s.close()
+}
+
+// KeepAlive restarts the idle clock without any traffic. It fails if the
+// socket is closed or reclaimed.
+func (p *PacketConn) KeepAlive() error {
+	if p.sock() == nil {
+		return &net.OpError{Op: "keepalive", Err: errZeroConn}
+	}
+	if err := p.h.begin(); err != nil {
+		return &net.OpError{Op: "keepalive", Net: p.network, Addr: p.udp.LocalAddr(), Err: err}
+	}
+	p.h.end()
+	return nil
+}
+
+// LocalAddr returns the local address, or nil for a zero PacketConn.
+func (p *PacketConn) LocalAddr() net.Addr {
+	if p.sock() == nil {
+		return nil
+	}
+	return p.udp.LocalAddr()
+}
+
+// SetDeadline sets the read and write deadlines, as [net.PacketConn].
+// Setting a deadline does not restart the idle clock.
+func (p *PacketConn) SetDeadline(t time.Time) error {
+	return p.setDeadline("set deadline", t, (*net.UDPConn).SetDeadline)
+}
+
+// SetReadDeadline sets the read deadline, as [net.PacketConn].
+func (p *PacketConn) SetReadDeadline(t time.Time) error {
+	return p.setDeadline("set read deadline", t, (*net.UDPConn).SetReadDeadline)
+}
+
+// SetWriteDeadline sets the write deadline, as [net.PacketConn].
+func (p *PacketConn) SetWriteDeadline(t time.Time) error {
+	return p.setDeadline("set write deadline", t, (*net.UDPConn).SetWriteDeadline)
+}
+
+func (p *PacketConn) setDeadline(op string, t time.Time, set func(*net.UDPConn, time.Time) error) error {
+	if p.sock() == nil {
+		return &net.OpError{Op: op, Err: errZeroConn}
+	}
+	if err := p.h.liveErr(); err != nil {
+		return &net.OpError{Op: op, Net: p.network, Addr: p.udp.LocalAddr(), Err: err}
+	}
+	return set(p.udp, t)
+}
+
+// Usage returns the bytes sent and received so far, over every destination.
+func (p *PacketConn) Usage() Usage {
+	if s := p.sock(); s != nil {
+		return s.usage.load()
+	}
+	return Usage{}
+}
+
+// GetsockoptInt reads a socket option as [Conn.GetsockoptInt] does.
+func (p *PacketConn) GetsockoptInt(level, name int) (int, error) {
+	return getInt(p.sock(), p.handle(), level, name)
+}
+
+// SetsockoptInt sets a socket option as [Conn.SetsockoptInt] does.
+func (p *PacketConn) SetsockoptInt(level, name, value int) error {
+	return set(p.sock(), p.handle(), level, name)
+}
+
+// GetsockoptLinger reads SO_LINGER as [Conn.GetsockoptLinger] does.
+func (p *PacketConn) GetsockoptLinger(level, name int) (Linger, error) {
+	return getLinger(p.sock(), p.handle(), level, name)
+}
+
+// SetsockoptLinger sets a socket option as [Conn.SetsockoptLinger] does.
+func (p *PacketConn) SetsockoptLinger(level, name int, l Linger) error {
+	return set(p.sock(), p.handle(), level, name)
+}
+
+func (p *PacketConn) handle() *handle {
+	if p == nil {
+		return nil
+	}
+	return &p.h
+}
