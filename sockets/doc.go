@@ -25,4 +25,32 @@
 // Tests and development servers widen the policy explicitly:
 //
 //	d := &sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))}
+//
+// # The rest of the Sockets API
+//
+// The connections a Dialer returns are *[Conn] values: a net.Conn (and, for
+// UDP, a net.PacketConn) that standard clients such as net/smtp and
+// crypto/tls take unchanged, and that carries App Engine's socket
+// features:
+//
+//   - socket options by level and name ([Conn.GetsockoptInt] and friends):
+//     the eight supported options read back App Engine's fixed
+//     placeholders and accept any value silently, SO_ERROR is real, and
+//     every other option is refused with an *[OptionError];
+//   - idle reclamation: a connection unused for [Dialer.IdleTimeout]
+//     (10 minutes by default) is closed, and its next operation fails with
+//     [ErrReclaimed]; no goroutine waits per connection;
+//   - descriptor hand-off: [Conn.Detach] turns a live connection, TLS
+//     included, into an opaque signed descriptor that [Dialer.Attach] picks
+//     up elsewhere in the process, for the same application only;
+//   - lookups: [Dialer.LookupNetIP] resolves forward; [Dialer.LookupAddr]
+//     fails with [ErrNotImplemented], as on App Engine;
+//   - UDP: connected through DialContext, or unconnected through
+//     [Dialer.ListenPacket], whose every datagram's destination is checked
+//     before it is sent;
+//   - metering: bytes sent and received per connection ([Conn.Usage]) and
+//     per destination host ([Meter]), exportable through expvar.
+//
+// Package [github.com/outbound-go/outbound/sockets/socketstest] has a table
+// resolver and a loopback connect seam for tests.
 package sockets
