@@ -380,3 +380,51 @@ func (c *closeRecorder) Close() error {
 	c.closed.Store(true)
 	return nil
 }
+
+// TestMetering shows that each backend reports the bytes it moved: urlfetch
+// per request through Config.OnStats, sockets per destination host through
+// the dialer's Meter.
+func TestMetering(t *testing.T) {
+	const size = 100 << 10
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, io.LimitReader(zeros{}, size))
+	}))
+	t.Cleanup(srv.Close)
+	get := func(t *testing.T, rt http.RoundTripper) {
+		t.Helper()
+		resp, err := rt.RoundTrip(httptest.NewRequest("GET", "http://www.example.com/", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := io.Copy(io.Discard, resp.Body); n != size {
+			t.Fatalf("read %d bytes", n)
+		}
+		resp.Body.Close()
+	}
+	t.Run("urlfetch", func(t *testing.T) {
+		var got atomic.Pointer[urlfetch.Stats]
+		r := newRig(t, srv, transport.Config{OnStats: func(_ *http.Request, s urlfetch.Stats) { got.Store(&s) }})
+		get(t, r.rt)
+		s := got.Load()
+		if s == nil || s.BytesReceived <= size || s.BytesSent == 0 {
+			t.Fatalf("stats = %+v, want more than %d bytes received and some sent", s, size)
+		}
+	})
+	t.Run("sockets", func(t *testing.T) {
+		meter := &sockets.Meter{}
+		conn := &socketstest.Connector{Target: srv.Listener.Addr().String()}
+		rt, err := transport.New(transport.Config{
+			Backend:  transport.Sockets,
+			Resolver: socketstest.NewResolver(hosts),
+			Dialer:   &sockets.Dialer{Connect: conn.Connect, Meter: meter},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rt.(*transport.Transport).CloseIdleConnections()
+		get(t, rt)
+		if u := meter.Host("www.example.com"); u.Received <= size || u.Sent == 0 {
+			t.Fatalf("meter for www.example.com = %+v, want more than %d bytes received", u, size)
+		}
+	})
+}

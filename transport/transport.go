@@ -9,6 +9,7 @@ import (
 
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
+	"github.com/outbound-go/outbound/urlfetch"
 )
 
 // Backend names one of Outbound's two HTTP backends.
@@ -73,6 +74,11 @@ type Config struct {
 	// Background lets urlfetch deadlines reach 10 minutes, as App Engine
 	// allowed for tasks and cron. Sockets ignores it.
 	Background bool
+
+	// OnStats, if set, receives the bytes each urlfetch request sent and
+	// received (App Engine billed this traffic); see urlfetch.Transport's
+	// OnStats. The sockets backend meters through Dialer.Meter instead.
+	OnStats func(*http.Request, urlfetch.Stats)
 
 	// Retries is how many times a failed request may be tried again.
 	// Zero means no retries. See [Config] retry rules in the package doc.

@@ -20,6 +20,7 @@ func newURLFetch(cfg Config) (*urlfetch.Transport, error) {
 		AppID:      cfg.AppID,
 		Deadline:   cfg.Deadline,
 		Background: cfg.Background,
+		OnStats:    cfg.OnStats,
 	}
 	return t, nil
 }
