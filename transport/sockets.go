@@ -2,6 +2,8 @@ package transport
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
@@ -54,7 +56,24 @@ type socketsTransport struct {
 	*http.Transport
 }
 
+// RuleScheme is the rule that refuses a URL scheme other than http and
+// https on the sockets backend (ftp:// has its own, sockets.RuleFTP).
+const RuleScheme sockets.Rule = "scheme not allowed (only http and https)"
+
 func (t *socketsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := checkRequest(req); err != nil {
+		return nil, err
+	}
+	switch scheme := strings.ToLower(req.URL.Scheme); scheme {
+	case "http", "https":
+	default:
+		closeBody(req)
+		rule := RuleScheme
+		if scheme == "ftp" {
+			rule = sockets.RuleFTP
+		}
+		return nil, &sockets.DeniedError{Network: "tcp", Host: req.URL.Hostname(), Rule: rule, Detail: strconv.Quote(req.URL.Scheme)}
+	}
 	resp, err := t.Transport.RoundTrip(req)
 	if err != nil {
 		err = tlsconf.AsCertificateError(req.URL.Hostname(), err)

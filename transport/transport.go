@@ -110,7 +110,36 @@ var _ http.RoundTripper = (*Transport)(nil)
 // contract: a non-2xx status is not an error, req is not changed, and its
 // body is closed, also on error.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := checkRequest(req); err != nil {
+		return nil, err
+	}
+	if t.rt == nil {
+		closeBody(req)
+		return nil, fmt.Errorf("%w: zero Transport: build one with New", ErrInvalidRequest)
+	}
 	return t.rt.RoundTrip(req)
+}
+
+// ErrInvalidRequest is matched by the error for a request no backend can
+// send: nil, or without a URL. It is never retried.
+var ErrInvalidRequest = errors.New("transport: invalid request")
+
+// checkRequest refuses what would make net/http panic, closing the body.
+func checkRequest(req *http.Request) error {
+	switch {
+	case req == nil:
+		return fmt.Errorf("%w: nil request", ErrInvalidRequest)
+	case req.URL == nil:
+		closeBody(req)
+		return fmt.Errorf("%w: nil URL", ErrInvalidRequest)
+	}
+	return nil
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
 }
 
 // Backend reports which backend t is, for logs and health pages.

@@ -510,3 +510,73 @@ func (c *closeRecorder) Close() error {
 	c.closed.Store(true)
 	return nil
 }
+
+// Bad requests get a typed error, never a panic, with the body closed, on
+// both backends and through the retry layer.
+func TestBadRequestsAreTyped(t *testing.T) {
+	for _, b := range []transport.Backend{transport.URLFetch, transport.Sockets} {
+		for _, retries := range []int{0, 2} {
+			rt, err := transport.New(transport.Config{Backend: b, Retries: retries})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rt.RoundTrip(nil); !errors.Is(err, transport.ErrInvalidRequest) {
+				t.Fatalf("%v retries=%d: nil request: %v", b, retries, err)
+			}
+			body := &closeRecorder{Reader: strings.NewReader("x")}
+			req := &http.Request{Method: "POST", Body: body, Header: http.Header{}}
+			if _, err := rt.RoundTrip(req); !errors.Is(err, transport.ErrInvalidRequest) || !body.closed.Load() {
+				t.Fatalf("%v retries=%d: nil URL: %v, body closed %v", b, retries, err, body.closed.Load())
+			}
+		}
+	}
+	var zero transport.Transport
+	body := &closeRecorder{Reader: strings.NewReader("x")}
+	req, _ := http.NewRequest("PUT", "http://example.com/", body)
+	if _, err := zero.RoundTrip(req); !errors.Is(err, transport.ErrInvalidRequest) || !body.closed.Load() {
+		t.Fatalf("zero Transport: %v, body closed %v", err, body.closed.Load())
+	}
+}
+
+// The sockets backend refuses ftp:// with the FTP rule and every other
+// non-HTTP scheme with a typed refusal, before any lookup or connection.
+func TestSocketsRefusesSchemes(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(srv.Close)
+	r := newRig(t, srv, transport.Config{})
+	for url, rule := range map[string]sockets.Rule{
+		"ftp://" + publicName + "/file":    sockets.RuleFTP,
+		"FTP://" + publicName + "/file":    sockets.RuleFTP,
+		"file:///etc/passwd":               transport.RuleScheme,
+		"gopher://" + publicName + ":70/1": transport.RuleScheme,
+	} {
+		body := &closeRecorder{Reader: strings.NewReader("x")}
+		req, _ := http.NewRequest("PUT", url, body)
+		_, err := r.rt.RoundTrip(req)
+		var de *sockets.DeniedError
+		if !errors.As(err, &de) || de.Rule != rule || !errors.Is(err, sockets.ErrDenied) {
+			t.Fatalf("%s: err = %v, want rule %q", url, err, rule)
+		}
+		if !body.closed.Load() {
+			t.Fatalf("%s: body not closed", url)
+		}
+	}
+	if n := len(r.conn.Attempts()) + len(r.res.Lookups()); n != 0 {
+		t.Fatalf("%d lookups or connection attempts for refused schemes", n)
+	}
+}
+
+// New validates the urlfetch configuration as it does the sockets one.
+func TestNewValidatesURLFetch(t *testing.T) {
+	for name, cfg := range map[string]transport.Config{
+		"negative deadline": {Deadline: -time.Second},
+		"app id with CRLF":  {AppID: "app\r\nX-Evil: 1"},
+		"missing CA file":   {TLS: tlsconf.Config{CAFile: "/nonexistent/ca.pem"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := transport.New(cfg); err == nil {
+				t.Fatal("New accepted it")
+			}
+		})
+	}
+}

@@ -22,5 +22,8 @@ func newURLFetch(cfg Config) (*urlfetch.Transport, error) {
 		Background: cfg.Background,
 		OnStats:    cfg.OnStats,
 	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
 	return t, nil
 }

@@ -162,6 +162,9 @@ func (b *backend) prepare(ex *exchange, req *http.Request) (*http.Request, *reqB
 	out.Method = ex.method
 	out.Header = h
 	out.Host = "" // the Host header comes from the URL
+	// The length is known from here on (declared or buffered): nothing is
+	// sent chunked, and no trailer can carry a header the rules strip.
+	out.TransferEncoding, out.Trailer = nil, nil
 	var rb *reqBody
 	switch {
 	case !hasBody:

@@ -72,9 +72,9 @@ type Transport struct {
 	Resolver sockets.Resolver
 
 	// Dialer, if not nil, makes the connections, on a copy: the caller's
-	// Dialer is never changed. In the copy, a nil Policy becomes this
-	// Transport's Policy (or sockets.PublicPolicy()), and a nil Resolver
-	// this Transport's Resolver. It is how a test passes the
+	// Dialer is never changed. In the copy, this Transport's Policy and
+	// Resolver, when set, replace the Dialer's own; a Dialer without a
+	// Policy gets sockets.PublicPolicy(). It is how a test passes the
 	// sockets.Dialer.Connect seam. Nil means a sockets.Dialer with Policy
 	// and Resolver.
 	Dialer *sockets.Dialer
@@ -181,20 +181,30 @@ func (t *Transport) deadline() (time.Duration, error) {
 	}
 }
 
-// dialer returns the dialer to use: a copy of Dialer with the Transport's
-// policy and resolver where it has none, or a new one.
+// dialer returns the dialer to use: a copy of Dialer, or a new one, with
+// the Transport's Policy and Resolver when they are set (they win over the
+// Dialer's own), else the Dialer's, else the defaults.
 func (t *Transport) dialer() *sockets.Dialer {
-	if t.Dialer == nil {
-		return &sockets.Dialer{Policy: t.policy(), Resolver: t.Resolver}
+	d := sockets.Dialer{}
+	if t.Dialer != nil {
+		d = *t.Dialer
 	}
-	d := *t.Dialer
-	if d.Policy == nil {
+	if t.Policy != nil || d.Policy == nil {
 		d.Policy = t.policy()
 	}
-	if d.Resolver == nil {
+	if t.Resolver != nil {
 		d.Resolver = t.Resolver
 	}
 	return &d
+}
+
+// Validate checks t's configuration (deadline, app id, TLS settings) and
+// builds its connection pool, as the first RoundTrip would, and returns the
+// error every RoundTrip would return if the configuration is bad. Calling
+// it is optional.
+func (t *Transport) Validate() error {
+	_, err := t.backend()
+	return err
 }
 
 // backend returns the backend, building it on first use.
@@ -271,6 +281,11 @@ func (t *Transport) CloseIdleConnections() {
 // [*Error]. The caller must close the response body (or read it to its
 // end); the exchange, its deadline and its connection last until then, or
 // until the deadline.
+//
+// A request body of unknown length is read ahead, up to the request limit,
+// by a goroutine that ends when the body's Read returns; a body whose Read
+// can block must return once it is closed, as readers of pipes and
+// connections do.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
 		return nil, &Error{Kind: ErrInvalidRequest, Err: errors.New("nil request")}

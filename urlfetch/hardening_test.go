@@ -1,0 +1,92 @@
+package urlfetch_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/urlfetch"
+)
+
+// A caller's chunked encoding and trailers must not carry the headers the
+// rules strip: the request goes out with a Content-Length and no trailer.
+func TestTrailersAndTransferEncodingDropped(t *testing.T) {
+	type seen struct {
+		te      []string
+		cl      int64
+		trailer http.Header
+	}
+	got := make(chan seen, 1)
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		got <- seen{r.TransferEncoding, r.ContentLength, r.Trailer}
+	}), false)
+	f := newFixture(t, srv)
+	for name, length := range map[string]int64{"known length": 7, "unknown length": -1} {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", "http://"+publicHost+":"+portOf(srv)+"/", strings.NewReader("payload"))
+			req.ContentLength = length
+			req.TransferEncoding = []string{"chunked"}
+			req.Trailer = http.Header{"X-Forwarded-For": {"10.0.0.1"}, "Via": {"1.1 evil"}}
+			resp, err := f.tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			s := <-got
+			if len(s.te) != 0 || s.cl != 7 || len(s.trailer) != 0 {
+				t.Fatalf("server saw Transfer-Encoding %v, Content-Length %d, trailers %v", s.te, s.cl, s.trailer)
+			}
+			if len(req.TransferEncoding) != 1 || len(req.Trailer) != 2 {
+				t.Fatal("the caller's request was changed")
+			}
+		})
+	}
+}
+
+// The Transport's Policy wins over its Dialer's, as transport.Config's does:
+// a deny list set on the Transport is never silently lost.
+func TestTransportPolicyWinsOverDialers(t *testing.T) {
+	srv := newServer(t, okHandler, false)
+	f := newFixture(t, srv, func(tr *urlfetch.Transport) {
+		tr.Policy = sockets.PublicPolicy().Deny(netip.MustParsePrefix(publicAddr + "/32"))
+		tr.Dialer = &sockets.Dialer{Policy: sockets.PublicPolicy(), Connect: tr.Dialer.Connect}
+	})
+	_, err := f.get(t, "http://"+publicHost+":"+portOf(srv)+"/")
+	var de *sockets.DeniedError
+	if !errors.As(err, &de) || de.Rule != sockets.RuleDenyList {
+		t.Fatalf("err = %v, want the Transport's deny list to refuse", err)
+	}
+	if f.attempts() != 0 {
+		t.Fatalf("%d connection attempts", f.attempts())
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := (&urlfetch.Transport{}).Validate(); err != nil {
+		t.Fatalf("zero Transport: %v", err)
+	}
+	for name, tr := range map[string]*urlfetch.Transport{
+		"negative deadline": {Deadline: -1},
+		"app id with CRLF":  {AppID: "app\r\nX-Evil: 1"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := tr.Validate(); err == nil {
+				t.Fatal("Validate accepted it")
+			}
+		})
+	}
+}
+
+// portOf returns srv's port.
+func portOf(srv *server) string {
+	_, port, _ := strings.Cut(srv.addr(), "]:")
+	if port == "" {
+		_, port, _ = strings.Cut(srv.addr(), ":")
+	}
+	return port
+}
