@@ -35,8 +35,9 @@ type Resolver interface {
 // [Dialer.LookupAddr] are the name lookups.
 //
 // The zero Dialer is usable: the default policy, the system resolver, the
-// 10-minute idle timeout, no totals per host, no hand-off. A Dialer is safe
-// for concurrent use; do not change its fields while it is in use.
+// 10-minute idle timeout, no totals per host, no hand-off. A nil *Dialer
+// behaves as the zero Dialer. A Dialer is safe for concurrent use; do not
+// change its fields while it is in use.
 type Dialer struct {
 	// Policy decides which destinations are allowed. Nil means
 	// DefaultPolicy().
@@ -103,19 +104,15 @@ type Dialer struct {
 	AppID string
 }
 
-func (d *Dialer) policy() *Policy {
-	if d.Policy != nil {
-		return d.Policy
-	}
-	return defaultPolicy()
-}
+func (d *Dialer) policy() *Policy { return d.Policy.orDefault() }
 
-// defaultPolicy is shared by every Dialer without a Policy; a Policy is
-// immutable.
-var defaultPolicy = func() func() *Policy {
-	p := DefaultPolicy()
-	return func() *Policy { return p }
-}()
+// orZero returns d, or a zero Dialer for a nil d.
+func (d *Dialer) orZero() *Dialer {
+	if d == nil {
+		return new(Dialer)
+	}
+	return d
+}
 
 func (d *Dialer) resolver() Resolver {
 	if d.Resolver != nil {
@@ -150,6 +147,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 
 // DialConn is [Dialer.DialContext] returning the *[Conn] typed.
 func (d *Dialer) DialConn(ctx context.Context, network, address string) (*Conn, error) {
+	d = d.orZero()
 	if protocol(network) == "" {
 		return nil, &DeniedError{Network: network, Host: address, Rule: RuleNetwork}
 	}
@@ -195,6 +193,7 @@ func (d *Dialer) DialConn(ctx context.Context, network, address string) (*Conn, 
 // When none is allowed it returns the first refusal, a *[DeniedError]. It
 // makes no connection.
 func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16) ([]netip.AddrPort, error) {
+	d = d.orZero()
 	pol := d.policy()
 	proto := protocol(network)
 	if proto == "" {

@@ -49,6 +49,9 @@ type DeniedError struct {
 //
 //	sockets: tcp to 10.0.0.1:80 (host "intranet.example") refused: private (RFC 1918)
 func (e *DeniedError) Error() string {
+	if e == nil {
+		return "<nil>"
+	}
 	var b strings.Builder
 	b.WriteString("sockets: ")
 	if e.Network != "" {
@@ -96,21 +99,38 @@ type LookupError struct {
 }
 
 func (e *LookupError) Error() string {
-	return "sockets: lookup " + strconv.Quote(e.Host) + ": " + e.Err.Error()
+	if e == nil {
+		return "<nil>"
+	}
+	return "sockets: lookup " + strconv.Quote(e.Host) + ": " + errText(e.Err)
 }
 
 // Unwrap returns the resolver's error.
-func (e *LookupError) Unwrap() error { return e.Err }
+func (e *LookupError) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Err
+}
 
 // Timeout reports whether the lookup timed out.
 func (e *LookupError) Timeout() bool {
 	var t interface{ Timeout() bool }
-	return errors.As(e.Err, &t) && t.Timeout()
+	return e.Unwrap() != nil && errors.As(e.Err, &t) && t.Timeout()
 }
 
 // Temporary reports whether the lookup failure is temporary, as the resolver
 // says.
 func (e *LookupError) Temporary() bool {
 	var t interface{ Temporary() bool }
-	return errors.As(e.Err, &t) && t.Temporary()
+	return e.Unwrap() != nil && errors.As(e.Err, &t) && t.Temporary()
+}
+
+// errText returns err's message, or "<nil>" for a nil err, so that the
+// Error method of an error value built without its Err does not panic.
+func errText(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
 }

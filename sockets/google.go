@@ -23,8 +23,9 @@ var googJSON []byte
 
 // GoogleRanges is a parsed copy of Google's published IP ranges, in the
 // format Google publishes them (goog.json: syncToken, creationTime,
-// prefixes with ipv4Prefix or ipv6Prefix). It is immutable and safe for
-// concurrent use.
+// prefixes with ipv4Prefix or ipv6Prefix). Its ranges are immutable, and it
+// is safe for concurrent use; Created and SyncToken describe the file only
+// and play no part in a check. A nil *GoogleRanges holds nothing.
 type GoogleRanges struct {
 	// Created is the creationTime of the file, in UTC.
 	Created time.Time
@@ -39,7 +40,20 @@ type GoogleRanges struct {
 // with the package. Its Created field says how old it is; Google changes its
 // ranges, so long-running deployments should load a newer file with
 // [LoadGoogleRanges] and install it with [Policy.WithGoogleRanges].
-var EmbeddedGoogleRanges = sync.OnceValue(func() *GoogleRanges {
+//
+// The file is parsed once, on first use; each call returns a new
+// *GoogleRanges that shares the parsed, immutable set of ranges, so a caller
+// that changes the Created or SyncToken of its copy changes no one else's.
+// It is safe for concurrent use.
+func EmbeddedGoogleRanges() *GoogleRanges {
+	g := *embeddedGoogle()
+	return &g
+}
+
+// embeddedGoogle is the parsed embedded snapshot, shared by every
+// [DefaultPolicy]; it must never be handed out, since its exported fields
+// could then be changed.
+var embeddedGoogle = sync.OnceValue(func() *GoogleRanges {
 	g, err := ParseGoogleRanges(bytes.NewReader(googJSON))
 	if err != nil {
 		panic("sockets: embedded goog.json: " + err.Error())
@@ -122,7 +136,11 @@ func (g *GoogleRanges) Contains(a netip.Addr) bool {
 	return g != nil && g.set.contains(a.Unmap())
 }
 
-// Prefixes returns a copy of the prefixes, in file order.
+// Prefixes returns a copy of the prefixes, in file order. The zero
+// GoogleRanges, and a nil one, have none: Prefixes returns nil.
 func (g *GoogleRanges) Prefixes() []netip.Prefix {
+	if g == nil {
+		return nil
+	}
 	return append([]netip.Prefix(nil), g.prefixes...)
 }

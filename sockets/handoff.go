@@ -1,6 +1,7 @@
 package sockets
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -31,15 +32,20 @@ var (
 	// ErrNoRegistry: the Dialer has no Registry, so its connections cannot
 	// be handed off.
 	ErrNoRegistry = errors.New("sockets: no registry for socket hand-off")
+
+	// ErrWeakKey: the Registry's Key is set but shorter than 32 bytes, so
+	// its descriptors could be forged; nothing is handed off or picked up
+	// through it.
+	ErrWeakKey = errors.New("sockets: registry key shorter than 32 bytes")
 )
 
 // HandOffError is the error of [Conn.Detach] and [Dialer.Attach]. Err is one
 // of [ErrBadDescriptor], [ErrWrongApp], [ErrStaleDescriptor],
-// [ErrNoRegistry], or, from Detach, the reason the connection cannot be
-// handed off ([ErrReclaimed], [ErrHandedOff], net.ErrClosed).
+// [ErrNoRegistry], [ErrWeakKey], or, from Detach, the reason the connection
+// cannot be handed off ([ErrReclaimed], [ErrHandedOff], net.ErrClosed).
 type HandOffError struct {
 	Op        string // "detach" or "attach"
-	App       string // the application the descriptor names; empty when unknown
+	App       string // the application the descriptor or its socket belongs to; empty when unknown
 	AttachApp string // the AppID of the Dialer that tried to attach, for ErrWrongApp
 	Err       error
 }
@@ -48,7 +54,10 @@ type HandOffError struct {
 //
 //	sockets: attach: stale socket descriptor
 func (e *HandOffError) Error() string {
-	msg := "sockets: " + e.Op + ": " + strings.TrimPrefix(e.Err.Error(), "sockets: ")
+	if e == nil {
+		return "<nil>"
+	}
+	msg := "sockets: " + e.Op + ": " + strings.TrimPrefix(errText(e.Err), "sockets: ")
 	if errors.Is(e.Err, ErrWrongApp) {
 		msg += " (descriptor for " + strconv.Quote(e.App) + ", attaching as " + strconv.Quote(e.AttachApp) + ")"
 	}
@@ -56,7 +65,12 @@ func (e *HandOffError) Error() string {
 }
 
 // Unwrap returns Err.
-func (e *HandOffError) Unwrap() error { return e.Err }
+func (e *HandOffError) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Err
+}
 
 // Registry holds the sockets handed off as descriptors until they are picked
 // up, as App Engine let a socket opened in one request be used in a later
@@ -72,16 +86,23 @@ func (e *HandOffError) Unwrap() error { return e.Err }
 // clock: one not picked up within its idle timeout is reclaimed, and its
 // descriptor goes stale.
 //
-// The zero Registry is ready to use. A Registry is safe for concurrent use
-// and must not be copied after first use.
+// The zero Registry is ready to use; a nil *Registry holds nothing. A
+// Registry is safe for concurrent use and must not be copied after first
+// use.
 type Registry struct {
 	// Key authenticates descriptors. Nil means a random 32-byte key made
 	// on first use, so that descriptors cannot be forged by anyone outside
-	// the process. Set it before first use; it is not copied.
+	// the process. A key that is set must be at least 32 bytes of secret,
+	// random data (as for HMAC-SHA256, RFC 2104 section 3): with a shorter
+	// one, empty included, every [Conn.Detach] and [Dialer.Attach] through
+	// the Registry fails with [ErrWeakKey], rather than hand out
+	// descriptors anyone could forge. Set it before first use: the
+	// Registry copies it then, and later changes to the slice have no
+	// effect.
 	Key []byte
 
 	keyOnce sync.Once
-	key     []byte
+	key     []byte // the copy of Key, or the random key; nil when Key is weak
 
 	// mu guards the parked sockets and the next socket number.
 	mu     sync.Mutex
@@ -105,20 +126,31 @@ const (
 // long to fit a descriptor.
 var errLongAppID = errors.New("sockets: application identity longer than 1024 bytes")
 
+// minKeyLen is the shortest Key a Registry accepts: the output size of
+// SHA-256, the least RFC 2104 section 3 recommends for an HMAC key.
+const minKeyLen = sha256.Size
+
+// macKey returns the key that authenticates descriptors, fixed on first
+// use, or nil when Key is too short to be used.
 func (r *Registry) macKey() []byte {
 	r.keyOnce.Do(func() {
-		if r.Key != nil {
-			r.key = r.Key
-			return
+		switch {
+		case r.Key == nil:
+			r.key = make([]byte, minKeyLen)
+			rand.Read(r.key)
+		case len(r.Key) >= minKeyLen:
+			r.key = bytes.Clone(r.Key)
 		}
-		r.key = make([]byte, 32)
-		rand.Read(r.key)
 	})
 	return r.key
 }
 
-// Len returns the number of sockets parked, waiting to be picked up.
+// Len returns the number of sockets parked, waiting to be picked up; zero
+// for a nil Registry.
 func (r *Registry) Len() int {
+	if r == nil {
+		return 0
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.parked)
@@ -159,7 +191,7 @@ func (r *Registry) reclaimParked(s *socket) bool {
 }
 
 // encode lays out version, socket number, nonce, application and the MAC of
-// all of them.
+// all of them. The key must have been checked with macKey.
 func (r *Registry) encode(id uint64, nonce [nonceLen]byte, app string) string {
 	b := make([]byte, 0, 1+8+nonceLen+binary.MaxVarintLen16+len(app)+sha256.Size)
 	b = append(b, descVersion)
@@ -175,7 +207,8 @@ func (r *Registry) encode(id uint64, nonce [nonceLen]byte, app string) string {
 
 // decode checks the descriptor's MAC and returns its contents.
 func (r *Registry) decode(desc string) (id uint64, nonce [nonceLen]byte, app string, ok bool) {
-	if len(desc) > maxDescLen {
+	key := r.macKey()
+	if key == nil || len(desc) > maxDescLen {
 		return 0, nonce, "", false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(desc)
@@ -183,7 +216,7 @@ func (r *Registry) decode(desc string) (id uint64, nonce [nonceLen]byte, app str
 		return 0, nonce, "", false
 	}
 	body, mac := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
-	m := hmac.New(sha256.New, r.macKey())
+	m := hmac.New(sha256.New, key)
 	m.Write(body)
 	if !hmac.Equal(mac, m.Sum(nil)) {
 		return 0, nonce, "", false
@@ -203,6 +236,9 @@ func (r *Registry) decode(desc string) (id uint64, nonce [nonceLen]byte, app str
 
 // attach picks up the socket desc names, for application app.
 func (r *Registry) attach(app, desc string) (*Conn, error) {
+	if r.macKey() == nil {
+		return nil, &HandOffError{Op: "attach", Err: ErrWeakKey}
+	}
 	id, nonce, descApp, ok := r.decode(desc)
 	if !ok {
 		return nil, &HandOffError{Op: "attach", Err: ErrBadDescriptor}
@@ -215,6 +251,12 @@ func (r *Registry) attach(app, desc string) (*Conn, error) {
 	if !ok || p.nonce != nonce {
 		r.mu.Unlock()
 		return nil, &HandOffError{Op: "attach", App: descApp, Err: ErrStaleDescriptor}
+	}
+	if p.s.app != app {
+		// The second wall: a descriptor that passed its MAC still names a
+		// socket of another application. It stays parked for its owner.
+		r.mu.Unlock()
+		return nil, &HandOffError{Op: "attach", App: p.s.app, AttachApp: app, Err: ErrWrongApp}
 	}
 	delete(r.parked, id)
 	c := new(Conn)
@@ -240,8 +282,9 @@ func (r *Registry) attach(app, desc string) (*Conn, error) {
 // The socket stays open, parked, until it is attached or reclaimed: its idle
 // clock keeps running, and a descriptor not picked up within the idle
 // timeout goes stale. Detach fails with a *[HandOffError] that wraps
-// [ErrNoRegistry] if the Dialer had no Registry, or the reason c is no
-// longer usable ([ErrReclaimed], [ErrHandedOff], net.ErrClosed).
+// [ErrNoRegistry] if the Dialer had no Registry, [ErrWeakKey] if the
+// Registry's Key is too short (c stays usable in both cases), or the reason
+// c is no longer usable ([ErrReclaimed], [ErrHandedOff], net.ErrClosed).
 func (c *Conn) Detach() (string, error) {
 	s := c.sock()
 	if s == nil {
@@ -252,6 +295,9 @@ func (c *Conn) Detach() (string, error) {
 	}
 	if len(s.app) > maxAppID {
 		return "", &HandOffError{Op: "detach", Err: errLongAppID}
+	}
+	if s.reg.macKey() == nil {
+		return "", &HandOffError{Op: "detach", App: s.app, Err: ErrWeakKey}
 	}
 	ch := make(chan struct{}, 1)
 	c.h.drain.Store(&ch)
@@ -277,10 +323,10 @@ func (c *Conn) Detach() (string, error) {
 // Attach fails with a *[HandOffError] that wraps [ErrBadDescriptor] for
 // anything but a genuine descriptor of this Registry, [ErrWrongApp] for a
 // descriptor of another application, [ErrStaleDescriptor] when the socket
-// was picked up already, closed or reclaimed, and [ErrNoRegistry] when d has
-// no Registry.
+// was picked up already, closed or reclaimed, [ErrNoRegistry] when d has
+// no Registry, and [ErrWeakKey] when the Registry's Key is too short.
 func (d *Dialer) Attach(descriptor string) (*Conn, error) {
-	if d.Registry == nil {
+	if d == nil || d.Registry == nil {
 		return nil, &HandOffError{Op: "attach", Err: ErrNoRegistry}
 	}
 	return d.Registry.attach(d.AppID, descriptor)

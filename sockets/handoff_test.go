@@ -2,8 +2,11 @@ package sockets_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"net"
 	"runtime"
@@ -198,6 +201,108 @@ func TestHandOffSharedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2.Close()
+}
+
+// TestHandOffWeakKey: a Key that is set but shorter than 32 bytes, empty
+// included, hands nothing off and picks nothing up, so that no descriptor
+// can be forged under a guessable key. The connection stays usable.
+func TestHandOffWeakKey(t *testing.T) {
+	srv := startEchoTCP(t)
+	for _, key := range [][]byte{{}, []byte("k"), bytes.Repeat([]byte("k"), 31)} {
+		reg := &sockets.Registry{Key: key}
+		d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+		c := dialConn(t, d, "tcp", srv.addr())
+		_, err := c.Detach()
+		he := wantHandOffErr(t, err, "detach", sockets.ErrWeakKey)
+		if he.App != "app-a" {
+			t.Errorf("HandOffError = %+v, want App %q", he, "app-a")
+		}
+		if reg.Len() != 0 {
+			t.Errorf("%d-byte key: Len() = %d after a refused Detach", len(key), reg.Len())
+		}
+		echoRoundTrip(t, c, "still usable")
+		// Not even a well-formed descriptor signed under the weak key is
+		// looked at.
+		blank := make([]byte, 1+8+16+1+sha256.Size)
+		blank[0] = 1 // the descriptor version
+		_, err = d.Attach(resign(t, base64.RawURLEncoding.EncodeToString(blank), key, "app-a"))
+		wantHandOffErr(t, err, "attach", sockets.ErrWeakKey)
+		_, err = d.Attach("anything")
+		wantHandOffErr(t, err, "attach", sockets.ErrWeakKey)
+		c.Close()
+	}
+}
+
+// resign rewrites desc (version, socket number, nonce, uvarint length and
+// application, then HMAC-SHA256 of all of it) to name app, and signs it
+// under key, as someone who knows the key could.
+func resign(t *testing.T, desc string, key []byte, app string) string {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := append([]byte(nil), raw[:1+8+16]...)
+	b = binary.AppendUvarint(b, uint64(len(app)))
+	b = append(b, app...)
+	m := hmac.New(sha256.New, key)
+	m.Write(b)
+	return base64.RawURLEncoding.EncodeToString(m.Sum(b))
+}
+
+// TestHandOffKeyCopied: the Registry copies its Key on first use; a later
+// change to the caller's slice, or to the field, changes nothing.
+func TestHandOffKeyCopied(t *testing.T) {
+	srv := startEchoTCP(t)
+	key := bytes.Repeat([]byte("k"), 32)
+	reg := &sockets.Registry{Key: key}
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	c := dialConn(t, d, "tcp", srv.addr())
+	desc, err := c.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(key)
+	reg.Key = nil
+	// Signed under the key as it is now: not genuine.
+	_, err = d.Attach(resign(t, desc, key, "app-a"))
+	wantHandOffErr(t, err, "attach", sockets.ErrBadDescriptor)
+	c2, err := d.Attach(desc)
+	if err != nil {
+		t.Fatalf("attach after the caller changed its key slice: %v", err)
+	}
+	defer c2.Close()
+	echoRoundTrip(t, c2, "same key")
+}
+
+// TestHandOffForgedApp: a descriptor re-signed to name another application,
+// by someone who holds the key, still does not hand the socket over: Attach
+// checks the application the socket itself was made for.
+func TestHandOffForgedApp(t *testing.T) {
+	srv := startEchoTCP(t)
+	key := bytes.Repeat([]byte("k"), 32)
+	reg := &sockets.Registry{Key: key}
+	a := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	b := &sockets.Dialer{Registry: reg, AppID: "app-b"}
+	c := dialConn(t, a, "tcp", srv.addr())
+	desc, err := c.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Attach(resign(t, desc, key, "app-b"))
+	he := wantHandOffErr(t, err, "attach", sockets.ErrWrongApp)
+	if he.App != "app-a" || he.AttachApp != "app-b" {
+		t.Errorf("HandOffError = %+v, want App app-a, AttachApp app-b", he)
+	}
+	if reg.Len() != 1 {
+		t.Errorf("Len() = %d after the refusal, want the socket still parked", reg.Len())
+	}
+	c2, err := a.Attach(desc)
+	if err != nil {
+		t.Fatalf("the owner's attach after a forged one: %v", err)
+	}
+	defer c2.Close()
+	echoRoundTrip(t, c2, "still mine")
 }
 
 func TestHandOffStale(t *testing.T) {

@@ -24,6 +24,9 @@ type NotImplementedError struct {
 //
 //	sockets: reverse lookup of "8.8.8.8": not implemented
 func (e *NotImplementedError) Error() string {
+	if e == nil {
+		return "<nil>"
+	}
 	return "sockets: " + e.Op + " of " + strconv.Quote(e.Arg) + ": not implemented"
 }
 
@@ -41,6 +44,7 @@ func (e *NotImplementedError) Is(target error) bool { return target == errors.Er
 // lookup. A malformed name, an unknown network or a failed lookup is a
 // *[LookupError].
 func (d *Dialer) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	d = d.orZero()
 	switch network {
 	case "ip", "ip4", "ip6":
 	default:

@@ -46,7 +46,8 @@ func (c *counter) load() Usage {
 // closed, added up when it is read. So the data path takes no lock and
 // connections to one host do not contend.
 //
-// The zero Meter is ready to use. A Meter is safe for concurrent use. *Meter
+// The zero Meter is ready to use; a nil *Meter reads as an empty one (no
+// hosts, zero totals). A Meter is safe for concurrent use. *Meter
 // is an [expvar.Var]: publish it with expvar.Publish("sockets", m) to export
 // the totals as JSON. A Meter must not be copied after first use.
 type Meter struct {
@@ -115,6 +116,9 @@ func (h *hostTotals) close(c *counter) {
 
 // Host returns the bytes sent to and received from host so far.
 func (m *Meter) Host(host string) Usage {
+	if m == nil {
+		return Usage{}
+	}
 	if h, ok := m.hosts.Load(meterHost(host)); ok {
 		return h.(*hostTotals).load()
 	}
@@ -126,6 +130,9 @@ func (m *Meter) Host(host string) Usage {
 // at one instant.
 func (m *Meter) Snapshot() map[string]Usage {
 	out := make(map[string]Usage)
+	if m == nil {
+		return out
+	}
 	m.hosts.Range(func(k, v any) bool {
 		out[k.(string)] = v.(*hostTotals).load()
 		return true
@@ -136,6 +143,9 @@ func (m *Meter) Snapshot() map[string]Usage {
 // Total returns the sum over every host.
 func (m *Meter) Total() Usage {
 	var t Usage
+	if m == nil {
+		return t
+	}
 	m.hosts.Range(func(_, v any) bool {
 		t = t.Add(v.(*hostTotals).load())
 		return true

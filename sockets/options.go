@@ -50,16 +50,24 @@ type OptionError struct {
 //
 //	sockets: getsockopt SO_BROADCAST: socket option not permitted
 func (e *OptionError) Error() string {
-	return "sockets: " + e.Op + " " + e.Option + ": " + strings.TrimPrefix(e.Err.Error(), "sockets: ")
+	if e == nil {
+		return "<nil>"
+	}
+	return "sockets: " + e.Op + " " + e.Option + ": " + strings.TrimPrefix(errText(e.Err), "sockets: ")
 }
 
 // Unwrap returns Err.
-func (e *OptionError) Unwrap() error { return e.Err }
+func (e *OptionError) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Err
+}
 
 // Is reports whether a refused option's error matches os.ErrPermission or
 // syscall.EPERM.
 func (e *OptionError) Is(target error) bool {
-	return e.Err == ErrOptionNotPermitted && (target == os.ErrPermission || target == syscall.EPERM)
+	return e.Unwrap() == ErrOptionNotPermitted && (target == os.ErrPermission || target == syscall.EPERM)
 }
 
 type optKey struct{ level, name int }

@@ -3,6 +3,7 @@ package sockets
 import (
 	"net/netip"
 	"strings"
+	"sync"
 
 	"go4.org/netipx"
 )
@@ -74,7 +75,9 @@ var defaultExceptions = func() []Exception {
 // immutable: [Policy.Allow], [Policy.Deny] and the other With methods return
 // changed copies. It is safe for concurrent use. The zero Policy applies the
 // same rules as [PublicPolicy]; start from [DefaultPolicy] or PublicPolicy.
-// A nil *Policy in a [Dialer] means DefaultPolicy().
+// A nil *Policy means DefaultPolicy(), in a [Dialer] and as the receiver of
+// every method: (*Policy)(nil).Check applies App Engine's rules, and
+// (*Policy)(nil).Allow(...) returns a changed copy of DefaultPolicy().
 //
 // Check applies the rules in this order, and the first that matches decides:
 //
@@ -100,7 +103,20 @@ type Policy struct {
 // only, Google's ranges (the embedded snapshot) refused except for the
 // App Engine exceptions, port 25 and TCP port 21 refused.
 func DefaultPolicy() *Policy {
-	return &Policy{google: EmbeddedGoogleRanges(), exceptions: defaultExceptions}
+	return &Policy{google: embeddedGoogle(), exceptions: defaultExceptions}
+}
+
+// defaultPolicy is shared by every Dialer without a Policy and by every nil
+// *Policy; a Policy is immutable. It is made on first use, so that
+// importing the package does not parse the Google ranges.
+var defaultPolicy = sync.OnceValue(DefaultPolicy)
+
+// orDefault returns p, or the default policy for a nil p.
+func (p *Policy) orDefault() *Policy {
+	if p == nil {
+		return defaultPolicy()
+	}
+	return p
 }
 
 // PublicPolicy returns the destination rule of App Engine's URL Fetch
@@ -115,6 +131,7 @@ func PublicPolicy() *Policy {
 // and port rules still apply, and so does the deny list. Invalid prefixes
 // are ignored.
 func (p *Policy) Allow(prefixes ...netip.Prefix) *Policy {
+	p = p.orDefault()
 	c := *p
 	c.allow = addPrefixes(p.allow, prefixes)
 	return &c
@@ -124,6 +141,7 @@ func (p *Policy) Allow(prefixes ...netip.Prefix) *Policy {
 // other address rule (the deny list wins over [Policy.Allow]). p is not
 // changed. Invalid prefixes are ignored.
 func (p *Policy) Deny(prefixes ...netip.Prefix) *Policy {
+	p = p.orDefault()
 	c := *p
 	c.deny = addPrefixes(p.deny, prefixes)
 	return &c
@@ -134,7 +152,7 @@ func (p *Policy) Deny(prefixes ...netip.Prefix) *Policy {
 // [LoadGoogleRanges]). A nil g turns the Google rule off, as in
 // [PublicPolicy]. p is not changed.
 func (p *Policy) WithGoogleRanges(g *GoogleRanges) *Policy {
-	c := *p
+	c := *p.orDefault()
 	c.google = g
 	if g != nil && c.exceptions == nil {
 		c.exceptions = defaultExceptions
@@ -142,13 +160,20 @@ func (p *Policy) WithGoogleRanges(g *GoogleRanges) *Policy {
 	return &c
 }
 
-// GoogleRanges returns the ranges p refuses, or nil when the Google rule is
-// off.
-func (p *Policy) GoogleRanges() *GoogleRanges { return p.google }
+// GoogleRanges returns a copy of the ranges p refuses (sharing their
+// immutable set), or nil when the Google rule is off.
+func (p *Policy) GoogleRanges() *GoogleRanges {
+	g := p.orDefault().google
+	if g == nil {
+		return nil
+	}
+	c := *g
+	return &c
+}
 
 // Exceptions returns a copy of the exceptions to the Google rule.
 func (p *Policy) Exceptions() []Exception {
-	return append([]Exception(nil), p.exceptions...)
+	return append([]Exception(nil), p.orDefault().exceptions...)
 }
 
 func addPrefixes(s *addrSet, prefixes []netip.Prefix) *addrSet {
@@ -188,7 +213,7 @@ func protocol(network string) string {
 // refusal is a *[DeniedError] and wraps [ErrDenied]. Check does not allocate
 // when it allows.
 func (p *Policy) Check(network, host string, addr netip.AddrPort) error {
-	if rule := p.check(network, host, addr); rule != "" {
+	if rule := p.orDefault().check(network, host, addr); rule != "" {
 		return &DeniedError{Network: network, Host: host, Addr: addr, Rule: rule}
 	}
 	return nil

@@ -515,6 +515,11 @@ func TestCheckTable(t *testing.T) {
 			err := p.Check(tc.network, host, ap)
 			assertRule(t, err, tc.network, host, ap, tc.want)
 
+			if tc.pol == "" {
+				// A nil *Policy is DefaultPolicy().
+				var nilPolicy *sockets.Policy
+				assertRule(t, nilPolicy.Check(tc.network, host, ap), tc.network, host, ap, tc.want)
+			}
 			switch tc.pol {
 			case "", "public":
 				if want := refAllowed(tc.pol == "", tc.network, host, ap); want != (err == nil) {
@@ -632,7 +637,7 @@ func TestPolicyCopies(t *testing.T) {
 	if err := base.Check("tcp", "", one); err != nil {
 		t.Errorf("Deny changed the original policy: %v", err)
 	}
-	if base.GoogleRanges() != sockets.EmbeddedGoogleRanges() {
+	if g := base.GoogleRanges(); g == nil || !slices.Equal(g.Prefixes(), sockets.EmbeddedGoogleRanges().Prefixes()) {
 		t.Error("WithGoogleRanges changed the original policy")
 	}
 	if wide.Check("tcp", "", loop) != nil || narrow.Check("tcp", "", one) == nil {
@@ -686,9 +691,6 @@ func TestPolicyCopies(t *testing.T) {
 func TestEmbeddedGoogleRanges(t *testing.T) {
 	t.Parallel()
 	g := sockets.EmbeddedGoogleRanges()
-	if g != sockets.EmbeddedGoogleRanges() {
-		t.Error("EmbeddedGoogleRanges is parsed more than once")
-	}
 	if want := time.Date(2024, 4, 25, 7, 5, 3, 689940000, time.UTC); !g.Created.Equal(want) || g.Created.Location() != time.UTC {
 		t.Errorf("Created = %v, want %v", g.Created, want)
 	}
@@ -725,6 +727,65 @@ func TestEmbeddedGoogleRanges(t *testing.T) {
 	if zero.Contains(netip.MustParseAddr("8.8.8.8")) || nilRanges.Contains(netip.MustParseAddr("8.8.8.8")) {
 		t.Error("an empty GoogleRanges contains 8.8.8.8")
 	}
+}
+
+// TestEmbeddedGoogleRangesCopies: each caller of EmbeddedGoogleRanges and
+// of Policy.GoogleRanges gets its own copy, so changing one changes neither
+// the next caller's nor the rule of DefaultPolicy.
+func TestEmbeddedGoogleRangesCopies(t *testing.T) {
+	t.Parallel()
+	want := sockets.EmbeddedGoogleRanges()
+	for name, get := range map[string]func() *sockets.GoogleRanges{
+		"EmbeddedGoogleRanges":         sockets.EmbeddedGoogleRanges,
+		"DefaultPolicy().GoogleRanges": func() *sockets.GoogleRanges { return sockets.DefaultPolicy().GoogleRanges() },
+		"nil Policy GoogleRanges":      (*sockets.Policy)(nil).GoogleRanges,
+	} {
+		g := get()
+		*g = sockets.GoogleRanges{SyncToken: "changed"}
+		again := get()
+		if again == g || !again.Created.Equal(want.Created) || again.SyncToken != want.SyncToken {
+			t.Errorf("%s: a change to one copy reached the next: %v %q", name, again.Created, again.SyncToken)
+		}
+		if !again.Contains(netip.MustParseAddr("142.250.0.1")) {
+			t.Errorf("%s: a change to one copy emptied the next", name)
+		}
+	}
+	err := sockets.DefaultPolicy().Check("tcp", "", netip.MustParseAddrPort("142.250.0.1:443"))
+	assertRule(t, err, "tcp", "", netip.MustParseAddrPort("142.250.0.1:443"), sockets.RuleGoogle)
+}
+
+// TestNilPolicy: every method of a nil *Policy acts on DefaultPolicy() (its
+// Check is covered row by row in TestCheckTable).
+func TestNilPolicy(t *testing.T) {
+	t.Parallel()
+	var p *sockets.Policy
+	loop := netip.MustParseAddrPort("127.0.0.1:80")
+	one := netip.MustParseAddrPort("1.1.1.1:80")
+	google := netip.MustParseAddrPort("142.250.0.1:443")
+	private := netip.MustParseAddrPort("10.0.0.1:80")
+
+	wide := p.Allow(pfx("127.0.0.1/32"))
+	assertRule(t, wide.Check("tcp", "", loop), "tcp", "", loop, allowed)
+	assertRule(t, wide.Check("tcp", "", google), "tcp", "", google, sockets.RuleGoogle)
+	assertRule(t, wide.Check("tcp", "", private), "tcp", "", private, "private (RFC 1918)")
+
+	narrow := p.Deny(pfx("1.1.1.0/24"))
+	assertRule(t, narrow.Check("tcp", "", one), "tcp", "", one, sockets.RuleDenyList)
+	assertRule(t, narrow.Check("tcp", "", google), "tcp", "", google, sockets.RuleGoogle)
+
+	noGoogle := p.WithGoogleRanges(nil)
+	assertRule(t, noGoogle.Check("tcp", "", google), "tcp", "", google, allowed)
+	assertRule(t, noGoogle.Check("tcp", "", private), "tcp", "", private, "private (RFC 1918)")
+
+	if g := p.GoogleRanges(); g == nil || !slices.Equal(g.Prefixes(), sockets.EmbeddedGoogleRanges().Prefixes()) {
+		t.Error("a nil Policy's GoogleRanges are not the embedded ones")
+	}
+	if !slices.Equal(p.Exceptions(), sockets.DefaultPolicy().Exceptions()) {
+		t.Errorf("a nil Policy's exceptions = %v, want DefaultPolicy's", p.Exceptions())
+	}
+	// The nil Policy itself is unchanged: it is still DefaultPolicy().
+	assertRule(t, p.Check("tcp", "", loop), "tcp", "", loop, "loopback (RFC 1122)")
+	assertRule(t, p.Check("tcp", "", one), "tcp", "", one, allowed)
 }
 
 func TestParseGoogleRanges(t *testing.T) {

@@ -55,6 +55,7 @@ type hostCounter struct {
 // checked once more just before the socket is bound. The refusals are
 // *[DeniedError]s and are returned before any socket is made.
 func (d *Dialer) ListenPacket(ctx context.Context, network, address string) (*PacketConn, error) {
+	d = d.orZero()
 	switch protocol(network) {
 	case "udp":
 	case "tcp":

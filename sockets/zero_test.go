@@ -1,0 +1,157 @@
+package sockets_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/outbound-go/outbound/sockets"
+)
+
+// zeroReceivers are a nil pointer and a zero value of every exported type
+// with methods.
+var zeroReceivers = []any{
+	(*sockets.Policy)(nil), &sockets.Policy{},
+	(*sockets.GoogleRanges)(nil), &sockets.GoogleRanges{},
+	(*sockets.Meter)(nil), &sockets.Meter{},
+	(*sockets.Registry)(nil), &sockets.Registry{},
+	(*sockets.Conn)(nil), &sockets.Conn{},
+	(*sockets.PacketConn)(nil), &sockets.PacketConn{},
+	(*sockets.Dialer)(nil), &sockets.Dialer{},
+	(*sockets.DeniedError)(nil), &sockets.DeniedError{},
+	(*sockets.LookupError)(nil), &sockets.LookupError{},
+	(*sockets.HandOffError)(nil), &sockets.HandOffError{},
+	(*sockets.OptionError)(nil), &sockets.OptionError{},
+	(*sockets.NotImplementedError)(nil), &sockets.NotImplementedError{},
+	sockets.Usage{},
+}
+
+// TestNilAndZeroReceivers calls every exported method of a nil and a zero
+// value of each exported type, with zero arguments (a background context for
+// a context), and fails on a panic.
+func TestNilAndZeroReceivers(t *testing.T) {
+	ctxType := reflect.TypeFor[context.Context]()
+	for _, recv := range zeroReceivers {
+		v := reflect.ValueOf(recv)
+		for i := range v.NumMethod() {
+			m := v.Type().Method(i)
+			name := fmt.Sprintf("%#v.%s", recv, m.Name)
+			if v.Kind() == reflect.Pointer && v.IsNil() {
+				name = fmt.Sprintf("(%T)(nil).%s", recv, m.Name)
+			}
+			ft := v.Method(i).Type()
+			args := make([]reflect.Value, ft.NumIn())
+			for j := range args {
+				if in := ft.In(j); in == ctxType {
+					args[j] = reflect.ValueOf(context.Background())
+				} else {
+					args[j] = reflect.Zero(in)
+				}
+			}
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Errorf("%s panicked: %v", name, r)
+					}
+				}()
+				if ft.IsVariadic() {
+					v.Method(i).CallSlice(args)
+				} else {
+					v.Method(i).Call(args)
+				}
+			}()
+		}
+	}
+}
+
+// TestNilDialer: a nil *Dialer is the zero Dialer, with DefaultPolicy(). Every
+// destination here is loopback, which that policy refuses before any
+// connection or lookup.
+func TestNilDialer(t *testing.T) {
+	var d *sockets.Dialer
+	ctx := t.Context()
+	loop := netip.MustParseAddrPort("127.0.0.1:9")
+
+	_, err := d.DialConn(ctx, "tcp", loop.String())
+	assertRule(t, err, "tcp", "127.0.0.1", loop, "loopback (RFC 1122)")
+	_, err = d.DialContext(ctx, "udp", loop.String())
+	assertRule(t, err, "udp", "127.0.0.1", loop, "loopback (RFC 1122)")
+	_, err = d.Dial("tcp", loop.String())
+	assertRule(t, err, "tcp", "127.0.0.1", loop, "loopback (RFC 1122)")
+	_, err = d.Resolve(ctx, "tcp", "127.0.0.1", 9)
+	assertRule(t, err, "tcp", "127.0.0.1", loop, "loopback (RFC 1122)")
+
+	addrs, err := d.LookupNetIP(ctx, "ip", "127.0.0.1")
+	if err != nil || !slices.Equal(addrs, []netip.Addr{loop.Addr()}) {
+		t.Errorf("LookupNetIP of a literal = %v, %v", addrs, err)
+	}
+	hosts, err := d.LookupHost(ctx, "::1")
+	if err != nil || !slices.Equal(hosts, []string{"::1"}) {
+		t.Errorf("LookupHost of a literal = %v, %v", hosts, err)
+	}
+	if _, err := d.LookupAddr(ctx, "127.0.0.1"); !errors.Is(err, sockets.ErrNotImplemented) {
+		t.Errorf("LookupAddr = %v, want ErrNotImplemented", err)
+	}
+	_, err = d.Attach("anything")
+	wantHandOffErr(t, err, "attach", sockets.ErrNoRegistry)
+
+	pc, err := d.ListenPacket(ctx, "udp4", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	_, err = pc.WriteToUDPAddrPort([]byte("x"), loop)
+	assertRule(t, err, "udp4", "", loop, "loopback (RFC 1122)")
+	if u := pc.Usage(); u != (sockets.Usage{}) {
+		t.Errorf("a refused datagram was sent: %+v", u)
+	}
+}
+
+// TestNilReaders: a nil *Meter reads as an empty Meter, a nil *Registry
+// holds nothing, and a nil *GoogleRanges contains nothing.
+func TestNilReaders(t *testing.T) {
+	var m *sockets.Meter
+	if m.String() != "{}" || m.Total() != (sockets.Usage{}) || m.Host("x") != (sockets.Usage{}) {
+		t.Errorf("nil Meter is not empty: %s %+v %+v", m.String(), m.Total(), m.Host("x"))
+	}
+	if snap := m.Snapshot(); snap == nil || len(snap) != 0 {
+		t.Errorf("nil Meter Snapshot() = %#v, want an empty map", snap)
+	}
+	var r *sockets.Registry
+	if r.Len() != 0 {
+		t.Errorf("nil Registry Len() = %d", r.Len())
+	}
+	var g *sockets.GoogleRanges
+	if g.Prefixes() != nil || g.Contains(netip.MustParseAddr("8.8.8.8")) {
+		t.Error("nil GoogleRanges is not empty")
+	}
+	if ps := sockets.PublicPolicy().GoogleRanges().Prefixes(); ps != nil {
+		t.Errorf("PublicPolicy().GoogleRanges().Prefixes() = %v", ps)
+	}
+}
+
+// TestZeroErrors: an error value built without its Err, or a nil one,
+// still has a message.
+func TestZeroErrors(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&sockets.HandOffError{Op: "attach"}, "sockets: attach: <nil>"},
+		{&sockets.LookupError{Host: "x.example"}, `sockets: lookup "x.example": <nil>`},
+		{&sockets.OptionError{Op: "getsockopt", Option: "SO_DEBUG"}, "sockets: getsockopt SO_DEBUG: <nil>"},
+		{(*sockets.DeniedError)(nil), "<nil>"},
+		{(*sockets.HandOffError)(nil), "<nil>"},
+		{(*sockets.LookupError)(nil), "<nil>"},
+		{(*sockets.OptionError)(nil), "<nil>"},
+		{(*sockets.NotImplementedError)(nil), "<nil>"},
+	} {
+		if got := c.err.Error(); got != c.want {
+			t.Errorf("%#v.Error() = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
