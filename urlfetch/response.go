@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
@@ -132,6 +133,16 @@ func (ex *exchange) ctxKind() error {
 	return ErrDeadlineExceeded
 }
 
+// pastDeadline reports whether the exchange's deadline has passed. A
+// dial ends at a deadline of its own, as long as the exchange's but
+// started later, and timers on different Ps need not fire in order: a
+// lookup cut by the dial's deadline can come back before the exchange's
+// context is done, and must still be reported as the deadline it is.
+func (ex *exchange) pastDeadline() bool {
+	d, ok := ex.ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
 // classify turns an error of net/http into an *Error. Most errors of
 // net/http have no type; they are told apart by what is known of the
 // exchange: its context, the dial, the request body, the connection.
@@ -139,7 +150,7 @@ func (ex *exchange) classify(err error, rb *reqBody, closed bool) *Error {
 	if e, ok := errors.AsType[*Error](err); ok {
 		return e
 	}
-	if ex.ctx != nil && ex.ctx.Err() != nil && !closed {
+	if ex.ctx != nil && !closed && (ex.ctx.Err() != nil || ex.pastDeadline()) {
 		return ex.err(ex.ctxKind(), err)
 	}
 	if closed {

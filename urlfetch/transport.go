@@ -244,6 +244,7 @@ func (t *Transport) build() (*backend, error) {
 		DialTLSContext:        b.dialTLS,
 		Protocols:             &protos,
 		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   16, // net/http's 2 would make concurrent exchanges dial, then close, connection after connection
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
