@@ -16,7 +16,7 @@ import (
 )
 
 // The reference classifier below is a second, deliberately plain reading of
-// RULES.md section 3, written without looking at how Policy.Check is built:
+// the documented Sockets API rules, written without looking at how Policy.Check is built:
 // a linear scan over prefix lists written out again here, its own decoding
 // of the IPv6 forms that carry an IPv4 address, its own reading of
 // goog.json. FuzzCheck holds Check to it; TestCheckTable holds it to the

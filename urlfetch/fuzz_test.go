@@ -80,7 +80,7 @@ var fuzzKinds = []error{
 // change the caller's request, and fail only with an *urlfetch.Error of a
 // known kind; a refusal must name its rule (*urlfetch.RefusedError or
 // *sockets.DeniedError), and the rules that need no network are checked
-// against a plain reading of RULES.md.
+// against a plain reading of the documented rules.
 func FuzzRequest(f *testing.F) {
 	for _, seed := range []struct{ url, method, name, value string }{
 		// Good exchanges, plain and TLS, with and without a port.
