@@ -202,11 +202,17 @@ func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16)
 	// The port rules need no address: refuse a name before any lookup, so
 	// a refused dial sends no DNS query either. (A literal is refused by
 	// Check below, with its address in the error.)
-	if _, err := netip.ParseAddr(host); err != nil && portRule(proto, port) != "" {
-		r := portRule(proto, port)
+	lit, isLit := parseLiteral(host)
+	if r := portRule(proto, port); r != "" && !isLit {
 		return nil, &DeniedError{Network: network, Host: host, Rule: r}
 	}
-	addrs, err := d.lookup(ctx, network, host)
+	var addrs []netip.Addr
+	var err error
+	if isLit {
+		addrs = []netip.Addr{lit}
+	} else {
+		addrs, err = d.lookup(ctx, network, host)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -237,11 +243,19 @@ func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16)
 	return allowed, nil
 }
 
-// lookup parses host as an IP literal or resolves it as a name.
-func (d *Dialer) lookup(ctx context.Context, network, host string) ([]netip.Addr, error) {
-	if a, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{a}, nil
+// parseLiteral parses host as an IP literal. It tries only what could be
+// one (a colon for IPv6, only digits and dots for IPv4), so that a host name,
+// the common case, costs no parse error.
+func parseLiteral(host string) (netip.Addr, bool) {
+	if !strings.Contains(host, ":") && strings.Trim(host, "0123456789.") != "" {
+		return netip.Addr{}, false
 	}
+	a, err := netip.ParseAddr(host)
+	return a, err == nil
+}
+
+// lookup resolves host, which is not an IP literal, as a name.
+func (d *Dialer) lookup(ctx context.Context, network, host string) ([]netip.Addr, error) {
 	if err := validHostName(host); err != nil {
 		return nil, &DeniedError{Network: network, Host: host, Rule: RuleMalformed, Detail: err.Error()}
 	}
@@ -381,11 +395,10 @@ func validHostName(host string) error {
 // dot-separated numbers, each decimal, octal (leading 0) or hexadecimal
 // (leading 0x).
 func looksNumeric(name string) bool {
-	parts := strings.Split(name, ".")
-	if len(parts) > 4 {
+	if strings.Count(name, ".") > 3 {
 		return false
 	}
-	for _, p := range parts {
+	for p := range strings.SplitSeq(name, ".") {
 		digits := p
 		if len(p) > 1 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') {
 			digits = p[2:]
