@@ -81,7 +81,8 @@ type Config struct {
 	OnStats func(*http.Request, urlfetch.Stats)
 
 	// Retries is how many times a failed request may be tried again.
-	// Zero means no retries. See [Config] retry rules in the package doc.
+	// Zero means no retries. The package doc says what is retried and
+	// what never is.
 	Retries int
 
 	// RetryWaitMin and RetryWaitMax bound the exponential backoff between
@@ -162,7 +163,11 @@ func BackendOf(rt http.RoundTripper) (Backend, bool) {
 }
 
 // New builds the backend cfg selects. It validates cfg once and returns an
-// error for an unknown backend or a bad TLS configuration.
+// error for an unknown backend, negative retries, a bad TLS configuration
+// (unreadable files, bad certificates, an unsupported minimum version) or a
+// bad urlfetch setting (a negative deadline, an app id that cannot go in a
+// header). It never reads the environment and never changes process-wide
+// state.
 func New(cfg Config) (http.RoundTripper, error) {
 	var (
 		base interface {
