@@ -58,3 +58,19 @@ func BenchmarkCheckLinearScan(b *testing.B) {
 		})
 	}
 }
+
+// TestCheckAllowedDoesNotAllocate holds Check to its documented promise:
+// an allowed destination costs no allocation. (Its speed is a benchmark's
+// business; an allocation count is exact, so a test can hold it.)
+func TestCheckAllowedDoesNotAllocate(t *testing.T) {
+	p := sockets.DefaultPolicy()
+	for _, bc := range benchCases {
+		if !bc.allowed {
+			continue
+		}
+		ap := netip.MustParseAddrPort(bc.addr)
+		if n := testing.AllocsPerRun(100, func() { _ = p.Check(bc.network, bc.host, ap) }); n != 0 {
+			t.Errorf("%s: %v allocations per allowed Check, want 0", bc.name, n)
+		}
+	}
+}

@@ -45,7 +45,7 @@ func TestDialReturnsConn(t *testing.T) {
 // TestDialRefusalIsNotAConn checks that a refusal returns a nil interface,
 // not a typed nil *Conn.
 func TestDialRefusalIsNotAConn(t *testing.T) {
-	d := &sockets.Dialer{}
+	d := &sockets.Dialer{Connect: noConnect(t).connect}
 	nc, err := d.DialContext(t.Context(), "tcp", "10.0.0.1:80")
 	if !errors.Is(err, sockets.ErrDenied) {
 		t.Fatalf("err = %v, want ErrDenied", err)

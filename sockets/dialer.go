@@ -236,7 +236,7 @@ func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16)
 	}
 	if len(allowed) == 0 {
 		if denied == nil {
-			denied = &LookupError{Host: host, Err: errors.New("no addresses")}
+			denied = &LookupError{Host: host, Err: errNoAddresses}
 		}
 		return nil, denied
 	}
@@ -266,9 +266,21 @@ func (d *Dialer) lookup(ctx context.Context, network, host string) ([]netip.Addr
 	case '6':
 		ipnet = "ip6"
 	}
+	return d.resolveName(ctx, ipnet, host)
+}
+
+// errNoAddresses is a lookup that succeeded with no answer.
+var errNoAddresses = errors.New("no addresses")
+
+// resolveName asks the resolver for host's addresses over ipnet ("ip",
+// "ip4" or "ip6"). A failure or an empty answer is a *LookupError.
+func (d *Dialer) resolveName(ctx context.Context, ipnet, host string) ([]netip.Addr, error) {
 	addrs, err := d.resolver().LookupNetIP(ctx, ipnet, host)
 	if err != nil {
 		return nil, &LookupError{Host: host, Err: err}
+	}
+	if len(addrs) == 0 {
+		return nil, &LookupError{Host: host, Err: errNoAddresses}
 	}
 	return addrs, nil
 }

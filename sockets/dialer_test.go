@@ -722,7 +722,9 @@ func TestDialRealNetDialer(t *testing.T) {
 	t.Parallel()
 	srv := startGreeter(t, "127.0.0.1:0")
 	dev := sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))
-	r := newResolver(map[string][]string{"dev.example": {"10.0.0.1", "127.0.0.1"}})
+	// The refused answer is a loopback address too, so that even a broken
+	// policy could not send a packet off the machine.
+	r := newResolver(map[string][]string{"dev.example": {"127.0.0.2", "127.0.0.1"}})
 	d := &sockets.Dialer{Policy: dev, Resolver: r, KeepAlive: -1}
 
 	for _, network := range []string{"tcp", "tcp4"} {

@@ -50,7 +50,7 @@ func (d *Dialer) LookupNetIP(ctx context.Context, network, host string) ([]netip
 	default:
 		return nil, &LookupError{Host: host, Err: net.UnknownNetworkError(network)}
 	}
-	if a, err := netip.ParseAddr(host); err == nil {
+	if a, ok := parseLiteral(host); ok {
 		return []netip.Addr{a}, nil
 	}
 	if err := validHostName(host); err != nil {
@@ -61,14 +61,7 @@ func (d *Dialer) LookupNetIP(ctx context.Context, network, host string) ([]netip
 		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
 		defer cancel()
 	}
-	addrs, err := d.resolver().LookupNetIP(ctx, network, host)
-	if err != nil {
-		return nil, &LookupError{Host: host, Err: err}
-	}
-	if len(addrs) == 0 {
-		return nil, &LookupError{Host: host, Err: errors.New("no addresses")}
-	}
-	return addrs, nil
+	return d.resolveName(ctx, network, host)
 }
 
 // LookupHost is [Dialer.LookupNetIP] for network "ip", with the addresses

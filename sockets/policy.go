@@ -93,17 +93,16 @@ var defaultExceptions = func() []Exception {
 //     form that carries a refused IPv4 address;
 //  8. Google's ranges are refused unless an [Exception] matches.
 type Policy struct {
-	google     *GoogleRanges // nil: the Google rule is off
-	exceptions []Exception
-	allow      *addrSet // nil: empty
-	deny       *addrSet // nil: empty
+	google *GoogleRanges // nil: the Google rule is off
+	allow  *addrSet      // nil: empty
+	deny   *addrSet      // nil: empty
 }
 
 // DefaultPolicy returns App Engine's Sockets API rules: public destinations
 // only, Google's ranges (the embedded snapshot) refused except for the
 // App Engine exceptions, port 25 and TCP port 21 refused.
 func DefaultPolicy() *Policy {
-	return &Policy{google: embeddedGoogle(), exceptions: defaultExceptions}
+	return &Policy{google: embeddedGoogle()}
 }
 
 // defaultPolicy is shared by every Dialer without a Policy and by every nil
@@ -154,9 +153,6 @@ func (p *Policy) Deny(prefixes ...netip.Prefix) *Policy {
 func (p *Policy) WithGoogleRanges(g *GoogleRanges) *Policy {
 	c := *p.orDefault()
 	c.google = g
-	if g != nil && c.exceptions == nil {
-		c.exceptions = defaultExceptions
-	}
 	return &c
 }
 
@@ -171,9 +167,13 @@ func (p *Policy) GoogleRanges() *GoogleRanges {
 	return &c
 }
 
-// Exceptions returns a copy of the exceptions to the Google rule.
+// Exceptions returns a copy of the exceptions to the Google rule: App
+// Engine's, while the rule is on, and none when it is off.
 func (p *Policy) Exceptions() []Exception {
-	return append([]Exception(nil), p.orDefault().exceptions...)
+	if p.orDefault().google == nil {
+		return nil
+	}
+	return append([]Exception(nil), defaultExceptions...)
 }
 
 func addPrefixes(s *addrSet, prefixes []netip.Prefix) *addrSet {
@@ -262,8 +262,8 @@ func (p *Policy) check(network, host string, addr netip.AddrPort) Rule {
 	}
 	if p.google.Contains(a) {
 		unmapped := netip.AddrPortFrom(a, addr.Port())
-		for i := range p.exceptions {
-			if p.exceptions[i].matches(proto, host, unmapped) {
+		for i := range defaultExceptions {
+			if defaultExceptions[i].matches(proto, host, unmapped) {
 				return ""
 			}
 		}
