@@ -26,13 +26,23 @@
 // destination check, and every redirect hop is checked again because every
 // connection is.
 //
+// # Errors and metering
+//
+// Refusals are *[sockets.DeniedError] values on both backends; on the
+// sockets backend a URL scheme other than http and https is refused with
+// [RuleScheme]. A nil request or URL matches [ErrInvalidRequest]. [New]
+// validates the whole configuration up front. urlfetch reports the bytes
+// of each request through Config.OnStats; the sockets backend counts per
+// connection and per host through the Meter of Config.Dialer.
+//
 // # Retries
 //
 // Config.Retries turns on retries through go-retryablehttp's client loop.
 // Only idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE), or a
 // request with an Idempotency-Key header, are retried, and only when the
 // body can be rewound with Request.GetBody (it is never buffered whole).
-// A policy refusal, a urlfetch limit or refusal, a certificate error and a
+// A policy refusal, a urlfetch limit or refusal (urlfetch's deadline over
+// the exchange counts as one of its limits), a certificate error and a
 // cancelled or expired context are never retried. A 429 or 5xx reply (but
 // 501) is retried after its Retry-After, or after exponential backoff; the
 // last reply or error is returned unchanged, so a 5xx stays a response.

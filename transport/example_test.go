@@ -22,8 +22,8 @@ func ExampleInstall() {
 	restore := transport.Install(rt)
 	defer restore()
 
-	b, _ := transport.BackendOf(http.DefaultTransport)
-	fmt.Println("http.DefaultTransport is Outbound's:", b == transport.URLFetch || b == transport.Sockets)
+	_, ok := transport.BackendOf(http.DefaultTransport)
+	fmt.Println("http.DefaultTransport is Outbound's:", ok && http.DefaultTransport == rt)
 	// Output: http.DefaultTransport is Outbound's: true
 }
 

@@ -127,11 +127,13 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	return false, nil
 }
 
-// permanent reports errors that another try cannot fix.
+// permanent reports errors that are not retried: refusals, limits (urlfetch's
+// deadline is one of its limits, and matches context.DeadlineExceeded),
+// certificate errors, and cancellation.
 func permanent(err error) bool {
 	return errors.Is(err, sockets.ErrDenied) ||
-		errors.Is(err, tlsconf.ErrCertificate) ||
 		errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, tlsconf.ErrCertificate) ||
 		urlfetch.IsPermanent(err)
 }

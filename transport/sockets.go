@@ -17,15 +17,11 @@ import (
 // deadlines from the request context. It never uses a proxy: a proxy would
 // carry connections past the destination check.
 func newSockets(cfg Config) (*socketsTransport, error) {
-	tc := cfg.TLS
-	if tc.Logger == nil {
-		tc.Logger = cfg.Logger
-	}
-	tlsCfg, err := tlsconf.Client(tc, tlsconf.HTTPProtos()...)
+	tlsCfg, err := tlsconf.Client(cfg.tlsConfig(), tlsconf.HTTPProtos()...)
 	if err != nil {
 		return nil, err
 	}
-	d := cfg.dialer(sockets.DefaultPolicy())
+	d := cfg.dialer()
 	if d.Timeout == 0 {
 		d.Timeout = 30 * time.Second
 	}
@@ -57,22 +53,15 @@ type socketsTransport struct {
 }
 
 // RuleScheme is the rule that refuses a URL scheme other than http and
-// https on the sockets backend (ftp:// has its own, sockets.RuleFTP).
+// https (ftp:// among them) on the sockets backend.
 const RuleScheme sockets.Rule = "scheme not allowed (only http and https)"
 
+// RoundTrip is only reached through Transport.RoundTrip, which has refused
+// a nil request or URL.
 func (t *socketsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := checkRequest(req); err != nil {
-		return nil, err
-	}
-	switch scheme := strings.ToLower(req.URL.Scheme); scheme {
-	case "http", "https":
-	default:
+	if s := strings.ToLower(req.URL.Scheme); s != "http" && s != "https" {
 		closeBody(req)
-		rule := RuleScheme
-		if scheme == "ftp" {
-			rule = sockets.RuleFTP
-		}
-		return nil, &sockets.DeniedError{Network: "tcp", Host: req.URL.Hostname(), Rule: rule, Detail: strconv.Quote(req.URL.Scheme)}
+		return nil, &sockets.DeniedError{Network: "tcp", Host: req.URL.Hostname(), Rule: RuleScheme, Detail: strconv.Quote(req.URL.Scheme)}
 	}
 	resp, err := t.Transport.RoundTrip(req)
 	if err != nil {

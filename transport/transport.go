@@ -197,9 +197,10 @@ func New(cfg Config) (http.RoundTripper, error) {
 	return t, nil
 }
 
-// dialer returns the dialer template of cfg, with pol as its policy when
-// neither cfg nor the template names one.
-func (cfg *Config) dialer(pol *sockets.Policy) *sockets.Dialer {
+// dialer returns the sockets backend's dialer: a copy of the template, with
+// cfg's Policy and Resolver when set, and DefaultPolicy when no policy is
+// named at all.
+func (cfg *Config) dialer() *sockets.Dialer {
 	d := &sockets.Dialer{}
 	if cfg.Dialer != nil {
 		*d = *cfg.Dialer
@@ -208,12 +209,21 @@ func (cfg *Config) dialer(pol *sockets.Policy) *sockets.Dialer {
 		d.Policy = cfg.Policy
 	}
 	if d.Policy == nil {
-		d.Policy = pol
+		d.Policy = sockets.DefaultPolicy()
 	}
 	if cfg.Resolver != nil {
 		d.Resolver = cfg.Resolver
 	}
 	return d
+}
+
+// tlsConfig is cfg.TLS, logging through cfg.Logger unless it names its own.
+func (cfg *Config) tlsConfig() tlsconf.Config {
+	tc := cfg.TLS
+	if tc.Logger == nil {
+		tc.Logger = cfg.Logger
+	}
+	return tc
 }
 
 // Install sets http.DefaultTransport to rt and returns a function that

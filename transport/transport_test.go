@@ -538,15 +538,15 @@ func TestBadRequestsAreTyped(t *testing.T) {
 	}
 }
 
-// The sockets backend refuses ftp:// with the FTP rule and every other
-// non-HTTP scheme with a typed refusal, before any lookup or connection.
+// The sockets backend refuses ftp:// and every other non-HTTP scheme with a
+// typed refusal, before any lookup or connection.
 func TestSocketsRefusesSchemes(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(srv.Close)
 	r := newRig(t, srv, transport.Config{})
 	for url, rule := range map[string]sockets.Rule{
-		"ftp://" + publicName + "/file":    sockets.RuleFTP,
-		"FTP://" + publicName + "/file":    sockets.RuleFTP,
+		"ftp://" + publicName + "/file":    transport.RuleScheme,
+		"FTP://" + publicName + ":2121/f":  transport.RuleScheme,
 		"file:///etc/passwd":               transport.RuleScheme,
 		"gopher://" + publicName + ":70/1": transport.RuleScheme,
 	} {
@@ -578,5 +578,37 @@ func TestNewValidatesURLFetch(t *testing.T) {
 				t.Fatal("New accepted it")
 			}
 		})
+	}
+}
+
+// urlfetch's deadline is one of its limits: a request that hits it is not
+// tried again.
+func TestRetriesSkipURLFetchDeadline(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	r := newRig(t, srv, transport.Config{Retries: 2, RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond})
+	rt, err := transport.New(transport.Config{
+		Backend:      transport.URLFetch,
+		Resolver:     r.res,
+		Dialer:       &sockets.Dialer{Connect: r.conn.Connect},
+		Deadline:     200 * time.Millisecond,
+		Retries:      2,
+		RetryWaitMin: time.Millisecond,
+		RetryWaitMax: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.(*transport.Transport).CloseIdleConnections()
+	_, err = rt.RoundTrip(httptest.NewRequest("GET", "http://"+publicName+":8080/", nil))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the deadline", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d calls, want 1: the deadline was retried", n)
 	}
 }

@@ -1,22 +1,18 @@
 package transport
 
-import (
-	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/urlfetch"
-)
+import "github.com/outbound-go/outbound/urlfetch"
 
-// newURLFetch builds the urlfetch backend. Its dialer carries URL Fetch's
-// destination rule (sockets.PublicPolicy) unless cfg names a policy; the
-// port, method, size and deadline rules belong to urlfetch.Transport and
-// hold whatever the policy.
+// newURLFetch builds the urlfetch backend. urlfetch.Transport merges the
+// policy, resolver and dialer template as Config documents (its Policy and
+// Resolver win over the Dialer's; no policy at all means URL Fetch's,
+// sockets.PublicPolicy); the port, method, size and deadline rules belong
+// to urlfetch.Transport and hold whatever the policy.
 func newURLFetch(cfg Config) (*urlfetch.Transport, error) {
-	tc := cfg.TLS
-	if tc.Logger == nil {
-		tc.Logger = cfg.Logger
-	}
 	t := &urlfetch.Transport{
-		Dialer:     cfg.dialer(sockets.PublicPolicy()),
-		TLS:        tc,
+		Policy:     cfg.Policy,
+		Resolver:   cfg.Resolver,
+		Dialer:     cfg.Dialer,
+		TLS:        cfg.tlsConfig(),
 		AppID:      cfg.AppID,
 		Deadline:   cfg.Deadline,
 		Background: cfg.Background,

@@ -78,7 +78,11 @@
 //
 // Use one Transport for many requests, directly or in an http.Client:
 //
-//	client := urlfetch.NewClient(&urlfetch.Transport{AppID: "my-app"})
+//	tr := &urlfetch.Transport{AppID: "my-app"}
+//	if err := tr.Validate(); err != nil { // optional: a bad setting now, not at the first request
+//		return err
+//	}
+//	client := urlfetch.NewClient(tr)
 //	resp, err := client.Get("https://www.example.com/")
 //	if err != nil {
 //		if urlfetch.IsPermanent(err) {

@@ -246,7 +246,7 @@ func TestCertificates(t *testing.T) {
 		}
 	})
 	t.Run("bad TLS configuration", func(t *testing.T) {
-		tr := &urlfetch.Transport{TLS: tlsconf.Config{CAFile: t.TempDir() + "/missing.pem"}}
+		tr := &urlfetch.Transport{TLS: tlsconf.Config{CAFile: t.TempDir() + "/missing.pem"}, Resolver: noNetwork.res, Dialer: noNetwork.dialer}
 		_, err := tr.RoundTrip(mustGet(t, "https://"+publicHost+"/"))
 		mustKind(t, err, urlfetch.ErrConfig)
 	})

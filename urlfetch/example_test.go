@@ -9,6 +9,7 @@ import (
 	"net/netip"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/urlfetch"
 )
 
@@ -53,7 +54,12 @@ func ExampleTransport() {
 // Refusals are typed errors that name the rule; they are never worth a
 // retry.
 func ExampleTransport_refusals() {
-	var tr urlfetch.Transport // the zero Transport: App Engine's rules
+	// App Engine's rules, with a connect step that refuses everything, so
+	// that nothing could leave the machine if a rule ever let one through.
+	tr := urlfetch.Transport{
+		Resolver: new(socketstest.Resolver),
+		Dialer:   &sockets.Dialer{Connect: new(socketstest.Connector).Connect},
+	}
 	for _, raw := range []string{
 		"ftp://example.com/file",
 		"http://example.com:1000/",

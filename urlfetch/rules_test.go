@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/urlfetch"
 )
 
@@ -502,14 +503,22 @@ func mustGet(t testing.TB, u string) *http.Request {
 	return req
 }
 
+// noNetwork is a resolver that knows no name and a connect step that
+// refuses every target: a test that must fail before any lookup uses it,
+// so that nothing could leave the machine if it did not.
+var noNetwork = struct {
+	res    *socketstest.Resolver
+	dialer *sockets.Dialer
+}{new(socketstest.Resolver), &sockets.Dialer{Connect: new(socketstest.Connector).Connect}}
+
 func TestConfigErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		tr   *urlfetch.Transport
 	}{
-		{"negative deadline", &urlfetch.Transport{Deadline: -1}},
-		{"app id with a newline", &urlfetch.Transport{AppID: "app\r\nX-Evil: 1"}},
-		{"app id with a space", &urlfetch.Transport{AppID: "my app"}},
+		{"negative deadline", &urlfetch.Transport{Deadline: -1, Resolver: noNetwork.res, Dialer: noNetwork.dialer}},
+		{"app id with a newline", &urlfetch.Transport{AppID: "app\r\nX-Evil: 1", Resolver: noNetwork.res, Dialer: noNetwork.dialer}},
+		{"app id with a space", &urlfetch.Transport{AppID: "my app", Resolver: noNetwork.res, Dialer: noNetwork.dialer}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -94,7 +94,7 @@ func TestRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, _ := transport.BackendOf(rt); got != tc.want {
+			if got, ok := transport.BackendOf(rt); !ok || got != tc.want {
 				t.Errorf("transport.FromEnv after run: %s, want %s", got, tc.want)
 			}
 		})
