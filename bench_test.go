@@ -136,8 +136,7 @@ func benchClient(b *testing.B, backend string, srv *httptest.Server) (http.Round
 		if err != nil {
 			b.Fatal(err)
 		}
-		t := rt.(*transport.Transport)
-		return t, t.CloseIdleConnections
+		return rt, rt.CloseIdleConnections
 	}
 	b.Fatalf("unknown backend %q", backend)
 	return nil, nil

@@ -119,7 +119,7 @@ func newOutbound(tb testing.TB, o outboundOpts) *outbound {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ob := &outbound{backend: o.backend, rt: rt.(*transport.Transport), conn: c, policy: sockets.DefaultPolicy()}
+	ob := &outbound{backend: o.backend, rt: rt, conn: c, policy: sockets.DefaultPolicy()}
 	if o.backend == transport.URLFetch {
 		ob.policy = sockets.PublicPolicy() // URL Fetch's destination rule
 	}

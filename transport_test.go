@@ -69,7 +69,7 @@ func TestFromEnvSwitch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer rt.(*transport.Transport).CloseIdleConnections()
+			defer rt.CloseIdleConnections()
 			if b, ok := transport.BackendOf(rt); !ok || b != tc.want {
 				t.Fatalf("backend %v, want %v", b, tc.want)
 			}
@@ -127,7 +127,7 @@ func newRig(t *testing.T, srv *httptest.Server, cfg transport.Config) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(rt.(*transport.Transport).CloseIdleConnections)
+	t.Cleanup(rt.CloseIdleConnections)
 	r.rt = rt
 	return r
 }
@@ -422,7 +422,7 @@ func TestMetering(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer rt.(*transport.Transport).CloseIdleConnections()
+		defer rt.CloseIdleConnections()
 		get(t, rt)
 		if u := meter.Host("www.example.com"); u.Received <= size || u.Sent == 0 {
 			t.Fatalf("meter for www.example.com = %+v, want more than %d bytes received", u, size)

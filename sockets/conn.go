@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -265,7 +266,7 @@ func (s *socket) report() {
 //     Linger forms): the eight options App Engine supports read back fixed
 //     placeholders and accept any value silently; SO_ERROR reads the real
 //     value; every other option is refused with an *[OptionError] that
-//     matches [ErrOptionNotPermitted] and os.ErrPermission.
+//     matches [ErrOptionNotPermitted], syscall.EACCES and os.ErrPermission.
 //   - Idle reclamation: a connection unused for its idle timeout
 //     ([Dialer.IdleTimeout], 10 minutes by default) is closed and its
 //     resources freed; every later operation fails with an error that
@@ -396,39 +397,83 @@ func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 // WriteTo writes p to the connection's peer. addr must be nil or the peer
 // (the address that passed the policy, or [Conn.RemoteAddr]); any other
 // destination fails with [net.ErrWriteToConnected], as on a connected
-// *net.UDPConn, and nothing is sent.
+// *net.UDPConn, and nothing is sent. A malformed addr (a port outside
+// 0-65535, an IP that is not 4 or 16 bytes, a typed nil) is refused with a
+// *[DeniedError] for [RuleMalformed] before it is compared, so that no
+// conversion can turn it into the peer's address.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	s := c.sock()
 	if s == nil {
 		return 0, &net.OpError{Op: "write", Err: errZeroConn}
 	}
 	if addr != nil {
-		ap := addrPortOf(addr)
-		if !ap.IsValid() || (unmapPort(ap) != unmapPort(s.peer) && unmapPort(ap) != unmapPort(addrPortOf(s.raw.RemoteAddr()))) {
+		ap, err := addrPortOf(s.network, addr)
+		if err != nil {
+			return 0, err
+		}
+		ap = unmapPort(ap)
+		remote, rerr := addrPortOf(s.network, s.raw.RemoteAddr())
+		if ap != unmapPort(s.peer) && (rerr != nil || ap != unmapPort(remote)) {
 			return 0, &net.OpError{Op: "write", Net: s.network, Source: s.raw.LocalAddr(), Addr: addr, Err: net.ErrWriteToConnected}
 		}
 	}
 	return c.Write(p)
 }
 
-// addrPortOf returns the address and port of a TCP or UDP address, or the
-// zero AddrPort.
-func addrPortOf(a net.Addr) netip.AddrPort {
-	switch a := a.(type) {
-	case *net.UDPAddr:
-		if a != nil {
-			return a.AddrPort()
-		}
-	case *net.TCPAddr:
-		if a != nil {
-			return a.AddrPort()
-		}
+// addrPortOf converts a, the destination given to a write, to the exact
+// address and port to check. It takes a *net.UDPAddr, a *net.TCPAddr, or
+// any other net.Addr whose String is "ip:port". It refuses, with a
+// *DeniedError for [RuleMalformed] over network, what the standard AddrPort
+// methods would quietly turn into another destination: a port outside
+// 0-65535, of which they keep the low 16 bits (so -65483 and 65589 would
+// both become 53), an IP that is not 4 or 16 bytes long (nil included), and
+// a nil address. A zone on an IPv4 address, which netip drops, is refused
+// for [RuleZone]; a zone on an IPv6 address is kept, for the policy to
+// refuse.
+func addrPortOf(network string, a net.Addr) (netip.AddrPort, error) {
+	var (
+		ip   net.IP
+		port int
+		zone string
+	)
+	switch t := a.(type) {
 	case nil:
+		return netip.AddrPort{}, &DeniedError{Network: network, Rule: RuleMalformed, Detail: "no destination address"}
+	case *net.UDPAddr:
+		if t == nil {
+			return netip.AddrPort{}, &DeniedError{Network: network, Host: "<nil>", Rule: RuleMalformed, Detail: "nil *net.UDPAddr"}
+		}
+		ip, port, zone = t.IP, t.Port, t.Zone
+	case *net.TCPAddr:
+		if t == nil {
+			return netip.AddrPort{}, &DeniedError{Network: network, Host: "<nil>", Rule: RuleMalformed, Detail: "nil *net.TCPAddr"}
+		}
+		ip, port, zone = t.IP, t.Port, t.Zone
 	default:
-		ap, _ := netip.ParseAddrPort(a.String())
-		return ap
+		ap, err := netip.ParseAddrPort(a.String())
+		if err != nil {
+			return netip.AddrPort{}, &DeniedError{Network: network, Host: a.String(), Rule: RuleMalformed, Detail: err.Error()}
+		}
+		return ap, nil
 	}
-	return netip.AddrPort{}
+	if port < 0 || port > 65535 {
+		return netip.AddrPort{}, &DeniedError{Network: network, Host: a.String(), Rule: RuleMalformed, Detail: "port " + strconv.Itoa(port) + " outside 0-65535"}
+	}
+	na, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		detail := "no IP address"
+		if len(ip) > 0 {
+			detail = "IP address of " + strconv.Itoa(len(ip)) + " bytes"
+		}
+		return netip.AddrPort{}, &DeniedError{Network: network, Host: a.String(), Rule: RuleMalformed, Detail: detail}
+	}
+	if zone != "" {
+		if na.Is4() {
+			return netip.AddrPort{}, &DeniedError{Network: network, Host: a.String(), Rule: RuleZone, Detail: "zone on an IPv4 address"}
+		}
+		na = na.WithZone(zone)
+	}
+	return netip.AddrPortFrom(na, uint16(port)), nil
 }
 
 // unmapPort unmaps an IPv4-mapped address; the zero AddrPort stays zero.
@@ -467,6 +512,28 @@ func (c *Conn) CloseWrite() error {
 	}
 	if cw, ok := s.raw.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
+	}
+	return s.opErr("close", errors.ErrUnsupported)
+}
+
+// CloseRead shuts down the reading side of a TCP connection
+// (shutdown(SHUT_RD), which App Engine's Sockets API offered besides
+// SHUT_WR): a later Read returns io.EOF instead of waiting for data, while
+// writing goes on and the peer still receives what is written. As on App
+// Engine, where the socket module then read without waiting, what the
+// system had already received may still be read first. On a connection
+// upgraded with [Conn.StartTLS] the reading side of the socket under TLS is
+// shut down. Like any operation it restarts the idle clock. It fails for
+// UDP with errors.ErrUnsupported, and on a connection that is closed,
+// reclaimed or handed off with the error that says which.
+func (c *Conn) CloseRead() error {
+	s, err := c.begin("close")
+	if err != nil {
+		return err
+	}
+	defer c.h.end()
+	if cr, ok := s.raw.(interface{ CloseRead() error }); ok {
+		return cr.CloseRead()
 	}
 	return s.opErr("close", errors.ErrUnsupported)
 }

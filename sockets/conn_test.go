@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
@@ -340,4 +341,170 @@ func TestCloseWriteTCP(t *testing.T) {
 	if err != nil || string(got) != "last words" {
 		t.Errorf("after CloseWrite read %q, %v", got, err)
 	}
+}
+
+// recordTCP is a TCP server on loopback that accepts one connection, sends
+// nothing, and records all it reads until EOF.
+func recordTCP(t *testing.T) (addr string, got <-chan string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			ch <- "accept: " + err.Error()
+			return
+		}
+		defer c.Close()
+		b, err := io.ReadAll(c)
+		if err != nil {
+			ch <- "read: " + err.Error()
+			return
+		}
+		ch <- string(b)
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	return ln.Addr().String(), ch
+}
+
+// TestCloseReadTCP: shutdown(SHUT_RD), which App Engine's Sockets API
+// offered (google/appengine/api/remote_socket/_remote_socket_stub.py, SDK
+// 1.9.91, _HOW_MAP at line 126, _Dynamic_ShutDown), on a real loopback TCP
+// connection: a Read then returns io.EOF at once, and the peer still
+// receives what is written afterwards.
+func TestCloseReadTCP(t *testing.T) {
+	addr, got := recordTCP(t)
+	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	c := dialConn(t, d, "tcp", addr)
+	if _, err := io.WriteString(c, "before "); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseRead(); err != nil {
+		t.Fatal(err)
+	}
+	// The server sends nothing: without the shutdown this Read would wait
+	// for the deadline.
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	for range 2 {
+		if n, err := c.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+			t.Fatalf("Read after CloseRead = %d, %v; want 0, io.EOF", n, err)
+		}
+	}
+	if _, err := io.WriteString(c, "after"); err != nil {
+		t.Fatalf("Write after CloseRead: %v", err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s != "before after" {
+		t.Errorf("server read %q, want %q", s, "before after")
+	}
+	if u := c.Usage(); u != (sockets.Usage{Sent: int64(len("before after"))}) {
+		t.Errorf("usage = %+v", u)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantStateErr(t, c.CloseRead(), "close", net.ErrClosed)
+}
+
+// TestCloseReadStartTLS shuts down the reading side of a connection under
+// TLS: Read returns io.EOF, and writes still reach the server.
+func TestCloseReadStartTLS(t *testing.T) {
+	cert, pool := loopbackCert(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	}()
+	seam := &socketstest.Connector{Target: ln.Addr().String()}
+	d := &sockets.Dialer{
+		Resolver: socketstest.NewResolver(map[string][]string{"echo.example": {"93.184.216.34"}}),
+		Connect:  seam.Connect,
+	}
+	c := dialConn(t, d, "tcp", "echo.example:993")
+	if err := c.StartTLS(t.Context(), &tls.Config{RootCAs: pool}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseRead(); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	if n, err := c.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+		t.Fatalf("Read after CloseRead = %d, %v; want 0, io.EOF", n, err)
+	}
+	if _, err := io.WriteString(c, "still written"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s != "still written" {
+		t.Errorf("server read %q", s)
+	}
+}
+
+// TestCloseReadStates: CloseRead fails for UDP, a zero Conn, and a
+// connection closed, handed off or reclaimed, with the error that says
+// which; it restarts the idle clock like any operation.
+func TestCloseReadStates(t *testing.T) {
+	udp := startEchoUDP(t)
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: new(sockets.Registry)}
+	u := dialConn(t, d, "udp", udp.addrPort().String())
+	if err := u.CloseRead(); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("CloseRead on UDP: %v, want errors.ErrUnsupported", err)
+	}
+	var nilConn *sockets.Conn
+	for _, c := range []*sockets.Conn{nilConn, new(sockets.Conn)} {
+		if err := c.CloseRead(); err == nil {
+			t.Error("CloseRead on a zero Conn: no error")
+		}
+	}
+	srv := startEchoTCP(t)
+	h := dialConn(t, d, "tcp", srv.addr())
+	if _, err := h.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	wantStateErr(t, h.CloseRead(), "close", sockets.ErrHandedOff)
+
+	synctest.Test(t, func(t *testing.T) {
+		seam := &pipeSeam{halfClose: true}
+		defer seam.closeAll()
+		d := &sockets.Dialer{Connect: seam.connect, IdleTimeout: time.Minute}
+		c, err := d.DialConn(t.Context(), "tcp", publicDest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute - time.Nanosecond)
+		if err := c.CloseRead(); err != nil {
+			t.Fatalf("CloseRead: %v", err)
+		}
+		time.Sleep(time.Minute - time.Nanosecond)
+		synctest.Wait()
+		if err := c.KeepAlive(); err != nil {
+			t.Fatalf("a minute after CloseRead, less 1ns: %v (CloseRead did not restart the clock)", err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		wantStateErr(t, c.CloseRead(), "close", sockets.ErrReclaimed)
+	})
 }

@@ -25,7 +25,23 @@ type Resolver interface {
 // was checked, never handing the name to a resolver again. The same check
 // runs once more in [net.Dialer.ControlContext], just before the socket
 // connects, as a second wall. A name with both allowed and refused answers
-// connects only to the allowed ones, in the resolver's order.
+// connects only to the allowed ones.
+//
+// Among the allowed addresses the Dialer connects as [net.Dialer] does.
+// Over "tcp", the addresses of the resolver's first answer's family are
+// tried first, and the other family's join the race after
+// [Dialer.FallbackDelay], or at once when the first family's have all
+// failed ("Happy Eyeballs", RFC 8305 section 5). Within a family, and over
+// every other network, the addresses are tried in turn, in the resolver's
+// order: an attempt that fails (a refused or unreachable address) moves on
+// to the next at once, and when the dial has a deadline each attempt gets
+// an equal share of the time left (at least 2 seconds, while that much is
+// left), so that an address that never answers cannot use all of it. The
+// first connection wins; any other is closed, and the dial returns only
+// once all its attempts have ended. When every attempt fails, the error
+// is the first one of the first family, as net.Dialer's is; an attempt cut
+// off by the deadline fails with a [net.Error] whose Timeout reports true
+// and that matches context.DeadlineExceeded (see [TimeoutError]).
 //
 // Its connections are *[Conn]s, which carry the rest of App Engine's
 // Sockets API: socket options, idle reclamation ([Dialer.IdleTimeout]),
@@ -50,6 +66,15 @@ type Dialer struct {
 	// Zero means no limit but the context's.
 	Timeout time.Duration
 
+	// FallbackDelay is how long a "tcp" dial whose allowed addresses
+	// include both IPv4 and IPv6 waits for a connection over the family of
+	// the resolver's first answer before it starts on the other family
+	// too, as in net.Dialer (RFC 8305 section 5). The other family starts
+	// at once when every address of the first has failed. Zero means 300
+	// milliseconds; a negative value turns the race off, and all the
+	// addresses are tried in turn, in the resolver's order.
+	FallbackDelay time.Duration
+
 	// KeepAlive is the TCP keep-alive period, as in net.Dialer: zero means
 	// the system default, a negative value turns keep-alive off.
 	KeepAlive time.Duration
@@ -64,10 +89,13 @@ type Dialer struct {
 	// the exact address that passed the policy and must connect to it (or,
 	// in tests, to a loopback server standing in for it). It is the test
 	// seam that lets a test reach a "public" address without a packet
-	// leaving loopback. Nil means a net.Dialer with the second check in
-	// its ControlContext. The connection it returns is wrapped in a *[Conn]
-	// like any other (SO_ERROR needs a file descriptor: on a connection
-	// without one it reports errors.ErrUnsupported).
+	// leaving loopback. It may be called concurrently, for the two
+	// address families a dial races (see FallbackDelay), and must return
+	// once ctx is done: the dial waits for it. Nil means a net.Dialer
+	// with the second check in its ControlContext. The connection it
+	// returns is wrapped in a *[Conn] like any other (SO_ERROR needs a
+	// file descriptor: on a connection without one it reports
+	// errors.ErrUnsupported).
 	Connect func(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error)
 
 	// RoutePacket, if set, is called with the destination of each datagram
@@ -167,24 +195,11 @@ func (d *Dialer) DialConn(ctx context.Context, network, address string) (*Conn, 
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	for _, ap := range allowed {
-		c, err := d.connect(ctx, network, host, ap)
-		if err == nil && c == nil {
-			err = errNoConn
-		}
-		if err == nil {
-			return newConn(c, network, host, ap, d), nil
-		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
+	c, ap, err := d.dialAddrs(ctx, network, host, allowed)
+	if err != nil {
+		return nil, err
 	}
-	if len(errs) == 1 {
-		return nil, errs[0]
-	}
-	return nil, errors.Join(errs...)
+	return newConn(c, network, host, ap, d), nil
 }
 
 // Resolve returns the addresses a dial of host and port over network would

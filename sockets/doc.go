@@ -10,8 +10,27 @@
 // binding, port 25 and TCP port 21, every never-public address (loopback,
 // private, CGNAT, link-local, multicast, documentation, reserved and the
 // other IANA special-purpose blocks, in every IPv6 form that carries one),
-// zoned addresses, and Google's published ranges, except Google Public DNS
-// on port 53 and Gmail's SMTP, POP3 and IMAP ports by exact host name.
+// zoned addresses, and Google's services, except Google Public DNS on port
+// 53 and Gmail's SMTP, POP3 and IMAP ports by exact host name.
+//
+// # The Google rule
+//
+// Google's services are the addresses in Google's goog.json and not in its
+// cloud.json: goog.json lists every range Google uses, cloud.json the ones
+// it lends to Google Cloud customers, whose servers are public hosts like
+// any other. Google documents this difference as the way to find the ranges
+// of its services. The package embeds both files from Google's sync of
+// 2024-04-25 ([EmbeddedGoogleServices], whose Created and CloudCreated say
+// so); the zero [Policy], a nil one and [DefaultPolicy] refuse that
+// difference. Google changes its ranges: a long-running program fetches
+// https://www.gstatic.com/ipranges/goog.json and
+// https://www.gstatic.com/ipranges/cloud.json, loads the pair with
+// [LoadGoogleServices] and installs it with [Policy.WithGoogleRanges]. The
+// broadest reading refuses the whole of goog.json, Google Cloud included:
+//
+//	p := sockets.DefaultPolicy().WithGoogleRanges(sockets.EmbeddedGoogleRanges())
+//
+// [PublicPolicy], URL Fetch's rule, leaves the Google rule off.
 //
 // Every refusal is a *[DeniedError] that names the rule, and matches
 // [ErrDenied]:
@@ -36,7 +55,11 @@
 //   - socket options by level and name ([Conn.GetsockoptInt] and friends):
 //     the eight supported options read back App Engine's fixed
 //     placeholders and accept any value silently, SO_ERROR is real, and
-//     every other option is refused with an *[OptionError];
+//     every other option is refused with an *[OptionError] that matches
+//     syscall.EACCES, as App Engine's PERMISSION_DENIED did (so does a
+//     refused bind, a *[DeniedError] for [RuleBind]);
+//   - half-close: [Conn.CloseRead] and [Conn.CloseWrite], shutdown's
+//     SHUT_RD and SHUT_WR;
 //   - idle reclamation: a connection unused for [Dialer.IdleTimeout]
 //     (10 minutes by default) is closed, and its next operation fails with
 //     [ErrReclaimed]; no goroutine waits per connection;
@@ -47,9 +70,14 @@
 //     fails with [ErrNotImplemented], as on App Engine;
 //   - UDP: connected through DialContext, or unconnected through
 //     [Dialer.ListenPacket], whose every datagram's destination is checked
-//     before it is sent;
+//     before it is sent; a destination that is not a well-formed UDP
+//     address (a port outside 0-65535, an IP of the wrong length) is
+//     refused as malformed, never cut down to another address;
 //   - metering: bytes sent and received per connection ([Conn.Usage]) and
-//     per destination host ([Meter]), exportable through expvar.
+//     per destination host ([Meter], bounded to [DefaultMaxHosts] hosts and
+//     an [OverflowHost] bucket, never grown by datagrams no one asked
+//     for), which an application can publish through expvar; the package
+//     itself does not import expvar.
 //
 // Package [github.com/outbound-go/outbound/sockets/socketstest] has a table
 // resolver and a loopback connect seam for tests.

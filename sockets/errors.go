@@ -1,10 +1,13 @@
 package sockets
 
 import (
+	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // ErrDenied is matched by every refusal of the policy and of the [Dialer]:
@@ -84,6 +87,15 @@ func (e *DeniedError) Error() string {
 // Unwrap returns [ErrDenied].
 func (e *DeniedError) Unwrap() error { return ErrDenied }
 
+// Is reports whether a refused bind ([RuleBind]) matches target
+// syscall.EACCES or os.ErrPermission: App Engine's Sockets API refused a
+// bind with PERMISSION_DENIED, which its socket module raised as EACCES.
+// Listening was not refused that way (App Engine did not implement it), so
+// [RuleListen] matches neither, nor does any other rule.
+func (e *DeniedError) Is(target error) bool {
+	return e != nil && e.Rule == RuleBind && (target == syscall.EACCES || target == os.ErrPermission)
+}
+
 // Timeout reports false: a refusal is not a timeout. With Temporary it makes
 // *DeniedError a [net.Error] that no retry logic treats as transient.
 func (e *DeniedError) Timeout() bool { return false }
@@ -119,12 +131,61 @@ func (e *LookupError) Timeout() bool {
 	return e.Unwrap() != nil && errors.As(e.Err, &t) && t.Timeout()
 }
 
+// Is reports whether a timed-out lookup matches context.DeadlineExceeded:
+// a resolver that gives up by itself (a *net.DNSError with IsTimeout) is a
+// timeout as much as one cut off by the context, and callers test both
+// with errors.Is(err, context.DeadlineExceeded).
+func (e *LookupError) Is(target error) bool {
+	return target == context.DeadlineExceeded && e != nil && e.Timeout()
+}
+
 // Temporary reports whether the lookup failure is temporary, as the resolver
 // says.
 func (e *LookupError) Temporary() bool {
 	var t interface{ Temporary() bool }
 	return e.Unwrap() != nil && errors.As(e.Err, &t) && t.Temporary()
 }
+
+// TimeoutError reports a connect attempt that its deadline cut off: the
+// dial's ([Dialer.Timeout] or the context's) or the attempt's share of it
+// (see [Dialer]). Err is the connect step's error, usually a *net.OpError.
+//
+// It exists because net's own error for an expired connect deadline is a
+// timeout but does not always match context.DeadlineExceeded (that depends
+// on whether the socket's deadline or the context's timer fires first).
+// A TimeoutError always matches it through errors.Is, and is a [net.Error]
+// whose Timeout reports true. A connect error that already matches
+// context.DeadlineExceeded is returned as it is, not wrapped.
+type TimeoutError struct {
+	Err error
+}
+
+// Error returns a message such as
+//
+//	sockets: dial tcp 192.0.2.1:443: i/o timeout
+func (e *TimeoutError) Error() string {
+	if e == nil {
+		return "<nil>"
+	}
+	return "sockets: " + errText(e.Err)
+}
+
+// Unwrap returns the connect step's error.
+func (e *TimeoutError) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Err
+}
+
+// Is reports whether target is context.DeadlineExceeded.
+func (e *TimeoutError) Is(target error) bool { return e != nil && target == context.DeadlineExceeded }
+
+// Timeout reports true.
+func (e *TimeoutError) Timeout() bool { return true }
+
+// Temporary reports true, as net's timeouts do.
+func (e *TimeoutError) Temporary() bool { return true }
 
 // errText returns err's message, or "<nil>" for a nil err, so that the
 // Error method of an error value built without its Err does not panic.

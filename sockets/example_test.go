@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/outbound-go/outbound/sockets"
@@ -24,12 +27,14 @@ func ExamplePolicy_Check() {
 		fmt.Printf("rule %q, address %v, denied: %v\n", denied.Rule, denied.Addr, errors.Is(err, sockets.ErrDenied))
 	}
 
-	// Google's ranges are refused, except for Google Public DNS on port 53
-	// and Gmail's mail ports by exact name.
+	// Google's services are refused, except for Google Public DNS on port
+	// 53 and Gmail's mail ports by exact name.
 	fmt.Println(p.Check("udp", "dns.google", netip.MustParseAddrPort("8.8.8.8:53")))
 	fmt.Println(p.Check("tcp", "dns.google", netip.MustParseAddrPort("8.8.8.8:443")))
 	fmt.Println(p.Check("tcp", "smtp.gmail.com", netip.MustParseAddrPort("142.251.9.108:587")))
 	fmt.Println(p.Check("tcp", "mail.example", netip.MustParseAddrPort("142.251.9.108:587")))
+	// A Google Cloud customer's server is not one of them.
+	fmt.Println(p.Check("tcp", "shop.example", netip.MustParseAddrPort("34.64.32.1:443")))
 	// Output:
 	// <nil>
 	// sockets: tcp to 10.0.0.1:80 (host "intranet.example") refused: private (RFC 1918)
@@ -38,6 +43,7 @@ func ExamplePolicy_Check() {
 	// sockets: tcp to 8.8.8.8:443 (host "dns.google") refused: google range
 	// <nil>
 	// sockets: tcp to 142.251.9.108:587 (host "mail.example") refused: google range
+	// <nil>
 }
 
 func ExamplePolicy_Allow() {
@@ -139,12 +145,90 @@ func ExampleParseGoogleRanges() {
 }
 
 func ExampleEmbeddedGoogleRanges() {
+	// The whole of goog.json: Google Cloud customers' 34.64.32.1 too.
 	g := sockets.EmbeddedGoogleRanges()
 	fmt.Println(g.Created.Format("2006-01-02"))
-	fmt.Println(g.Contains(netip.MustParseAddr("142.250.0.1")), g.Contains(netip.MustParseAddr("1.1.1.1")))
+	fmt.Println(g.Contains(netip.MustParseAddr("142.250.0.1")), g.Contains(netip.MustParseAddr("34.64.32.1")), g.Contains(netip.MustParseAddr("1.1.1.1")))
 	// Output:
 	// 2024-04-25
-	// true false
+	// true true false
+}
+
+func ExampleEmbeddedGoogleServices() {
+	// goog.json minus cloud.json: what DefaultPolicy refuses.
+	g := sockets.EmbeddedGoogleServices()
+	fmt.Println(g.Created.Format("2006-01-02"), g.CloudCreated.Format("2006-01-02"))
+	fmt.Println(g.Contains(netip.MustParseAddr("142.250.0.1")), g.Contains(netip.MustParseAddr("34.64.32.1")), g.Contains(netip.MustParseAddr("1.1.1.1")))
+	// Output:
+	// 2024-04-25 2024-04-25
+	// true false false
+}
+
+func ExamplePolicy_WithGoogleRanges() {
+	customer := netip.MustParseAddrPort("34.64.32.1:443") // a Google Cloud customer
+	service := netip.MustParseAddrPort("142.250.64.100:443")
+
+	// The default: Google's services refused, Google Cloud customers not.
+	p := sockets.DefaultPolicy()
+	fmt.Println(p.Check("tcp", "", customer))
+	fmt.Println(p.Check("tcp", "", service))
+
+	// The broadest reading: the whole of goog.json refused, with the same
+	// exceptions.
+	broad := sockets.DefaultPolicy().WithGoogleRanges(sockets.EmbeddedGoogleRanges())
+	fmt.Println(broad.Check("tcp", "", customer))
+	fmt.Println(broad.Check("udp", "", netip.MustParseAddrPort("8.8.8.8:53")))
+	// Output:
+	// <nil>
+	// sockets: tcp to 142.250.64.100:443 refused: google range
+	// sockets: tcp to 34.64.32.1:443 refused: google range
+	// <nil>
+}
+
+// Google publishes its ranges at https://www.gstatic.com/ipranges/goog.json
+// and https://www.gstatic.com/ipranges/cloud.json. A long-running program
+// fetches both now and then, saves them, and installs the newer pair; here
+// two small files stand in for them.
+func ExampleLoadGoogleServices() {
+	dir, err := os.MkdirTemp("", "ipranges")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	googPath, cloudPath := filepath.Join(dir, "goog.json"), filepath.Join(dir, "cloud.json")
+	for path, doc := range map[string]string{
+		googPath: `{"syncToken": "1767225600000", "creationTime": "2026-01-01T00:00:00.0",
+		  "prefixes": [{"ipv4Prefix": "8.8.8.0/24"}, {"ipv4Prefix": "1.1.0.0/16"}]}`,
+		cloudPath: `{"syncToken": "1767225600000", "creationTime": "2026-01-01T00:00:00.0",
+		  "prefixes": [{"ipv4Prefix": "1.1.128.0/17", "service": "Google Cloud", "scope": "us-central1"}]}`,
+	} {
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+
+	g, err := sockets.LoadGoogleServices(googPath, cloudPath)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(g.Created.Format("2006-01-02"), g.CloudCreated.Format("2006-01-02"), g.Prefixes())
+
+	p := sockets.DefaultPolicy().WithGoogleRanges(g)
+	fmt.Println(p.Check("tcp", "", netip.MustParseAddrPort("1.1.1.1:443")))   // a Google service in this pair
+	fmt.Println(p.Check("tcp", "", netip.MustParseAddrPort("1.1.200.1:443"))) // a Google Cloud customer
+	fmt.Println(p.Check("udp", "", netip.MustParseAddrPort("8.8.8.8:53")))    // the exceptions stay
+
+	_, err = sockets.LoadGoogleServices(googPath, filepath.Join(dir, "missing.json"))
+	fmt.Println(errors.Is(err, fs.ErrNotExist))
+	// Output:
+	// 2026-01-01 2026-01-01 [1.1.0.0/17 8.8.8.0/24]
+	// sockets: tcp to 1.1.1.1:443 refused: google range
+	// <nil>
+	// <nil>
+	// true
 }
 
 func ExampleListen() {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,8 +20,11 @@ import (
 // the documented Sockets API rules, written without looking at how Policy.Check is built:
 // a linear scan over prefix lists written out again here, its own decoding
 // of the IPv6 forms that carry an IPv4 address, its own reading of
-// goog.json. FuzzCheck holds Check to it; TestCheckTable holds it to the
-// boundary table, so a mistake in either shows up as a disagreement.
+// goog.json and cloud.json (Google's services are the addresses in a
+// goog.json prefix and in no cloud.json prefix, tested address by address
+// rather than by subtracting sets). FuzzCheck holds Check to it;
+// TestCheckTable holds it to the boundary table, so a mistake in either
+// shows up as a disagreement.
 
 // refNeverPublic4 are the IPv4 blocks that are never public: the IANA IPv4
 // Special-Purpose Address Registry entries that are not globally reachable,
@@ -61,9 +65,17 @@ func refPrefixes(ss ...string) []netip.Prefix {
 	return out
 }
 
-// refGoogle is goog.json read with encoding/json alone.
-var refGoogle = sync.OnceValue(func() []netip.Prefix {
-	data, err := os.ReadFile("goog.json")
+// refGoogle is goog.json and refCloud cloud.json, read with encoding/json
+// alone.
+var (
+	refGoogle = sync.OnceValue(func() []netip.Prefix { return refReadPrefixes("goog.json") })
+	refCloud  = sync.OnceValue(func() []netip.Prefix { return refReadPrefixes("cloud.json") })
+)
+
+// refReadPrefixes reads the prefixes of a goog.json or cloud.json file,
+// in file order. cloud.json's entries also carry service and scope.
+func refReadPrefixes(name string) []netip.Prefix {
+	data, err := os.ReadFile(name)
 	if err != nil {
 		panic(err)
 	}
@@ -75,12 +87,27 @@ var refGoogle = sync.OnceValue(func() []netip.Prefix {
 	}
 	var out []netip.Prefix
 	for _, p := range doc.Prefixes {
-		for _, s := range p {
-			out = append(out, netip.MustParsePrefix(s))
+		for _, k := range []string{"ipv4Prefix", "ipv6Prefix"} {
+			if s, ok := p[k]; ok {
+				out = append(out, netip.MustParsePrefix(s))
+			}
 		}
 	}
 	return out
-})
+}
+
+// refGoogleRule is a reading of the Google rule: whether it refuses a
+// (unmapped) address.
+type refGoogleRule func(a netip.Addr) bool
+
+// The readings of the Google rule: off (PublicPolicy), Google's services
+// (DefaultPolicy: goog.json minus cloud.json), and the whole of goog.json
+// (DefaultPolicy().WithGoogleRanges(EmbeddedGoogleRanges())).
+var (
+	refGoogleOff refGoogleRule = func(netip.Addr) bool { return false }
+	refServices  refGoogleRule = func(a netip.Addr) bool { return inAny(refGoogle(), a) && !inAny(refCloud(), a) }
+	refWholeGoog refGoogleRule = func(a netip.Addr) bool { return inAny(refGoogle(), a) }
+)
 
 func inAny(list []netip.Prefix, a netip.Addr) bool {
 	for _, p := range list {
@@ -91,11 +118,11 @@ func inAny(list []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-// refV4Public reports whether the IPv4 address in b is public and, when
-// google is set, outside Google's ranges.
-func refV4Public(b [4]byte, google bool) bool {
+// refV4Public reports whether the IPv4 address in b is public and not
+// refused by the Google rule google.
+func refV4Public(b [4]byte, google refGoogleRule) bool {
 	a := netip.AddrFrom4(b)
-	return !inAny(refNeverPublic4, a) && !(google && inAny(refGoogle(), a))
+	return !inAny(refNeverPublic4, a) && !google(a)
 }
 
 func refLower(s string) string {
@@ -129,6 +156,15 @@ func refException(proto, host string, a netip.Addr, port uint16) bool {
 // refAllowed is the reference for DefaultPolicy (google true) and
 // PublicPolicy (google false).
 func refAllowed(google bool, network, host string, ap netip.AddrPort) bool {
+	if google {
+		return refAllowedWith(refServices, network, host, ap)
+	}
+	return refAllowedWith(refGoogleOff, network, host, ap)
+}
+
+// refAllowedWith is the reference for the default rules with the Google rule
+// google.
+func refAllowedWith(google refGoogleRule, network, host string, ap netip.AddrPort) bool {
 	var proto string
 	switch network {
 	case "tcp", "tcp4", "tcp6":
@@ -145,7 +181,7 @@ func refAllowed(google bool, network, host string, ap netip.AddrPort) bool {
 	b := a.As16()
 	if a.Is4() || a.Is4In6() { // IPv4, or IPv4-mapped ::ffff:a.b.c.d
 		v4 := [4]byte{b[12], b[13], b[14], b[15]}
-		if !refV4Public(v4, false) {
+		if !refV4Public(v4, refGoogleOff) {
 			return false
 		}
 		a = netip.AddrFrom4(v4)
@@ -157,7 +193,7 @@ func refAllowed(google bool, network, host string, ap netip.AddrPort) bool {
 			return false
 		}
 	}
-	return !google || !inAny(refGoogle(), a) || refException(proto, host, a, port)
+	return !google(a) || refException(proto, host, a, port)
 }
 
 // fuzzAddr reads the fuzzer's address: 4 or 16 raw bytes, else text (which
@@ -179,6 +215,8 @@ func v16(s string) []byte { a := netip.MustParseAddr(s).As16(); return a[:] }
 var (
 	fuzzDefault = sockets.DefaultPolicy()
 	fuzzPublic  = sockets.PublicPolicy()
+	fuzzWhole   = sockets.DefaultPolicy().WithGoogleRanges(sockets.EmbeddedGoogleRanges())
+	fuzzZero    = &sockets.Policy{}
 )
 
 func FuzzCheck(f *testing.F) {
@@ -228,6 +266,14 @@ func FuzzCheck(f *testing.F) {
 		{"tcp", "smtp.gmail.com.evil.example", v4("142.251.9.108"), 587},     // suffix trick
 		{"tcp", "x", v16("2001:0:808:808:0:0:f7f7:f7f7"), 53},                // Teredo carrying Google DNS
 		{"tcp", "x", v16("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), 0xffff}, // last address, last port
+		{"tcp", "shop.example", v4("34.64.32.1"), 443},                       // Google Cloud customer (cloud.json 34.64.32.0/19)
+		{"tcp", "", v4("34.64.31.255"), 443},                                 // Google service just below that cloud prefix
+		{"tcp", "", v4("35.185.128.10"), 443},                                // Google Cloud customer (35.185.128.0/19)
+		{"tcp", "", v4("35.187.143.255"), 443},                               // Google service between cloud prefixes
+		{"tcp6", "", v16("2600:1900:4000::1"), 443},                          // Google Cloud customer (2600:1900:4000::/44)
+		{"tcp6", "", v16("2600:1900::1"), 443},                               // Google service: in 2600:1900::/28, no cloud prefix
+		{"tcp", "", v16("2002:2240:2001::"), 443},                            // 6to4 of a Google Cloud customer
+		{"tcp", "", v16("64:ff9b::2240:2001"), 443},                          // NAT64 of a Google Cloud customer
 	} {
 		f.Add(s.network, s.host, s.addr, s.port)
 	}
@@ -235,12 +281,18 @@ func FuzzCheck(f *testing.F) {
 		a := fuzzAddr(addr)
 		ap := netip.AddrPortFrom(a, port)
 		for _, c := range []struct {
+			name   string
 			p      *sockets.Policy
-			google bool
-		}{{fuzzDefault, true}, {fuzzPublic, false}} {
+			google refGoogleRule
+		}{
+			{"default", fuzzDefault, refServices},
+			{"zero", fuzzZero, refServices},
+			{"public", fuzzPublic, refGoogleOff},
+			{"whole goog.json", fuzzWhole, refWholeGoog},
+		} {
 			err := c.p.Check(network, host, ap)
-			if want := refAllowed(c.google, network, host, ap); (err == nil) != want {
-				t.Fatalf("google=%v Check(%q, %q, %v) = %v; reference allowed = %v", c.google, network, host, ap, err, want)
+			if want := refAllowedWith(c.google, network, host, ap); (err == nil) != want {
+				t.Fatalf("%s: Check(%q, %q, %v) = %v; reference allowed = %v", c.name, network, host, ap, err, want)
 			}
 			if err != nil {
 				var de *sockets.DeniedError
@@ -268,6 +320,143 @@ func FuzzCheck(f *testing.F) {
 				if ruleOf(err) != ruleOf(err2) {
 					t.Fatalf("Check(%v) = %v but Check(%v) = %v", ap, err, other, err2)
 				}
+			}
+		}
+	})
+}
+
+// fuzzPrefixes reads the fuzzer's prefix list: records of a length byte b
+// followed by 4 or 16 address bytes: IPv4 /(b mod 33) below 64, IPv6
+// /((b-64) mod 129) from 64 on (64+128 is /128). IPv4-mapped IPv6 prefixes, which no
+// ranges file may hold, are skipped.
+func fuzzPrefixes(b []byte) []netip.Prefix {
+	var out []netip.Prefix
+	for len(b) > 0 {
+		n, bits := 4, int(b[0]%33)
+		if b[0] >= 64 {
+			n, bits = 16, int(b[0]-64)%129
+		}
+		if len(b) < 1+n {
+			break
+		}
+		a, _ := netip.AddrFromSlice(b[1 : 1+n])
+		b = b[1+n:]
+		if p := netip.PrefixFrom(a, bits).Masked(); !p.Addr().Is4In6() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// fuzzRanges parses prefixes written as a goog.json document (with
+// cloud.json's extra fields when cloud is set), or returns nil for none.
+func fuzzRanges(t *testing.T, prefixes []netip.Prefix, cloud bool) *sockets.GoogleRanges {
+	if len(prefixes) == 0 {
+		return nil
+	}
+	type entry struct {
+		IPv4    string `json:"ipv4Prefix,omitempty"`
+		IPv6    string `json:"ipv6Prefix,omitempty"`
+		Service string `json:"service,omitempty"`
+		Scope   string `json:"scope,omitempty"`
+	}
+	var doc struct {
+		SyncToken    string  `json:"syncToken"`
+		CreationTime string  `json:"creationTime"`
+		Prefixes     []entry `json:"prefixes"`
+	}
+	doc.SyncToken, doc.CreationTime = "1", "2026-01-02T03:04:05.5"
+	for _, p := range prefixes {
+		e := entry{IPv4: p.String()}
+		if p.Addr().Is6() {
+			e = entry{IPv6: p.String()}
+		}
+		if cloud {
+			e.Service, e.Scope = "Google Cloud", "us-central1"
+		}
+		doc.Prefixes = append(doc.Prefixes, e)
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := sockets.ParseGoogleRanges(strings.NewReader(string(data)))
+	if err != nil {
+		t.Fatalf("ParseGoogleRanges(%s): %v", data, err)
+	}
+	return g
+}
+
+// FuzzGoogleServices holds GoogleServices to its definition: an address is
+// in goog minus cloud exactly when a linear scan finds it in a goog prefix
+// and in no cloud prefix. It checks Contains and Prefixes at the edges of
+// every prefix of both lists and at the fuzzer's own addresses.
+func FuzzGoogleServices(f *testing.F) {
+	v4p := func(s string) []byte {
+		p := netip.MustParsePrefix(s)
+		return append([]byte{byte(p.Bits())}, v4(p.Addr().String())...)
+	}
+	v6p := func(s string) []byte {
+		p := netip.MustParsePrefix(s)
+		return append([]byte{64 + byte(p.Bits())}, v16(p.Addr().String())...)
+	}
+	for _, s := range []struct{ goog, cloud, probe []byte }{
+		{v4p("34.64.0.0/10"), v4p("34.64.32.0/19"), v4("34.64.31.255")},                                                      // a cloud prefix inside a goog one
+		{v4p("23.236.48.0/20"), v4p("23.236.48.0/20"), v4("23.236.48.1")},                                                    // the same prefix in both
+		{v4p("1.1.1.0/24"), v4p("1.1.0.0/16"), v4("1.1.2.1")},                                                                // a cloud prefix wider than goog's
+		{v4p("1.1.1.0/24"), v4p("9.9.9.0/24"), v4("9.9.9.9")},                                                                // disjoint
+		{v6p("2600:1900::/28"), slices.Concat(v6p("2600:1900:4000::/44"), v6p("2600:1901::/48")), v16("2600:1901:1::")},      // IPv6
+		{slices.Concat(v4p("0.0.0.0/0"), v6p("::/0")), slices.Concat(v4p("1.2.3.4/32"), v6p("::/1")), v16("::ffff:1.2.3.4")}, // everything, mapped probe
+		{slices.Concat(v4p("8.8.8.0/24"), v4p("8.8.8.0/25")), v4p("8.8.8.128/26"), v4("8.8.8.200")},                          // overlapping goog prefixes
+		{nil, v4p("1.1.1.0/24"), v4("1.1.1.1")},                                                                              // no goog
+		{v4p("1.1.1.0/24"), nil, v4("1.1.1.1")},                                                                              // no cloud
+		{v6p("2001:4860::1/128"), v6p("2001:4860::/127"), v16("2001:4860::2")},                                               // IPv6 /128 and /127
+		{v6p("2001:4860::/32"), v6p("::ffff:0.0.0.0/96"), v16("2001:4860:4860::8888")},                                       // mapped prefix skipped
+	} {
+		f.Add(s.goog, s.cloud, s.probe)
+	}
+	f.Fuzz(func(t *testing.T, googB, cloudB, probe []byte) {
+		googP, cloudP := fuzzPrefixes(googB), fuzzPrefixes(cloudB)
+		if len(googP)+len(cloudP) > 64 {
+			return // the edges of 64 prefixes are enough; keep each run quick
+		}
+		g := sockets.GoogleServices(fuzzRanges(t, googP, false), fuzzRanges(t, cloudP, true))
+		if g == nil {
+			t.Fatal("GoogleServices returned nil")
+		}
+		ps := g.Prefixes()
+		for i, p := range ps {
+			// With a cloud list, the prefixes are the difference's: in
+			// address order and disjoint. Without, goog's as written.
+			if p != p.Masked() || len(cloudP) > 0 && i > 0 && (!ps[i-1].Addr().Less(p.Addr()) || ps[i-1].Overlaps(p)) {
+				t.Fatalf("Prefixes() = %v: not masked, ordered and disjoint at %d", ps, i)
+			}
+		}
+		var addrs []netip.Addr
+		for _, p := range append(googP, cloudP...) {
+			first, last := p.Addr(), netipxLast(p)
+			addrs = append(addrs, first, last, first.Prev(), last.Next())
+		}
+		for len(probe) >= 4 {
+			n := 4
+			if len(probe) >= 16 {
+				n = 16
+			}
+			a, _ := netip.AddrFromSlice(probe[:n])
+			addrs = append(addrs, a)
+			probe = probe[n:]
+		}
+		for _, a := range addrs {
+			if !a.IsValid() {
+				continue
+			}
+			u := a.Unmap()
+			want := inAny(googP, u) && !inAny(cloudP, u)
+			if got := g.Contains(a); got != want {
+				t.Fatalf("goog %v minus cloud %v: Contains(%v) = %v, want %v", googP, cloudP, a, got, want)
+			}
+			if got := inAny(ps, u); got != want {
+				t.Fatalf("goog %v minus cloud %v: Prefixes() %v hold %v: %v, want %v", googP, cloudP, ps, a, got, want)
 			}
 		}
 	})

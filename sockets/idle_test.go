@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +22,10 @@ import (
 // connection and keeps the far ends, so that idle tests run inside a
 // testing/synctest bubble, where time is virtual and a socket would not be.
 type pipeSeam struct {
+	// halfClose makes the connections offer CloseRead, as a TCP
+	// connection does, so that a Conn's CloseRead runs in a bubble.
+	halfClose bool
+
 	mu    sync.Mutex
 	peers []net.Conn
 }
@@ -29,8 +35,18 @@ func (p *pipeSeam) connect(_ context.Context, _ string, _ netip.AddrPort) (net.C
 	p.mu.Lock()
 	p.peers = append(p.peers, b)
 	p.mu.Unlock()
+	if p.halfClose {
+		return halfPipe{a}, nil
+	}
 	return a, nil
 }
+
+// halfPipe is a pipe end with a CloseRead method that does nothing: enough
+// for the tests of the idle clock around CloseRead (the shutdown itself is
+// tested on real TCP connections).
+type halfPipe struct{ net.Conn }
+
+func (halfPipe) CloseRead() error { return nil }
 
 func (p *pipeSeam) peer(i int) net.Conn {
 	p.mu.Lock()
@@ -222,8 +238,80 @@ func TestIdleRealSocket(t *testing.T) {
 	wantStateErr(t, err, "write", sockets.ErrReclaimed)
 }
 
+// bubbleGoroutines returns the number of goroutines in the calling
+// goroutine's testing/synctest bubble: the test's own and every goroutine
+// started from them, the code under test's included, and no other goroutine
+// of the process, so that neither a parallel test nor a runtime worker
+// changes the count. The runtime names each goroutine's bubble in its
+// stack dump header ("goroutine 7 [select (durable), synctest bubble 3]:").
+func bubbleGoroutines(t *testing.T) int {
+	t.Helper()
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var mine string
+	count := 0
+	for line := range strings.Lines(string(buf)) {
+		if !strings.HasPrefix(line, "goroutine ") {
+			continue
+		}
+		m := bubbleHeader.FindStringSubmatch(line)
+		if mine == "" { // the first header is the caller's
+			if m == nil {
+				t.Fatalf("the calling goroutine's header names no synctest bubble: %q", line)
+			}
+			mine = m[1]
+		}
+		if m != nil && m[1] == mine {
+			count++
+		}
+	}
+	return count
+}
+
+var bubbleHeader = regexp.MustCompile(`^goroutine \d+ \[.*, synctest bubble (\d+)[\] ]`)
+
+// TestBubbleGoroutines checks the counter TestIdleTenThousand relies on:
+// it sees every goroutine started in the bubble, time.AfterFunc's too,
+// and none outside it.
+func TestBubbleGoroutines(t *testing.T) {
+	outside := make(chan struct{})
+	go func() { <-outside }()
+	defer close(outside)
+	synctest.Test(t, func(t *testing.T) {
+		before := bubbleGoroutines(t)
+		release := make(chan struct{})
+		for range 3 {
+			go func() { <-release }()
+		}
+		time.AfterFunc(time.Second, func() { <-release })
+		synctest.Wait()
+		if g := bubbleGoroutines(t); g != before+3 {
+			t.Errorf("with 3 goroutines started: %d, want %d", g, before+3)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if g := bubbleGoroutines(t); g != before+4 {
+			t.Errorf("with a timer's function waiting too: %d, want %d", g, before+4)
+		}
+		close(release)
+		synctest.Wait()
+		if g := bubbleGoroutines(t); g != before {
+			t.Errorf("after they ended: %d, want %d", g, before)
+		}
+	})
+}
+
 // TestIdleTenThousand holds 10,000 idle connections: they add no goroutine
-// while they wait, and all of them are reclaimed at the limit. (Their memory
+// while they wait, and all of them are reclaimed at the limit. It counts
+// the goroutines of its own synctest bubble, where every goroutine the
+// Dialer, the connections and their timers start would run. (Their memory
 // is measured by BenchmarkIdleConns.)
 func TestIdleTenThousand(t *testing.T) {
 	const n = 10000
@@ -235,7 +323,8 @@ func TestIdleTenThousand(t *testing.T) {
 			Connect: seam.connect,
 			Meter:   &sockets.Meter{OnClose: func(string, sockets.Usage) { reclaimed.Add(1) }},
 		}
-		before := runtime.NumGoroutine()
+		synctest.Wait()
+		before := bubbleGoroutines(t)
 		conns := make([]*sockets.Conn, n)
 		for i := range conns {
 			c, err := d.DialConn(t.Context(), "tcp", publicDest)
@@ -246,9 +335,7 @@ func TestIdleTenThousand(t *testing.T) {
 		}
 		time.Sleep(sockets.DefaultIdleTimeout / 2)
 		synctest.Wait()
-		// The count is the whole process's: allow for a goroutine of an
-		// earlier test still ending or starting, not for one per connection.
-		if g := runtime.NumGoroutine(); g > before+2 {
+		if g := bubbleGoroutines(t); g != before {
 			t.Errorf("%d idle connections: %d goroutines, want %d as before", n, g, before)
 		}
 		if got := reclaimed.Load(); got != 0 {
@@ -259,7 +346,7 @@ func TestIdleTenThousand(t *testing.T) {
 		if got := reclaimed.Load(); got != n {
 			t.Fatalf("%d of %d reclaimed at the limit", got, n)
 		}
-		if g := runtime.NumGoroutine(); g > before+2 {
+		if g := bubbleGoroutines(t); g != before {
 			t.Errorf("after reclamation: %d goroutines, want %d", g, before)
 		}
 		for _, i := range []int{0, n / 2, n - 1} {

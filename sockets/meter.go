@@ -2,7 +2,7 @@ package sockets
 
 import (
 	"encoding/json"
-	"expvar"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -34,11 +34,28 @@ func (c *counter) load() Usage {
 	return Usage{Sent: c.sent.Load(), Received: c.received.Load()}
 }
 
+// DefaultMaxHosts is how many hosts a [Meter] totals separately when its
+// MaxHosts is zero.
+const DefaultMaxHosts = 1024
+
+// OverflowHost is the key under which a [Meter] totals, together, the
+// traffic of the hosts beyond its cap ([Meter.MaxHosts]) and the datagrams a
+// [PacketConn] received from addresses it never sent to. No host name or IP
+// address can take this key.
+const OverflowHost = "(other)"
+
 // Meter totals the bytes of every connection and packet socket that uses it,
 // per destination host: the host as it was dialed (a name, lower-cased,
-// without a trailing dot, or an IP literal), and for datagrams of a
-// [PacketConn] the address each was sent to or received from. Set it as
-// [Dialer.Meter].
+// without a trailing dot, or an IP literal), and for the datagrams of a
+// [PacketConn] the IP address each was sent to. Set it as [Dialer.Meter].
+//
+// A Meter is bounded: it totals at most MaxHosts hosts separately (1024 by
+// default), the first ones it sees, and the traffic of every other host
+// under the one key [OverflowHost]; it never forgets a host. Received
+// datagrams never add a host: a PacketConn counts the bytes of a datagram
+// under its source only if the socket sent a datagram to that address
+// before (a reply), and under OverflowHost otherwise, so that no one can
+// grow a Meter by sending datagrams from many addresses.
 //
 // A connection's bytes are counted in its own counters only (one atomic add
 // per read or write, on a cache line no other connection shares); a host's
@@ -47,25 +64,47 @@ func (c *counter) load() Usage {
 // connections to one host do not contend.
 //
 // The zero Meter is ready to use; a nil *Meter reads as an empty one (no
-// hosts, zero totals). A Meter is safe for concurrent use. *Meter
-// is an [expvar.Var]: publish it with expvar.Publish("sockets", m) to export
-// the totals as JSON. A Meter must not be copied after first use.
+// hosts, zero totals). A Meter is safe for concurrent use. Its String
+// method makes *Meter an expvar.Var: an application that serves expvar can
+// publish it with expvar.Publish("sockets", m) to export the totals as
+// JSON. A Meter must not be copied after first use.
 type Meter struct {
 	// OnClose, if set, is called once for each connection or packet socket
 	// when it is closed or reclaimed, with the host its traffic was totalled
-	// under (for a [PacketConn], the empty string) and the socket's own
-	// totals. It is called on the goroutine that closed the socket, or the
-	// reclaimer's, and must not block. Set it before first use.
+	// under (the host as dialed, also when the Meter totals it under
+	// [OverflowHost]; for a [PacketConn], the empty string) and the socket's
+	// own totals. It is called on the goroutine that closed the socket, or
+	// the reclaimer's, and must not block. Set it before first use.
 	OnClose func(host string, u Usage)
 
+	// MaxHosts is how many hosts the Meter totals separately; the traffic
+	// of any further host is totalled under [OverflowHost]. Zero or
+	// negative means [DefaultMaxHosts]. Set it before first use.
+	MaxHosts int
+
 	hosts sync.Map // string -> *hostTotals
+
+	// n is the number of hosts in hosts, OverflowHost aside. A host's
+	// place is taken in n before it is stored, so hosts never holds more
+	// than the cap.
+	n atomic.Int64
 }
 
-var _ expvar.Var = (*Meter)(nil)
+// *Meter keeps expvar.Var's method set, String() string, which is
+// fmt.Stringer's.
+var _ fmt.Stringer = (*Meter)(nil)
+
+func (m *Meter) maxHosts() int64 {
+	if m.MaxHosts > 0 {
+		return int64(m.MaxHosts)
+	}
+	return DefaultMaxHosts
+}
 
 // hostTotals are the bytes of one host.
 type hostTotals struct {
-	packets counter // datagrams of PacketConns, added as they go
+	packets  counter // datagrams of PacketConns, added as they go
+	overflow bool    // the totals of OverflowHost
 
 	// mu guards closed and live; it is taken when a connection opens or
 	// closes, and when the totals are read, never on the data path.
@@ -85,12 +124,32 @@ func (h *hostTotals) load() Usage {
 	return u
 }
 
-// host returns the totals of host, creating them on first use.
+// host returns the totals of host, creating them on first use, or the
+// totals of OverflowHost once the Meter holds its cap of hosts.
 func (m *Meter) host(host string) *hostTotals {
 	if h, ok := m.hosts.Load(host); ok {
 		return h.(*hostTotals)
 	}
-	h, _ := m.hosts.LoadOrStore(host, new(hostTotals))
+	if host == OverflowHost {
+		return m.overflow()
+	}
+	if m.n.Add(1) > m.maxHosts() {
+		m.n.Add(-1)
+		return m.overflow()
+	}
+	h, loaded := m.hosts.LoadOrStore(host, new(hostTotals))
+	if loaded {
+		m.n.Add(-1) // stored meanwhile by another socket
+	}
+	return h.(*hostTotals)
+}
+
+// overflow returns the totals of OverflowHost, creating them on first use.
+func (m *Meter) overflow() *hostTotals {
+	if h, ok := m.hosts.Load(OverflowHost); ok {
+		return h.(*hostTotals)
+	}
+	h, _ := m.hosts.LoadOrStore(OverflowHost, &hostTotals{overflow: true})
 	return h.(*hostTotals)
 }
 
@@ -114,7 +173,9 @@ func (h *hostTotals) close(c *counter) {
 	h.mu.Unlock()
 }
 
-// Host returns the bytes sent to and received from host so far.
+// Host returns the bytes sent to and received from host so far: zero for a
+// host the Meter does not total separately (one it never saw, or one
+// beyond its cap, whose bytes are in Host(OverflowHost)).
 func (m *Meter) Host(host string) Usage {
 	if m == nil {
 		return Usage{}
@@ -125,9 +186,10 @@ func (m *Meter) Host(host string) Usage {
 	return Usage{}
 }
 
-// Snapshot returns the totals of every host seen so far. The map is the
-// caller's; each host's entry is read atomically, but the hosts are not read
-// at one instant.
+// Snapshot returns the totals of every host the Meter totals separately,
+// and of [OverflowHost] once it has any: at most MaxHosts+1 entries. The
+// map is the caller's; each host's entry is read atomically, but the hosts
+// are not read at one instant.
 func (m *Meter) Snapshot() map[string]Usage {
 	out := make(map[string]Usage)
 	if m == nil {
@@ -140,7 +202,7 @@ func (m *Meter) Snapshot() map[string]Usage {
 	return out
 }
 
-// Total returns the sum over every host.
+// Total returns the sum over every host, OverflowHost included.
 func (m *Meter) Total() Usage {
 	var t Usage
 	if m == nil {
@@ -157,7 +219,8 @@ func (m *Meter) Total() Usage {
 //
 //	{"smtp.example.com": {"sent": 1024, "received": 256}}
 //
-// It makes *Meter an [expvar.Var].
+// It makes *Meter an expvar.Var, without this package importing expvar
+// (whose import registers a handler on http.DefaultServeMux).
 func (m *Meter) String() string {
 	snap := m.Snapshot()
 	var b strings.Builder

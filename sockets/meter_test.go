@@ -1,8 +1,13 @@
 package sockets_test
 
 import (
+	"context"
 	"encoding/json"
-	"expvar"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -67,8 +72,8 @@ func TestMeter(t *testing.T) {
 		t.Errorf("Total() = %+v", tot)
 	}
 
-	// Exported as JSON through expvar.
-	var v expvar.Var = meter
+	// Exported as JSON through expvar: *Meter has expvar.Var's method set.
+	var v expvarVar = meter
 	var decoded map[string]sockets.Usage
 	if err := json.Unmarshal([]byte(v.String()), &decoded); err != nil {
 		t.Fatalf("String() = %s: %v", v.String(), err)
@@ -145,5 +150,139 @@ func TestZeroMeter(t *testing.T) {
 	var m sockets.Meter
 	if m.String() != "{}" || len(m.Snapshot()) != 0 || m.Total() != (sockets.Usage{}) || m.Host("x") != (sockets.Usage{}) {
 		t.Errorf("zero Meter is not empty: %s", m.String())
+	}
+}
+
+// expvarVar is expvar.Var, written out so that this test binary does not
+// import expvar (its import registers /debug/vars, which
+// TestNoGlobalHandler checks the package does not).
+type expvarVar interface{ String() string }
+
+// TestNoGlobalHandler: importing the package registers nothing on
+// http.DefaultServeMux (expvar's import would add GET /debug/vars and
+// publish the command line).
+func TestNoGlobalHandler(t *testing.T) {
+	for _, path := range []string{"/debug/vars", "/"} {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		if _, pattern := http.DefaultServeMux.Handler(req); pattern != "" {
+			t.Errorf("http.DefaultServeMux serves %s with pattern %q", path, pattern)
+		}
+	}
+}
+
+// anyName resolves every name to one public address, for tests that dial
+// many distinct names.
+type anyName struct{ addr netip.Addr }
+
+func (r anyName) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	return []netip.Addr{r.addr}, nil
+}
+
+// idleConn is a connection that carries nothing: what a Connect seam hands
+// back when a test needs only the Conn around it, and many of them.
+// Only Close and the addresses are called; the embedded nil net.Conn
+// leaves the other methods unimplemented.
+type idleConn struct{ net.Conn }
+
+func (idleConn) Close() error         { return nil }
+func (idleConn) LocalAddr() net.Addr  { return &net.TCPAddr{} }
+func (idleConn) RemoteAddr() net.Addr { return &net.TCPAddr{} }
+
+// idleConnect is a Connect seam that connects nowhere: nothing is sent.
+func idleConnect(context.Context, string, netip.AddrPort) (net.Conn, error) {
+	return idleConn{}, nil
+}
+
+// TestMeterBoundedHosts dials 100,000 distinct host names, each once: the
+// Meter keeps the default cap of hosts and one overflow entry, and loses no
+// connection (the count of entries is the memory bound; no heap is
+// measured).
+func TestMeterBoundedHosts(t *testing.T) {
+	const n = 100000
+	var closes int
+	meter := &sockets.Meter{OnClose: func(string, sockets.Usage) { closes++ }}
+	d := &sockets.Dialer{
+		Resolver: anyName{netip.MustParseAddr("93.184.216.34")},
+		Connect:  idleConnect,
+		Meter:    meter,
+	}
+	for i := range n {
+		c, err := d.DialConn(t.Context(), "tcp", fmt.Sprintf("host-%d.example:443", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	snap := meter.Snapshot()
+	if len(snap) != sockets.DefaultMaxHosts+1 {
+		t.Errorf("%d distinct hosts kept %d entries, want %d and the overflow entry", n, len(snap), sockets.DefaultMaxHosts)
+	}
+	if _, ok := snap[sockets.OverflowHost]; !ok {
+		t.Errorf("no %q entry", sockets.OverflowHost)
+	}
+	for _, h := range []string{"host-0.example", "host-1023.example"} {
+		if _, ok := snap[h]; !ok {
+			t.Errorf("%s, among the first %d hosts, has no entry of its own", h, sockets.DefaultMaxHosts)
+		}
+	}
+	if _, ok := snap["host-1024.example"]; ok {
+		t.Error("the host past the cap has an entry of its own")
+	}
+	if closes != n {
+		t.Errorf("OnClose called %d times, want %d", closes, n)
+	}
+	if strings.Count(meter.String(), `"sent"`) != sockets.DefaultMaxHosts+1 {
+		t.Error("String() does not list the bounded entries")
+	}
+}
+
+// TestMeterCap sets a small cap: the hosts past it are totalled together
+// under OverflowHost, their bytes all counted, and OnClose still names each
+// host as dialed.
+func TestMeterCap(t *testing.T) {
+	srv := startEchoTCP(t)
+	seam := &socketstest.Connector{Target: srv.addr()}
+	var mu sync.Mutex
+	closed := map[string]sockets.Usage{}
+	meter := &sockets.Meter{MaxHosts: 2, OnClose: func(host string, u sockets.Usage) {
+		mu.Lock()
+		closed[host] = u
+		mu.Unlock()
+	}}
+	d := &sockets.Dialer{
+		Resolver: anyName{netip.MustParseAddr("93.184.216.34")},
+		Connect:  seam.Connect,
+		Meter:    meter,
+	}
+	msgs := map[string]string{"a.example": "1", "b.example": "22", "c.example": "333", "d.example": "4444"}
+	for _, h := range []string{"a.example", "b.example", "c.example", "d.example"} {
+		c := dialConn(t, d, "tcp", h+":443")
+		echoRoundTrip(t, c, msgs[h])
+		c.Close()
+	}
+	want := map[string]sockets.Usage{
+		"a.example":          {Sent: 1, Received: 1},
+		"b.example":          {Sent: 2, Received: 2},
+		sockets.OverflowHost: {Sent: 7, Received: 7},
+	}
+	snap := meter.Snapshot()
+	if len(snap) != len(want) {
+		t.Errorf("Snapshot() = %v, want %v", snap, want)
+	}
+	for h, u := range want {
+		if snap[h] != u || meter.Host(h) != u {
+			t.Errorf("%s: snapshot %+v, Host %+v; want %+v", h, snap[h], meter.Host(h), u)
+		}
+	}
+	if u := meter.Host("c.example"); u != (sockets.Usage{}) {
+		t.Errorf("Host(c.example), past the cap = %+v, want zero", u)
+	}
+	if tot := meter.Total(); tot != (sockets.Usage{Sent: 10, Received: 10}) {
+		t.Errorf("Total() = %+v", tot)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if closed["d.example"] != (sockets.Usage{Sent: 4, Received: 4}) || len(closed) != 4 {
+		t.Errorf("OnClose saw %v, want each host as dialed", closed)
 	}
 }

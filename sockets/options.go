@@ -28,7 +28,9 @@ type Linger struct {
 
 // ErrOptionNotPermitted is wrapped by the error of every get or set of a
 // socket option App Engine does not support. Such an error also matches
-// os.ErrPermission and syscall.EPERM.
+// syscall.EACCES (App Engine refused the option with PERMISSION_DENIED,
+// which its socket module raised as EACCES), os.ErrPermission and
+// syscall.EPERM.
 var ErrOptionNotPermitted = errors.New("sockets: socket option not permitted")
 
 // OptionError is the error of a socket option call. Err is
@@ -64,10 +66,10 @@ func (e *OptionError) Unwrap() error {
 	return e.Err
 }
 
-// Is reports whether a refused option's error matches os.ErrPermission or
-// syscall.EPERM.
+// Is reports whether a refused option's error matches syscall.EACCES,
+// os.ErrPermission or syscall.EPERM.
 func (e *OptionError) Is(target error) bool {
-	return e.Unwrap() == ErrOptionNotPermitted && (target == os.ErrPermission || target == syscall.EPERM)
+	return e.Unwrap() == ErrOptionNotPermitted && (target == syscall.EACCES || target == os.ErrPermission || target == syscall.EPERM)
 }
 
 type optKey struct{ level, name int }
@@ -174,14 +176,15 @@ func optionCheck(s *socket, h *handle, op string, k optKey) error {
 // SO_SNDBUF 2097152, SO_RCVBUF 2097152, SO_REUSEADDR 1. SO_ERROR reads the
 // socket's real pending error (and clears it, as getsockopt does). Any
 // other option fails with an *[OptionError] that matches
-// [ErrOptionNotPermitted] and os.ErrPermission.
+// [ErrOptionNotPermitted], syscall.EACCES and os.ErrPermission.
 func (c *Conn) GetsockoptInt(level, name int) (int, error) {
 	return getInt(c.sock(), c.handle(), level, name)
 }
 
 // SetsockoptInt accepts and ignores value for a supported option, as App
 // Engine did, and refuses any other option (SO_ERROR included) with an
-// *[OptionError] that matches [ErrOptionNotPermitted] and os.ErrPermission.
+// *[OptionError] that matches [ErrOptionNotPermitted], syscall.EACCES and
+// os.ErrPermission.
 func (c *Conn) SetsockoptInt(level, name, value int) error {
 	return set(c.sock(), c.handle(), level, name)
 }

@@ -8,10 +8,11 @@ import (
 	"go4.org/netipx"
 )
 
-// Exception allows one destination although it lies inside Google's ranges.
-// It is a tuple: an exact address or an exact host name (as dialed), a port,
-// and a transport protocol. An exception only lifts the Google-range rule: it
-// never makes a never-public address, port 25 or TCP port 21 reachable.
+// Exception allows one destination although the Google rule refuses its
+// address. It is a tuple: an exact address or an exact host name (as
+// dialed), a port, and a transport protocol. An exception only lifts the
+// Google rule: it never makes a never-public address, port 25 or TCP port 21
+// reachable.
 type Exception struct {
 	Addr     netip.Addr // the exact address; zero when Host is used
 	Host     string     // the exact host name as dialed (ASCII case and one trailing dot ignored); empty when Addr is used
@@ -73,11 +74,14 @@ var defaultExceptions = func() []Exception {
 
 // Policy decides which destinations a connection may reach. A Policy is
 // immutable: [Policy.Allow], [Policy.Deny] and the other With methods return
-// changed copies. It is safe for concurrent use. The zero Policy applies the
-// same rules as [PublicPolicy]; start from [DefaultPolicy] or PublicPolicy.
-// A nil *Policy means DefaultPolicy(), in a [Dialer] and as the receiver of
-// every method: (*Policy)(nil).Check applies App Engine's rules, and
-// (*Policy)(nil).Allow(...) returns a changed copy of DefaultPolicy().
+// changed copies. It is safe for concurrent use.
+//
+// The zero Policy is [DefaultPolicy], App Engine's strict rules, and so is a
+// nil *Policy, in a [Dialer] and as the receiver of every method:
+// (&Policy{}).Check and (*Policy)(nil).Check apply App Engine's rules, and
+// (*Policy)(nil).Allow(...) returns a changed copy of DefaultPolicy(). Only
+// [PublicPolicy] and [Policy.WithGoogleRanges] (given nil) turn the Google
+// rule off.
 //
 // Check applies the rules in this order, and the first that matches decides:
 //
@@ -91,18 +95,33 @@ var defaultExceptions = func() []Exception {
 //  6. the allow list ([Policy.Allow]) allows;
 //  7. the never-public table ([NeverPublic]) refuses, including every IPv6
 //     form that carries a refused IPv4 address;
-//  8. Google's ranges are refused unless an [Exception] matches.
+//  8. Google's services' ranges ([EmbeddedGoogleServices], unless
+//     [Policy.WithGoogleRanges] set others) are refused unless an
+//     [Exception] matches.
 type Policy struct {
-	google *GoogleRanges // nil: the Google rule is off
-	allow  *addrSet      // nil: empty
-	deny   *addrSet      // nil: empty
+	// google is the Google rule's ranges; nil means the embedded
+	// services' ranges, so that the zero Policy is the strict default.
+	google *GoogleRanges
+	// googleOff turns the Google rule off (PublicPolicy,
+	// WithGoogleRanges(nil)); google is then nil.
+	googleOff bool
+	allow     *addrSet // nil: empty
+	deny      *addrSet // nil: empty
 }
 
 // DefaultPolicy returns App Engine's Sockets API rules: public destinations
-// only, Google's ranges (the embedded snapshot) refused except for the
-// App Engine exceptions, port 25 and TCP port 21 refused.
+// only, port 25 and TCP port 21 refused, and Google's services refused
+// except for the App Engine exceptions (Google Public DNS on port 53,
+// Gmail's mail ports by exact name). Google's services are the embedded
+// goog.json minus the embedded cloud.json ([EmbeddedGoogleServices]):
+// Google Cloud customers' addresses are reachable. For the broadest reading,
+// which refuses the whole of goog.json, Google Cloud included:
+//
+//	p := sockets.DefaultPolicy().WithGoogleRanges(sockets.EmbeddedGoogleRanges())
+//
+// DefaultPolicy() is the same as the zero Policy and a nil *Policy.
 func DefaultPolicy() *Policy {
-	return &Policy{google: embeddedGoogle()}
+	return &Policy{google: embeddedServices()}
 }
 
 // defaultPolicy is shared by every Dialer without a Policy and by every nil
@@ -119,10 +138,22 @@ func (p *Policy) orDefault() *Policy {
 }
 
 // PublicPolicy returns the destination rule of App Engine's URL Fetch
-// service: the same as [DefaultPolicy] except that Google's ranges are
-// reachable.
+// service: the same as [DefaultPolicy] except that the Google rule is off,
+// so Google's ranges are reachable.
 func PublicPolicy() *Policy {
-	return &Policy{}
+	return &Policy{googleOff: true}
+}
+
+// googleRanges returns the ranges the Google rule refuses, or nil when the
+// rule is off.
+func (p *Policy) googleRanges() *GoogleRanges {
+	switch {
+	case p.googleOff:
+		return nil
+	case p.google != nil:
+		return p.google
+	}
+	return embeddedServices()
 }
 
 // Allow returns a copy of p that also allows the given prefixes on any port
@@ -146,20 +177,29 @@ func (p *Policy) Deny(prefixes ...netip.Prefix) *Policy {
 	return &c
 }
 
-// WithGoogleRanges returns a copy of p that refuses the ranges g instead of
-// its current ones (for example a newer file loaded with
-// [LoadGoogleRanges]). A nil g turns the Google rule off, as in
-// [PublicPolicy]. p is not changed.
+// WithGoogleRanges returns a copy of p whose Google rule refuses the ranges
+// g instead of its current ones, with App Engine's exceptions: for example
+// a newer pair of files loaded with [LoadGoogleServices], or the whole of
+// goog.json ([EmbeddedGoogleRanges], or a newer one loaded with
+// [LoadGoogleRanges]) for the broadest reading of the rule. A nil g turns
+// the Google rule off, as in [PublicPolicy]; an empty g keeps it on and
+// refuses nothing. p is not changed, and neither is the policy by later
+// changes to *g.
 func (p *Policy) WithGoogleRanges(g *GoogleRanges) *Policy {
 	c := *p.orDefault()
-	c.google = g
+	c.google, c.googleOff = nil, g == nil
+	if g != nil {
+		own := *g
+		c.google = &own
+	}
 	return &c
 }
 
 // GoogleRanges returns a copy of the ranges p refuses (sharing their
-// immutable set), or nil when the Google rule is off.
+// immutable set), or nil when the Google rule is off. For DefaultPolicy(),
+// it is [EmbeddedGoogleServices].
 func (p *Policy) GoogleRanges() *GoogleRanges {
-	g := p.orDefault().google
+	g := p.orDefault().googleRanges()
 	if g == nil {
 		return nil
 	}
@@ -170,7 +210,7 @@ func (p *Policy) GoogleRanges() *GoogleRanges {
 // Exceptions returns a copy of the exceptions to the Google rule: App
 // Engine's, while the rule is on, and none when it is off.
 func (p *Policy) Exceptions() []Exception {
-	if p.orDefault().google == nil {
+	if p.orDefault().googleOff {
 		return nil
 	}
 	return append([]Exception(nil), defaultExceptions...)
@@ -260,7 +300,7 @@ func (p *Policy) check(network, host string, addr netip.AddrPort) Rule {
 	if rule := p.addrRule(a); rule != "" {
 		return rule
 	}
-	if p.google.Contains(a) {
+	if p.googleRanges().Contains(a) {
 		unmapped := netip.AddrPortFrom(a, addr.Port())
 		for i := range defaultExceptions {
 			if defaultExceptions[i].matches(proto, host, unmapped) {
@@ -320,7 +360,7 @@ func (p *Policy) embeddedRule(v4 netip.Addr) Rule {
 		return RuleDenyList
 	case neverPublicSet().contains(v4):
 		return blockRule(v4)
-	case p.google.Contains(v4):
+	case p.googleRanges().Contains(v4):
 		return RuleGoogle
 	}
 	return ""

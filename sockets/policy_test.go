@@ -127,6 +127,10 @@ func checkPolicies(t testing.TB) map[string]*sockets.Policy {
 		"publicCustom":  sockets.PublicPolicy().WithGoogleRanges(custom),
 		"noGoogle":      sockets.DefaultPolicy().WithGoogleRanges(nil),
 		"zeroGoogle":    sockets.DefaultPolicy().WithGoogleRanges(&sockets.GoogleRanges{}),
+		"whole":         sockets.DefaultPolicy().WithGoogleRanges(sockets.EmbeddedGoogleRanges()),
+		"publicWhole":   sockets.PublicPolicy().WithGoogleRanges(sockets.EmbeddedGoogleRanges()),
+		"services":      sockets.PublicPolicy().WithGoogleRanges(sockets.EmbeddedGoogleServices()),
+		"zero":          {},
 	}
 }
 
@@ -349,7 +353,8 @@ var checkCases = []checkCase{
 	{name: "network is checked before the address", network: "unix", addr: "", want: sockets.RuleNetwork},
 	{name: "zero address", network: "tcp", addr: "", want: sockets.RuleMalformed},
 
-	// Google's ranges (the embedded goog.json).
+	// Google's services: the embedded goog.json minus the embedded
+	// cloud.json (TestGoogleRuleData checks where each address lies).
 	row("142.249.255.255 just below 142.250.0.0/15", "142.249.255.255:443", allowed),
 	row("142.250.0.0 first of 142.250.0.0/15", "142.250.0.0:443", sockets.RuleGoogle),
 	row("142.251.255.255 last of 142.250.0.0/15", "142.251.255.255:443", sockets.RuleGoogle),
@@ -359,6 +364,44 @@ var checkCases = []checkCase{
 	row("2607:f8b0:4004::1 Google IPv6", "[2607:f8b0:4004::1]:443", sockets.RuleGoogle),
 	row("2c0f:fb50:ffff:ffff:ffff:ffff:ffff:ffff last of the file", "[2c0f:fb50:ffff:ffff:ffff:ffff:ffff:ffff]:443", sockets.RuleGoogle),
 	row("2c0f:fb51:: just above", "[2c0f:fb51::]:443", allowed),
+	row("142.250.64.100 Google service", "142.250.64.100:443", sockets.RuleGoogle),
+	row("2607:f8b0::1 Google service IPv6", "[2607:f8b0::1]:443", sockets.RuleGoogle),
+	row("130.211.0.1 Google service, no cloud.json prefix", "130.211.0.1:443", sockets.RuleGoogle),
+	row("34.3.3.1 Google service in 34.3.3.0/24", "34.3.3.1:443", sockets.RuleGoogle),
+	row("34.3.2.1 outside goog.json", "34.3.2.1:443", allowed),
+
+	// Google Cloud customers: goog.json prefixes that cloud.json also
+	// lists are public hosts like any other.
+	row("34.64.32.1 Google Cloud asia-northeast3", "34.64.32.1:443", allowed),
+	row("35.185.128.10 Google Cloud asia-east1", "35.185.128.10:443", allowed),
+	row("104.196.0.1 Google Cloud us-east1", "104.196.0.1:443", allowed),
+	row("23.236.48.1 Google Cloud, a whole goog.json prefix", "23.236.48.1:443", allowed),
+	row("8.34.208.1 Google Cloud, part of a goog.json prefix", "8.34.208.1:443", allowed),
+	row("2600:1900:4000::1 Google Cloud us-central1 IPv6", "[2600:1900:4000::1]:443", allowed),
+	row("2600:1901::1 Google Cloud global IPv6", "[2600:1901::1]:443", allowed),
+	{name: "34.64.32.1 Google Cloud by name", network: "tcp", host: "shop.example", addr: "34.64.32.1:443", want: allowed},
+	{name: "35.185.128.10 Google Cloud udp", network: "udp", addr: "35.185.128.10:443", want: allowed},
+	row("::ffff:34.64.32.1 mapped Google Cloud", "[::ffff:34.64.32.1]:443", allowed),
+	row("2002:2240:2001:: 6to4 of Google Cloud", "[2002:2240:2001::]:443", allowed),
+	row("64:ff9b::2240:2001 NAT64 of Google Cloud", "[64:ff9b::2240:2001]:443", ruleNAT64),
+
+	// The edges where goog.json and cloud.json part: exact, address by
+	// address.
+	row("34.64.0.0 first of 34.64.0.0/10, no cloud.json prefix", "34.64.0.0:443", sockets.RuleGoogle),
+	row("34.64.31.255 just below cloud.json 34.64.32.0/19", "34.64.31.255:443", sockets.RuleGoogle),
+	row("34.64.32.0 first of cloud.json 34.64.32.0/19", "34.64.32.0:443", allowed),
+	row("34.127.255.255 last of 34.64.0.0/10, no cloud.json prefix", "34.127.255.255:443", sockets.RuleGoogle),
+	row("35.187.127.255 last of cloud.json 35.187.0.0/17", "35.187.127.255:443", allowed),
+	row("35.187.128.0 between cloud.json prefixes", "35.187.128.0:443", sockets.RuleGoogle),
+	row("35.187.143.255 between cloud.json prefixes, last", "35.187.143.255:443", sockets.RuleGoogle),
+	row("35.187.144.0 first of cloud.json 35.187.144.0/20", "35.187.144.0:443", allowed),
+	row("2600:1900::1 in 2600:1900::/28, no cloud.json prefix", "[2600:1900::1]:443", sockets.RuleGoogle),
+	row("2600:1900:3fff:ffff:ffff:ffff:ffff:ffff just below cloud.json 2600:1900:4000::/44", "[2600:1900:3fff:ffff:ffff:ffff:ffff:ffff]:443", sockets.RuleGoogle),
+	row("2600:1900:4000:: first of cloud.json 2600:1900:4000::/44", "[2600:1900:4000::]:443", allowed),
+	row("2600:1900:400f:ffff:ffff:ffff:ffff:ffff last of cloud.json 2600:1900:4000::/44", "[2600:1900:400f:ffff:ffff:ffff:ffff:ffff]:443", allowed),
+	row("2600:1901:1:: just above cloud.json 2600:1901::/48", "[2600:1901:1::]:443", sockets.RuleGoogle),
+	row("2600:190f:ffff:ffff:ffff:ffff:ffff:ffff last of 2600:1900::/28", "[2600:190f:ffff:ffff:ffff:ffff:ffff:ffff]:443", sockets.RuleGoogle),
+	row("2600:1910:: just above 2600:1900::/28", "[2600:1910::]:443", allowed),
 
 	// Exceptions: Google Public DNS by address on port 53, TCP and UDP.
 	{name: "8.8.8.8 udp 53", network: "udp", addr: "8.8.8.8:53", want: allowed},
@@ -371,6 +414,7 @@ var checkCases = []checkCase{
 	{name: "8.8.8.8 on 53 by any name", network: "udp", host: "dns.example", addr: "8.8.8.8:53", want: allowed},
 	{name: "::ffff:8.8.8.8 udp 53 mapped", network: "udp", addr: "[::ffff:8.8.8.8]:53", want: allowed},
 	row("8.8.8.8 tcp 443 refused", "8.8.8.8:443", sockets.RuleGoogle),
+	{name: "8.8.8.8 udp 443 refused", network: "udp", addr: "8.8.8.8:443", want: sockets.RuleGoogle},
 	row("8.8.8.8 tcp 853 refused", "8.8.8.8:853", sockets.RuleGoogle),
 	{name: "8.8.8.9 udp 53 refused", network: "udp", addr: "8.8.8.9:53", want: sockets.RuleGoogle},
 	{name: "8.8.4.5 udp 53 refused", network: "udp", addr: "8.8.4.5:53", want: sockets.RuleGoogle},
@@ -477,6 +521,36 @@ var checkCases = []checkCase{
 	{name: "noGoogle: 10.0.0.1", pol: "noGoogle", network: "tcp", addr: "10.0.0.1:443", want: rulePrivate},
 	{name: "zeroGoogle: 142.250.0.1", pol: "zeroGoogle", network: "tcp", addr: "142.250.0.1:443", want: allowed},
 	{name: "zeroGoogle: 2002:808:808::", pol: "zeroGoogle", network: "tcp", addr: "[2002:808:808::]:443", want: allowed},
+
+	// The broadest reading: the whole of goog.json refused, Google Cloud
+	// customers too, with the same exceptions.
+	{name: "whole: 34.64.32.1 Google Cloud", pol: "whole", network: "tcp", addr: "34.64.32.1:443", want: sockets.RuleGoogle},
+	{name: "whole: 35.185.128.10 Google Cloud", pol: "whole", network: "tcp", addr: "35.185.128.10:443", want: sockets.RuleGoogle},
+	{name: "whole: 2600:1900:4000::1 Google Cloud", pol: "whole", network: "tcp", addr: "[2600:1900:4000::1]:443", want: sockets.RuleGoogle},
+	{name: "whole: 6to4 of Google Cloud", pol: "whole", network: "tcp", addr: "[2002:2240:2001::]:443", want: carrying(rule6to4, sockets.RuleGoogle)},
+	{name: "whole: NAT64 of Google Cloud", pol: "whole", network: "tcp", addr: "[64:ff9b::2240:2001]:443", want: carrying(ruleNAT64, sockets.RuleGoogle)},
+	{name: "whole: 142.250.64.100", pol: "whole", network: "tcp", addr: "142.250.64.100:443", want: sockets.RuleGoogle},
+	{name: "whole: 8.8.8.8 tcp 53", pol: "whole", network: "tcp", addr: "8.8.8.8:53", want: allowed},
+	{name: "whole: 8.8.8.8 udp 53", pol: "whole", network: "udp", addr: "8.8.8.8:53", want: allowed},
+	{name: "whole: 8.8.8.8 443", pol: "whole", network: "tcp", addr: "8.8.8.8:443", want: sockets.RuleGoogle},
+	{name: "whole: smtp.gmail.com 587", pol: "whole", network: "tcp", host: "smtp.gmail.com", addr: gmail + ":587", want: allowed},
+	{name: "whole: 34.3.2.1 outside goog.json", pol: "whole", network: "tcp", addr: "34.3.2.1:443", want: allowed},
+	{name: "whole: 10.0.0.1", pol: "whole", network: "tcp", addr: "10.0.0.1:443", want: rulePrivate},
+	{name: "publicWhole: 34.64.32.1", pol: "publicWhole", network: "tcp", addr: "34.64.32.1:443", want: sockets.RuleGoogle},
+	{name: "services: 34.64.32.1", pol: "services", network: "tcp", addr: "34.64.32.1:443", want: allowed},
+	{name: "services: 34.64.31.255", pol: "services", network: "tcp", addr: "34.64.31.255:443", want: sockets.RuleGoogle},
+	{name: "services: 8.8.8.8 53 exception", pol: "services", network: "udp", addr: "8.8.8.8:53", want: allowed},
+
+	// PublicPolicy: Google Cloud customers, like every Google range.
+	{name: "public: 34.64.32.1 Google Cloud", pol: "public", network: "tcp", addr: "34.64.32.1:443", want: allowed},
+	{name: "public: 34.64.31.255 Google service", pol: "public", network: "tcp", addr: "34.64.31.255:443", want: allowed},
+
+	// The zero Policy is DefaultPolicy (TestZeroPolicyIsDefault runs the
+	// whole table on it).
+	{name: "zero: 142.250.64.100", pol: "zero", network: "tcp", addr: "142.250.64.100:443", want: sockets.RuleGoogle},
+	{name: "zero: 34.64.32.1", pol: "zero", network: "tcp", addr: "34.64.32.1:443", want: allowed},
+	{name: "zero: 8.8.8.8 udp 53", pol: "zero", network: "udp", addr: "8.8.8.8:53", want: allowed},
+	{name: "zero: 127.0.0.1", pol: "zero", network: "tcp", addr: "127.0.0.1:80", want: ruleLoopback4},
 }
 
 // TestCheckTable checks every row of the boundary table: the rule, the
@@ -520,9 +594,8 @@ func TestCheckTable(t *testing.T) {
 				var nilPolicy *sockets.Policy
 				assertRule(t, nilPolicy.Check(tc.network, host, ap), tc.network, host, ap, tc.want)
 			}
-			switch tc.pol {
-			case "", "public":
-				if want := refAllowed(tc.pol == "", tc.network, host, ap); want != (err == nil) {
+			if google, ok := refRules[tc.pol]; ok {
+				if want := refAllowedWith(google, tc.network, host, ap); want != (err == nil) {
 					t.Errorf("the fuzz reference says allowed = %v", want)
 				}
 			}
@@ -534,6 +607,16 @@ func TestCheckTable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refRules are the fuzz reference's readings of the Google rule for the
+// policies of the table that it covers.
+var refRules = map[string]refGoogleRule{
+	"":         refServices,
+	"zero":     refServices,
+	"services": refServices,
+	"public":   refGoogleOff,
+	"whole":    refWholeGoog,
 }
 
 // assertRule checks that err is nil when want is empty, and otherwise a
@@ -637,7 +720,7 @@ func TestPolicyCopies(t *testing.T) {
 	if err := base.Check("tcp", "", one); err != nil {
 		t.Errorf("Deny changed the original policy: %v", err)
 	}
-	if g := base.GoogleRanges(); g == nil || !slices.Equal(g.Prefixes(), sockets.EmbeddedGoogleRanges().Prefixes()) {
+	if g := base.GoogleRanges(); g == nil || !slices.Equal(g.Prefixes(), sockets.EmbeddedGoogleServices().Prefixes()) {
 		t.Error("WithGoogleRanges changed the original policy")
 	}
 	if wide.Check("tcp", "", loop) != nil || narrow.Check("tcp", "", one) == nil {
@@ -656,6 +739,22 @@ func TestPolicyCopies(t *testing.T) {
 
 	if sockets.PublicPolicy().GoogleRanges() != nil || base.WithGoogleRanges(nil).GoogleRanges() != nil {
 		t.Error("GoogleRanges of a policy without the Google rule is not nil")
+	}
+
+	// WithGoogleRanges keeps its own copy: changing *g afterwards changes
+	// no policy.
+	custom := mustParseGoogle(t, customGoogle)
+	withCustom := base.WithGoogleRanges(custom)
+	*custom = sockets.GoogleRanges{}
+	if withCustom.Check("tcp", "", one) == nil || withCustom.GoogleRanges().SyncToken != "1735787045" {
+		t.Error("a change to the GoogleRanges given to WithGoogleRanges reached the policy")
+	}
+	// Turning the rule off and on again: the last call decides.
+	again := base.WithGoogleRanges(nil).WithGoogleRanges(sockets.EmbeddedGoogleServices())
+	google := netip.MustParseAddrPort("142.250.64.100:443")
+	assertRule(t, again.Check("tcp", "", google), "tcp", "", google, sockets.RuleGoogle)
+	if len(again.Exceptions()) == 0 {
+		t.Error("the exceptions did not come back with the Google rule")
 	}
 
 	ex := base.Exceptions()
@@ -737,14 +836,19 @@ func TestEmbeddedGoogleRangesCopies(t *testing.T) {
 	want := sockets.EmbeddedGoogleRanges()
 	for name, get := range map[string]func() *sockets.GoogleRanges{
 		"EmbeddedGoogleRanges":         sockets.EmbeddedGoogleRanges,
+		"EmbeddedGoogleServices":       sockets.EmbeddedGoogleServices,
 		"DefaultPolicy().GoogleRanges": func() *sockets.GoogleRanges { return sockets.DefaultPolicy().GoogleRanges() },
 		"nil Policy GoogleRanges":      (*sockets.Policy)(nil).GoogleRanges,
+		"zero Policy GoogleRanges":     (&sockets.Policy{}).GoogleRanges,
 	} {
 		g := get()
-		*g = sockets.GoogleRanges{SyncToken: "changed"}
+		*g = sockets.GoogleRanges{SyncToken: "changed", CloudSyncToken: "changed"}
 		again := get()
 		if again == g || !again.Created.Equal(want.Created) || again.SyncToken != want.SyncToken {
 			t.Errorf("%s: a change to one copy reached the next: %v %q", name, again.Created, again.SyncToken)
+		}
+		if again.CloudSyncToken == "changed" {
+			t.Errorf("%s: a change to one copy's CloudSyncToken reached the next", name)
 		}
 		if !again.Contains(netip.MustParseAddr("142.250.0.1")) {
 			t.Errorf("%s: a change to one copy emptied the next", name)
@@ -777,8 +881,8 @@ func TestNilPolicy(t *testing.T) {
 	assertRule(t, noGoogle.Check("tcp", "", google), "tcp", "", google, allowed)
 	assertRule(t, noGoogle.Check("tcp", "", private), "tcp", "", private, "private (RFC 1918)")
 
-	if g := p.GoogleRanges(); g == nil || !slices.Equal(g.Prefixes(), sockets.EmbeddedGoogleRanges().Prefixes()) {
-		t.Error("a nil Policy's GoogleRanges are not the embedded ones")
+	if g := p.GoogleRanges(); g == nil || !slices.Equal(g.Prefixes(), sockets.EmbeddedGoogleServices().Prefixes()) {
+		t.Error("a nil Policy's GoogleRanges are not the embedded services' ones")
 	}
 	if !slices.Equal(p.Exceptions(), sockets.DefaultPolicy().Exceptions()) {
 		t.Errorf("a nil Policy's exceptions = %v, want DefaultPolicy's", p.Exceptions())
@@ -915,5 +1019,343 @@ func TestDeniedErrorMessage(t *testing.T) {
 	de := &sockets.DeniedError{Rule: sockets.RuleListen}
 	if de.Timeout() || de.Temporary() || !errors.Is(de, sockets.ErrDenied) || errors.Unwrap(de) != sockets.ErrDenied {
 		t.Error("DeniedError is not a final, non-timeout refusal wrapping ErrDenied")
+	}
+}
+
+// TestGoogleRuleData checks, against the embedded files read by the fuzz
+// reference, where the examples of the Google rule lie, and what the
+// default rule (Google's services: goog.json minus cloud.json), the
+// broadest reading (the whole of goog.json) and PublicPolicy decide for
+// them.
+func TestGoogleRuleData(t *testing.T) {
+	t.Parallel()
+	policies := map[string]*sockets.Policy{
+		"default": sockets.DefaultPolicy(),
+		"zero":    {},
+		"whole":   sockets.DefaultPolicy().WithGoogleRanges(sockets.EmbeddedGoogleRanges()),
+		"public":  sockets.PublicPolicy(),
+	}
+	for _, c := range []struct {
+		network, addr string
+		goog, cloud   string // the file prefixes that hold addr; "" for none
+		def, whole    sockets.Rule
+	}{
+		// Google Cloud customers (cloud.json scope asia-northeast3,
+		// asia-east1, us-central1): reachable, unless the whole of goog.json
+		// is refused.
+		{"tcp", "34.64.32.1:443", "34.64.0.0/10", "34.64.32.0/19", allowed, sockets.RuleGoogle},
+		{"tcp", "35.185.128.10:443", "35.184.0.0/13", "35.185.128.0/19", allowed, sockets.RuleGoogle},
+		{"tcp", "[2600:1900:4000::1]:443", "2600:1900::/28", "2600:1900:4000::/44", allowed, sockets.RuleGoogle},
+		// Google's services: in goog.json, in no cloud.json prefix.
+		{"tcp", "142.250.64.100:443", "142.250.0.0/15", "", sockets.RuleGoogle, sockets.RuleGoogle},
+		{"tcp", "[2607:f8b0::1]:443", "2607:f8b0::/32", "", sockets.RuleGoogle, sockets.RuleGoogle},
+		{"tcp", "[2600:1900::1]:443", "2600:1900::/28", "", sockets.RuleGoogle, sockets.RuleGoogle},
+		{"tcp", "34.64.31.255:443", "34.64.0.0/10", "", sockets.RuleGoogle, sockets.RuleGoogle},
+		// Google Public DNS: a Google service, reachable on port 53 only.
+		{"tcp", "8.8.8.8:53", "8.8.8.0/24", "", allowed, allowed},
+		{"udp", "8.8.8.8:53", "8.8.8.0/24", "", allowed, allowed},
+		{"tcp", "8.8.8.8:443", "8.8.8.0/24", "", sockets.RuleGoogle, sockets.RuleGoogle},
+		// Outside goog.json.
+		{"tcp", "1.1.1.1:443", "", "", allowed, allowed},
+	} {
+		t.Run(c.network+" "+c.addr, func(t *testing.T) {
+			ap := netip.MustParseAddrPort(c.addr)
+			a := ap.Addr()
+			if got := containing(refGoogle(), a); got != c.goog {
+				t.Errorf("goog.json prefixes holding %v: %q, want %q", a, got, c.goog)
+			}
+			if got := containing(refCloud(), a); got != c.cloud {
+				t.Errorf("cloud.json prefixes holding %v: %q, want %q", a, got, c.cloud)
+			}
+			for name, p := range policies {
+				want := c.def
+				switch name {
+				case "whole":
+					want = c.whole
+				case "public":
+					want = allowed
+				}
+				if got := ruleOf(p.Check(c.network, "", ap)); got != want {
+					t.Errorf("%s: rule %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+}
+
+// containing lists the prefixes of list that hold a, by linear scan.
+func containing(list []netip.Prefix, a netip.Addr) string {
+	var out []string
+	for _, p := range list {
+		if p.Contains(a) {
+			out = append(out, p.String())
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// TestEmbeddedGoogleServices checks the embedded goog.json minus cloud.json
+// against the fuzz reference at every edge of every prefix of both files:
+// its first and last address and the addresses just outside.
+func TestEmbeddedGoogleServices(t *testing.T) {
+	t.Parallel()
+	g := sockets.EmbeddedGoogleServices()
+	whole := sockets.EmbeddedGoogleRanges()
+	// Both files come from Google's sync of 2024-04-25.
+	created := time.Date(2024, 4, 25, 7, 5, 3, 689940000, time.UTC)
+	if !g.Created.Equal(created) || !g.CloudCreated.Equal(created) || g.CloudCreated.Location() != time.UTC {
+		t.Errorf("Created %v, CloudCreated %v; want %v", g.Created, g.CloudCreated, created)
+	}
+	if g.SyncToken != "1714053903689" || g.CloudSyncToken != "1714053903689" {
+		t.Errorf("SyncToken %q, CloudSyncToken %q", g.SyncToken, g.CloudSyncToken)
+	}
+	if !whole.CloudCreated.IsZero() || whole.CloudSyncToken != "" {
+		t.Errorf("the whole goog.json has cloud fields: %v %q", whole.CloudCreated, whole.CloudSyncToken)
+	}
+	if n := len(refCloud()); n != 661 {
+		t.Errorf("cloud.json has %d prefixes, want 661", n)
+	}
+	// Every cloud.json prefix lies inside goog.json, so the difference
+	// takes nothing away that goog.json does not hold.
+	for _, c := range refCloud() {
+		if !inAny(refGoogle(), c.Addr()) || !inAny(refGoogle(), netipxLast(c)) {
+			t.Errorf("cloud.json prefix %v is not inside goog.json", c)
+		}
+	}
+
+	ps := g.Prefixes()
+	if len(ps) == 0 {
+		t.Fatal("no prefixes")
+	}
+	for i, p := range ps {
+		if p != p.Masked() || i > 0 && !ps[i-1].Addr().Less(p.Addr()) {
+			t.Errorf("prefix %d %v: not masked or not in address order", i, p)
+		}
+	}
+	var edges []netip.Addr
+	for _, p := range append(refGoogle(), refCloud()...) {
+		first, last := p.Addr(), netipxLast(p)
+		edges = append(edges, first, last, first.Prev(), last.Next())
+	}
+	for _, a := range edges {
+		if !a.IsValid() {
+			continue
+		}
+		want := refServices(a)
+		if got := g.Contains(a); got != want {
+			t.Errorf("Contains(%v) = %v, the reference says %v", a, got, want)
+		}
+		if got := inAny(ps, a); got != want {
+			t.Errorf("Prefixes() hold %v: %v, the reference says %v", a, got, want)
+		}
+		if got := whole.Contains(a); got != inAny(refGoogle(), a) {
+			t.Errorf("the whole goog.json: Contains(%v) = %v", a, got)
+		}
+	}
+}
+
+// customCloud is a cloud.json for customGoogle: it takes away part of
+// 1.1.1.0/24 (an exact subtraction inside a prefix), part of 2606:4700::/32,
+// and a range outside customGoogle, which changes nothing.
+const customCloud = `{
+  "syncToken": "1735787999",
+  "creationTime": "2025-01-02T03:20:00.25",
+  "prefixes": [
+    {"ipv4Prefix": "1.1.1.128/25", "service": "Google Cloud", "scope": "us-central1"},
+    {"ipv4Prefix": "1.1.1.7/32", "service": "Google Cloud", "scope": "us-east1"},
+    {"ipv6Prefix": "2606:4700:4700::/48", "service": "Google Cloud", "scope": "global"},
+    {"ipv4Prefix": "9.9.9.0/24", "service": "Google Cloud", "scope": "europe-west1"}
+  ]
+}`
+
+func TestGoogleServices(t *testing.T) {
+	t.Parallel()
+	goog := mustParseGoogle(t, customGoogle)
+	cloud := mustParseGoogle(t, customCloud)
+	g := sockets.GoogleServices(goog, cloud)
+	if !g.Created.Equal(goog.Created) || g.SyncToken != "1735787045" {
+		t.Errorf("Created %v, SyncToken %q: not goog's", g.Created, g.SyncToken)
+	}
+	if want := time.Date(2025, 1, 2, 3, 20, 0, 250000000, time.UTC); !g.CloudCreated.Equal(want) || g.CloudSyncToken != "1735787999" {
+		t.Errorf("CloudCreated %v, CloudSyncToken %q", g.CloudCreated, g.CloudSyncToken)
+	}
+	for _, c := range []struct {
+		addr string
+		want bool
+	}{
+		{"1.1.1.0", true},
+		{"1.1.1.6", true},
+		{"1.1.1.7", false}, // cloud 1.1.1.7/32
+		{"1.1.1.8", true},
+		{"1.1.1.127", true},
+		{"1.1.1.128", false}, // cloud 1.1.1.128/25
+		{"1.1.1.255", false},
+		{"::ffff:1.1.1.7", false},
+		{"::ffff:1.1.1.6", true},
+		{"8.8.8.8", true},
+		{"9.9.9.9", false}, // in cloud.json only
+		{"2606:4700::1", true},
+		{"2606:4700:4700::1111", false}, // cloud 2606:4700:4700::/48
+		{"2606:4700:4701::", true},
+		{"2606:4701::", false},
+	} {
+		if got := g.Contains(netip.MustParseAddr(c.addr)); got != c.want {
+			t.Errorf("Contains(%s) = %v, want %v", c.addr, got, c.want)
+		}
+	}
+	// The prefixes of the difference: the fewest, in address order.
+	want := []netip.Prefix{
+		pfx("1.1.1.0/30"), pfx("1.1.1.4/31"), pfx("1.1.1.6/32"),
+		pfx("1.1.1.8/29"), pfx("1.1.1.16/28"), pfx("1.1.1.32/27"), pfx("1.1.1.64/26"),
+		pfx("8.8.8.0/24"),
+		pfx("2606:4700::/34"), pfx("2606:4700:4000::/38"), pfx("2606:4700:4400::/39"),
+		pfx("2606:4700:4600::/40"), pfx("2606:4700:4701::/48"), pfx("2606:4700:4702::/47"),
+		pfx("2606:4700:4704::/46"), pfx("2606:4700:4708::/45"), pfx("2606:4700:4710::/44"),
+		pfx("2606:4700:4720::/43"), pfx("2606:4700:4740::/42"), pfx("2606:4700:4780::/41"),
+		pfx("2606:4700:4800::/37"), pfx("2606:4700:5000::/36"), pfx("2606:4700:6000::/35"),
+		pfx("2606:4700:8000::/33"),
+	}
+	if got := g.Prefixes(); !slices.Equal(got, want) {
+		t.Errorf("Prefixes() = %v\nwant %v", got, want)
+	}
+	// The inputs are unchanged.
+	if !goog.Contains(netip.MustParseAddr("1.1.1.200")) || !cloud.Contains(netip.MustParseAddr("9.9.9.9")) || !goog.CloudCreated.IsZero() {
+		t.Error("GoogleServices changed its inputs")
+	}
+	if !slices.Equal(goog.Prefixes(), []netip.Prefix{pfx("1.1.1.0/24"), pfx("2606:4700::/32"), pfx("8.8.8.0/24")}) {
+		t.Errorf("goog's prefixes changed: %v", goog.Prefixes())
+	}
+
+	// A policy with the pair refuses the difference, with the exceptions.
+	p := sockets.DefaultPolicy().WithGoogleRanges(g)
+	for _, c := range []struct {
+		network, addr string
+		want          sockets.Rule
+	}{
+		{"tcp", "1.1.1.6:443", sockets.RuleGoogle},
+		{"tcp", "1.1.1.7:443", allowed},
+		{"tcp", "1.1.1.200:443", allowed},
+		{"udp", "8.8.8.8:53", allowed},
+		{"tcp", "8.8.8.8:443", sockets.RuleGoogle},
+		{"tcp", "142.250.64.100:443", allowed}, // not in this pair
+		{"tcp", "[2002:101:106::]:443", carrying(rule6to4, sockets.RuleGoogle)},
+		{"tcp", "[2002:101:107::]:443", allowed},
+	} {
+		ap := netip.MustParseAddrPort(c.addr)
+		assertRule(t, p.Check(c.network, "", ap), c.network, "", ap, c.want)
+	}
+
+	// Missing and empty sides.
+	if n := sockets.GoogleServices(goog, nil); !slices.Equal(n.Prefixes(), goog.Prefixes()) || !n.CloudCreated.IsZero() || n.CloudSyncToken != "" {
+		t.Errorf("GoogleServices(goog, nil) = %v, cloud %v %q; want goog unchanged", n.Prefixes(), n.CloudCreated, n.CloudSyncToken)
+	}
+	// An empty cloud takes nothing away; the prefixes come in address
+	// order, as for any non-nil cloud.
+	if n := sockets.GoogleServices(goog, &sockets.GoogleRanges{}); !slices.Equal(n.Prefixes(), []netip.Prefix{pfx("1.1.1.0/24"), pfx("8.8.8.0/24"), pfx("2606:4700::/32")}) {
+		t.Errorf("GoogleServices(goog, empty) = %v; want goog's prefixes in address order", n.Prefixes())
+	}
+	for name, n := range map[string]*sockets.GoogleRanges{
+		"nil goog":   sockets.GoogleServices(nil, cloud),
+		"empty goog": sockets.GoogleServices(&sockets.GoogleRanges{}, cloud),
+		"both nil":   sockets.GoogleServices(nil, nil),
+		"all taken":  sockets.GoogleServices(cloud, cloud),
+	} {
+		// Never nil: given to WithGoogleRanges, it keeps the rule on.
+		if n == nil || n.Prefixes() != nil || n.Contains(netip.MustParseAddr("9.9.9.9")) {
+			t.Errorf("%s: %v, want an empty, non-nil set", name, n)
+			continue
+		}
+		if len(sockets.DefaultPolicy().WithGoogleRanges(n).Exceptions()) == 0 {
+			t.Errorf("%s: the Google rule is off", name)
+		}
+	}
+}
+
+func TestParseGoogleServices(t *testing.T) {
+	t.Parallel()
+	g, err := sockets.ParseGoogleServices(strings.NewReader(customGoogle), strings.NewReader(customCloud))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.SyncToken != "1735787045" || g.CloudSyncToken != "1735787999" || !g.Contains(netip.MustParseAddr("1.1.1.6")) || g.Contains(netip.MustParseAddr("1.1.1.7")) {
+		t.Errorf("ParseGoogleServices: tokens %q %q, prefixes %v", g.SyncToken, g.CloudSyncToken, g.Prefixes())
+	}
+	// The embedded files through the public parser give the embedded set.
+	goog, cloud := mustReadFile(t, "goog.json"), mustReadFile(t, "cloud.json")
+	g, err = sockets.ParseGoogleServices(bytes.NewReader(goog), bytes.NewReader(cloud))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(g.Prefixes(), sockets.EmbeddedGoogleServices().Prefixes()) {
+		t.Error("ParseGoogleServices of the embedded files differs from EmbeddedGoogleServices")
+	}
+
+	for _, c := range []struct {
+		name, goog, cloud, prefix string
+	}{
+		{"bad goog", `{"prefixes":[]}`, customCloud, "sockets: google ranges: "},
+		{"bad cloud", customGoogle, `{"prefixes":[{"ipv4Prefix":"x","service":"Google Cloud"}]}`, "sockets: cloud ranges: "},
+		{"empty cloud", customGoogle, ``, "sockets: cloud ranges: "},
+		{"cloud without prefixes", customGoogle, `{"syncToken":"1"}`, "sockets: cloud ranges: "},
+		{"both bad", `[]`, `[]`, "sockets: google ranges: "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g, err := sockets.ParseGoogleServices(strings.NewReader(c.goog), strings.NewReader(c.cloud))
+			if err == nil || g != nil {
+				t.Fatalf("ParseGoogleServices = %v, %v; want an error", g, err)
+			}
+			if !strings.HasPrefix(err.Error(), c.prefix) {
+				t.Errorf("error %q, want the prefix %q", err, c.prefix)
+			}
+		})
+	}
+}
+
+func mustReadFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestLoadGoogleServices replaces the embedded pair at run time with a
+// newer one read from files.
+func TestLoadGoogleServices(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	googPath, cloudPath := filepath.Join(dir, "goog.json"), filepath.Join(dir, "cloud.json")
+	for path, doc := range map[string]string{googPath: customGoogle, cloudPath: customCloud} {
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := sockets.LoadGoogleServices(googPath, cloudPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := sockets.DefaultPolicy().WithGoogleRanges(g)
+	for _, c := range []struct {
+		addr string
+		want sockets.Rule
+	}{
+		{"1.1.1.6:443", sockets.RuleGoogle},
+		{"1.1.1.200:443", allowed},
+		{"142.250.64.100:443", allowed}, // the embedded pair's service, not this pair's
+	} {
+		ap := netip.MustParseAddrPort(c.addr)
+		assertRule(t, p.Check("tcp", "x", ap), "tcp", "x", ap, c.want)
+	}
+
+	missing := filepath.Join(dir, "missing.json")
+	for _, c := range []struct{ goog, cloud, prefix string }{
+		{missing, cloudPath, "sockets: google ranges: "},
+		{googPath, missing, "sockets: cloud ranges: "},
+	} {
+		_, err := sockets.LoadGoogleServices(c.goog, c.cloud)
+		if !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), c.prefix) {
+			t.Errorf("LoadGoogleServices(%s, %s) = %v, want fs.ErrNotExist with the prefix %q", c.goog, c.cloud, err, c.prefix)
+		}
 	}
 }

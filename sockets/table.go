@@ -16,7 +16,8 @@ type Block struct {
 }
 
 // TableSource says where the never-public table comes from and when it was
-// transcribed.
+// transcribed. Google's ranges are data of their own, dated by the files
+// they come from: see [EmbeddedGoogleServices].
 const TableSource = "IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890), transcribed 2026-11-23"
 
 // ruleOutside2000 names IPv6 space outside global unicast that has no more

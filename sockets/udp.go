@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,9 +21,11 @@ import (
 // against the Dialer's [Policy], exactly as a dial checks an address, and
 // sends nothing when it is refused: the error is a *[DeniedError]. A
 // PacketConn is reclaimed when idle and metered like a [Conn]: its bytes
-// are totalled in [Dialer.Meter] per destination (for datagrams sent) and
-// per source (for datagrams received), by IP address. Socket options behave
-// as on a Conn. It cannot be handed off.
+// are totalled in [Dialer.Meter] by IP address, per destination for the
+// datagrams sent, and for the datagrams received per source only when the
+// socket sent to that source before; a datagram from any other address is
+// counted under [OverflowHost], so unsolicited senders never add a host to
+// the Meter. Socket options behave as on a Conn. It cannot be handed off.
 //
 // A PacketConn is safe for concurrent use. The zero PacketConn is not
 // usable: every method returns an error.
@@ -37,6 +40,15 @@ type PacketConn struct {
 	// The meter's counters of the last destination and source, so that a
 	// run of datagrams to one host looks the host up once.
 	lastTo, lastFrom atomic.Pointer[hostCounter]
+
+	// mu guards solicited, and every store to lastFrom, so that a source
+	// does not stay cached as unsolicited once the socket sent to it.
+	mu sync.Mutex
+	// solicited maps each address the socket sent a datagram to, and that
+	// the meter totals as a host of its own, to its totals: the sources
+	// whose datagrams are counted under their own address. It holds no
+	// more addresses than the meter holds hosts.
+	solicited map[netip.Addr]*hostTotals
 }
 
 var _ net.PacketConn = (*PacketConn)(nil)
@@ -120,18 +132,54 @@ func (p *PacketConn) sock() *socket {
 	return p.h.s
 }
 
-// counterFor returns the meter's counter for a, through the cache in slot;
-// nil without a meter.
-func (p *PacketConn) counterFor(slot *atomic.Pointer[hostCounter], a netip.Addr) *counter {
+// sentCounter returns the meter's counter for the datagrams sent to a, and
+// records a as solicited; nil without a meter.
+func (p *PacketConn) sentCounter(a netip.Addr) *counter {
 	if p.meter == nil {
 		return nil
 	}
 	a = a.Unmap()
-	if hc := slot.Load(); hc != nil && hc.addr == a {
+	if hc := p.lastTo.Load(); hc != nil && hc.addr == a {
 		return hc.c
 	}
-	hc := &hostCounter{addr: a, c: &p.meter.host(a.String()).packets}
-	slot.Store(hc)
+	h := p.meter.host(a.String())
+	if !h.overflow {
+		p.mu.Lock()
+		if _, ok := p.solicited[a]; !ok {
+			if p.solicited == nil {
+				p.solicited = make(map[netip.Addr]*hostTotals)
+			}
+			p.solicited[a] = h
+			if hc := p.lastFrom.Load(); hc != nil && hc.addr == a {
+				p.lastFrom.Store(nil) // cached as unsolicited
+			}
+		}
+		p.mu.Unlock()
+	}
+	hc := &hostCounter{addr: a, c: &h.packets}
+	p.lastTo.Store(hc)
+	return hc.c
+}
+
+// receivedCounter returns the meter's counter for the datagrams received
+// from a: a's own if the socket sent to a, OverflowHost's otherwise; nil
+// without a meter. It never adds a host to the meter.
+func (p *PacketConn) receivedCounter(a netip.Addr) *counter {
+	if p.meter == nil {
+		return nil
+	}
+	a = a.Unmap()
+	if hc := p.lastFrom.Load(); hc != nil && hc.addr == a {
+		return hc.c
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.solicited[a]
+	if h == nil {
+		h = p.meter.overflow()
+	}
+	hc := &hostCounter{addr: a, c: &h.packets}
+	p.lastFrom.Store(hc)
 	return hc.c
 }
 
@@ -162,9 +210,12 @@ func (p *PacketConn) send(b []byte, dst netip.AddrPort) (int, error) {
 	if p.route != nil {
 		to = p.route(dst)
 	}
+	// The destination is solicited before the datagram leaves, so that its
+	// reply is counted under it.
+	c := p.sentCounter(dst.Addr())
 	n, err := p.udp.WriteToUDPAddrPort(b, to)
 	s.sent(n)
-	if c := p.counterFor(&p.lastTo, dst.Addr()); c != nil && n > 0 {
+	if c != nil && n > 0 {
 		c.sent.Add(int64(n))
 	}
 	p.h.end()
@@ -178,6 +229,10 @@ func (p *PacketConn) send(b []byte, dst netip.AddrPort) (int, error) {
 
 // WriteTo sends p as one datagram to addr, which must be a *net.UDPAddr, if
 // the policy allows addr; a refusal is a *[DeniedError] and nothing is sent.
+// An addr that is not a well-formed UDP address (a port outside 0-65535, an
+// IP that is not 4 or 16 bytes, a zone on an IPv4 address, a nil or another
+// type) is refused for [RuleMalformed] (or [RuleZone]) before any other
+// check: it is never cut down to a 16-bit port or another address.
 func (p *PacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok || ua == nil {
@@ -187,7 +242,7 @@ func (p *PacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 		}
 		return 0, &DeniedError{Network: p.netName(), Host: s, Rule: RuleMalformed, Detail: "destination is not a *net.UDPAddr"}
 	}
-	return p.send(b, ua.AddrPort())
+	return p.WriteToUDP(b, ua)
 }
 
 // WriteToUDP sends b as one datagram to addr if the policy allows it, as
@@ -196,7 +251,11 @@ func (p *PacketConn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
 	if addr == nil {
 		return p.WriteTo(b, nil)
 	}
-	return p.send(b, addr.AddrPort())
+	dst, err := addrPortOf(p.netName(), addr)
+	if err != nil {
+		return 0, err
+	}
+	return p.send(b, dst)
 }
 
 // WriteToUDPAddrPort sends b as one datagram to addr if the policy allows
@@ -226,8 +285,10 @@ func (p *PacketConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) 
 	n, src, err := p.udp.ReadFromUDPAddrPort(b)
 	src = unmapPort(src)
 	s.received(n)
-	if c := p.counterFor(&p.lastFrom, src.Addr()); c != nil && n > 0 {
-		c.received.Add(int64(n))
+	if n > 0 {
+		if c := p.receivedCounter(src.Addr()); c != nil {
+			c.received.Add(int64(n))
+		}
 	}
 	p.h.end()
 	if err != nil {

@@ -1,10 +1,15 @@
 package sockets_test
 
 import (
+	"context"
 	"errors"
+	"math"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -327,4 +332,408 @@ func TestZeroPacketConn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// oddAddr is a net.Addr of no standard type.
+type oddAddr string
+
+func (a oddAddr) Network() string { return "udp" }
+func (a oddAddr) String() string  { return string(a) }
+
+// TestWriteMalformedDestination is the regression test for out-of-range
+// ports failing open: WriteTo(b, &net.UDPAddr{IP: 8.8.8.8, Port: -65483})
+// used to send to 8.8.8.8:53, because the port was cut to its low 16 bits
+// before the policy saw it. Every write path that takes a net.Addr refuses
+// such an address, and its neighbours, as malformed before anything is
+// sent: the route is never asked, and the loopback server behind it sees
+// only the well-formed datagram sent last.
+func TestWriteMalformedDestination(t *testing.T) {
+	google := net.IPv4(8, 8, 8, 8).To4() // allowed on port 53 (Google Public DNS)
+	google6 := net.ParseIP("2001:4860:4860::8888")
+	cases := []struct {
+		name string
+		addr net.Addr
+		rule sockets.Rule
+	}{
+		{"port -65483 (53 in 16 bits)", &net.UDPAddr{IP: google, Port: -65483}, sockets.RuleMalformed},
+		{"port -1", &net.UDPAddr{IP: google, Port: -1}, sockets.RuleMalformed},
+		{"port -65536 (0 in 16 bits)", &net.UDPAddr{IP: google, Port: -65536}, sockets.RuleMalformed},
+		{"port 65536", &net.UDPAddr{IP: google, Port: 65536}, sockets.RuleMalformed},
+		{"port 65589 (53 in 16 bits)", &net.UDPAddr{IP: google, Port: 65536 + 53}, sockets.RuleMalformed},
+		{"port 1<<31-1", &net.UDPAddr{IP: google, Port: 1<<31 - 1}, sockets.RuleMalformed},
+		{"port -1<<31", &net.UDPAddr{IP: google, Port: -1 << 31}, sockets.RuleMalformed},
+		{"port MaxInt", &net.UDPAddr{IP: google, Port: math.MaxInt}, sockets.RuleMalformed},
+		{"port MinInt", &net.UDPAddr{IP: google, Port: math.MinInt}, sockets.RuleMalformed},
+		{"port 1<<48+53", &net.UDPAddr{IP: google, Port: 1<<48 + 53}, sockets.RuleMalformed},
+		{"port 0, in range, refused by the policy", &net.UDPAddr{IP: google, Port: 0}, sockets.RulePort0},
+		{"16-byte IPv4, port -65483", &net.UDPAddr{IP: google.To16(), Port: -65483}, sockets.RuleMalformed},
+		{"IPv6, port -65483", &net.UDPAddr{IP: google6, Port: -65483}, sockets.RuleMalformed},
+		{"IPv6, port 65589", &net.UDPAddr{IP: google6, Port: 65536 + 53}, sockets.RuleMalformed},
+		{"nil IP", &net.UDPAddr{Port: 53}, sockets.RuleMalformed},
+		{"empty IP", &net.UDPAddr{IP: net.IP{}, Port: 53}, sockets.RuleMalformed},
+		{"5-byte IP", &net.UDPAddr{IP: net.IP{8, 8, 8, 8, 0}, Port: 53}, sockets.RuleMalformed},
+		{"3-byte IP", &net.UDPAddr{IP: net.IP{8, 8, 8}, Port: 53}, sockets.RuleMalformed},
+		// netip drops a zone on an IPv4 address: the zone would vanish and
+		// the datagram go out.
+		{"IPv4 with a zone", &net.UDPAddr{IP: google, Port: 53, Zone: "lo"}, sockets.RuleZone},
+		{"16-byte IPv4 with a zone", &net.UDPAddr{IP: google.To16(), Port: 53, Zone: "lo"}, sockets.RuleZone},
+		{"IPv6 with a zone", &net.UDPAddr{IP: google6, Port: 53, Zone: "lo"}, sockets.RuleZone},
+		{"IPv6 with a numeric zone", &net.UDPAddr{IP: google6, Port: 53, Zone: "1"}, sockets.RuleZone},
+		{"nil *net.UDPAddr", (*net.UDPAddr)(nil), sockets.RuleMalformed},
+		{"nil", nil, sockets.RuleMalformed},
+	}
+	// Addresses of other types: a PacketConn takes only *net.UDPAddr, a
+	// connected Conn also what reads as "ip:port".
+	wrongType := []struct {
+		name string
+		addr net.Addr
+	}{
+		{"*net.TCPAddr", &net.TCPAddr{IP: google, Port: 53}},
+		{"*net.TCPAddr, port -65483", &net.TCPAddr{IP: google, Port: -65483}},
+		{"*net.IPAddr", &net.IPAddr{IP: google}},
+		{"other type, port -65483", oddAddr("8.8.8.8:-65483")},
+		{"other type, port 65589", oddAddr("8.8.8.8:65589")},
+		{"other type, garbage", oddAddr("8.8.8.8")},
+	}
+
+	srv := startEchoUDP(t)
+	r := &router{to: srv.addrPort()}
+	seam := &socketstest.Connector{Target: srv.addrPort().String()}
+	d := &sockets.Dialer{RoutePacket: r.route, Connect: seam.Connect}
+	conn := dialConn(t, d, "udp", "8.8.8.8:53") // connected; its peer is 8.8.8.8:53
+	var pcs []*sockets.PacketConn
+	for _, network := range []string{"udp", "udp4", "udp6"} {
+		pc, err := d.ListenPacket(t.Context(), network, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		pcs = append(pcs, pc)
+	}
+	type writer struct {
+		name  string
+		write func(b []byte, addr net.Addr) (int, error)
+	}
+	var writers []writer
+	for i, pc := range pcs {
+		network := []string{"udp", "udp4", "udp6"}[i]
+		writers = append(writers,
+			writer{"PacketConn(" + network + ").WriteTo", pc.WriteTo},
+			writer{"PacketConn(" + network + ").WriteToUDP", func(b []byte, addr net.Addr) (int, error) {
+				ua, _ := addr.(*net.UDPAddr)
+				return pc.WriteToUDP(b, ua)
+			}},
+		)
+	}
+	// Conn.WriteTo may write only to its peer, but a malformed address must
+	// not pass for it either (-65483 cut to 16 bits is the peer's port).
+	connWrite := writer{"Conn.WriteTo", conn.WriteTo}
+
+	for _, tc := range cases {
+		for _, w := range append(writers, connWrite) {
+			if tc.addr == nil && w.name == "Conn.WriteTo" {
+				continue // nil means the peer on a connected socket
+			}
+			if w.name == "Conn.WriteTo" && tc.rule != sockets.RuleMalformed {
+				continue // well-formed: compared with the peer (below)
+			}
+			t.Run(tc.name+"/"+w.name, func(t *testing.T) {
+				n, err := w.write([]byte("must not be sent"), tc.addr)
+				rule := tc.rule
+				var de *sockets.DeniedError
+				if errors.As(err, &de) && de.Rule == sockets.RuleMalformed && de.Detail == "address family does not match the network" {
+					// A well-formed address of the other family, on a
+					// udp4 or udp6 socket.
+					rule = sockets.RuleMalformed
+				}
+				de = assertRefusal(t, err, rule)
+				if n != 0 || tc.rule == sockets.RuleMalformed && de.Addr.IsValid() {
+					t.Errorf("n = %d, refusal %+v", n, de)
+				}
+			})
+		}
+	}
+	for _, tc := range wrongType {
+		for _, w := range writers {
+			t.Run(tc.name+"/"+w.name, func(t *testing.T) {
+				n, err := w.write([]byte("must not be sent"), tc.addr)
+				assertRefusal(t, err, sockets.RuleMalformed)
+				if n != 0 {
+					t.Errorf("n = %d", n)
+				}
+			})
+		}
+	}
+	for _, tc := range wrongType[1:] {
+		if tc.name == "*net.IPAddr" {
+			continue // "8.8.8.8" reads as no "ip:port": malformed below too
+		}
+		t.Run(tc.name+"/Conn.WriteTo", func(t *testing.T) {
+			n, err := conn.WriteTo([]byte("must not be sent"), tc.addr)
+			assertRefusal(t, err, sockets.RuleMalformed)
+			if n != 0 {
+				t.Errorf("n = %d", n)
+			}
+		})
+	}
+	// Well-formed addresses other than the peer are not the peer.
+	for _, addr := range []net.Addr{
+		&net.UDPAddr{IP: google, Port: 0},
+		&net.UDPAddr{IP: google, Port: 53, Zone: "lo"},
+		&net.UDPAddr{IP: google6, Port: 53, Zone: "lo"},
+		&net.IPAddr{IP: google},
+	} {
+		if _, err := conn.WriteTo([]byte("must not be sent"), addr); !errors.Is(err, net.ErrWriteToConnected) && !errors.Is(err, sockets.ErrDenied) {
+			t.Errorf("Conn.WriteTo(%v) = %v, want a refusal", addr, err)
+		}
+	}
+
+	if got := r.calls(); len(got) != 0 {
+		t.Errorf("malformed destinations reached the route as %v", got)
+	}
+	// The server sees the next well-formed datagrams first: nothing before
+	// them was sent.
+	if _, err := pcs[0].WriteTo([]byte("well-formed"), &net.UDPAddr{IP: google, Port: 53}); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.next(t); got != "well-formed" {
+		t.Fatalf("server got %q first, want the well-formed datagram", got)
+	}
+	if _, err := conn.WriteTo([]byte("to the peer"), &net.UDPAddr{IP: google, Port: 53}); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.next(t); got != "to the peer" {
+		t.Fatalf("server got %q, want the write to the peer", got)
+	}
+	for _, pc := range pcs {
+		if u := pc.Usage(); u.Sent > int64(len("well-formed")) {
+			t.Errorf("usage %+v: a refused datagram was counted", u)
+		}
+	}
+}
+
+// TestBindRefusalIsEACCES: App Engine refused a bind to anything but the
+// unspecified address with port 0 with PERMISSION_DENIED
+// (google/appengine/api/remote_socket/_remote_socket_stub.py, SDK 1.9.91:
+// _BindAllowed at line 185, the refusal at lines 203-206 in
+// _Dynamic_CreateSocket and 226-229 in _Dynamic_Bind), and its socket
+// module raised that as socket.error(EACCES) (_remote_socket.py, _ERROR_MAP
+// at line 137). So a refused bind matches syscall.EACCES and
+// os.ErrPermission besides ErrDenied. Listening is not such an error: the
+// stub's _Dynamic_Listen (line 234) raises NotImplementedError, not
+// PERMISSION_DENIED; nor is a refused destination.
+func TestBindRefusalIsEACCES(t *testing.T) {
+	d := &sockets.Dialer{Connect: noConnect(t).connect}
+	var binds []error
+	for _, addr := range []string{"127.0.0.1:0", ":53", "[::1]:0", "0.0.0.0:5353"} {
+		_, err := d.ListenPacket(t.Context(), "udp", addr)
+		binds = append(binds, err)
+	}
+	for _, la := range []net.Addr{
+		&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)},
+		&net.TCPAddr{Port: 8080},
+		&net.UDPAddr{IP: net.IPv6loopback},
+	} {
+		bd := &sockets.Dialer{LocalAddr: la, Connect: noConnect(t).connect}
+		_, err := bd.DialContext(t.Context(), "tcp", "93.184.216.34:443")
+		binds = append(binds, err)
+	}
+	for _, err := range binds {
+		assertRefusal(t, err, sockets.RuleBind)
+		if !errors.Is(err, syscall.EACCES) || !errors.Is(err, os.ErrPermission) {
+			t.Errorf("%v: does not match syscall.EACCES and os.ErrPermission", err)
+		}
+		if errors.Is(err, syscall.EPERM) {
+			t.Errorf("%v matches EPERM; App Engine said EACCES", err)
+		}
+	}
+
+	_, listenErr := sockets.Listen("tcp", ":8080")
+	_, tcpListen := d.ListenPacket(t.Context(), "tcp", ":0")
+	_, network := d.ListenPacket(t.Context(), "unixgram", "/tmp/x")
+	_, private := d.DialContext(t.Context(), "tcp", "10.0.0.1:443")
+	_, port25 := d.DialContext(t.Context(), "tcp", "93.184.216.34:25")
+	for _, err := range []error{listenErr, tcpListen, network, private, port25, (*sockets.DeniedError)(nil)} {
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, os.ErrPermission) {
+			t.Errorf("%v matches EACCES; only a refused bind does", err)
+		}
+	}
+}
+
+// TestPacketConnMeterSources is the regression test for a PacketConn that
+// added a Meter entry for the source of every datagram it received, so
+// that anyone could grow an application's memory by sending datagrams from
+// many addresses. Datagrams from addresses the socket never sent to add no
+// host: they are counted under OverflowHost. A reply from an address the
+// socket sent to is counted under that address, also when it arrives
+// IPv4-mapped on a dual-stack socket.
+func TestPacketConnMeterSources(t *testing.T) {
+	srv := startEchoUDP(t)
+	meter := &sockets.Meter{}
+	d := &sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.0/8")), Meter: meter}
+	pc, err := d.ListenPacket(t.Context(), "udp", "") // dual-stack where the system has IPv6
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pc.LocalAddr().(*net.UDPAddr).Port}
+
+	// Unsolicited datagrams, each from its own loopback address (Linux
+	// answers on all of 127.0.0.0/8; elsewhere they come from 127.0.0.1,
+	// to which the socket has not sent either).
+	const senders = 200
+	payload := []byte("unsolicited")
+	for i := range senders {
+		src := &net.UDPAddr{IP: net.IPv4(127, 0, byte(1+i/250), byte(2+i%250))}
+		c, err := net.ListenUDP("udp4", src)
+		if err != nil {
+			c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WriteToUDP(payload, to); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	// And from ::1, where the system has IPv6 loopback.
+	want := senders
+	if c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err == nil {
+		to6 := &net.UDPAddr{IP: net.IPv6loopback, Port: to.Port}
+		if _, err := c.WriteToUDP(payload, to6); err == nil {
+			want++
+		}
+		c.Close()
+	}
+	pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 64)
+	sources := map[netip.Addr]bool{}
+	for range want {
+		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		if err != nil || string(buf[:n]) != string(payload) {
+			t.Fatalf("read %q from %v: %v", buf[:n], from, err)
+		}
+		sources[from.Addr()] = true
+	}
+	t.Logf("%d datagrams from %d distinct addresses", want, len(sources))
+	snap := meter.Snapshot()
+	if len(snap) != 1 || snap[sockets.OverflowHost] != (sockets.Usage{Received: int64(want * len(payload))}) {
+		t.Fatalf("after %d unsolicited datagrams, Snapshot() = %v; want only %q", want, snap, sockets.OverflowHost)
+	}
+
+	// A reply from a destination is counted under it.
+	if _, err := pc.WriteTo([]byte("hello"), net.UDPAddrFromAddrPort(srv.addrPort())); err != nil {
+		t.Fatal(err)
+	}
+	n, from, err := pc.ReadFromUDPAddrPort(buf)
+	if err != nil || string(buf[:n]) != "re:hello" || from != srv.addrPort() {
+		t.Fatalf("reply %q from %v: %v", buf[:n], from, err)
+	}
+	if u := meter.Host("127.0.0.1"); u != (sockets.Usage{Sent: 5, Received: 8}) {
+		t.Errorf("Host(127.0.0.1) = %+v, want the datagram and its reply", u)
+	}
+	// Sending to one address solicits no other: a datagram from another
+	// port of 127.0.0.1 counts under 127.0.0.1, one from 127.0.0.2 does not
+	// add it.
+	for _, ip := range []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 2)} {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
+		if err != nil {
+			continue // 127.0.0.2 is not local on every system
+		}
+		c.WriteToUDP(payload, to)
+		c.Close()
+		if _, _, err := pc.ReadFromUDPAddrPort(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap = meter.Snapshot()
+	if len(snap) != 2 || snap["127.0.0.2"] != (sockets.Usage{}) {
+		t.Errorf("Snapshot() = %v, want only 127.0.0.1 and %q", snap, sockets.OverflowHost)
+	}
+	if u := meter.Total(); u.Received != int64((want+1)*len(payload)+len("re:hello")) && u.Received != int64((want+2)*len(payload)+len("re:hello")) {
+		t.Errorf("Total() = %+v: a received byte was not counted", u)
+	}
+}
+
+// lastRoute is a RoutePacket seam that keeps only the last destination it
+// was asked to route, for a fuzz target that sends many datagrams, and
+// sends them all to target.
+type lastRoute struct {
+	target netip.AddrPort
+	last   atomic.Pointer[netip.AddrPort]
+}
+
+func (r *lastRoute) route(dst netip.AddrPort) netip.AddrPort {
+	r.last.Store(&dst)
+	return r.target
+}
+
+// FuzzWriteToUDP checks the conversion of a *net.UDPAddr on the write path
+// against a simple reference: a datagram reaches the route only when the
+// address is well formed (a port from 0 to 65535, an IP of 4 or 16 bytes,
+// no zone on an IPv4 address), then exactly to that address and port, and
+// only when the policy allows it; anything else is a refusal and is not
+// sent. Every datagram that passes goes to a closed port on 127.0.0.1.
+func FuzzWriteToUDP(f *testing.F) {
+	f.Add([]byte{8, 8, 8, 8}, 53, "")                                // Google Public DNS: allowed
+	f.Add([]byte{8, 8, 8, 8}, -65483, "")                            // 53 in 16 bits
+	f.Add([]byte{8, 8, 8, 8}, 65536+53, "")                          // 53 in 16 bits
+	f.Add([]byte{8, 8, 8, 8}, -1, "")                                // 65535 in 16 bits
+	f.Add([]byte{8, 8, 8, 8}, 53, "lo")                              // a zone netip drops on IPv4
+	f.Add([]byte(net.IPv4(8, 8, 8, 8)), 53, "")                      // IPv4-mapped, 16 bytes
+	f.Add([]byte(net.ParseIP("2001:4860:4860::8888")), 53, "")       // allowed
+	f.Add([]byte(net.ParseIP("2001:4860:4860::8888")), 53, "eth0")   // zoned
+	f.Add([]byte(net.ParseIP("2001:4860:4860::8888")), 1<<20+53, "") // out of range
+	f.Add([]byte{93, 184, 216, 34}, 443, "")                         // public
+	f.Add([]byte{10, 0, 0, 1}, 53, "")                               // private
+	f.Add([]byte{}, 53, "")
+	f.Add([]byte{8, 8, 8, 8, 0}, 53, "")
+
+	closed, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	r := &lastRoute{target: closed.LocalAddr().(*net.UDPAddr).AddrPort()}
+	closed.Close()
+	d := &sockets.Dialer{RoutePacket: r.route}
+	pc, err := d.ListenPacket(context.Background(), "udp", "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer pc.Close()
+	policy := sockets.DefaultPolicy()
+
+	f.Fuzz(func(t *testing.T, ip []byte, port int, zone string) {
+		addr := &net.UDPAddr{IP: ip, Port: port, Zone: zone}
+		r.last.Store(nil)
+		n, err := pc.WriteToUDP([]byte("x"), addr)
+		routed := r.last.Load()
+
+		// The reference.
+		// A zone on a 16-byte IP is kept (and refused by the policy); on a
+		// 4-byte one it would be lost, so the address is refused outright.
+		wellFormed := 0 <= port && port <= 65535 && (len(ip) == 4 || len(ip) == 16) && (zone == "" || len(ip) == 16)
+		var want netip.AddrPort
+		if wellFormed {
+			a, _ := netip.AddrFromSlice(ip)
+			want = netip.AddrPortFrom(a.WithZone(zone), uint16(port))
+		}
+		allowed := wellFormed && policy.Check("udp", "", want) == nil
+
+		switch {
+		case routed != nil && !allowed:
+			t.Fatalf("WriteToUDP(%#v) routed to %v: the address is malformed or refused", addr, *routed)
+		case routed != nil && *routed != want:
+			t.Fatalf("WriteToUDP(%#v) routed to %v, want %v", addr, *routed, want)
+		case routed == nil && allowed:
+			t.Fatalf("WriteToUDP(%#v) = %d, %v: an allowed address was not sent", addr, n, err)
+		case !allowed && (n != 0 || !errors.Is(err, sockets.ErrDenied)):
+			t.Fatalf("WriteToUDP(%#v) = %d, %v; want a refusal", addr, n, err)
+		}
+		var de *sockets.DeniedError
+		if !wellFormed && errors.As(err, &de) && de.Rule != sockets.RuleMalformed && de.Rule != sockets.RuleZone {
+			t.Fatalf("WriteToUDP(%#v): refused for %q, want malformed or zoned", addr, de.Rule)
+		}
+	})
 }

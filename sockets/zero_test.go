@@ -155,3 +155,76 @@ func TestZeroErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroPolicyIsDefault: the zero Policy, a nil *Policy and
+// DefaultPolicy() make the same decision, with the same rule, for every row
+// of the boundary table and the benchmark cases, and so do the policies
+// derived from each of them.
+func TestZeroPolicyIsDefault(t *testing.T) {
+	t.Parallel()
+	type derived struct {
+		name string
+		make func(*sockets.Policy) *sockets.Policy
+	}
+	for _, d := range []derived{
+		{"itself", func(p *sockets.Policy) *sockets.Policy { return p }},
+		{"Allow", func(p *sockets.Policy) *sockets.Policy { return p.Allow(pfx("127.0.0.1/32"), pfx("8.8.8.0/24")) }},
+		{"Deny", func(p *sockets.Policy) *sockets.Policy { return p.Deny(pfx("1.1.1.0/24"), pfx("34.64.32.0/19")) }},
+		{"WithGoogleRanges(whole)", func(p *sockets.Policy) *sockets.Policy {
+			return p.WithGoogleRanges(sockets.EmbeddedGoogleRanges())
+		}},
+	} {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			zero, nilPolicy, def := d.make(&sockets.Policy{}), d.make(nil), d.make(sockets.DefaultPolicy())
+			n := 0
+			check := func(network, host string, ap netip.AddrPort) {
+				n++
+				want := ruleOf(def.Check(network, host, ap))
+				if got := ruleOf(zero.Check(network, host, ap)); got != want {
+					t.Errorf("zero Policy: Check(%q, %q, %v) rule %q, DefaultPolicy %q", network, host, ap, got, want)
+				}
+				if got := ruleOf(nilPolicy.Check(network, host, ap)); got != want {
+					t.Errorf("nil Policy: Check(%q, %q, %v) rule %q, DefaultPolicy %q", network, host, ap, got, want)
+				}
+			}
+			for _, tc := range checkCases {
+				var ap netip.AddrPort
+				if tc.addr != "" {
+					ap = netip.MustParseAddrPort(tc.addr)
+				}
+				if tc.zone != "" {
+					ap = netip.AddrPortFrom(ap.Addr().WithZone(tc.zone), ap.Port())
+				}
+				host := tc.host
+				if host == emptyHost {
+					host = ""
+				}
+				check(tc.network, host, ap)
+				// The same address on the ports and networks the rules
+				// single out.
+				if ap.IsValid() {
+					for _, network := range []string{"tcp", "udp6"} {
+						for _, port := range []uint16{21, 25, 53, 443, 587, 993} {
+							check(network, host, netip.AddrPortFrom(ap.Addr(), port))
+						}
+					}
+				}
+			}
+			for _, bc := range benchCases {
+				check(bc.network, bc.host, netip.MustParseAddrPort(bc.addr))
+			}
+			if n < 1000 {
+				t.Errorf("only %d checks", n)
+			}
+			if !slices.Equal(zero.Exceptions(), def.Exceptions()) || !slices.Equal(nilPolicy.Exceptions(), def.Exceptions()) {
+				t.Errorf("exceptions: zero %v, nil %v, DefaultPolicy %v", zero.Exceptions(), nilPolicy.Exceptions(), def.Exceptions())
+			}
+			for name, p := range map[string]*sockets.Policy{"zero": zero, "nil": nilPolicy} {
+				if g := p.GoogleRanges(); g == nil || !slices.Equal(g.Prefixes(), def.GoogleRanges().Prefixes()) || g.CloudSyncToken != def.GoogleRanges().CloudSyncToken {
+					t.Errorf("%s Policy: GoogleRanges differ from DefaultPolicy's", name)
+				}
+			}
+		})
+	}
+}

@@ -1,6 +1,6 @@
-// Package transport is Outbound's front door: it builds the http.RoundTripper
-// of the backend a deployment asks for, urlfetch or sockets, explicitly with
-// [New] or from the environment with [FromEnv].
+// Package transport is Outbound's front door: it builds a [*Transport], the
+// http.RoundTripper of the backend a deployment asks for, urlfetch or
+// sockets, explicitly with [New] or from the environment with [FromEnv].
 //
 //	rt, err := transport.FromEnv() // GAE_USE_SOCKETS_HTTPLIB present: sockets
 //	if err != nil {
@@ -37,14 +37,28 @@
 //
 // # Retries
 //
-// Config.Retries turns on retries through go-retryablehttp's client loop.
-// Only idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE), or a
-// request with an Idempotency-Key header, are retried, and only when the
-// body can be rewound with Request.GetBody (it is never buffered whole).
-// A policy refusal, a urlfetch limit or refusal (urlfetch's deadline over
-// the exchange counts as one of its limits), a certificate error and a
-// cancelled or expired context are never retried. A 429 or 5xx reply (but
-// 501) is retried after its Retry-After, or after exponential backoff; the
-// last reply or error is returned unchanged, so a 5xx stays a response.
-// Nothing is logged unless Config.Logger is set.
+// Config.Retries turns on retries, made by a loop inside
+// [Transport.RoundTrip], which sends exactly the request it was given: the
+// first try sends it as it is, each later one a copy with a fresh body from
+// Request.GetBody; no header is added (URL user information never becomes
+// Authorization), no cookie, no redirect followed. [Retryable] is the rule,
+// offered to callers with their own loop. In short: only idempotent
+// methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE), or a request with an
+// Idempotency-Key or X-Idempotency-Key header, and only when the body can
+// be rewound (it is never buffered whole). A 429, 502, 503 or 504 reply and
+// an error that may be transient (a connection refused, reset or closed
+// early, a DNS failure) are retried. A refusal, a urlfetch limit, a
+// certificate error, an invalid request, a cancelled context and a
+// deadline (the context's, or urlfetch's over one exchange: the time the
+// caller gave is spent) are never retried; urlfetch.IsPermanent gives the
+// same answer for an error.
+//
+// Each wait lies between Config.RetryWaitMin and RetryWaitMax: a
+// Retry-After header (seconds or an HTTP-date) is honoured within those
+// bounds; otherwise the wait is drawn at random between RetryWaitMin and a
+// ceiling that doubles with each try. The request context bounds the tries and the waits: a wait
+// ends when the context is done, and a wait that would outlast the
+// context's deadline is not begun, the last reply being returned at once.
+// The last reply or error is returned unchanged, so a 503 stays a
+// response. Retries are logged at debug level when Config.Logger is set.
 package transport

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -22,7 +21,8 @@ const EnvSockets = "GAE_USE_SOCKETS_HTTPLIB"
 //	                                   is tested, as on App Engine.
 //	OUTBOUND_APP_ID                    the app id in urlfetch's User-Agent suffix
 //	GAE_APPLICATION                    the app id, when OUTBOUND_APP_ID is unset (App Engine
-//	                                   sets it, e.g. "s~my-app"; the "s~" part is dropped)
+//	                                   sets it, e.g. "s~my-app"), kept whole: App Engine
+//	                                   printed the partition too ("appid: s~my-app")
 //	OUTBOUND_DEADLINE                  urlfetch's deadline over one exchange, a Go duration
 //	                                   ("10s"); default 5s, at most 60s
 //	OUTBOUND_BACKGROUND                "true": urlfetch deadlines up to 10 minutes (tasks, cron)
@@ -67,18 +67,12 @@ func (e Env) Config() (Config, error) {
 		cfg.Backend = Sockets
 	}
 	if cfg.AppID == "" {
-		cfg.AppID = gaeAppID(e.GAEAppID)
+		// With its partition prefix ("s~my-app"), as App Engine wrote it
+		// in the User-Agent (google/appengine/api/urlfetch_stub.py,
+		// _RetrieveURL: "appid: %s" % os.getenv('APPLICATION_ID')).
+		cfg.AppID = e.GAEAppID
 	}
 	return cfg, nil
-}
-
-// gaeAppID drops the partition prefix App Engine puts before an app id
-// ("s~my-app", "e~my-app").
-func gaeAppID(s string) string {
-	if len(s) > 2 && s[1] == '~' {
-		return s[2:]
-	}
-	return s
 }
 
 // ConfigFromEnv reads the variables listed at [Env] and returns the Config
@@ -94,7 +88,7 @@ func ConfigFromEnv() (Config, error) {
 // FromEnv builds a Config from the environment and calls New.
 // GAE_USE_SOCKETS_HTTPLIB present, with any value including "", selects
 // Sockets; absent selects URLFetch. See [Env] for every variable.
-func FromEnv() (http.RoundTripper, error) {
+func FromEnv() (*Transport, error) {
 	cfg, err := ConfigFromEnv()
 	if err != nil {
 		return nil, err

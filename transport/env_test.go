@@ -60,7 +60,7 @@ func TestConfigFromEnvSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.AppID != "my-app" || cfg.Deadline != 12*time.Second || !cfg.Background || cfg.Retries != 3 ||
+	if cfg.AppID != "s~my-app" || cfg.Deadline != 12*time.Second || !cfg.Background || cfg.Retries != 3 ||
 		cfg.RetryWaitMin != 10*time.Millisecond || cfg.RetryWaitMax != 2*time.Second || cfg.TLS.MinVersion != 0x0304 {
 		t.Fatalf("config = %+v", cfg)
 	}
@@ -68,6 +68,37 @@ func TestConfigFromEnvSettings(t *testing.T) {
 	if cfg, _ := transport.ConfigFromEnv(); cfg.AppID != "explicit" {
 		t.Fatalf("OUTBOUND_APP_ID does not win over GAE_APPLICATION: %q", cfg.AppID)
 	}
+}
+
+// TestConfigFromEnvAppIDPartition checks that GAE_APPLICATION is kept with
+// its partition prefix: App Engine wrote the id as APPLICATION_ID held it,
+// "s~my-app", in the User-Agent suffix
+// (google/appengine/api/urlfetch_stub.py, _RetrieveURL: "appid: %s" %
+// os.getenv('APPLICATION_ID')).
+func TestConfigFromEnvAppIDPartition(t *testing.T) {
+	unsetenv(t, "OUTBOUND_APP_ID")
+	for _, id := range []string{"s~my-app", "e~my-app", "dev~my-app", "example.com:my-app", "s~example.com:my-app", "my-app", "~", "s~"} {
+		t.Run(id, func(t *testing.T) {
+			t.Setenv("GAE_APPLICATION", id)
+			cfg, err := transport.ConfigFromEnv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.AppID != id {
+				t.Fatalf("AppID %q, want %q as App Engine printed it", cfg.AppID, id)
+			}
+		})
+	}
+	t.Run("unset", func(t *testing.T) {
+		unsetenv(t, "GAE_APPLICATION")
+		cfg, err := transport.ConfigFromEnv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.AppID != "" {
+			t.Fatalf("AppID %q, want empty (urlfetch's default)", cfg.AppID)
+		}
+	})
 }
 
 func TestConfigFromEnvBadValues(t *testing.T) {

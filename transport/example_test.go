@@ -1,10 +1,12 @@
 package transport_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/sockets/socketstest"
@@ -58,9 +60,32 @@ func ExampleNew() {
 			resp.Body.Close()
 			fmt.Printf("%s: %s\n", b, resp.Status)
 		}
-		rt.(*transport.Transport).CloseIdleConnections()
+		rt.CloseIdleConnections()
 	}
 	// Output:
 	// urlfetch: 200 OK
 	// sockets: refused: google range
+}
+
+// Retryable is the rule Config.Retries follows, for code that retries on
+// its own: an idempotent request (or one with an Idempotency-Key) after a
+// transient failure, never after a refusal or a deadline.
+func ExampleRetryable() {
+	get, _ := http.NewRequest(http.MethodGet, "https://www.example.com/", nil)
+	post, _ := http.NewRequest(http.MethodPost, "https://www.example.com/orders", strings.NewReader(`{"item":42}`))
+	keyed := post.Clone(context.Background())
+	keyed.Header.Set("Idempotency-Key", "order-42")
+	unavailable := &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{}}
+
+	fmt.Println("GET, 503:", transport.Retryable(get, unavailable, nil))
+	fmt.Println("POST, 503:", transport.Retryable(post, unavailable, nil))
+	fmt.Println("POST with Idempotency-Key, 503:", transport.Retryable(keyed, unavailable, nil))
+	fmt.Println("GET, refused:", transport.Retryable(get, nil, fmt.Errorf("dial: %w", sockets.ErrDenied)))
+	fmt.Println("GET, deadline:", transport.Retryable(get, nil, context.DeadlineExceeded))
+	// Output:
+	// GET, 503: true
+	// POST, 503: false
+	// POST with Idempotency-Key, 503: true
+	// GET, refused: false
+	// GET, deadline: false
 }

@@ -3,89 +3,56 @@ package transport
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
 	"net/http"
-	"net/url"
+	"strconv"
 	"time"
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
 
-	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
 
-// retrier retries requests through go-retryablehttp's client loop, with
-// Outbound's rules:
+// Retryable reports whether a request that ended with resp or err may be
+// sent again. It is the rule [Transport] follows when [Config.Retries] is
+// set, offered to callers that retry on their own. It reports true only
+// when all of these hold:
 //
-//   - only idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or a
-//     request carrying an Idempotency-Key (or X-Idempotency-Key) header are
-//     retried;
-//   - a policy refusal, a urlfetch limit or refusal, a certificate error and
-//     a cancelled or expired context are never retried;
-//   - a 429 or a 5xx reply (but 501) is retried, after Retry-After when the
-//     reply has one (429 and 503), else after exponential backoff;
-//   - the final reply or error is passed through unchanged: a 5xx stays a
-//     response, never an error;
-//   - the body is rewound with Request.GetBody for each new try, never
-//     buffered whole; a body that cannot be rewound is sent once;
-//   - nothing is logged unless Config.Logger is set.
-type retrier struct {
-	next   http.RoundTripper
-	client *retryablehttp.Client
+//   - req can be sent again as it is: its method is idempotent (GET, HEAD,
+//     OPTIONS, TRACE, PUT, DELETE: RFC 9110, section 9.2.2), or it carries
+//     an Idempotency-Key or X-Idempotency-Key header; and it has no body,
+//     or req.GetBody can make a fresh copy of it;
+//   - req's context is neither cancelled nor past its deadline;
+//   - the outcome may be transient: a 429, 502, 503 or 504 reply, or an
+//     error that [urlfetch.IsPermanent] does not call permanent and that is
+//     not [ErrInvalidRequest]: a connection refused, reset or closed early,
+//     a failed DNS lookup, a malformed reply, or any other error not known
+//     to be permanent.
+//
+// Never retried, on either backend: a refusal (anything matching
+// sockets.ErrDenied, urlfetch's refusals among them), a urlfetch limit
+// (request or response size, redirects), a certificate error, an invalid
+// request or configuration, a cancelled context, and a deadline: anything
+// matching context.DeadlineExceeded, the request context's, urlfetch's over
+// one exchange ([Config.Deadline]) or the sockets dialer's timeout. A
+// deadline is the time the caller gave the request or the connection:
+// another try would spend it again, so it is final, as urlfetch.IsPermanent
+// says too.
+// Any other reply (500 and 501 among them) is final. For an error alone,
+// !urlfetch.IsPermanent(err) gives the same answer for every error but
+// ErrInvalidRequest.
+//
+// A nil req, or a nil resp with a nil err, is not retryable.
+func Retryable(req *http.Request, resp *http.Response, err error) bool {
+	return req != nil && replayable(req) && req.Context().Err() == nil && transient(resp, err)
 }
 
-func newRetrier(cfg Config, next http.RoundTripper) *retrier {
-	waitMin, waitMax := cfg.RetryWaitMin, cfg.RetryWaitMax
-	if waitMin <= 0 {
-		waitMin = 100 * time.Millisecond
-	}
-	if waitMax <= 0 {
-		waitMax = 5 * time.Second
-	}
-	c := &retryablehttp.Client{
-		HTTPClient: &http.Client{
-			Transport: next,
-			// A RoundTripper never follows redirects: the caller's
-			// http.Client does.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		RetryWaitMin: waitMin,
-		RetryWaitMax: waitMax,
-		RetryMax:     cfg.Retries,
-		CheckRetry:   checkRetry,
-		Backoff:      retryablehttp.DefaultBackoff,
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-		PrepareRetry: rewindBody,
-	}
-	if cfg.Logger != nil {
-		c.Logger = cfg.Logger // *slog.Logger is a retryablehttp.LeveledLogger
-	}
-	return &retrier{next: next, client: c}
-}
-
-func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !retryable(req) {
-		return r.next.RoundTrip(req)
-	}
-	rreq, err := retryablehttp.NewRequestWithContext(req.Context(), req.Method, req.URL.String(), nil)
-	if err != nil {
-		return r.next.RoundTrip(req) // let the backend report the bad request
-	}
-	// The first try sends the caller's own body; rewindBody asks GetBody
-	// for a fresh one before each later try.
-	rreq.Request = req.Clone(req.Context())
-	rreq.Request.RequestURI = "" // http.Client refuses server-side requests
-	resp, err := r.client.Do(rreq)
-	if ue, ok := err.(*url.Error); ok {
-		err = ue.Err // http.Client's wrapping, not the backend's error
-	}
-	return resp, err
-}
-
-// retryable reports whether req may be sent more than once.
-func retryable(req *http.Request) bool {
+// replayable reports whether req may be sent more than once.
+func replayable(req *http.Request) bool {
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
-		return false // cannot rewind
+		return false // the body cannot be rewound
 	}
 	switch req.Method {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
@@ -96,44 +63,205 @@ func retryable(req *http.Request) bool {
 	return key || xkey
 }
 
-// rewindBody gives a retry a fresh body from GetBody.
-func rewindBody(req *http.Request) error {
-	if req.GetBody == nil || req.Body == nil || req.Body == http.NoBody {
-		return nil
-	}
-	b, err := req.GetBody()
+// transient reports whether the outcome of one try may be different on the
+// next.
+func transient(resp *http.Response, err error) bool {
 	if err != nil {
-		return err
+		return !urlfetch.IsPermanent(err) && !errors.Is(err, ErrInvalidRequest)
 	}
-	req.Body = b
-	return nil
+	if resp == nil {
+		return false
+	}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
-// checkRetry decides whether a try is retried. It never retries a refusal,
-// a limit, a certificate error or a context error.
-func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
-		return false, nil
-	}
-	if err != nil {
-		return !permanent(err), nil
-	}
+// Default retry waits (Config.RetryWaitMin, Config.RetryWaitMax).
+const (
+	defaultRetryWaitMin = 100 * time.Millisecond
+	defaultRetryWaitMax = 5 * time.Second
+)
+
+// drainLimit is how much of a retried reply's body is read so that its
+// connection can be reused; a longer body is cut and its connection
+// closed. go-retryablehttp reads the same amount (its respReadLimit).
+const drainLimit = 4 << 10
+
+// retrier is the retry loop of a [Transport]: the settings New validated.
+// Its zero value retries nothing. It is never changed after New, and so is
+// safe for concurrent use.
+type retrier struct {
+	max              int // Config.Retries
+	waitMin, waitMax time.Duration
+	logger           *slog.Logger // nil: no logging
+}
+
+func newRetrier(cfg Config) (retrier, error) {
 	switch {
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return true, nil
-	case resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented:
-		return true, nil
+	case cfg.Retries < 0:
+		return retrier{}, errors.New("transport: Retries must not be negative")
+	case cfg.RetryWaitMin < 0 || cfg.RetryWaitMax < 0:
+		return retrier{}, errors.New("transport: RetryWaitMin and RetryWaitMax must not be negative")
 	}
-	return false, nil
+	r := retrier{max: cfg.Retries, waitMin: cfg.RetryWaitMin, waitMax: cfg.RetryWaitMax, logger: cfg.Logger}
+	if r.waitMin == 0 {
+		r.waitMin = defaultRetryWaitMin
+	}
+	if r.waitMax == 0 {
+		r.waitMax = defaultRetryWaitMax
+	}
+	r.waitMax = max(r.waitMax, r.waitMin)
+	return r, nil
 }
 
-// permanent reports errors that are not retried: refusals, limits (urlfetch's
-// deadline is one of its limits, and matches context.DeadlineExceeded),
-// certificate errors, and cancellation.
-func permanent(err error) bool {
-	return errors.Is(err, sockets.ErrDenied) ||
-		errors.Is(err, context.Canceled) ||
-		errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, tlsconf.ErrCertificate) ||
-		urlfetch.IsPermanent(err)
+// roundTrip sends req through next, and again while [Retryable] allows it
+// and tries remain. req must be replayable.
+//
+// The first try sends req itself; each later one sends a shallow copy whose
+// only change is a fresh body from req.GetBody, as net/http's own
+// rewindBody does, so the caller's request is never changed and nothing
+// (no Authorization from URL user information, no cookie, no redirect) is
+// added. The last reply or error is returned as it is: a 503 stays a
+// response. A retried reply's body is drained (up to drainLimit) and closed
+// before the wait, so its connection can serve the next try.
+//
+// req's context bounds everything: a wait ends when the context is done
+// (RoundTrip then returns the context's error), and a wait that would end
+// after the context's deadline is not begun: the last reply or error is
+// returned at once, since no further try could finish in time.
+func (r *retrier) roundTrip(next http.RoundTripper, req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	try := req
+	for n := 0; ; n++ {
+		resp, err := next.RoundTrip(try)
+		if n == r.max || !Retryable(req, resp, err) {
+			return resp, err
+		}
+		wait := r.backoff(n, resp)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
+			return resp, err
+		}
+		again, rerr := rewind(req)
+		if rerr != nil {
+			r.log(ctx, req, n, 0, resp, err, rerr)
+			return resp, err
+		}
+		r.log(ctx, req, n, wait, resp, err, nil)
+		if resp != nil {
+			io.CopyN(io.Discard, resp.Body, drainLimit)
+			resp.Body.Close()
+		}
+		if !sleep(ctx, wait) {
+			closeBody(again)
+			return nil, ctx.Err()
+		}
+		try = again
+	}
+}
+
+// rewind returns a copy of req for another try, with a fresh body from
+// req.GetBody when req has one.
+func rewind(req *http.Request) (*http.Request, error) {
+	again := *req
+	if req.Body != nil && req.Body != http.NoBody {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		again.Body = body
+	}
+	return &again, nil
+}
+
+// sleep waits for d, or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// backoff returns the wait after try n (0 for the first), when that try
+// ended with resp (nil after an error). Every wait lies between waitMin and
+// waitMax.
+//
+// A Retry-After header on resp is the server's own word and is honoured,
+// within those bounds. Otherwise the wait is drawn at random between
+// waitMin and a ceiling that doubles with each try, waitMin*2^(n+1) capped
+// at waitMax, so that clients that failed together do not all come back
+// together. The ceiling is go-retryablehttp's DefaultBackoff (exponential,
+// capped, safe from overflow), called without the response.
+//
+// The rest of go-retryablehttp does not fit. DefaultBackoff's own
+// Retry-After handling returns the header's value uncapped (a server could
+// hold a request for a day), accepts only one of the three HTTP-date forms
+// that RFC 9110, section 5.6.7, requires a recipient to read, and gives a
+// number that cannot be told apart from its exponential one, so jitter
+// could not be added to one and not the other; the parser behind it is not
+// exported. LinearJitterBackoff grows past its maximum (its jitter is
+// multiplied by the try number) and seeds a new random source from the
+// clock's nanoseconds on every call: an allocation, and the same jitter for
+// calls that read the same clock value. Its retry policies match error
+// text with regular expressions and retry 500; Outbound's errors are
+// typed. Its client loop is an http.Client, which a RoundTripper must not
+// wrap (it adds authentication, cookies and redirects).
+func (r *retrier) backoff(n int, resp *http.Response) time.Duration {
+	if resp != nil {
+		if d, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
+			return min(max(d, r.waitMin), r.waitMax)
+		}
+	}
+	ceiling := retryablehttp.DefaultBackoff(r.waitMin, r.waitMax, n+1, nil)
+	return r.waitMin + rand.N(ceiling-r.waitMin+1)
+}
+
+// retryAfter parses a Retry-After value (RFC 9110, section 10.2.3): a
+// number of seconds, or an HTTP-date in any of the forms http.ParseTime
+// reads. A date in the past is a wait of zero or less.
+func retryAfter(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseUint(v, 10, 64); err == nil {
+		const most = 1 << 32 // seconds, over a century: far above any waitMax
+		return time.Duration(min(s, most)) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return time.Until(t), true
+	}
+	return 0, false
+}
+
+// log reports a retry (or, with rerr, a retry given up because the body
+// could not be rewound) to the configured logger, if any.
+func (r *retrier) log(ctx context.Context, req *http.Request, n int, wait time.Duration, resp *http.Response, err, rerr error) {
+	if r.logger == nil {
+		return
+	}
+	u := *req.URL
+	u.User = nil // no credential in a log line
+	attrs := []slog.Attr{
+		slog.String("method", req.Method),
+		slog.String("url", u.String()),
+		slog.Int("try", n+1),
+	}
+	if resp != nil {
+		attrs = append(attrs, slog.Int("status", resp.StatusCode))
+	} else {
+		attrs = append(attrs, slog.Any("error", err))
+	}
+	if rerr != nil {
+		attrs = append(attrs, slog.Any("rewind_error", rerr))
+		r.logger.LogAttrs(ctx, slog.LevelWarn, "transport: not retrying: request body cannot be rewound", attrs...)
+		return
+	}
+	attrs = append(attrs, slog.Duration("wait", wait))
+	r.logger.LogAttrs(ctx, slog.LevelDebug, "transport: retrying request", attrs...)
 }

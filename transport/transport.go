@@ -80,14 +80,17 @@ type Config struct {
 	// OnStats. The sockets backend meters through Dialer.Meter instead.
 	OnStats func(*http.Request, urlfetch.Stats)
 
-	// Retries is how many times a failed request may be tried again.
-	// Zero means no retries. The package doc says what is retried and
-	// what never is.
+	// Retries is how many times a failed request may be tried again, inside
+	// RoundTrip. Zero means no retries. Only a request that [Retryable]
+	// allows is tried again; the package doc says what is retried and what
+	// never is. Negative is an error.
 	Retries int
 
-	// RetryWaitMin and RetryWaitMax bound the exponential backoff between
-	// tries. Zero means 100 ms and 5 s. A Retry-After header on a 429 or
-	// 503 reply is honoured instead.
+	// RetryWaitMin and RetryWaitMax bound the wait between tries: each wait
+	// is at least RetryWaitMin and at most RetryWaitMax, and a Retry-After
+	// header is honoured within them. Zero means 100 ms and 5 s; a
+	// RetryWaitMax below RetryWaitMin means RetryWaitMin. Negative is an
+	// error.
 	RetryWaitMin, RetryWaitMax time.Duration
 
 	// Logger receives the library's log lines (retries, insecure TLS
@@ -96,29 +99,46 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Transport is the http.RoundTripper that [New] returns. It is safe for
-// concurrent use. Install it as http.DefaultTransport with [Install], or
-// pass it to an http.Client.
+// Transport is an http.RoundTripper that sends each request through one
+// backend, trying it again when [Config.Retries] allows. Build one with
+// [New] or [FromEnv]; the zero Transport refuses every request with
+// [ErrInvalidRequest]. It is safe for concurrent use. Install it as
+// http.DefaultTransport with [Install], or pass it to an http.Client.
 type Transport struct {
 	backend Backend
-	rt      http.RoundTripper
-	base    interface{ CloseIdleConnections() }
+	base    roundTripper // nil in the zero Transport
+	retry   retrier      // zero: no retries
 }
 
-var _ http.RoundTripper = (*Transport)(nil)
+// roundTripper is what both backends are.
+type roundTripper interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
 
-// RoundTrip sends req through the backend. It follows the RoundTripper
-// contract: a non-2xx status is not an error, req is not changed, and its
-// body is closed, also on error.
+var (
+	_ http.RoundTripper                   = (*Transport)(nil)
+	_ interface{ CloseIdleConnections() } = (*Transport)(nil) // http.Client.CloseIdleConnections
+)
+
+// RoundTrip sends req through the backend, and again, up to Config.Retries
+// times, while [Retryable] allows it. It follows the RoundTripper contract
+// of net/http: a non-2xx status is not an error; req is never changed
+// (a retry sends a copy with a fresh body from req.GetBody); req's body is
+// closed, also on error; no authentication, cookie or redirect is added or
+// followed. req's context bounds every try and every wait between them.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
-	if t.rt == nil {
+	if t.base == nil {
 		closeBody(req)
 		return nil, fmt.Errorf("%w: zero Transport: build one with New", ErrInvalidRequest)
 	}
-	return t.rt.RoundTrip(req)
+	if t.retry.max == 0 || !replayable(req) {
+		return t.base.RoundTrip(req)
+	}
+	return t.retry.roundTrip(t.base, req)
 }
 
 // ErrInvalidRequest is matched by the error for a request no backend can
@@ -147,6 +167,7 @@ func closeBody(req *http.Request) {
 func (t *Transport) Backend() Backend { return t.backend }
 
 // CloseIdleConnections closes the backend's idle keep-alive connections.
+// It does not interrupt a connection in use.
 func (t *Transport) CloseIdleConnections() {
 	if t.base != nil {
 		t.base.CloseIdleConnections()
@@ -154,7 +175,8 @@ func (t *Transport) CloseIdleConnections() {
 }
 
 // BackendOf reports the backend of rt, if rt is a [*Transport] (or wraps
-// one and says so with a Backend() Backend method).
+// one and says so with a Backend() Backend method). Code that holds a
+// *Transport calls [Transport.Backend] instead.
 func BackendOf(rt http.RoundTripper) (Backend, bool) {
 	if b, ok := rt.(interface{ Backend() Backend }); ok {
 		return b.Backend(), true
@@ -163,19 +185,17 @@ func BackendOf(rt http.RoundTripper) (Backend, bool) {
 }
 
 // New builds the backend cfg selects. It validates cfg once and returns an
-// error for an unknown backend, negative retries, a bad TLS configuration
-// (unreadable files, bad certificates, an unsupported minimum version) or a
-// bad urlfetch setting (a negative deadline, an app id that cannot go in a
-// header). It never reads the environment and never changes process-wide
-// state.
-func New(cfg Config) (http.RoundTripper, error) {
-	var (
-		base interface {
-			http.RoundTripper
-			CloseIdleConnections()
-		}
-		err error
-	)
+// error for an unknown backend, negative retries or retry waits, a bad TLS
+// configuration (unreadable files, bad certificates, an unsupported
+// minimum version) or a bad urlfetch setting (a negative deadline, an app
+// id that cannot go in a header). It never reads the environment and never
+// changes process-wide state.
+func New(cfg Config) (*Transport, error) {
+	r, err := newRetrier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var base roundTripper
 	switch cfg.Backend {
 	case URLFetch:
 		base, err = newURLFetch(cfg)
@@ -187,14 +207,7 @@ func New(cfg Config) (http.RoundTripper, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{backend: cfg.Backend, rt: base, base: base}
-	if cfg.Retries < 0 {
-		return nil, errors.New("transport: Retries must not be negative")
-	}
-	if cfg.Retries > 0 {
-		t.rt = newRetrier(cfg, base)
-	}
-	return t, nil
+	return &Transport{backend: cfg.Backend, base: base, retry: r}, nil
 }
 
 // dialer returns the sockets backend's dialer: a copy of the template, with

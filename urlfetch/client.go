@@ -3,6 +3,7 @@ package urlfetch
 import (
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // MaxRedirects is the number of redirects a client made by [NewClient]
@@ -11,11 +12,22 @@ const MaxRedirects = 5
 
 // NewClient returns an http.Client that sends its requests through rt and
 // follows redirects as App Engine's URL Fetch did (see [CheckRedirect]).
-// A nil rt means a new zero [Transport]. Every hop is a RoundTrip of rt, so
-// a [Transport] checks each one against its rules and its policy again.
+// A nil rt means a new zero [Transport]; any other RoundTripper (the
+// sockets backend, say) gets the same redirect rule. Every hop is a
+// RoundTrip of rt, so a [Transport] checks each one against its rules and
+// its policy again.
+//
+// A redirect from https to http is followed, as App Engine followed it,
+// but from that hop on no Authorization, Cookie or Proxy-Authorization
+// header, and no user information in the URL, is sent: net/http compares
+// only host names, and would send them in clear text to the same host.
+// See [CheckRedirect].
 //
 // The Transport's deadline bounds each hop; to bound the whole chain, give
-// the request a context with a deadline. The client has no cookie jar.
+// the request a context with a deadline. The client has no cookie jar. A
+// jar set on it later is asked for cookies by net/http after CheckRedirect
+// ran, for each hop's URL: it gives an http URL none of its Secure cookies,
+// but it does give the others, as it would to any plain http request.
 func NewClient(rt http.RoundTripper) *http.Client {
 	if rt == nil {
 		rt = new(Transport)
@@ -24,14 +36,27 @@ func NewClient(rt http.RoundTripper) *http.Client {
 }
 
 // CheckRedirect is the redirect rule of App Engine's URL Fetch, for
-// http.Client.CheckRedirect: at most [MaxRedirects] redirects are followed,
-// and only for the statuses 301, 302, 303 and 307. A 308 is not followed:
-// the client returns it to the caller as it came. The method of the next
-// request becomes GET, except after a 307, which keeps the method and the
-// body. The sixth redirect fails with an error matching
-// [ErrTooManyRedirects], which the client returns wrapped in a *url.Error.
+// http.Client.CheckRedirect:
 //
-// CheckRedirect may change req.Method; it is safe for concurrent use.
+//   - at most [MaxRedirects] redirects are followed, and only for the
+//     statuses 301, 302, 303 and 307. A 308 is not followed: the client
+//     returns it to the caller as it came. The sixth redirect fails with an
+//     error matching [ErrTooManyRedirects], which the client returns
+//     wrapped in a *url.Error.
+//   - on 301, 302 and 303 a GET stays GET and a HEAD stays HEAD; any other
+//     method becomes GET without its body. A 307 keeps the method and the
+//     body. (This is what net/http does; CheckRedirect leaves the method
+//     alone.)
+//   - once a hop has gone from https to http, no Authorization, Cookie or
+//     Proxy-Authorization header is sent, on that hop and on every later
+//     one, back on https included, and the URL's user information (which
+//     net/http would send as Authorization) is dropped. The downgrade
+//     itself is followed, as App Engine followed it; refusing it would
+//     break sites that redirect to http, and the credentials are what must
+//     not travel in clear text.
+//
+// CheckRedirect may remove headers from req and the user information from
+// req.URL; it is safe for concurrent use.
 func CheckRedirect(req *http.Request, via []*http.Request) error {
 	status := 0
 	if req.Response != nil {
@@ -48,10 +73,50 @@ func CheckRedirect(req *http.Request, via []*http.Request) error {
 		return &Error{Kind: ErrTooManyRedirects, Method: req.Method, URL: url,
 			Err: fmt.Errorf("urlfetch: stopped after %d redirects", MaxRedirects)}
 	}
-	if status != http.StatusTemporaryRedirect && req.Method != http.MethodGet {
-		// net/http already turns POST into GET for 301, 302 and 303, and
-		// drops the body; App Engine did it for every method.
-		req.Method = http.MethodGet
+	// google/appengine/api/urlfetch_stub.py, _RetrieveURL,
+	// PRESERVE_ON_REDIRECT: net/http already keeps GET and HEAD on 301, 302
+	// and 303, turns every other method into GET without its body, and
+	// keeps both on 307, as App Engine did. The method is not touched here.
+	if downgraded(req, via) {
+		stripCredentials(req)
 	}
 	return nil
+}
+
+// credentialHeaders are the headers never sent after an https-to-http hop.
+var credentialHeaders = [...]string{"Authorization", "Cookie", "Proxy-Authorization"}
+
+// downgraded reports whether the chain of requests via, then req, has a
+// hop from https to http.
+func downgraded(req *http.Request, via []*http.Request) bool {
+	secure := false
+	for _, r := range via {
+		switch {
+		case r.URL == nil:
+		case strings.EqualFold(r.URL.Scheme, "https"):
+			secure = true
+		case secure && strings.EqualFold(r.URL.Scheme, "http"):
+			return true
+		}
+	}
+	return secure && req.URL != nil && strings.EqualFold(req.URL.Scheme, "http")
+}
+
+// stripCredentials removes the credential headers, in any letter case,
+// and the URL's user information from req, the next hop, which
+// http.Client built and owns.
+func stripCredentials(req *http.Request) {
+	for k := range req.Header {
+		ck := http.CanonicalHeaderKey(k)
+		for _, h := range credentialHeaders {
+			if ck == h {
+				delete(req.Header, k)
+			}
+		}
+	}
+	if req.URL != nil && req.URL.User != nil {
+		u := *req.URL
+		u.User = nil
+		req.URL = &u
+	}
 }

@@ -26,8 +26,8 @@ func checkDeadlineError(t testing.TB, err error) {
 	if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
 		t.Errorf("error %v is not a net.Error with Timeout", err)
 	}
-	if urlfetch.IsPermanent(err) {
-		t.Errorf("a deadline error is permanent")
+	if !urlfetch.IsPermanent(err) {
+		t.Errorf("a deadline error is not permanent: the caller's time is spent")
 	}
 }
 

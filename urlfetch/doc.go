@@ -20,7 +20,9 @@
 //   - URL length: at most [MaxURLLength] (10,240) characters;
 //   - request body: at most [MaxRequestBody] (10 MiB); a body of unknown
 //     length is read into memory, up to the limit and one byte, before
-//     anything is sent;
+//     anything is sent. The body of a GET, HEAD or DELETE is dropped
+//     unread, whatever its size, and no Content-Length is sent, as App
+//     Engine sent a payload only with POST, PUT and PATCH;
 //   - destinations: public addresses only, checked by a [sockets.Dialer]
 //     with [sockets.PublicPolicy] (the never-public rule of the sockets
 //     backend, with Google's ranges reachable) on every connection, so on
@@ -47,15 +49,29 @@
 //     the request itself (Request.Host is ignored: the Host header is the
 //     URL's host);
 //   - User-Agent: " AppEngine-Google; (+http://code.google.com/appengine;
-//     appid: APPID)" is appended to the application's User-Agent, or to
-//     [DefaultUserAgent] when it sets none; APPID is [Transport.AppID];
+//     appid: APPID)" is appended to the application's User-Agent; when it
+//     sets none (or an empty one), "AppEngine-Google;
+//     (+http://code.google.com/appengine; appid: APPID)" is sent alone,
+//     never net/http's default. APPID is [Transport.AppID], with its
+//     partition prefix as App Engine printed it ("s~my-app");
+//   - Content-Type: a POST with a body and no Content-Type header gets
+//     "application/x-www-form-urlencoded", as App Engine's did;
 //   - compression: "Accept-Encoding: gzip" is added and a gzip reply
 //     decompressed, unless the application set Accept-Encoding itself (then
 //     the body comes as the server sent it), as net/http does;
 //   - certificates: verified by default; skipping verification takes the
 //     explicit, named option tlsconf.Config.InsecureSkipVerify;
+//   - malformed replies: a status of 600 or more, or a redirect status
+//     (301, 302, 303, 307, 308) without a Location header, is not a
+//     response but an error matching [ErrMalformedReply]; the reply is
+//     closed unread and its connection not reused;
 //   - redirects: a Transport follows none; [NewClient] makes a client that
-//     follows at most 5, for 301, 302, 303 and 307, but not 308.
+//     follows at most 5, for 301, 302, 303 and 307, but not 308. On 301,
+//     302 and 303 GET and HEAD are kept and any other method becomes GET
+//     without its body; 307 keeps both. A redirect from https to http is
+//     followed, as App Engine followed it, but from that hop on no
+//     Authorization, Cookie or Proxy-Authorization header is sent, nor
+//     the user information of the URL (see [CheckRedirect]).
 //
 // The bytes each exchange moves are counted on the wire and reported to
 // [Transport.OnStats], as App Engine billed them (see [Stats]).
@@ -67,7 +83,13 @@
 // [ErrPayloadTooLarge], [ErrResponseTooLarge], [ErrDeadlineExceeded] (also
 // context.DeadlineExceeded), [ErrCanceled], [ErrDNS], [ErrConnectionClosed],
 // [ErrMalformedReply], [ErrTooManyRedirects], [ErrCertificate] (also
-// tlsconf.ErrCertificate) and [ErrConfig]. Every refusal also matches
+// tlsconf.ErrCertificate) and [ErrConfig]. As App Engine's error classes
+// did, [ErrPayloadTooLarge] also matches [ErrInvalidURL], and [ErrDNS],
+// [ErrConnectionClosed], [ErrMalformedReply], [ErrTooManyRedirects] and
+// [ErrDeadlineExceeded] match [ErrDownload], App Engine's DownloadError. A
+// lookup of the host name that timed out is [ErrDNS] and a timeout: it
+// matches [ErrDeadlineExceeded] and context.DeadlineExceeded too, and
+// [Error.Timeout] reports true. Every refusal also matches
 // [ErrRefused] and sockets.ErrDenied: a scheme, method or port refused by a
 // rule of the service is a [*RefusedError] (its Rule tells them apart), a
 // destination refused by the policy a *sockets.DeniedError. [IsPermanent]

@@ -11,20 +11,30 @@ import (
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
-// kind is the type of the sentinel errors: a fixed message and, for some,
-// a more general error it also matches (context.DeadlineExceeded for
-// [ErrDeadlineExceeded], for example).
+// kind is the type of the sentinel errors: a fixed message and the more
+// general errors it also matches, as App Engine's Python error classes had
+// parents ([ErrPayloadTooLarge] is an [ErrInvalidURL], [ErrDNS] an
+// [ErrDownload]) and as some are Go's own errors too
+// (context.DeadlineExceeded for [ErrDeadlineExceeded]).
 type kind struct {
-	text   string // without the "urlfetch: " prefix
-	parent error  // nil, or the error errors.Is also matches
+	text    string  // without the "urlfetch: " prefix
+	parents []error // the errors errors.Is also matches; none for most
 }
 
-func (k *kind) Error() string { return "urlfetch: " + k.text }
-func (k *kind) Unwrap() error { return k.parent }
+func (k *kind) Error() string   { return "urlfetch: " + k.text }
+func (k *kind) Unwrap() []error { return k.parents }
 
 // The sentinel errors. Every error a [Transport] returns, from RoundTrip or
 // from a response body, is an [*Error] whose Kind is one of them, so callers
 // branch with errors.Is(err, urlfetch.ErrPayloadTooLarge) and the like.
+//
+// They keep the relations of App Engine's error classes
+// (google/appengine/api/urlfetch_errors.py): [ErrPayloadTooLarge] also
+// matches [ErrInvalidURL] (PayloadTooLargeError is an InvalidURLError), and
+// [ErrDNS], [ErrConnectionClosed], [ErrMalformedReply],
+// [ErrTooManyRedirects] and [ErrDeadlineExceeded] also match [ErrDownload]
+// (their classes are DownloadErrors), so that code ported from
+// "except urlfetch.DownloadError:" reads errors.Is(err, urlfetch.ErrDownload).
 var (
 	// ErrInvalidURL: the URL is missing, relative, malformed, longer than
 	// [MaxURLLength], or refused by the scheme or port rule; the error of a
@@ -42,8 +52,9 @@ var (
 	ErrInvalidRequest error = &kind{text: "invalid request"}
 
 	// ErrPayloadTooLarge: the request body is longer than
-	// [MaxRequestBody]. Nothing was sent.
-	ErrPayloadTooLarge error = &kind{text: "payload too large"}
+	// [MaxRequestBody]. Nothing was sent. It also matches [ErrInvalidURL],
+	// as App Engine's PayloadTooLargeError is an InvalidURLError.
+	ErrPayloadTooLarge error = &kind{text: "payload too large", parents: []error{ErrInvalidURL}}
 
 	// ErrResponseTooLarge: the response body is longer than
 	// [MaxResponseBody]. The body ends with it after exactly
@@ -53,35 +64,51 @@ var (
 
 	// ErrDeadlineExceeded: the exchange did not end before its deadline
 	// (see [Transport.Deadline]) or the request context's. It also matches
-	// context.DeadlineExceeded, and the [*Error] is a net.Error whose
-	// Timeout method reports true.
-	ErrDeadlineExceeded error = &kind{text: "deadline exceeded", parent: context.DeadlineExceeded}
+	// context.DeadlineExceeded and [ErrDownload], and the [*Error] is a
+	// net.Error whose Timeout method reports true. Every [*Error] that is a
+	// timeout matches it, also a lookup that timed out (see [ErrDNS]).
+	ErrDeadlineExceeded error = &kind{text: "deadline exceeded", parents: []error{ErrDownload, context.DeadlineExceeded}}
 
 	// ErrCanceled: the request context was canceled. It also matches
 	// context.Canceled.
-	ErrCanceled error = &kind{text: "canceled", parent: context.Canceled}
+	ErrCanceled error = &kind{text: "canceled", parents: []error{context.Canceled}}
 
 	// ErrDNS: the host name could not be resolved. Err holds the
-	// *sockets.LookupError.
-	ErrDNS error = &kind{text: "dns lookup failed"}
+	// *sockets.LookupError. It also matches [ErrDownload]. A lookup that
+	// timed out (the resolver's own timeout, the dialer's, or the
+	// exchange's deadline while the lookup was in progress) is a timeout
+	// too: the [*Error]'s Timeout method reports true, and it matches
+	// [ErrDeadlineExceeded] and context.DeadlineExceeded as well as ErrDNS.
+	ErrDNS error = &kind{text: "dns lookup failed", parents: []error{ErrDownload}}
 
 	// ErrConnectionClosed: no connection could be made to an allowed
 	// address, or the connection was reset or closed before the whole
-	// reply arrived.
-	ErrConnectionClosed error = &kind{text: "connection closed"}
+	// reply arrived. It also matches [ErrDownload].
+	ErrConnectionClosed error = &kind{text: "connection closed", parents: []error{ErrDownload}}
 
 	// ErrMalformedReply: the server's reply is not valid HTTP/1.x (or, on
-	// https, not valid TLS).
-	ErrMalformedReply error = &kind{text: "malformed reply"}
+	// https, not valid TLS), or it has a status of 600 or more, or a
+	// redirect status (301, 302, 303, 307, 308) without a Location header.
+	// It also matches [ErrDownload].
+	ErrMalformedReply error = &kind{text: "malformed reply", parents: []error{ErrDownload}}
 
 	// ErrTooManyRedirects: a client made by [NewClient] was redirected more
-	// than [MaxRedirects] times.
-	ErrTooManyRedirects error = &kind{text: "too many redirects"}
+	// than [MaxRedirects] times. It also matches [ErrDownload].
+	ErrTooManyRedirects error = &kind{text: "too many redirects", parents: []error{ErrDownload}}
+
+	// ErrDownload is App Engine's DownloadError: a request that passed
+	// every rule could not be fetched. No [*Error] has it as its Kind; it
+	// is the parent that [ErrDNS], [ErrConnectionClosed],
+	// [ErrMalformedReply], [ErrTooManyRedirects] and [ErrDeadlineExceeded]
+	// match, as their Python classes were subclasses of DownloadError.
+	// Refusals, invalid requests, size limits and certificate errors do
+	// not match it.
+	ErrDownload error = &kind{text: "download error"}
 
 	// ErrCertificate: the server's certificate was refused (or the server
 	// refused the client's). It also matches tlsconf.ErrCertificate, and
 	// errors.As finds the *tlsconf.CertificateError.
-	ErrCertificate error = &kind{text: "certificate error", parent: tlsconf.ErrCertificate}
+	ErrCertificate error = &kind{text: "certificate error", parents: []error{tlsconf.ErrCertificate}}
 
 	// ErrRefused is matched by every refusal: a scheme, method or port
 	// refused by a rule of the fetch service ([*RefusedError], which also
@@ -89,7 +116,7 @@ var (
 	// refused by the policy (a *sockets.DeniedError, reachable with
 	// errors.As). It also matches sockets.ErrDenied. A refusal is final:
 	// nothing was sent, and a retry would be refused again.
-	ErrRefused error = &kind{text: "refused", parent: sockets.ErrDenied}
+	ErrRefused error = &kind{text: "refused", parents: []error{sockets.ErrDenied}}
 
 	// ErrConfig: the [Transport]'s configuration is invalid (a negative
 	// Deadline, an AppID that cannot go in a header, a TLS configuration
@@ -104,7 +131,8 @@ var (
 //
 // errors.Is(err, Kind) holds, and so does errors.Is or errors.As for
 // anything in Err's chain. An Error is a net.Error: Timeout reports whether
-// the deadline was exceeded.
+// the exchange ran out of time (the deadline was exceeded, or the lookup of
+// the host name timed out).
 type Error struct {
 	// Kind is the sentinel error for the kind of failure.
 	Kind error
@@ -158,8 +186,41 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Kind, e.Err}
 }
 
-// Timeout reports whether the deadline was exceeded.
-func (e *Error) Timeout() bool { return e.Kind == ErrDeadlineExceeded }
+// Timeout reports whether the exchange ran out of time: its Kind is
+// [ErrDeadlineExceeded], or it is [ErrDNS] and the lookup timed out (Err is
+// a timeout: it matches context.DeadlineExceeded or has a Timeout method
+// that reports true, as a *net.DNSError with IsTimeout does).
+func (e *Error) Timeout() bool {
+	switch e.Kind {
+	case ErrDeadlineExceeded:
+		return true
+	case ErrDNS:
+		return timedOut(e.Err)
+	}
+	return false
+}
+
+// Is reports whether e is a timeout (see [Error.Timeout]) and target is
+// [ErrDeadlineExceeded] or context.DeadlineExceeded, so that a lookup that
+// timed out matches both, as well as [ErrDNS]. Every other match comes
+// from Kind and Err, through Unwrap.
+func (e *Error) Is(target error) bool {
+	return (target == ErrDeadlineExceeded || target == context.DeadlineExceeded) && e.Timeout()
+}
+
+// timedOut reports whether err is a timeout: it matches
+// context.DeadlineExceeded, or an error in its chain has a Timeout method
+// that reports true.
+func timedOut(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
 
 // Temporary reports the same as Timeout; it exists so that an *Error is a
 // net.Error.
@@ -241,10 +302,14 @@ func (e *LimitError) Error() string {
 // refusal (a [*RefusedError] or a policy denial, anything matching
 // [ErrRefused] or sockets.ErrDenied), an invalid URL, method or request, a
 // size limit ([ErrPayloadTooLarge], [ErrResponseTooLarge]), too many
-// redirects, a certificate error, an invalid configuration, and a canceled
-// request. A deadline, a DNS failure, a closed connection and a malformed
-// reply may be transient: IsPermanent reports false for them, for nil, and
-// for errors that do not come from this package.
+// redirects, a certificate error (anything matching
+// tlsconf.ErrCertificate), an invalid configuration, a canceled request
+// (context.Canceled), and a deadline ([ErrDeadlineExceeded], or anything
+// matching context.DeadlineExceeded): a deadline, the request context's or
+// the exchange's ([Transport.Deadline]), is the time the caller gave the
+// request, and another try would spend it again. A DNS failure, a closed
+// connection and a malformed reply may be transient: IsPermanent reports
+// false for them, for nil, and for any other error.
 func IsPermanent(err error) bool {
 	if err == nil {
 		return false
@@ -259,6 +324,8 @@ func IsPermanent(err error) bool {
 
 var permanent = []error{
 	ErrRefused, ErrInvalidURL, ErrInvalidMethod, ErrInvalidRequest,
-	ErrPayloadTooLarge, ErrResponseTooLarge, ErrTooManyRedirects,
-	ErrCertificate, ErrConfig, ErrCanceled,
+	ErrPayloadTooLarge, ErrResponseTooLarge, ErrTooManyRedirects, ErrConfig,
+	// Matched by ErrCertificate, ErrCanceled and ErrDeadlineExceeded, and
+	// by the same failures reported by net/http or the sockets dialer.
+	tlsconf.ErrCertificate, context.Canceled, context.DeadlineExceeded,
 }

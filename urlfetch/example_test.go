@@ -115,3 +115,23 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// Code ported from Python's "except urlfetch.DownloadError:" and "except
+// urlfetch.InvalidURLError:" keeps its shape: the sentinels have the
+// relations of App Engine's error classes.
+func ExampleErrDownload() {
+	tr := urlfetch.Transport{
+		Resolver: new(socketstest.Resolver), // knows no name
+		Dialer:   &sockets.Dialer{Connect: new(socketstest.Connector).Connect},
+	}
+	get, _ := http.NewRequest(http.MethodGet, "http://www.example.com/", nil)
+	_, err := tr.RoundTrip(get)
+	fmt.Println("DNS failure: download error:", errors.Is(err, urlfetch.ErrDownload), "invalid url:", errors.Is(err, urlfetch.ErrInvalidURL))
+
+	post, _ := http.NewRequest(http.MethodPost, "http://www.example.com/", io.LimitReader(zeros{}, urlfetch.MaxRequestBody+1))
+	_, err = tr.RoundTrip(post)
+	fmt.Println("payload too large: download error:", errors.Is(err, urlfetch.ErrDownload), "invalid url:", errors.Is(err, urlfetch.ErrInvalidURL))
+	// Output:
+	// DNS failure: download error: true invalid url: false
+	// payload too large: download error: false invalid url: true
+}

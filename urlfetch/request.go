@@ -102,7 +102,7 @@ func port(host string) string {
 }
 
 // header returns the header to send: the request's, canonicalized, without
-// the headers the application cannot set, with the User-Agent suffix.
+// the headers the application cannot set, with App Engine's User-Agent.
 func (b *backend) header(in http.Header) (http.Header, error) {
 	h := make(http.Header, len(in)+1)
 	for k, vs := range in {
@@ -120,13 +120,26 @@ func (b *backend) header(in http.Header) (http.Header, error) {
 		}
 		h[ck] = append(h[ck], vs...) // a copy: the caller's slices are never shared
 	}
-	ua := DefaultUserAgent
+	// Set explicitly, so that net/http adds no default of its own; with no
+	// application value the suffix goes alone, as App Engine sent it.
+	ua := b.ua
 	if v := h["User-Agent"]; len(v) > 0 && v[0] != "" {
-		ua = v[0]
+		ua = v[0] + " " + b.ua
 	}
-	h["User-Agent"] = []string{ua + b.uaSuffix}
+	h["User-Agent"] = []string{ua}
 	return h, nil
 }
+
+// bodyless reports whether the fetch service drops the payload of a
+// request with method: App Engine sent a payload only with POST, PUT and
+// PATCH (google/appengine/api/urlfetch.py, make_fetch_call).
+func bodyless(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodDelete
+}
+
+// formContentType is the Content-Type of a POST with a payload and none of
+// its own.
+const formContentType = "application/x-www-form-urlencoded"
 
 // prepare checks req against the rules and returns the request to send,
 // with the exchange's deadline in its context, and the wrapper of its body
@@ -147,7 +160,12 @@ func (b *backend) prepare(ex *exchange, req *http.Request) (*http.Request, *reqB
 		return nil, nil, ex.fail(ErrInvalidRequest, err)
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
+	dropped := bodyless(ex.method)
 	switch {
+	case dropped:
+		// GET, HEAD and DELETE: the payload is dropped unread, whatever
+		// its size, and no Content-Length is sent.
+		hasBody = false
 	case req.ContentLength > MaxRequestBody:
 		closeBody(req)
 		return nil, nil, ex.fail(ErrPayloadTooLarge, &LimitError{What: "request body", Limit: MaxRequestBody, Size: req.ContentLength})
@@ -185,6 +203,13 @@ func (b *backend) prepare(ex *exchange, req *http.Request) (*http.Request, *reqB
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 		if len(buf) > 0 {
 			out.Body, _ = out.GetBody()
+		}
+	}
+	if ex.method == http.MethodPost && out.ContentLength > 0 {
+		// google/appengine/api/urlfetch_stub.py, _RetrieveURL: a POST
+		// with a payload and no Content-Type gets the form type.
+		if _, ok := h["Content-Type"]; !ok {
+			h["Content-Type"] = []string{formContentType}
 		}
 	}
 	return out, rb, nil

@@ -17,8 +17,15 @@ import (
 )
 
 // respond wraps the reply of net/http: the body is bounded by the response
-// limit and ends the exchange when it ends.
+// limit and ends the exchange when it ends. A reply App Engine took for
+// malformed is closed and returned as an error.
 func (b *backend) respond(ex *exchange, req *http.Request, resp *http.Response) (*http.Response, error) {
+	if err := malformedStatus(resp); err != nil {
+		// Closed unread: net/http then closes the connection rather than
+		// keep one whose reply was not read to its end.
+		resp.Body.Close()
+		return nil, ex.fail(ErrMalformedReply, err)
+	}
 	resp.Request = req
 	if resp.Body == nil || resp.Body == http.NoBody {
 		resp.Body = http.NoBody
@@ -45,6 +52,31 @@ func (b *backend) respond(ex *exchange, req *http.Request, resp *http.Response) 
 	}
 	resp.Body = body
 	return resp, nil
+}
+
+// malformedStatus returns why App Engine took resp for a malformed reply,
+// or nil: a status of 600 or more, or a redirect without a Location header
+// (google/appengine/api/urlfetch_stub.py, _RetrieveURL: "Status %s
+// unknown", 'Missing "Location" header for redirect.').
+func malformedStatus(resp *http.Response) error {
+	switch code := resp.StatusCode; {
+	case code >= 600:
+		return fmt.Errorf("urlfetch: status %d is not an HTTP status (600 or more)", code)
+	case isRedirect(code) && resp.Header.Get("Location") == "":
+		return fmt.Errorf("urlfetch: redirect status %d without a Location header", code)
+	}
+	return nil
+}
+
+// isRedirect reports whether code is a redirect status that names its
+// target in Location.
+func isRedirect(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
 }
 
 // body is a response body bounded by the response limit. Its errors are
@@ -151,7 +183,18 @@ func (ex *exchange) classify(err error, rb *reqBody, closed bool) *Error {
 		return e
 	}
 	if ex.ctx != nil && !closed && (ex.ctx.Err() != nil || ex.pastDeadline()) {
-		return ex.err(ex.ctxKind(), err)
+		k := ex.ctxKind()
+		if k == ErrDeadlineExceeded {
+			// A lookup cut by the deadline is a lookup that timed out:
+			// ErrDNS, and a timeout (Error.Timeout, Error.Is).
+			if le, ok := errors.AsType[*sockets.LookupError](err); ok && timedOut(le) {
+				return ex.err(ErrDNS, err)
+			}
+			if ex.lookups.Load() > 0 && timedOut(err) {
+				return ex.err(ErrDNS, &sockets.LookupError{Host: ex.host, Err: err})
+			}
+		}
+		return ex.err(k, err)
 	}
 	if closed {
 		return ex.err(ErrConnectionClosed, err)

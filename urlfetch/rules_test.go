@@ -302,6 +302,13 @@ func cloneRequestState(r *http.Request) requestState {
 	return requestState{r.Method, r.URL.String(), r.Host, r.Header.Clone(), r.ContentLength}
 }
 
+// TestUserAgent checks App Engine's User-Agent: the application's value
+// with the suffix appended, or the suffix alone when the application sets
+// none, never net/http's default; the app id as App Engine printed it,
+// partition included (google/appengine/api/urlfetch_stub.py, _RetrieveURL:
+// adjusted_headers 'User-Agent', "'%s %s' % (header.value(), ...)" for an
+// application value, and "appid: %s" % os.getenv('APPLICATION_ID'), which
+// held "s~my-app").
 func TestUserAgent(t *testing.T) {
 	got := make(chan string, 1)
 	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -313,8 +320,10 @@ func TestUserAgent(t *testing.T) {
 		want        string
 	}{
 		{"app value kept", "my-app", []string{"my-client/1.0"}, "my-client/1.0 AppEngine-Google; (+http://code.google.com/appengine; appid: my-app)"},
-		{"none set", "s~my-app", nil, "Go-http-client/1.1 AppEngine-Google; (+http://code.google.com/appengine; appid: s~my-app)"},
-		{"empty set", "my-app", []string{""}, "Go-http-client/1.1 AppEngine-Google; (+http://code.google.com/appengine; appid: my-app)"},
+		{"none set", "s~my-app", nil, "AppEngine-Google; (+http://code.google.com/appengine; appid: s~my-app)"},
+		{"empty set", "my-app", []string{""}, "AppEngine-Google; (+http://code.google.com/appengine; appid: my-app)"},
+		{"partition kept", "e~my-app", []string{"x/2"}, "x/2 AppEngine-Google; (+http://code.google.com/appengine; appid: e~my-app)"},
+		{"domain app id", "s~example.com:my-app", nil, "AppEngine-Google; (+http://code.google.com/appengine; appid: s~example.com:my-app)"},
 		{"default app id", "", []string{"x/2"}, "x/2 AppEngine-Google; (+http://code.google.com/appengine; appid: unknown)"},
 		{"first of several", "a", []string{"one/1", "two/2"}, "one/1 AppEngine-Google; (+http://code.google.com/appengine; appid: a)"},
 	}
@@ -628,7 +637,9 @@ func TestIsPermanent(t *testing.T) {
 	}{
 		{nil, false},
 		{errors.New("other"), false},
-		{e(urlfetch.ErrDeadlineExceeded), false},
+		{e(urlfetch.ErrDeadlineExceeded), true},
+		{context.DeadlineExceeded, true},
+		{context.Canceled, true},
 		{e(urlfetch.ErrDNS), false},
 		{e(urlfetch.ErrConnectionClosed), false},
 		{e(urlfetch.ErrMalformedReply), false},

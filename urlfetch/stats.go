@@ -44,6 +44,7 @@ type exchange struct {
 
 	sent, recv atomic.Int64
 	conn       atomic.Pointer[meteredConn] // the connection the request got
+	lookups    atomic.Int32                // host name lookups in progress for its dials
 	done       atomic.Bool
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -42,8 +43,12 @@ const (
 	// [Transport.AppID] is empty.
 	DefaultAppID = "unknown"
 
-	// DefaultUserAgent is the User-Agent the suffix is appended to when the
-	// request sets none (it is net/http's own default).
+	// DefaultUserAgent is net/http's own default User-Agent.
+	//
+	// Deprecated: a Transport no longer sends it. A request without a
+	// User-Agent is sent with App Engine's suffix alone, "AppEngine-Google;
+	// (+http://code.google.com/appengine; appid: APPID)", as App Engine sent
+	// it.
 	DefaultUserAgent = "Go-http-client/1.1"
 )
 
@@ -86,9 +91,10 @@ type Transport struct {
 	// on first use; only HTTP/1.1 is offered (see [Stats]).
 	TLS tlsconf.Config
 
-	// AppID is the application id appended to the User-Agent (see the
-	// package documentation). It may hold letters, digits and the
-	// characters "-_.:~". Empty means [DefaultAppID].
+	// AppID is the application id written in the User-Agent (see the
+	// package documentation), as App Engine printed it, with its partition
+	// prefix if it has one ("s~my-app"). It may hold letters, digits and
+	// the characters "-_.:~". Empty means [DefaultAppID].
 	AppID string
 
 	// Deadline bounds each exchange: connecting, sending the request,
@@ -135,7 +141,7 @@ type backend struct {
 	rt          *http.Transport
 	dialer      *sockets.Dialer
 	tls         *tls.Config
-	uaSuffix    string
+	ua          string // App Engine's User-Agent, appended to the application's
 	deadline    time.Duration
 	dialTimeout time.Duration
 	strict      bool
@@ -228,10 +234,12 @@ func (t *Transport) build() (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	d := t.dialer()
+	d.Resolver = lookupTracker{d.Resolver}
 	b := &backend{
-		dialer:      t.dialer(),
+		dialer:      d,
 		tls:         tc,
-		uaSuffix:    " AppEngine-Google; (+http://code.google.com/appengine; appid: " + appID + ")",
+		ua:          "AppEngine-Google; (+http://code.google.com/appengine; appid: " + appID + ")",
 		deadline:    deadline,
 		dialTimeout: deadline,
 		strict:      t.StrictResponseLimit,
@@ -274,8 +282,11 @@ func (t *Transport) CloseIdleConnections() {
 
 // RoundTrip makes one exchange: it checks req against the rules of the
 // fetch service, sends it, and returns the reply. It follows no redirect
-// (see [NewClient] for a client that does). A reply with any status is a
-// response, not an error.
+// (see [NewClient] for a client that does). A reply with any HTTP status
+// is a response, not an error, but for those App Engine took for
+// malformed: a status of 600 or more, or a redirect status (301, 302, 303,
+// 307, 308) without a Location header, is an error matching
+// [ErrMalformedReply].
 //
 // RoundTrip never changes req, and always closes req.Body, also on error.
 // Every error, from RoundTrip or from reading the response body, is an
@@ -313,6 +324,24 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, ex.failRT(err, rb)
 	}
 	return b.respond(ex, req, resp)
+}
+
+// lookupTracker is the dialer's resolver: it counts, on the exchange that
+// started a dial, the lookups in progress, so that an exchange whose
+// deadline passes during a lookup reports a lookup that timed out
+// (net/http returns only the context's error then, not the dial's).
+type lookupTracker struct{ r sockets.Resolver }
+
+func (l lookupTracker) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
+		ex.lookups.Add(1)
+		defer ex.lookups.Add(-1)
+	}
+	r := l.r
+	if r == nil {
+		r = net.DefaultResolver // what a sockets.Dialer uses for nil
+	}
+	return r.LookupNetIP(ctx, network, host)
 }
 
 // dialError marks an error of a dial: it never comes from the reply.

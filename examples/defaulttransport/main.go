@@ -46,9 +46,26 @@ func main() {
 	cancel()
 	stop()
 	if err != nil {
-		log.Fatal("defaulttransport: ", err)
+		os.Exit(report(err, os.Stderr))
 	}
 }
+
+// report writes err to w, unless run has written it to its output already,
+// and returns the exit status for it.
+func report(err error, w io.Writer) int {
+	var shown *shownError
+	if !errors.As(err, &shown) {
+		fmt.Fprintln(w, "defaulttransport:", err)
+	}
+	return 1
+}
+
+// shownError is an error run has already written to its output (a refusal,
+// with the rule that refused), so that main does not write it twice.
+type shownError struct{ err error }
+
+func (e *shownError) Error() string { return e.err.Error() }
+func (e *shownError) Unwrap() error { return e.err }
 
 // run installs rt as http.DefaultTransport, fetches url with
 // http.DefaultClient as any library would, and restores the previous
@@ -75,6 +92,7 @@ func run(ctx context.Context, rt http.RoundTripper, url string, out io.Writer) e
 		var denied *sockets.DeniedError
 		if errors.As(err, &denied) {
 			fmt.Fprintf(out, "GET %s: refused by rule %q\n", url, denied.Rule)
+			return &shownError{err}
 		}
 		return err
 	}

@@ -143,13 +143,27 @@ func TestRunFromEnvRefusesLoopback(t *testing.T) {
 			if !strings.HasPrefix(out.String(), fmt.Sprintf("http.DefaultTransport is Outbound's %s backend\n", tc.want)) {
 				t.Errorf("output:\n%s\nwant the %s backend", out.String(), tc.want)
 			}
-			if !strings.Contains(out.String(), "refused by rule") {
-				t.Errorf("output does not name the rule:\n%s", out.String())
+			if strings.Count(out.String(), "refused by rule") != 1 {
+				t.Errorf("output does not name the rule once:\n%s", out.String())
+			}
+			// The refusal is on the output already: main writes it no
+			// second time.
+			var stderr strings.Builder
+			if code := report(err, &stderr); code != 1 || stderr.Len() != 0 {
+				t.Errorf("report = %d, wrote %q; want 1 and nothing", code, stderr.String())
 			}
 			if n := hits.Load(); n != 0 {
 				t.Errorf("server got %d requests, want none", n)
 			}
 			checkRestored(t, prev)
 		})
+	}
+}
+
+// TestReportOtherErrors: an error run did not write is written once.
+func TestReportOtherErrors(t *testing.T) {
+	var stderr strings.Builder
+	if code := report(errors.New("boom"), &stderr); code != 1 || stderr.String() != "defaulttransport: boom\n" {
+		t.Errorf("report = %d, wrote %q", code, stderr.String())
 	}
 }

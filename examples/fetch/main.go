@@ -32,35 +32,62 @@ import (
 )
 
 func main() {
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: fetch [-timeout d] [URL]\nWith no URL, runs an offline demonstration.\n")
-		flag.PrintDefaults()
+	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// cli runs the command with args and returns its exit status: 0 on
+// success, 1 when the fetch or the demonstration failed, 2 for a usage
+// error. Every error is written once, to stdout when fetch reports it in
+// its line, to stderr otherwise.
+func cli(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fetch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: fetch [-timeout d] [URL]\nWith no URL, runs an offline demonstration.\n")
+		fs.PrintDefaults()
 	}
-	timeout := flag.Duration("timeout", 30*time.Second, "overall time limit")
-	flag.Parse()
+	timeout := fs.Duration("timeout", 30*time.Second, "overall time limit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	var err error
-	switch flag.NArg() {
+	switch fs.NArg() {
 	case 0:
-		err = demo(ctx, os.Stdout)
+		err = demo(ctx, stdout)
 	case 1:
 		var rt http.RoundTripper
 		rt, err = transport.FromEnv()
 		if err == nil {
-			err = fetch(ctx, os.Stdout, rt, flag.Arg(0))
+			err = fetch(ctx, stdout, rt, fs.Arg(0))
 		}
 	default:
-		flag.Usage()
-		os.Exit(2)
+		fs.Usage()
+		return 2
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fetch:", err)
-		os.Exit(1)
+		var shown *shownError
+		if !errors.As(err, &shown) {
+			fmt.Fprintln(stderr, "fetch:", err)
+		}
+		return 1
 	}
+	return 0
 }
 
-// fetch GETs url through rt and prints what happened.
+// shownError is an error fetch has already written in its line of output,
+// so that cli does not write it a second time.
+type shownError struct{ err error }
+
+func (e *shownError) Error() string { return e.err.Error() }
+func (e *shownError) Unwrap() error { return e.err }
+
+// fetch GETs url through rt and writes one line saying what happened. An
+// error is in that line, and the error returned is a *shownError.
 func fetch(ctx context.Context, w io.Writer, rt http.RoundTripper, url string) error {
 	backend, _ := transport.BackendOf(rt)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -70,12 +97,16 @@ func fetch(ctx context.Context, w io.Writer, rt http.RoundTripper, url string) e
 	resp, err := (&http.Client{Transport: rt}).Do(req)
 	if err != nil {
 		fmt.Fprintf(w, "%-8s GET %s: %s\n", backend, url, describe(err))
-		return err
+		return &shownError{err}
 	}
 	defer resp.Body.Close()
 	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		fmt.Fprintf(w, "%-8s GET %s: %s, body cut after %d bytes: %s\n", backend, url, resp.Status, n, describe(err))
+		return &shownError{err}
+	}
 	fmt.Fprintf(w, "%-8s GET %s: %s, %d bytes\n", backend, url, resp.Status, n)
-	return err
+	return nil
 }
 
 // describe says why a request failed, naming the rule for a refusal.
@@ -87,7 +118,15 @@ func describe(err error) string {
 	)
 	switch {
 	case errors.As(err, &denied):
-		return fmt.Sprintf("refused by rule %q (address %v)", denied.Rule, denied.Addr)
+		// A rule that needs no address (a port, a scheme) refuses before
+		// any lookup: there is no address to show, only the host.
+		if denied.Addr.IsValid() {
+			return fmt.Sprintf("refused by rule %q (address %v)", denied.Rule, denied.Addr)
+		}
+		if denied.Host != "" {
+			return fmt.Sprintf("refused by rule %q (host %s, before any lookup)", denied.Rule, denied.Host)
+		}
+		return fmt.Sprintf("refused by rule %q", denied.Rule)
 	case errors.As(err, &refused):
 		return fmt.Sprintf("refused by urlfetch rule %q (%s)", refused.Rule, refused.Value)
 	case errors.Is(err, urlfetch.ErrPayloadTooLarge):

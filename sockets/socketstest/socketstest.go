@@ -11,6 +11,13 @@
 //		Resolver: socketstest.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
 //		Connect:  conn.Connect,
 //	}
+//
+// Tests on the real network path, with the kernel's connect and Go's own
+// resolver and no seam, run in a network namespace of their own:
+// [InNetNS] re-runs the test there, with the public addresses it names on
+// the loopback interface, [NewDNSServer] answers its names with real DNS
+// packets through a *net.Resolver, and [NewBlackHole] makes an address
+// that drops every SYN.
 package socketstest
 
 import (
