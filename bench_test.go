@@ -1,16 +1,21 @@
 package outbound_test
 
-// The benchmark suite: plain net/http.Transport, the sockets backend and
-// the urlfetch backend side by side, in one run, against the same loopback
-// servers. BENCHMARKS.md has the command that runs it and the results.
+// The benchmark suite: plain net/http.Transport, the sockets backend, the
+// urlfetch backend and a peer, code.dny.dev/ssrf, side by side, in one run,
+// against the same loopback servers. It is the module's one comparison
+// with plain net/http; the README's Benchmarks section has the command
+// that runs it and the results.
 //
-//   - BenchmarkRatio runs the three clients in lock-step and reports each
-//     backend's throughput as a multiple of plain net/http's: the ratios
-//     that hold on a busy machine.
+//   - BenchmarkRatio runs the four clients in lock-step and reports each
+//     one's throughput as a multiple of plain net/http's, and the sockets
+//     backend's as a multiple of the peer's: the ratios that hold on a
+//     busy machine.
 //   - BenchmarkGet runs each client alone, with -benchmem: time,
 //     throughput and allocations per request. Its sub-benchmarks are named
 //     case=.../backend=..., so that `benchstat -col /backend` puts the
-//     backends side by side, plain net/http as the base.
+//     clients side by side, plain net/http as the base. The newconn cases
+//     give the allocations of a new connection (the server's, in the same
+//     process, are the same for every client).
 //   - BenchmarkReadAll32MiB downloads 32 MiB into memory and reports the
 //     heap it takes, as a multiple of the body.
 //   - BenchmarkPolicyCheck is Policy.Check alone.
@@ -21,8 +26,24 @@ package outbound_test
 // connects to the loopback server. Plain net/http dials the loopback server
 // with a net.Dialer of its own, so that every client pays the same dial.
 // Plain net/http is configured as the sockets backend's http.Transport is
-// (idle pool of 100, 16 per host, HTTP/1.1 and HTTP/2, a TLS session
-// cache), so that the ratio measures what the library adds.
+// (idle pool of 100, 16 per host, HTTP/1.1 and HTTP/2 with its ping
+// timeouts, a TLS session cache, a dialer with http.DefaultTransport's
+// 30-second dial timeout), so that the ratio measures what the library
+// adds.
+//
+// The peer is plain net/http, configured and dialing exactly as plain
+// does, with code.dny.dev/ssrf's check as the net.Dialer's Control hook:
+// ssrf.New(ssrf.WithAnyPort(), ssrf.WithAllowedV4Prefixes(127.0.0.1/32))
+// .Safe. Its default rules refuse loopback, and ports other than 80 and
+// 443; the benchmark servers listen on 127.0.0.1 on ports the system
+// picks, so the peer is allowed that one address and any port, as our
+// backends are allowed their public address (any port but 25 and TCP 21)
+// and are then connected to the server by the seam. Each client thus runs
+// its whole check on every new connection and reaches the same server;
+// the peer's check is a walk down short prefix lists (its allowed prefix
+// first, here), ours a search of the full never-public and Google tables.
+// The peer resolves nothing (it dials the server's address, as plain does);
+// our backends resolve through the test resolver, a map lookup.
 
 import (
 	"context"
@@ -40,6 +61,8 @@ import (
 	"testing"
 	"time"
 
+	"code.dny.dev/ssrf"
+
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/tlsconf"
@@ -48,7 +71,7 @@ import (
 )
 
 // benchBackends are the clients compared, the base first.
-var benchBackends = []string{"plain", "sockets", "urlfetch"}
+var benchBackends = []string{"plain", "sockets", "urlfetch", "ssrf"}
 
 // benchPayload is the body every benchmark server serves a prefix of,
 // made on first use.
@@ -104,13 +127,20 @@ func benchClient(b *testing.B, backend string, srv *httptest.Server) (http.Round
 		roots.AddCert(srv.Certificate())
 	}
 	switch backend {
-	case "plain":
+	case "plain", "ssrf":
+		// The 30-second dial timeout of http.DefaultTransport's dialer,
+		// which the sockets backend's dialer has too.
+		d := &net.Dialer{Timeout: 30 * time.Second}
+		if backend == "ssrf" {
+			// The peer's check, allowed the server's address and port
+			// (see the comment at the top of this file).
+			d.Control = ssrf.New(ssrf.WithAnyPort(), ssrf.WithAllowedV4Prefixes(netip.MustParsePrefix("127.0.0.1/32"))).Safe
+		}
 		var protos http.Protocols
 		protos.SetHTTP1(true)
 		protos.SetHTTP2(true)
 		t := &http.Transport{
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				var d net.Dialer
 				return d.DialContext(ctx, network, target)
 			},
 			TLSClientConfig:       &tls.Config{RootCAs: roots, ClientSessionCache: tls.NewLRUClientSessionCache(0)},
@@ -120,6 +150,7 @@ func benchClient(b *testing.B, backend string, srv *httptest.Server) (http.Round
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			Protocols:             &protos,
+			HTTP2:                 &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
 		}
 		return t, t.CloseIdleConnections
 	case "sockets", "urlfetch":
@@ -175,13 +206,21 @@ type benchCase struct {
 	proto    map[string]int
 }
 
+// h2Protos is the protocol each client speaks with a server offering
+// HTTP/2: urlfetch offers only HTTP/1.1 (see urlfetch.Transport.TLS).
+var h2Protos = map[string]int{"plain": 2, "sockets": 2, "urlfetch": 1, "ssrf": 2}
+
+// benchCases are the rows. A new connection over TLS (newconn-https-...)
+// resumes its session from the client's session cache, as every client
+// has one.
 var benchCases = []benchCase{
 	{name: "keepalive-1KiB", server: "http", size: 1 << 10},
 	{name: "keepalive-1MiB", server: "http", size: 1 << 20},
 	{name: "newconn-1KiB", server: "http", size: 1 << 10, newConn: true},
-	{name: "https-h1-1KiB", server: "h1", size: 1 << 10},
-	// urlfetch offers only HTTP/1.1 (see urlfetch.Transport.TLS).
-	{name: "https-h2-1KiB", server: "h2", size: 1 << 10, proto: map[string]int{"plain": 2, "sockets": 2, "urlfetch": 1}},
+	{name: "https-h1-1KiB", server: "h1", size: 1 << 10, proto: map[string]int{"plain": 1, "sockets": 1, "urlfetch": 1, "ssrf": 1}},
+	{name: "https-h2-1KiB", server: "h2", size: 1 << 10, proto: h2Protos},
+	{name: "newconn-https-h1-1KiB", server: "h1", size: 1 << 10, newConn: true},
+	{name: "newconn-https-h2-1KiB", server: "h2", size: 1 << 10, newConn: true, proto: h2Protos},
 	{name: "parallel64-1KiB", server: "http", size: 1 << 10, parallel: 64},
 	{name: "download-32MiB", server: "http", size: 32 << 20},
 }
@@ -225,17 +264,24 @@ func BenchmarkGet(b *testing.B) {
 	}
 }
 
-// BenchmarkRatio runs every case through the three clients in lock-step:
-// each iteration makes one request with each, in an order that rotates
-// from one iteration to the next, and times each request. It reports each
-// backend's throughput as a multiple of plain net/http's over the whole
-// run (sockets-vs-plain, urlfetch-vs-plain: 1 means as fast, 0.97 means
-// 3% slower). Since the requests of the three clients alternate within
-// microseconds, a machine that gets busier or quieter during the run
-// slows all three alike, and the ratio holds where the separate timings
-// of BenchmarkGet drift; its ns/op is the sum of the three requests and
-// means little. In the parallel case each of the 64 clients takes its
-// turn with each backend.
+// BenchmarkRatio runs every case through the four clients in lock-step:
+// each iteration makes one request with each, and times each request. It
+// reports each client's throughput as a multiple of plain net/http's over
+// the whole run (sockets-vs-plain, urlfetch-vs-plain, ssrf-vs-plain: 1
+// means as fast, 0.97 means 3% slower), and the sockets backend's as a
+// multiple of the peer's (sockets-vs-ssrf). Since the requests of the
+// clients alternate within microseconds, a machine that gets busier or
+// quieter during the run slows all of them alike, and the ratio holds
+// where the separate timings of BenchmarkGet drift; its ns/op is the sum
+// of the four requests and means little. In the parallel case each of the
+// 64 clients takes its turn with each backend.
+//
+// The order of the clients changes from one iteration to the next, through
+// every permutation, so that each client comes first, last, and right
+// after each of the others equally often: what one request leaves behind
+// (a connection still closing on the server, garbage to collect) slows the
+// next one, and a fixed order would charge that to the same client every
+// time.
 //
 // Outside the parallel and new-connection cases, the idle connections of
 // every client are closed every few rounds (after about 8 MiB of bodies,
@@ -260,15 +306,19 @@ func BenchmarkRatio(b *testing.B) {
 				rt, closeIdle := benchClient(b, backend, srv)
 				defer closeIdle()
 				req, _ := http.NewRequest(http.MethodGet, benchURL(c.server, c.size), nil)
-				get(b, rt, req, c.size) // warm-up
+				resp := get(b, rt, req, c.size) // warm-up
+				if want, ok := c.proto[backend]; ok && resp.ProtoMajor != want {
+					b.Fatalf("%s: HTTP/%d, want HTTP/%d", backend, resp.ProtoMajor, want)
+				}
 				clients[i] = &client{name: backend, rt: rt, closeIdle: closeIdle, req: req}
 			}
 			rotate := min(max((8<<20)/c.size, 2), 256)
+			orders := permutations(len(clients))
 			round := func(i int, reqs []*http.Request) {
-				for k := range clients {
-					cl := clients[(i+k)%len(clients)]
+				for _, j := range orders[i%len(orders)] {
+					cl := clients[j]
 					start := time.Now()
-					get(b, cl.rt, reqs[(i+k)%len(clients)], c.size)
+					get(b, cl.rt, reqs[j], c.size)
 					if c.newConn {
 						cl.closeIdle()
 					}
@@ -309,20 +359,45 @@ func BenchmarkRatio(b *testing.B) {
 			}
 			b.StopTimer()
 			base := float64(clients[0].total.Load())
-			for _, cl := range clients[1:] {
-				b.ReportMetric(base/float64(cl.total.Load()), cl.name+"-vs-plain")
+			byName := make(map[string]float64, len(clients))
+			for _, cl := range clients {
+				byName[cl.name] = float64(cl.total.Load())
 			}
+			for _, cl := range clients[1:] {
+				b.ReportMetric(base/byName[cl.name], cl.name+"-vs-plain")
+			}
+			b.ReportMetric(byName["ssrf"]/byName["sockets"], "sockets-vs-ssrf")
 		})
 	}
 }
 
+// permutations returns every order of 0, ..., n-1.
+func permutations(n int) [][]int {
+	if n == 0 {
+		return [][]int{{}}
+	}
+	var out [][]int
+	for _, p := range permutations(n - 1) {
+		for at := 0; at <= len(p); at++ {
+			q := make([]int, 0, n)
+			q = append(q, p[:at]...)
+			q = append(q, n-1)
+			q = append(q, p[at:]...)
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
 // BenchmarkReadAll32MiB downloads a body of 32 MiB, the urlfetch limit,
-// into memory: with io.ReadAll for plain net/http and sockets, with
-// urlfetch.ReadAll for urlfetch. Besides B/op it reports, as multiples of
-// the body, the bytes allocated per download (alloc/body, which bounds
-// from above how much the heap can grow during a download) and the
-// heap-in-use high-water mark of a download above the heap before it,
-// sampled every 100µs (peak/body).
+// into memory: with io.ReadAll for plain net/http, sockets and the peer,
+// with urlfetch.ReadAll for urlfetch. Besides B/op it reports, as
+// multiples of the body, the bytes allocated per download (alloc/body,
+// which bounds from above how much the heap can grow during a download)
+// and the heap-in-use high-water mark of a download above the heap before
+// it, sampled every 100µs (peak/body). The target: urlfetch.ReadAll
+// allocates about the body once (alloc/body at most 1.25), where
+// io.ReadAll grows its buffer by copying.
 func BenchmarkReadAll32MiB(b *testing.B) {
 	const size = 32 << 20
 	srv := benchServer(b, "http")

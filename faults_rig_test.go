@@ -4,31 +4,38 @@ package outbound_test
 // either backend whose names resolve through a test resolver to public
 // addresses and whose connections the dialer's connect seam sends onto
 // loopback servers; a certificate authority made for the run; raw loopback
-// servers that misbehave on purpose; and the counts of goroutines and file
-// descriptors a test must give back. No packet leaves loopback.
+// servers that misbehave on purpose; and the check that a test gives back
+// the goroutines and connections it started. The doubles, servers and
+// certificates come from the module's test kit, sockets/socketstest. No
+// packet leaves loopback.
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 )
+
+// lateness bounds how long after its deadline a request that only its
+// deadline can end (a fault that stalls) may end. A deadline that reaches
+// every step ends the request at once, with the deadline's error, which
+// the suites check; net/http's own timeouts (the 10 s TLS handshake
+// timeout) would end a request its deadline missed, with other errors.
+// The bound is generous, as a busy machine keeps the goroutine that ends a
+// request waiting for a CPU, and still catches a request that sees its
+// deadline only once a timer of its own has ended a wait.
+const lateness = 5 * time.Second
 
 // allBackends are the two backends every fault runs against.
 var allBackends = []transport.Backend{transport.URLFetch, transport.Sockets}
@@ -41,48 +48,23 @@ var (
 	privateIP = netip.MustParseAddr("10.0.0.1")
 )
 
-// lookupFunc answers one lookup of one name.
-type lookupFunc func(ctx context.Context) ([]netip.Addr, error)
-
-// faultResolver is a sockets.Resolver whose every name has its own answer
-// function: a fixed address, a lookup that hangs until its context ends, or
-// answers that change from one lookup to the next. It counts lookups. A
-// name it does not know is not found. It is safe for concurrent use.
-type faultResolver struct {
-	names   map[string]lookupFunc
-	lookups atomic.Int64
-}
-
-func (r *faultResolver) LookupNetIP(ctx context.Context, _, host string) ([]netip.Addr, error) {
-	r.lookups.Add(1)
-	if f, ok := r.names[host]; ok {
-		return f(ctx)
+// newFaultResolver returns a resolver whose every name has its own answer
+// function: a fixed address (socketstest.Fixed), a lookup that hangs until
+// its context ends (socketstest.Hang), or answers that change from one
+// lookup to the next (rebinding). It records every lookup; a name it does
+// not know is not found.
+func newFaultResolver(names map[string]socketstest.LookupFunc) *socketstest.Resolver {
+	r := &socketstest.Resolver{}
+	for name, f := range names {
+		r.SetFunc(name, f)
 	}
-	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-}
-
-// fixed answers with addrs.
-func fixed(addrs ...netip.Addr) lookupFunc {
-	return func(context.Context) ([]netip.Addr, error) { return addrs, nil }
-}
-
-// hangs never answers: it waits for its context to end, as a resolver
-// whose server does not reply.
-func hangs(ctx context.Context) ([]netip.Addr, error) {
-	<-ctx.Done()
-	return nil, ctx.Err()
+	return r
 }
 
 // rebinding alternates its answers between a public and a private address,
 // lookup after lookup, as a DNS-rebinding attacker's server does.
-func rebinding() lookupFunc {
-	var n atomic.Int64
-	return func(context.Context) ([]netip.Addr, error) {
-		if n.Add(1)%2 == 0 {
-			return []netip.Addr{privateIP}, nil
-		}
-		return []netip.Addr{publicIP}, nil
-	}
+func rebinding() socketstest.LookupFunc {
+	return socketstest.Cycle([]netip.Addr{publicIP}, []netip.Addr{privateIP})
 }
 
 // outboundOpts configures newOutbound.
@@ -93,6 +75,7 @@ type outboundOpts struct {
 	routes   map[netip.AddrPort]string // per destination, overriding target
 	roots    *x509.CertPool            // trusted roots; nil: none but the system's
 	deadline time.Duration             // urlfetch's deadline; zero: its default
+	leaks    *leakCheck                // if not nil, checks every connection made is closed
 }
 
 // outbound is a transport of one backend built by transport.New, the
@@ -108,6 +91,9 @@ type outbound struct {
 func newOutbound(tb testing.TB, o outboundOpts) *outbound {
 	tb.Helper()
 	c := &socketstest.Connector{Target: o.target, Routes: o.routes}
+	if o.leaks != nil {
+		o.leaks.watch(c)
+	}
 	cfg := transport.Config{
 		Backend:  o.backend,
 		Resolver: o.resolver,
@@ -149,43 +135,8 @@ type testPKI struct {
 }
 
 var pki = sync.OnceValue(func() *testPKI {
-	must := func(err error) {
-		if err != nil {
-			panic(err)
-		}
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "Outbound fault-suite CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	must(err)
-	ca, err := x509.ParseCertificate(caDER)
-	must(err)
-	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
-	leafTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "example.com"},
-		DNSNames:     []string{"example.com", "*.example.com"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &leafKey.PublicKey, caKey)
-	must(err)
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	return &testPKI{roots: roots, cert: tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}}
+	ca := socketstest.NewCA("Outbound fault-suite CA")
+	return &testPKI{roots: ca.Pool(), cert: ca.Issue("example.com", "*.example.com")}
 })
 
 // serverTLS returns a server configuration with the test certificate,
@@ -195,115 +146,90 @@ func (p *testPKI) serverTLS(protos ...string) *tls.Config {
 }
 
 // rawServer is a loopback TCP server that hands each connection to a
-// handler, for servers that break the protocol on purpose. Close closes the
-// listener and every connection, which ends every handler blocked on
-// them, and waits for the handlers to return.
-type rawServer struct {
-	ln   net.Listener
-	done chan struct{} // closed by Close
-	wg   sync.WaitGroup
-
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-}
+// handler, for servers that break the protocol on purpose.
+type rawServer struct{ *socketstest.Server }
 
 // startRaw starts a rawServer; tlsCfg, if not nil, makes it a TLS server.
 // The handler owns its connection; the server closes it when the handler
-// returns. done is closed when the server shuts down.
+// returns. done is closed when the server shuts down, which it does with
+// the test, closing every connection.
 func startRaw(tb testing.TB, tlsCfg *tls.Config, handle func(c net.Conn, done <-chan struct{})) *rawServer {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
-	}
-	s := &rawServer{ln: ln, done: make(chan struct{}), conns: make(map[net.Conn]struct{})}
-	s.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			select {
-			case <-s.done:
-				s.mu.Unlock()
-				c.Close()
-				return
-			default:
-			}
-			s.conns[c] = struct{}{}
-			s.mu.Unlock()
-			s.wg.Go(func() {
-				defer func() {
-					c.Close()
-					s.mu.Lock()
-					delete(s.conns, c)
-					s.mu.Unlock()
-				}()
-				handle(c, s.done)
-			})
-		}
-	})
-	tb.Cleanup(s.Close)
-	return s
+	return &rawServer{socketstest.NewTLSServer(tb, tlsCfg, func(ctx context.Context, c net.Conn) {
+		handle(c, ctx.Done())
+	})}
 }
 
 // addr is the server's loopback "host:port".
-func (s *rawServer) addr() string { return s.ln.Addr().String() }
+func (s *rawServer) addr() string { return s.Addr() }
 
-// Close stops the server and waits for its handlers. It may be called
-// more than once.
-func (s *rawServer) Close() {
-	s.mu.Lock()
-	select {
-	case <-s.done:
-		s.mu.Unlock()
-		s.wg.Wait()
-		return
-	default:
-	}
-	close(s.done)
-	s.ln.Close()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
+// leakWait bounds how long the goroutines and connections of a test may
+// take to end once it has closed everything it opened. Ending takes
+// microseconds, but on a busy machine the goroutines that end them may
+// wait long for a CPU; a leak never ends, so a generous bound only delays
+// the report of one.
+const leakWait = 30 * time.Second
+
+// leakCheck is what a test must give back: the goroutines that were not
+// running when it began, and the connections its transports made.
+type leakCheck struct {
+	ignore goleak.Option
+
+	mu    sync.Mutex
+	seams []*socketstest.Connector
 }
 
-// openFDs counts this process's open file descriptors (Linux: the entries
-// of /proc/self/fd). It returns -1 where that directory does not exist.
-func openFDs() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return -1
-	}
-	return len(ents) - 1 // the directory being read is one of them
+// checkLeaks makes the test fail if, once everything it opened is closed,
+// a goroutine is left that was not there when checkLeaks was called, or a
+// connection is left open that a transport made through the connect seam
+// of a newOutbound given the returned leakCheck (outboundOpts.leaks). It
+// counts only what the test started, never the process's goroutines or
+// descriptors. Call it first: test cleanups run last-registered first, so
+// the check runs after the transports' idle connections and then the
+// servers are closed.
+func checkLeaks(t *testing.T) *leakCheck {
+	lc := &leakCheck{ignore: goleak.IgnoreCurrent()}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(leakWait)
+		for {
+			err := goleak.Find(lc.ignore) // retries for a moment itself
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("goroutines left behind: %v", err)
+				break
+			}
+		}
+		for {
+			open := lc.open()
+			if len(open) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%d connections left open, to %v", len(open), open)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	return lc
 }
 
-// checkFDs fails the test unless the open descriptors come back to at most
-// before within a few seconds: sockets closed by the peer or the kernel
-// may take a moment to be released after every server has closed.
-func checkFDs(tb testing.TB, before int) {
-	tb.Helper()
-	if before < 0 {
-		return // no /proc: nothing to compare
+// watch adds the connections made through seam to the check.
+func (lc *leakCheck) watch(seam *socketstest.Connector) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	lc.seams = append(lc.seams, seam)
+}
+
+// open returns the destinations of the connections still open.
+func (lc *leakCheck) open() []netip.AddrPort {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	var open []netip.AddrPort
+	for _, s := range lc.seams {
+		open = append(open, s.Open()...)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		n := openFDs()
-		if n <= before {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Errorf("%d file descriptors open, %d before: %d left behind", n, before, n-before)
-			return
-		}
-		<-tick.C
-	}
+	return open
 }

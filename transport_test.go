@@ -85,7 +85,7 @@ func TestFromEnvSwitch(t *testing.T) {
 				}
 			case transport.Sockets:
 				var de *sockets.DeniedError
-				if !errors.As(err, &de) || de.Rule != "loopback (RFC 1122)" {
+				if !errors.As(err, &de) || de.Rule != sockets.RuleLoopback {
 					t.Fatalf("sockets: err = %v, want a loopback refusal", err)
 				}
 			}
@@ -306,11 +306,58 @@ func testContract(t *testing.T, backend transport.Backend) {
 		before := len(r.conn.Attempts())
 		_, err := r.rt.RoundTrip(httptest.NewRequest("GET", "http://intranet.example/", nil))
 		var de *sockets.DeniedError
-		if !errors.As(err, &de) || de.Rule != "private (RFC 1918)" || de.Host != "intranet.example" {
+		if !errors.As(err, &de) || de.Rule != sockets.RulePrivate || de.Host != "intranet.example" {
 			t.Fatalf("err = %v, want a private refusal naming the host", err)
 		}
 		if after := len(r.conn.Attempts()); after != before {
 			t.Fatalf("%d connection attempts for a refused address", after-before)
+		}
+	})
+
+	// One error model: the same URL is refused for the same rule, as the
+	// same *sockets.DeniedError, whichever backend refuses it, so code
+	// written against one backend keeps working when the environment
+	// flips it.
+	t.Run("same refusal on both backends", func(t *testing.T) {
+		for _, c := range []struct {
+			url  string
+			rule sockets.Rule
+			code string
+		}{
+			{"ftp://www.example.com/file", sockets.RuleScheme, "scheme"},
+			{"FTP://www.example.com:2121/file", sockets.RuleScheme, "scheme"},
+			{"gopher://www.example.com:70/1", sockets.RuleScheme, "scheme"},
+			{"http://www.example.com:25/", sockets.RuleSMTP, "smtp_port"},
+			{"https://www.example.com:21/", sockets.RuleFTP, "ftp_port"},
+			{"http://www.example.com:0/", sockets.RulePort0, "port_0"},
+			{"http://intranet.example/", sockets.RulePrivate, "private"},
+			{"http://intranet.example:8080/", sockets.RulePrivate, "private"},
+			{"http://127.0.0.1:8080/", sockets.RuleLoopback, "loopback"},
+		} {
+			before := len(r.conn.Attempts())
+			_, err := r.rt.RoundTrip(httptest.NewRequest("GET", c.url, nil))
+			de, ok := errors.AsType[*sockets.DeniedError](err)
+			if !ok || de.Rule != c.rule {
+				t.Fatalf("%s: err = %v, want a *sockets.DeniedError for %v", c.url, err, c.rule)
+			}
+			if !errors.Is(err, sockets.ErrDenied) || !errors.Is(err, urlfetch.ErrRefused) || !urlfetch.IsPermanent(err) {
+				t.Errorf("%s: %v does not match sockets.ErrDenied, urlfetch.ErrRefused and IsPermanent", c.url, err)
+			}
+			// OpenTelemetry's semconv.ErrorType finds the method
+			// through the chain, on either backend.
+			typed, ok := errors.AsType[interface {
+				error
+				ErrorType() string
+			}](err)
+			if !ok || typed.ErrorType() != c.code {
+				t.Errorf("%s: error.type %v, want %q", c.url, typed, c.code)
+			}
+			if strings.Contains(de.Redacted(), "10.0.0.1") {
+				t.Errorf("%s: Redacted() %q shows the resolved address", c.url, de.Redacted())
+			}
+			if after := len(r.conn.Attempts()); after != before {
+				t.Fatalf("%s: %d connection attempts for a refusal", c.url, after-before)
+			}
 		}
 	})
 

@@ -144,7 +144,8 @@ type socket struct {
 	peer    netip.AddrPort // the address that passed the policy; zero for a PacketConn
 	tls     atomic.Pointer[tls.Conn]
 
-	usage counter     // this socket's totals
+	usage counter     // this socket's totals in this process
+	base  Usage       // its totals from other processes it came through; set before it is shared
 	total *hostTotals // its host's totals in meter; nil without a meter or host
 	meter *Meter
 
@@ -605,7 +606,7 @@ func (c *Conn) setDeadline(op string, t time.Time, set func(net.Conn, time.Time)
 // time, also after the connection is closed, reclaimed or handed off.
 func (c *Conn) Usage() Usage {
 	if s := c.sock(); s != nil {
-		return s.usage.load()
+		return s.usage.load().Add(s.base)
 	}
 	return Usage{}
 }

@@ -1,22 +1,18 @@
 package sockets_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketstest"
 )
 
 // The tests of connections, options, idle reclamation, hand-off, lookups,
@@ -32,15 +28,9 @@ func loopbackPolicy() *sockets.Policy {
 }
 
 // echoTCP is a TCP server on loopback that echoes what it reads, or, with
-// sink set, discards it. Close stops it and waits for its goroutines.
+// sink set, discards it. It closes with the test.
 type echoTCP struct {
-	ln   net.Listener
-	wg   sync.WaitGroup
-	sink bool
-	tls  *tls.Config
-
-	mu    sync.Mutex
-	conns []net.Conn
+	*socketstest.Server
 	// eof receives once per connection when the client closed it (the
 	// server read EOF or an error).
 	eof chan struct{}
@@ -50,58 +40,23 @@ func startEchoTCP(t testing.TB) *echoTCP { return startEchoTCPWith(t, false, nil
 
 func startEchoTCPWith(t testing.TB, sink bool, cfg *tls.Config) *echoTCP {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &echoTCP{ln: ln, sink: sink, tls: cfg, eof: make(chan struct{}, 100)}
-	s.wg.Add(1)
-	go s.serve()
-	t.Cleanup(s.Close)
+	s := &echoTCP{eof: make(chan struct{}, 100)}
+	s.Server = socketstest.NewTLSServer(t, cfg, func(_ context.Context, c net.Conn) {
+		if sink {
+			io.Copy(io.Discard, c)
+		} else {
+			io.Copy(c, c)
+		}
+		c.Close()
+		select {
+		case s.eof <- struct{}{}:
+		default:
+		}
+	})
 	return s
 }
 
-func (s *echoTCP) addr() string { return s.ln.Addr().String() }
-
-func (s *echoTCP) serve() {
-	defer s.wg.Done()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		if s.tls != nil {
-			c = tls.Server(c, s.tls)
-		}
-		s.mu.Lock()
-		s.conns = append(s.conns, c)
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if s.sink {
-				io.Copy(io.Discard, c)
-			} else {
-				io.Copy(c, c)
-			}
-			c.Close()
-			select {
-			case s.eof <- struct{}{}:
-			default:
-			}
-		}()
-	}
-}
-
-func (s *echoTCP) Close() {
-	s.ln.Close()
-	s.mu.Lock()
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
+func (s *echoTCP) addr() string { return s.Addr() }
 
 // echoUDP is a UDP server on loopback that records every datagram and
 // answers each with "re:" and its payload.
@@ -154,37 +109,11 @@ func (s *echoUDP) next(t *testing.T) string {
 	}
 }
 
-// loopbackCert makes a self-signed certificate for 127.0.0.1 and
-// "echo.example", and a pool that trusts it.
+// loopbackCert returns a certificate for 127.0.0.1 and "echo.example",
+// issued by an authority made for the test, and a pool that trusts it.
 func loopbackCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "outbound test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"echo.example"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+	return socketstest.NewCert("echo.example", "127.0.0.1")
 }
 
 // echoRoundTrip writes msg and reads the echo back.

@@ -2,10 +2,12 @@ package sockets
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,11 +45,14 @@ type Resolver interface {
 // off by the deadline fails with a [net.Error] whose Timeout reports true
 // and that matches context.DeadlineExceeded (see [TimeoutError]).
 //
-// Its connections are *[Conn]s, which carry the rest of App Engine's
-// Sockets API: socket options, idle reclamation ([Dialer.IdleTimeout]),
-// hand-off as a descriptor ([Dialer.Registry], [Dialer.AppID]) and
-// metering ([Dialer.Meter]). [Dialer.ListenPacket] makes unconnected UDP
-// sockets whose every datagram is checked, and [Dialer.LookupNetIP] and
+// [Dialer.DialContext] returns its connections as *[Conn]s, which carry
+// the rest of App Engine's Sockets API: socket options, idle reclamation
+// ([Dialer.IdleTimeout]), hand-off as a descriptor ([Dialer.Registry],
+// [Dialer.AppID]) and metering ([Dialer.Meter]). [Dialer.DialChecked]
+// makes the same checks and the same connections and returns them as made,
+// counted only when a Meter is set: the dial of an HTTP client, which uses
+// none of the rest. [Dialer.ListenPacket] makes unconnected UDP sockets
+// whose every datagram is checked, and [Dialer.LookupNetIP] and
 // [Dialer.LookupAddr] are the name lookups.
 //
 // The zero Dialer is usable: the default policy, the system resolver, the
@@ -93,9 +98,10 @@ type Dialer struct {
 	// address families a dial races (see FallbackDelay), and must return
 	// once ctx is done: the dial waits for it. Nil means a net.Dialer
 	// with the second check in its ControlContext. The connection it
-	// returns is wrapped in a *[Conn] like any other (SO_ERROR needs a
-	// file descriptor: on a connection without one it reports
-	// errors.ErrUnsupported).
+	// returns is handed out like any other: wrapped in a *[Conn] by
+	// DialContext (SO_ERROR needs a file descriptor: on a connection
+	// without one it reports errors.ErrUnsupported), as it is by
+	// DialChecked.
 	Connect func(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error)
 
 	// RoutePacket, if set, is called with the destination of each datagram
@@ -130,6 +136,29 @@ type Dialer struct {
 	// and can be attached only by a Dialer with the same AppID. Zero
 	// means the empty identity, which matches only itself.
 	AppID string
+
+	// Proxy, if set, is the egress proxy every TCP connection goes
+	// through: an http:// or https:// URL (see [CheckProxy]), with Basic
+	// credentials in its user information if the proxy wants them. The
+	// destination is resolved and every address checked exactly as
+	// without a proxy; then, for each allowed address the dial tries
+	// (Happy Eyeballs and the deadlines as without a proxy), the Dialer
+	// connects to the proxy and asks it to tunnel, with HTTP CONNECT, to
+	// that exact address as an IP literal, never to the name. The name
+	// stays the caller's, for TLS and the Host header. The proxy itself
+	// is reachable because it is named here: its address is not checked
+	// against the policy, and nothing else is widened. A refusal is made
+	// before a byte is sent to the proxy; the proxy's own failures are
+	// *[ProxyError]s. UDP is refused ([RuleProxyNetwork]), and Connect
+	// is not called. A connection's RemoteAddr is the proxy's; [Conn.Peer]
+	// is the destination. Nil means direct connections; the environment
+	// (HTTP_PROXY and its family) is never read.
+	Proxy *url.URL
+
+	// ProxyTLS configures TLS with an https:// Proxy, on a clone whose
+	// ServerName is the proxy's host. Nil means TLS 1.2 or later and the
+	// system's roots.
+	ProxyTLS *tls.Config
 }
 
 func (d *Dialer) policy() *Policy { return d.Policy.orDefault() }
@@ -140,6 +169,27 @@ func (d *Dialer) orZero() *Dialer {
 		return new(Dialer)
 	}
 	return d
+}
+
+// With returns a copy of d with Policy set to p and Resolver set to r,
+// each only when it is not nil; a nil d copies the zero Dialer. d is never
+// changed. It is the one merge of a configuration that names a policy or a
+// resolver beside a Dialer template (transport.Config, urlfetch.Transport):
+// what is named explicitly wins, the template gives the rest, and what
+// neither gives keeps its zero meaning (a nil Policy is [DefaultPolicy], a
+// nil Resolver the system's), unless the caller fills it in after.
+func (d *Dialer) With(p *Policy, r Resolver) *Dialer {
+	c := new(Dialer)
+	if d != nil {
+		*c = *d
+	}
+	if p != nil {
+		c.Policy = p
+	}
+	if r != nil {
+		c.Resolver = r
+	}
+	return c
 }
 
 func (d *Dialer) resolver() Resolver {
@@ -153,61 +203,18 @@ func (d *Dialer) resolver() Resolver {
 // an error.
 var errNoConn = errors.New("sockets: Connect returned no connection and no error")
 
-// Dial is DialContext with context.Background().
-func (d *Dialer) Dial(network, address string) (net.Conn, error) {
-	return d.DialContext(context.Background(), network, address)
-}
-
-// DialContext connects to address ("host:port", port in decimal) over
-// network (tcp, tcp4, tcp6, udp, udp4, udp6) if the policy allows it. A
-// refusal is a *[DeniedError] (errors.Is(err, [ErrDenied])) and is returned
-// before any connection is attempted; a failed lookup is a *[LookupError].
-//
-// The connection is a *[Conn], which carries socket options, idle
-// reclamation, hand-off and metering; [Dialer.DialConn] returns it typed.
-func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	c, err := d.DialConn(ctx, network, address)
-	if err != nil {
-		return nil, err // no typed nil in the interface
-	}
-	return c, nil
-}
-
-// DialConn is [Dialer.DialContext] returning the *[Conn] typed.
-func (d *Dialer) DialConn(ctx context.Context, network, address string) (*Conn, error) {
-	d = d.orZero()
-	if protocol(network) == "" {
-		return nil, &DeniedError{Network: network, Host: address, Rule: RuleNetwork}
-	}
-	if err := checkLocalAddr(network, d.LocalAddr); err != nil {
-		return nil, err
-	}
-	host, port, err := splitHostPort(address)
-	if err != nil {
-		return nil, &DeniedError{Network: network, Host: address, Rule: RuleMalformed, Detail: err.Error()}
-	}
-	if d.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
-		defer cancel()
-	}
-	allowed, err := d.Resolve(ctx, network, host, port)
-	if err != nil {
-		return nil, err
-	}
-	c, ap, err := d.dialAddrs(ctx, network, host, allowed)
-	if err != nil {
-		return nil, err
-	}
-	return newConn(c, network, host, ap, d), nil
-}
-
 // Resolve returns the addresses a dial of host and port over network would
 // connect to: host resolved once (or parsed, if it is an IP literal), each
 // address checked against the policy, only the allowed ones kept, in order.
 // When none is allowed it returns the first refusal, a *[DeniedError]. It
 // makes no connection.
 func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16) ([]netip.AddrPort, error) {
+	return d.resolve(ctx, nil, network, host, port)
+}
+
+// resolve is Resolve appending the allowed addresses to dst, so that a
+// dial can keep them in a buffer of its own.
+func (d *Dialer) resolve(ctx context.Context, dst []netip.AddrPort, network, host string, port uint16) ([]netip.AddrPort, error) {
 	d = d.orZero()
 	pol := d.policy()
 	proto := protocol(network)
@@ -218,7 +225,7 @@ func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16)
 	// a refused dial sends no DNS query either. (A literal is refused by
 	// Check below, with its address in the error.)
 	lit, isLit := parseLiteral(host)
-	if r := portRule(proto, port); r != "" && !isLit {
+	if r := portRule(proto, port); r != 0 && !isLit {
 		return nil, &DeniedError{Network: network, Host: host, Rule: r}
 	}
 	var addrs []netip.Addr
@@ -231,7 +238,7 @@ func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16)
 	if err != nil {
 		return nil, err
 	}
-	var allowed []netip.AddrPort
+	allowed := dst
 	var denied error
 	for _, a := range addrs {
 		ap := netip.AddrPortFrom(a, port)
@@ -249,7 +256,7 @@ func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16)
 		}
 		allowed = append(allowed, ap)
 	}
-	if len(allowed) == 0 {
+	if len(allowed) == len(dst) {
 		if denied == nil {
 			denied = &LookupError{Host: host, Err: errNoAddresses}
 		}
@@ -302,6 +309,9 @@ func (d *Dialer) resolveName(ctx context.Context, ipnet, host string) ([]netip.A
 
 // connect makes the final connection to ap, which passed the policy.
 func (d *Dialer) connect(ctx context.Context, network, host string, ap netip.AddrPort) (net.Conn, error) {
+	if d.Proxy != nil {
+		return d.connectProxy(ctx, network, ap) // proxy.go
+	}
 	if d.Connect != nil {
 		return d.Connect(ctx, network, ap)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketstest"
 	"go.uber.org/goleak"
 )
 
@@ -26,52 +27,19 @@ func TestMain(m *testing.M) {
 }
 
 // No test in this file sends a packet outside loopback. "Public" addresses
-// come from testResolver and reach a loopback server only through a
+// come from newResolver and reach a loopback server only through a
 // connectSeam standing in for Dialer's final connect step; refusals are
 // proven by a seam that records (and fails the test on) every attempt.
 // Dialers without a seam are only ever pointed at 127.0.0.0/8 literals.
 
-type lookup struct{ network, host string }
-
-// testResolver answers from a fixed table and records every question. It
-// returns the same addresses whatever network is asked, so the Dialer's own
-// family check is exercised. Names compare as DNS names do (case and one
-// trailing dot ignored); a name not in the table is "not found".
-type testResolver struct {
-	hosts map[string][]netip.Addr
-
-	mu    sync.Mutex
-	calls []lookup
-}
-
-func newResolver(hosts map[string][]string) *testResolver {
-	r := &testResolver{hosts: map[string][]netip.Addr{}}
-	for h, as := range hosts {
-		for _, a := range as {
-			r.hosts[h] = append(r.hosts[h], netip.MustParseAddr(a))
-		}
-	}
+// newResolver returns a table resolver that answers a name with exactly
+// its addresses whatever network is asked, even none, so that the
+// Dialer's own family check and its handling of an empty answer are
+// exercised. It records every question.
+func newResolver(hosts map[string][]string) *socketstest.Resolver {
+	r := socketstest.NewResolver(hosts)
+	r.Raw = true
 	return r
-}
-
-func (r *testResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
-	r.mu.Lock()
-	r.calls = append(r.calls, lookup{network, host})
-	r.mu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	addrs, ok := r.hosts[strings.TrimSuffix(strings.ToLower(host), ".")]
-	if !ok {
-		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-	}
-	return slices.Clone(addrs), nil
-}
-
-func (r *testResolver) lookups() []lookup {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.calls)
 }
 
 // blockingResolver answers only when its context is done, with the
@@ -135,56 +103,37 @@ func (s *connectSeam) attempts() []netip.AddrPort {
 }
 
 // greeter is a loopback TCP server that writes "hello\n" to every
-// connection and closes it. Accepted reports each connection's remote
-// address, in order.
-type greeter struct {
-	ln       net.Listener
-	accepted chan string
-	wg       sync.WaitGroup
-}
+// connection and closes it.
+type greeter struct{ *socketstest.Server }
 
+// startGreeter starts a greeter listening on addr, a loopback "ip:port"
+// (port 0 for any).
 func startGreeter(t *testing.T, addr string) *greeter {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &greeter{ln: ln, accepted: make(chan string, 64)}
-	g.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			g.accepted <- c.RemoteAddr().String()
-			g.wg.Go(func() {
-				defer c.Close()
-				io.WriteString(c, "hello\n")
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		g.wg.Wait()
-	})
-	return g
+	return &greeter{socketstest.Serve(t, ln, func(_ context.Context, c net.Conn) {
+		io.WriteString(c, "hello\n")
+	})}
 }
 
-func (g *greeter) addr() string { return g.ln.Addr().String() }
+func (g *greeter) addr() string { return g.Addr() }
 
 // assertNothingAccepted proves that no connection reached g before now: it
-// makes one connection of its own, which must be the first g accepts (a
+// makes one connection of its own, which must be the first g accepted (a
 // listener accepts in arrival order, and a dial that connected has
-// arrived).
+// arrived; the greeting proves it was accepted).
 func (g *greeter) assertNothingAccepted(t *testing.T) {
 	t.Helper()
 	c, err := net.Dial("tcp", g.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if first := <-g.accepted; first != c.LocalAddr().String() {
-		t.Errorf("the server accepted a connection from %s before the sentinel %s", first, c.LocalAddr())
+	readHello(t, c)
+	if acc := g.Accepted(); len(acc) == 0 || acc[0].String() != c.LocalAddr().String() {
+		t.Errorf("the server accepted %v, want the sentinel %s first", acc, c.LocalAddr())
 	}
 }
 
@@ -231,25 +180,26 @@ func TestDialRefusedLiteralNoConnect(t *testing.T) {
 	for _, c := range []struct {
 		network, address string
 		want             sockets.Rule
+		via              carried
 	}{
-		{"tcp", "10.0.0.1:80", rulePrivate},
-		{"tcp", "127.0.0.1:8080", ruleLoopback4},
-		{"tcp", "[::1]:443", ruleLoopback6},
-		{"tcp", "[::ffff:10.0.0.1]:80", rulePrivate},
-		{"tcp", "[64:ff9b::a00:1]:80", carrying(ruleNAT64, rulePrivate)},
-		{"tcp", "[2002:a00:1::]:80", carrying(rule6to4, rulePrivate)},
-		{"tcp", "[2001:0:a00:1::]:80", carrying(ruleTeredo, rulePrivate)},
-		{"tcp", "[fe80::1%eth0]:80", sockets.RuleZone},
-		{"tcp", "[2606:4700::1%eth0]:443", sockets.RuleZone},
-		{"tcp", "169.254.169.254:80", ruleLinkLocal4},
-		{"udp", "0.0.0.0:53", ruleThisNet},
-		{"udp", "255.255.255.255:67", ruleBroadcast},
-		{"udp", "[ff02::1]:5353", ruleMulticast6},
-		{"tcp", "8.8.8.8:443", sockets.RuleGoogle},
-		{"tcp", gmail + ":587", sockets.RuleGoogle},
-		{"tcp", "1.1.1.1:25", sockets.RuleSMTP},
-		{"tcp", "1.1.1.1:21", sockets.RuleFTP},
-		{"tcp", "1.1.1.1:0", sockets.RulePort0},
+		{"tcp", "10.0.0.1:80", sockets.RulePrivate, direct},
+		{"tcp", "127.0.0.1:8080", sockets.RuleLoopback, direct},
+		{"tcp", "[::1]:443", sockets.RuleLoopback, direct},
+		{"tcp", "[::ffff:10.0.0.1]:80", sockets.RulePrivate, inMapped("10.0.0.1")},
+		{"tcp", "[64:ff9b::a00:1]:80", sockets.RulePrivate, inNAT64("10.0.0.1")},
+		{"tcp", "[2002:a00:1::]:80", sockets.RulePrivate, in6to4("10.0.0.1")},
+		{"tcp", "[2001:0:a00:1::]:80", sockets.RulePrivate, inTeredo("10.0.0.1")},
+		{"tcp", "[fe80::1%eth0]:80", sockets.RuleZone, direct},
+		{"tcp", "[2606:4700::1%eth0]:443", sockets.RuleZone, direct},
+		{"tcp", "169.254.169.254:80", sockets.RuleLinkLocal, direct},
+		{"udp", "0.0.0.0:53", sockets.RuleUnspecified, direct},
+		{"udp", "255.255.255.255:67", sockets.RuleBroadcast, direct},
+		{"udp", "[ff02::1]:5353", sockets.RuleMulticast, direct},
+		{"tcp", "8.8.8.8:443", sockets.RuleGoogle, direct},
+		{"tcp", gmail + ":587", sockets.RuleGoogle, direct},
+		{"tcp", "1.1.1.1:25", sockets.RuleSMTP, direct},
+		{"tcp", "1.1.1.1:21", sockets.RuleFTP, direct},
+		{"tcp", "1.1.1.1:0", sockets.RulePort0, direct},
 	} {
 		t.Run(c.network+" "+c.address, func(t *testing.T) {
 			t.Parallel()
@@ -264,7 +214,10 @@ func TestDialRefusedLiteralNoConnect(t *testing.T) {
 			if de.Network != c.network || de.Addr != netip.MustParseAddrPort(c.address) {
 				t.Errorf("DeniedError fields %+v", *de)
 			}
-			if n := len(r.lookups()); n != 0 {
+			if got := carriedOf(de); got != c.via {
+				t.Errorf("refused address carried %+v, want %+v", got, c.via)
+			}
+			if n := len(r.Calls()); n != 0 {
 				t.Errorf("%d lookups for an IP literal", n)
 			}
 			// Dial without a context refuses the same way.
@@ -312,7 +265,7 @@ func TestDialMixedAnswersConnectOnlyToAllowed(t *testing.T) {
 			if got := seam.attempts(); !slices.Equal(got, want) {
 				t.Errorf("connect attempts %v, want %v", got, want)
 			}
-			if got := r.lookups(); !slices.Equal(got, []lookup{{c.wantLookup, "mixed.example"}}) {
+			if got := r.Calls(); !slices.Equal(got, []socketstest.Lookup{{Network: c.wantLookup, Host: "mixed.example"}}) {
 				t.Errorf("lookups %v", got)
 			}
 		})
@@ -340,7 +293,7 @@ func TestResolveKeepsOnlyAllowed(t *testing.T) {
 	assertDenied(t, err, sockets.RuleNetwork)
 	_, err = d.Resolve(t.Context(), "tcp", "", 80)
 	assertDenied(t, err, sockets.RuleMalformed)
-	if n := len(r.lookups()); n != 1 {
+	if n := len(r.Calls()); n != 1 {
 		t.Errorf("%d lookups, want 1", n)
 	}
 }
@@ -353,12 +306,12 @@ func TestDialAllAnswersRefused(t *testing.T) {
 		wantAddr         string
 	}{
 		// The first refusal is reported.
-		{"tcp", "allbad.example:443", rulePrivate, "10.0.0.1:443"},
-		{"tcp", "localhost:8080", ruleLoopback4, "127.0.0.1:8080"},
+		{"tcp", "allbad.example:443", sockets.RulePrivate, "10.0.0.1:443"},
+		{"tcp", "localhost:8080", sockets.RuleLoopback, "127.0.0.1:8080"},
 		{"tcp6", "localhost:8080", sockets.RuleMalformed, "127.0.0.1:8080"}, // an IPv4 answer to an IPv6 network
-		{"tcp", "intranet.example:80", rulePrivate, "10.1.2.3:80"},
+		{"tcp", "intranet.example:80", sockets.RulePrivate, "10.1.2.3:80"},
 		// A name exception never opens a never-public address.
-		{"tcp", "smtp.intranet:587", rulePrivate, "10.0.0.25:587"},
+		{"tcp", "smtp.intranet:587", sockets.RulePrivate, "10.0.0.25:587"},
 		// Another name resolving to Gmail's addresses gets no exception.
 		{"tcp", "evil.example:587", sockets.RuleGoogle, gmail + ":587"},
 		// The exception is for its ports only. A port rule refuses before
@@ -383,7 +336,7 @@ func TestDialAllAnswersRefused(t *testing.T) {
 			if de.Host != host || de.Addr != wantAddr || de.Network != c.network {
 				t.Errorf("DeniedError fields %+v", *de)
 			}
-			if n := len(r.lookups()); n != wantLookups {
+			if n := len(r.Calls()); n != wantLookups {
 				t.Errorf("%d lookups, want %d", n, wantLookups)
 			}
 		})
@@ -565,7 +518,7 @@ func TestDialMalformed(t *testing.T) {
 			if de.Detail == "" {
 				t.Errorf("no detail in %v", err)
 			}
-			if n := len(r.lookups()); n != 0 {
+			if n := len(r.Calls()); n != 0 {
 				t.Errorf("%d lookups for malformed input", n)
 			}
 		})
@@ -584,7 +537,7 @@ func TestDialNetworks(t *testing.T) {
 			if de.Network != network {
 				t.Errorf("Network %q", de.Network)
 			}
-			if n := len(r.lookups()); n != 0 {
+			if n := len(r.Calls()); n != 0 {
 				t.Errorf("%d lookups", n)
 			}
 		})
@@ -652,7 +605,7 @@ func TestDialLocalAddr(t *testing.T) {
 				return
 			}
 			assertDenied(t, err, sockets.RuleBind)
-			if n := len(r.lookups()); n != 0 {
+			if n := len(r.Calls()); n != 0 {
 				t.Errorf("%d lookups", n)
 			}
 		})
@@ -733,7 +686,6 @@ func TestDialRealNetDialer(t *testing.T) {
 			t.Fatal(err)
 		}
 		readHello(t, conn)
-		<-srv.accepted
 	}
 	// By name: only the allowed answer is dialed.
 	_, port, _ := net.SplitHostPort(srv.addr())
@@ -742,7 +694,6 @@ func TestDialRealNetDialer(t *testing.T) {
 		t.Fatal(err)
 	}
 	readHello(t, conn)
-	<-srv.accepted
 
 	// UDP through the real connect step.
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -767,7 +718,7 @@ func TestDialRealNetDialer(t *testing.T) {
 	// server listening there.
 	other := startGreeter(t, "127.0.0.2:0")
 	_, err = d.DialContext(t.Context(), "tcp", other.addr())
-	assertDenied(t, err, ruleLoopback4)
+	assertDenied(t, err, sockets.RuleLoopback)
 	other.assertNothingAccepted(t)
 }
 
@@ -778,12 +729,12 @@ func TestZeroDialerRefusesLoopback(t *testing.T) {
 	srv := startGreeter(t, "127.0.0.1:0")
 	var d sockets.Dialer
 	_, err := d.DialContext(t.Context(), "tcp", srv.addr())
-	assertDenied(t, err, ruleLoopback4)
+	assertDenied(t, err, sockets.RuleLoopback)
 	_, port, _ := net.SplitHostPort(srv.addr())
 	_, err = d.Dial("tcp", net.JoinHostPort("::1", port))
-	assertDenied(t, err, ruleLoopback6)
+	assertDenied(t, err, sockets.RuleLoopback)
 	_, err = d.Dial("tcp", net.JoinHostPort("::ffff:127.0.0.1", port))
-	assertDenied(t, err, ruleLoopback4)
+	assertDenied(t, err, sockets.RuleLoopback)
 	srv.assertNothingAccepted(t)
 }
 

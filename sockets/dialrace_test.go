@@ -646,7 +646,6 @@ func TestDialRaceClosesLosers(t *testing.T) {
 	// the loopback server nearly together, in either order.
 	t.Run("real time", func(t *testing.T) {
 		t.Parallel()
-		// At most 40 connections: the greeter records 64 unread.
 		srv := startGreeter(t, "127.0.0.1:0")
 		for range 20 {
 			seam := newRaceSeam(t, srv.addr(), "", map[string]raceAnswer{raceV6a: answerAccept, raceV4a: answerAccept})

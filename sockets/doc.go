@@ -45,12 +45,99 @@
 //
 //	d := &sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))}
 //
+// # Refusals and their codes
+//
+// Every refusal, on either backend of package transport, is a
+// *[DeniedError] (package urlfetch wraps it in its *Error). Its [Rule] is
+// one of a closed set of constants to switch on; [Rule.Code] is a short
+// lower_snake code that keeps its spelling and meaning from release to
+// release, for logs and metrics, and [DeniedError.ErrorType] returns it as
+// OpenTelemetry's error.type; [Rule.String] is the rule in words, with the
+// RFC behind it. When the refused address is an IPv4 address carried in
+// the IPv6 one checked, [DeniedError.Form] says how (6to4, NAT64, ...) and
+// [DeniedError.Embedded] is that IPv4 address. [DeniedError.Redacted] is
+// the message to give whoever asked for the connection: the rule and the
+// host as written, never an address it resolved to.
+//
+//	code                rule                  refuses
+//	network             RuleNetwork           a network other than tcp, tcp4, tcp6, udp, udp4, udp6
+//	listen              RuleListen            any listening socket
+//	bind                RuleBind              a bind to anything but the unspecified address with port 0
+//	malformed           RuleMalformed         an address that cannot be parsed or checked
+//	zone                RuleZone              an address with a zone (fe80::1%eth0)
+//	port_0              RulePort0             port 0
+//	smtp_port           RuleSMTP              port 25, plain SMTP
+//	ftp_port            RuleFTP               TCP port 21, FTP
+//	google              RuleGoogle            Google's services' ranges
+//	deny_list           RuleDenyList          the policy's deny list (Policy.Deny)
+//	proxy_network       RuleProxyNetwork      UDP through a Dialer with a Proxy
+//	scheme              RuleScheme            a URL scheme other than http and https (both backends)
+//	method              RuleMethod            a method URL Fetch does not send (urlfetch)
+//	port                RulePort              a port outside 80-90, 440-450, 1024-65535 (urlfetch)
+//	unspecified         RuleUnspecified       0.0.0.0/8 (this network), ::
+//	loopback            RuleLoopback          127.0.0.0/8, ::1
+//	private             RulePrivate           10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16
+//	cgnat               RuleCGNAT             100.64.0.0/10, shared address space
+//	link_local          RuleLinkLocal         169.254.0.0/16, fe80::/10
+//	ietf_protocol       RuleIETFProtocol      192.0.0.0/24, 2001::/23
+//	documentation       RuleDocumentation     192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32, 3fff::/20
+//	6to4_relay          Rule6to4Relay         192.88.99.0/24
+//	benchmarking        RuleBenchmarking      198.18.0.0/15, 2001:2::/48
+//	multicast           RuleMulticast         224.0.0.0/4, ff00::/8
+//	reserved            RuleReserved          240.0.0.0/4 (class E)
+//	broadcast           RuleBroadcast         255.255.255.255
+//	ipv4_mapped         RuleIPv4Mapped        ::ffff:0:0/96 (checked unmapped: see FormIPv4Mapped)
+//	ipv4_compatible     RuleIPv4Compatible    ::/96
+//	nat64               RuleNAT64             64:ff9b::/96
+//	nat64_local         RuleNAT64Local        64:ff9b:1::/48
+//	discard             RuleDiscard           100::/64
+//	dummy               RuleDummy             100:0:0:1::/64
+//	srv6                RuleSRv6              5f00::/16
+//	unique_local        RuleUniqueLocal       fc00::/7
+//	site_local          RuleSiteLocal         fec0::/10
+//	teredo              RuleTeredo            2001::/32
+//	orchid              RuleORCHID            2001:10::/28, 2001:20::/28
+//	not_global_unicast  RuleNotGlobalUnicast  IPv6 outside 2000::/3 that no block above names
+//
+// The forms ([Form]) have codes too: none, ipv4_mapped, ipv4_compatible,
+// nat64, nat64_local, 6to4 and teredo.
+//
+// # Two halves
+//
+// The package holds two concerns, kept apart file by file:
+//
+//   - The policy and its checked dialer: [Policy] and its tables
+//     (policy.go, table.go, google.go), the errors (errors.go), and the
+//     [Dialer]'s resolve, check and connect (dialer.go, dialrace.go,
+//     checked.go, and the connect step through an egress proxy, proxy*.go).
+//     It is small and security-critical: every backend's connections go
+//     through it, and whether a destination is reached is decided here and
+//     nowhere else.
+//   - App Engine's Sockets API emulation: [Conn] with its socket options,
+//     idle reclamation, hand-off, metering and UDP, the lookups (conn.go,
+//     options.go, idle.go, handoff*.go, meter.go, udp.go, lookup.go,
+//     sockopt_*.go), and the exported dial methods that hand out the
+//     policy half's connections (wrap.go).
+//
+// The emulation builds on the policy half and never the other way round:
+// no file of the policy half refers to anything the emulation declares,
+// nor reads the Dialer's fields that configure it (IdleTimeout, Meter,
+// Registry, AppID, RoutePacket), and a test (boundary_test.go) type-checks
+// the package to hold it so. The policy half ends in one unexported dial,
+// which returns a connection that passed every check; [Dialer.DialContext]
+// wraps it in a *[Conn], and [Dialer.DialChecked] returns it as made, in a
+// byte counter only when [Dialer.Meter] is set. An HTTP client, whose pool
+// manages its own connections, dials with DialChecked and so pays for the
+// policy check and nothing else:
+//
+//	t := &http.Transport{DialContext: d.DialChecked}
+//
 // # The rest of the Sockets API
 //
-// The connections a Dialer returns are *[Conn] values: a net.Conn (and, for
-// UDP, a net.PacketConn) that standard clients such as net/smtp and
-// crypto/tls take unchanged, and that carries App Engine's socket
-// features:
+// The connections [Dialer.DialContext] returns are *[Conn] values: a
+// net.Conn (and, for UDP, a net.PacketConn) that standard clients such as
+// net/smtp and crypto/tls take unchanged, and that carries App Engine's
+// socket features:
 //
 //   - socket options by level and name ([Conn.GetsockoptInt] and friends):
 //     the eight supported options read back App Engine's fixed

@@ -15,42 +15,223 @@ import (
 // refusal is final: callers must not retry it.
 var ErrDenied = errors.New("sockets: denied by policy")
 
-// Rule names the rule that refused a connection, in words a person can read
-// in a log line, such as "private (RFC 1918)" or "google range".
-type Rule string
+// Rule is the rule that refused a connection: a closed set of small
+// integers, one constant per rule, so that callers can switch on it.
+//
+// [Rule.Code] is a short lower_snake name for logs and metrics (such as
+// "private" or "smtp_port"); the codes are stable: a code, once published,
+// keeps its meaning and spelling. [Rule.String] is text a person reads in
+// a log line, with the RFC or registry behind the rule (such as
+// "private (RFC 1918)"); it may be reworded. The integer values are not
+// stable across versions: compare with the constants, and record the code.
+// The zero Rule is no rule, and no refusal carries it.
+//
+// Address blocks of the never-public table ([NeverPublic]) carry the rules
+// from [RuleUnspecified] to [RuleNotGlobalUnicast]; several blocks may
+// share one (three blocks are [RulePrivate]). [RuleScheme], [RuleMethod]
+// and [RulePort] are the fetch service's rules (package urlfetch), and
+// RuleScheme is the sockets backend's too (package transport).
+type Rule uint8
 
-// The rules that are not address blocks. Address blocks carry the name of
-// their entry in the never-public table (see [NeverPublic]).
+// The rules. Each one's code is in the comment beside it.
 const (
-	RuleNetwork   Rule = "network not allowed (only tcp and udp)"
-	RuleListen    Rule = "listening not allowed"
-	RuleBind      Rule = "binding not allowed (only the unspecified address with port 0)"
-	RuleMalformed Rule = "malformed address"
-	RuleZone      Rule = "zoned address"
-	RulePort0     Rule = "port 0"
-	RuleSMTP      Rule = "smtp port 25"
-	RuleFTP       Rule = "ftp port 21"
-	RuleGoogle    Rule = "google range"
-	RuleDenyList  Rule = "denied by the policy's deny list"
+	_ Rule = iota // the zero Rule is no rule
+
+	// Rules that are not about the address.
+	RuleNetwork   // "network": a network other than tcp, tcp4, tcp6, udp, udp4, udp6
+	RuleListen    // "listen": listening sockets are not allowed
+	RuleBind      // "bind": binding to anything but the unspecified address with port 0
+	RuleMalformed // "malformed": an address that cannot be parsed or checked
+	RuleZone      // "zone": an address with a zone (fe80::1%eth0)
+	RulePort0     // "port_0": port 0
+	RuleSMTP      // "smtp_port": port 25, plain SMTP
+	RuleFTP       // "ftp_port": TCP port 21, FTP
+	RuleGoogle    // "google": Google's services' ranges
+	RuleDenyList  // "deny_list": the policy's deny list (Policy.Deny)
+
+	// RuleProxyNetwork ("proxy_network") refuses a dial over UDP through
+	// a [Dialer] that has a [Dialer.Proxy]: HTTP CONNECT tunnels TCP only,
+	// and a datagram sent around the proxy would leave by a way the proxy
+	// was named to close.
+	RuleProxyNetwork
+
+	// The fetch service's rules: they refuse a request before anything is
+	// sent.
+	RuleScheme // "scheme": a URL scheme other than http and https
+	RuleMethod // "method": a method other than GET, POST, HEAD, PUT, DELETE, PATCH
+	RulePort   // "port": a port outside 80-90, 440-450, 1024-65535
+
+	// The never-public table (IANA special-purpose registries).
+	RuleUnspecified      // "unspecified": 0.0.0.0/8 (this network), ::
+	RuleLoopback         // "loopback": 127.0.0.0/8, ::1
+	RulePrivate          // "private": 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16
+	RuleCGNAT            // "cgnat": 100.64.0.0/10, shared address space
+	RuleLinkLocal        // "link_local": 169.254.0.0/16, fe80::/10
+	RuleIETFProtocol     // "ietf_protocol": 192.0.0.0/24, 2001::/23
+	RuleDocumentation    // "documentation": TEST-NET-1, -2, -3, 2001:db8::/32, 3fff::/20
+	Rule6to4Relay        // "6to4_relay": 192.88.99.0/24
+	RuleBenchmarking     // "benchmarking": 198.18.0.0/15, 2001:2::/48
+	RuleMulticast        // "multicast": 224.0.0.0/4, ff00::/8
+	RuleReserved         // "reserved": 240.0.0.0/4 (class E)
+	RuleBroadcast        // "broadcast": 255.255.255.255
+	RuleIPv4Mapped       // "ipv4_mapped": ::ffff:0:0/96 (checked unmapped; see Form)
+	RuleIPv4Compatible   // "ipv4_compatible": ::/96
+	RuleNAT64            // "nat64": 64:ff9b::/96
+	RuleNAT64Local       // "nat64_local": 64:ff9b:1::/48
+	RuleDiscard          // "discard": 100::/64
+	RuleDummy            // "dummy": 100:0:0:1::/64
+	RuleSRv6             // "srv6": 5f00::/16
+	RuleUniqueLocal      // "unique_local": fc00::/7 (ULA)
+	RuleSiteLocal        // "site_local": fec0::/10
+	RuleTeredo           // "teredo": 2001::/32
+	RuleORCHID           // "orchid": 2001:10::/28, 2001:20::/28
+	RuleNotGlobalUnicast // "not_global_unicast": IPv6 outside 2000::/3 with no block of its own
+
+	numRules // one past the last rule
 )
 
-// DeniedError is the error for every refusal. It names the network, the host
-// as the caller wrote it, the address and port that were checked, and the
-// rule that refused them. It matches [ErrDenied] through errors.Is.
+// ruleNames holds each rule's code and text, indexed by Rule.
+var ruleNames = [numRules]struct{ code, text string }{
+	RuleNetwork:   {"network", "network not allowed (only tcp and udp)"},
+	RuleListen:    {"listen", "listening not allowed"},
+	RuleBind:      {"bind", "binding not allowed (only the unspecified address with port 0)"},
+	RuleMalformed: {"malformed", "malformed address"},
+	RuleZone:      {"zone", "zoned address"},
+	RulePort0:     {"port_0", "port 0"},
+	RuleSMTP:      {"smtp_port", "smtp port 25"},
+	RuleFTP:       {"ftp_port", "ftp port 21"},
+	RuleGoogle:    {"google", "google range"},
+	RuleDenyList:  {"deny_list", "denied by the policy's deny list"},
+
+	RuleProxyNetwork: {"proxy_network", "network not allowed through a proxy (only tcp)"},
+
+	RuleScheme: {"scheme", "scheme not allowed (only http and https)"},
+	RuleMethod: {"method", "method not allowed (only GET, POST, HEAD, PUT, DELETE, PATCH)"},
+	RulePort:   {"port", "port not allowed (only 80-90, 440-450, 1024-65535)"},
+
+	RuleUnspecified:      {"unspecified", "unspecified, this network (RFC 791, RFC 4291)"},
+	RuleLoopback:         {"loopback", "loopback (RFC 1122, RFC 4291)"},
+	RulePrivate:          {"private", "private (RFC 1918)"},
+	RuleCGNAT:            {"cgnat", "shared address space, CGNAT (RFC 6598)"},
+	RuleLinkLocal:        {"link_local", "link-local (RFC 3927, RFC 4291)"},
+	RuleIETFProtocol:     {"ietf_protocol", "IETF protocol assignments (RFC 6890, RFC 2928)"},
+	RuleDocumentation:    {"documentation", "documentation (RFC 5737, RFC 3849, RFC 9637)"},
+	Rule6to4Relay:        {"6to4_relay", "6to4 relay anycast, deprecated (RFC 7526)"},
+	RuleBenchmarking:     {"benchmarking", "benchmarking (RFC 2544, RFC 5180)"},
+	RuleMulticast:        {"multicast", "multicast (RFC 5771, RFC 4291)"},
+	RuleReserved:         {"reserved", "reserved (RFC 1112)"},
+	RuleBroadcast:        {"broadcast", "limited broadcast (RFC 919)"},
+	RuleIPv4Mapped:       {"ipv4_mapped", "IPv4-mapped (RFC 4291)"},
+	RuleIPv4Compatible:   {"ipv4_compatible", "IPv4-compatible, deprecated (RFC 4291)"},
+	RuleNAT64:            {"nat64", "NAT64 (RFC 6052)"},
+	RuleNAT64Local:       {"nat64_local", "NAT64 local-use (RFC 8215)"},
+	RuleDiscard:          {"discard", "discard-only (RFC 6666)"},
+	RuleDummy:            {"dummy", "dummy prefix (RFC 9780)"},
+	RuleSRv6:             {"srv6", "SRv6 SIDs (RFC 9602)"},
+	RuleUniqueLocal:      {"unique_local", "unique local (RFC 4193)"},
+	RuleSiteLocal:        {"site_local", "site-local, deprecated (RFC 3879)"},
+	RuleTeredo:           {"teredo", "Teredo (RFC 4380)"},
+	RuleORCHID:           {"orchid", "ORCHID (RFC 4843, RFC 7343)"},
+	RuleNotGlobalUnicast: {"not_global_unicast", "not global unicast (outside 2000::/3, RFC 4291)"},
+}
+
+// Code returns the rule's short, stable code, such as "private",
+// "smtp_port" or "scheme" (see the constants), or "" for a value that is
+// not a rule.
+func (r Rule) Code() string {
+	if r < numRules {
+		return ruleNames[r].code
+	}
+	return ""
+}
+
+// String returns the rule in words, with the RFC or registry behind it,
+// such as "private (RFC 1918)"; for a value that is not a rule, "rule(N)".
+func (r Rule) String() string {
+	if r != 0 && r < numRules {
+		return ruleNames[r].text
+	}
+	return "rule(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Form is how an IPv6 address carries the IPv4 address that a rule
+// refused: a closed set, like [Rule], with a stable [Form.Code] and a
+// readable [Form.String]. The zero Form is [FormNone].
+type Form uint8
+
+// The forms. Each one's code is in the comment beside it.
+const (
+	FormNone           Form = iota // "none": the refused address is the one checked
+	FormIPv4Mapped                 // "ipv4_mapped": ::ffff:a.b.c.d (RFC 4291)
+	FormIPv4Compatible             // "ipv4_compatible": ::a.b.c.d (RFC 4291, deprecated)
+	FormNAT64                      // "nat64": 64:ff9b::a.b.c.d (RFC 6052)
+	FormNAT64Local                 // "nat64_local": 64:ff9b:1::/48 read as its /96 form (RFC 8215)
+	Form6to4                       // "6to4": 2002:aabb:ccdd:: (RFC 3056)
+	FormTeredo                     // "teredo": server or obfuscated client in 2001::/32 (RFC 4380)
+
+	numForms // one past the last form
+)
+
+var formNames = [numForms]struct{ code, text string }{
+	FormNone:           {"none", "none"},
+	FormIPv4Mapped:     {"ipv4_mapped", "IPv4-mapped (RFC 4291)"},
+	FormIPv4Compatible: {"ipv4_compatible", "IPv4-compatible (RFC 4291)"},
+	FormNAT64:          {"nat64", "NAT64 (RFC 6052)"},
+	FormNAT64Local:     {"nat64_local", "NAT64 local-use (RFC 8215)"},
+	Form6to4:           {"6to4", "6to4 (RFC 3056)"},
+	FormTeredo:         {"teredo", "Teredo (RFC 4380)"},
+}
+
+// Code returns the form's short, stable code, such as "6to4" or "nat64",
+// "none" for [FormNone], or "" for a value that is not a form.
+func (f Form) Code() string {
+	if f < numForms {
+		return formNames[f].code
+	}
+	return ""
+}
+
+// String returns the form in words with its RFC, such as
+// "6to4 (RFC 3056)"; for a value that is not a form, "form(N)".
+func (f Form) String() string {
+	if f < numForms {
+		return formNames[f].text
+	}
+	return "form(" + strconv.Itoa(int(f)) + ")"
+}
+
+// DeniedError is the error for every refusal, on either backend of package
+// transport: a destination, a port, a network, listening or binding
+// refused by the [Policy] or the [Dialer], and a scheme, method or port
+// refused by the fetch service (package urlfetch wraps it in its *Error).
+// It names the network, the host as the caller wrote it, the address and
+// port that were checked, and the [Rule] that refused them. It matches
+// [ErrDenied] through errors.Is.
+//
+// When the refused address is an IPv4 address carried inside the IPv6
+// address checked (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo),
+// Form says how, Embedded is that IPv4 address, and Rule is the rule that
+// refused it: [2002:a00:1::]:80 is refused for [RulePrivate] with
+// [Form6to4] and Embedded 10.0.0.1. When the IPv6 form itself is refused
+// whatever it carries (NAT64 of a public address, Teredo), Rule names the
+// form's block ([RuleNAT64], [RuleTeredo]) and Form is [FormNone].
 //
 // Fields that do not apply to a refusal are zero: a refused network has no
 // address, for example.
 type DeniedError struct {
-	Network string         // "tcp", "udp6", ...; as the caller gave it
-	Host    string         // the name or literal as dialed; empty when unknown
-	Addr    netip.AddrPort // the exact address checked; zero when none was reached
-	Rule    Rule           // the rule that refused
-	Detail  string         // optional extra words, such as the malformed input
+	Network  string         // "tcp", "udp6", ...; as the caller gave it
+	Host     string         // the name or literal as dialed; empty when unknown
+	Addr     netip.AddrPort // the exact address checked; zero when none was reached
+	Rule     Rule           // the rule that refused
+	Form     Form           // how Addr carries Embedded; FormNone when Rule refused Addr itself
+	Embedded netip.Addr     // the IPv4 address Addr carries that Rule refused; zero with FormNone
+	Detail   string         // optional extra words, such as the malformed input
 }
 
 // Error returns a message such as
 //
 //	sockets: tcp to 10.0.0.1:80 (host "intranet.example") refused: private (RFC 1918)
+//	sockets: tcp to [2002:a00:1::]:80 refused: private (RFC 1918), 10.0.0.1 carried in 6to4 (RFC 3056)
 func (e *DeniedError) Error() string {
 	if e == nil {
 		return "<nil>"
@@ -76,12 +257,67 @@ func (e *DeniedError) Error() string {
 		b.WriteString(" ")
 	}
 	b.WriteString("refused: ")
-	b.WriteString(string(e.Rule))
+	b.WriteString(e.Rule.String())
+	if e.Form != FormNone {
+		b.WriteString(", ")
+		if e.Embedded.IsValid() {
+			b.WriteString(e.Embedded.String())
+			b.WriteString(" ")
+		}
+		b.WriteString("carried in ")
+		b.WriteString(e.Form.String())
+	}
 	if e.Detail != "" {
 		b.WriteString(": ")
 		b.WriteString(e.Detail)
 	}
 	return b.String()
+}
+
+// Redacted returns a message that is safe to return to whoever asked for
+// the connection, such as the client of a service that fetches URLs for
+// others: it names the network, the host as the caller wrote it and the
+// rule, but no address the host resolved to, no carried address and no
+// detail, for example
+//
+//	sockets: tcp to "intranet.example" refused: private (RFC 1918)
+//
+// A host the caller wrote as an IP literal is shown as written. Use
+// [DeniedError.Error] for logs, which may hold what the caller must not
+// learn.
+func (e *DeniedError) Redacted() string {
+	if e == nil {
+		return "<nil>"
+	}
+	var b strings.Builder
+	b.WriteString("sockets: ")
+	if e.Network != "" {
+		b.WriteString(e.Network)
+		b.WriteString(" ")
+	}
+	if e.Host != "" {
+		b.WriteString("to ")
+		b.WriteString(strconv.Quote(e.Host))
+		b.WriteString(" ")
+	}
+	b.WriteString("refused: ")
+	b.WriteString(e.Rule.String())
+	return b.String()
+}
+
+// ErrorType returns the code of the rule that refused ([Rule.Code]), such
+// as "private" or "scheme", or "_OTHER" if Rule is not a rule. It is the
+// value for OpenTelemetry's error.type attribute (semantic conventions,
+// https://opentelemetry.io/docs/specs/semconv/registry/attributes/error/):
+// go.opentelemetry.io/otel/semconv's ErrorType function uses the
+// ErrorType method of an error in the chain when it has one, so a span or
+// metric of a refused request carries the rule's code, whichever backend
+// refused it.
+func (e *DeniedError) ErrorType() string {
+	if e == nil || e.Rule.Code() == "" {
+		return "_OTHER"
+	}
+	return e.Rule.Code()
 }
 
 // Unwrap returns [ErrDenied].

@@ -24,7 +24,7 @@ func ExamplePolicy_Check() {
 	fmt.Println(err)
 	var denied *sockets.DeniedError
 	if errors.As(err, &denied) {
-		fmt.Printf("rule %q, address %v, denied: %v\n", denied.Rule, denied.Addr, errors.Is(err, sockets.ErrDenied))
+		fmt.Printf("private: %v, code %q, address %v, denied: %v\n", denied.Rule == sockets.RulePrivate, denied.Rule.Code(), denied.Addr, errors.Is(err, sockets.ErrDenied))
 	}
 
 	// Google's services are refused, except for Google Public DNS on port
@@ -38,7 +38,7 @@ func ExamplePolicy_Check() {
 	// Output:
 	// <nil>
 	// sockets: tcp to 10.0.0.1:80 (host "intranet.example") refused: private (RFC 1918)
-	// rule "private (RFC 1918)", address 10.0.0.1:80, denied: true
+	// private: true, code "private", address 10.0.0.1:80, denied: true
 	// <nil>
 	// sockets: tcp to 8.8.8.8:443 (host "dns.google") refused: google range
 	// <nil>
@@ -58,9 +58,33 @@ func ExamplePolicy_Allow() {
 	fmt.Println(sockets.DefaultPolicy().Check("tcp", "127.0.0.1", netip.MustParseAddrPort("127.0.0.1:8080")))
 	// Output:
 	// <nil>
-	// sockets: tcp to 127.0.0.2:8080 refused: loopback (RFC 1122)
+	// sockets: tcp to 127.0.0.2:8080 refused: loopback (RFC 1122, RFC 4291)
 	// sockets: tcp to 127.0.0.1:25 refused: smtp port 25
-	// sockets: tcp to 127.0.0.1:8080 refused: loopback (RFC 1122)
+	// sockets: tcp to 127.0.0.1:8080 refused: loopback (RFC 1122, RFC 4291)
+}
+
+// A refusal names its rule as a constant to switch on, a stable code for
+// logs and metrics (also OpenTelemetry's error.type), readable text, and,
+// for an IPv4 address carried in an IPv6 one, how it was carried.
+func ExampleDeniedError() {
+	p := sockets.DefaultPolicy()
+	// A name that resolved to the 6to4 form of 10.0.0.1.
+	err := p.Check("tcp", "sneaky.example", netip.MustParseAddrPort("[2002:a00:1::1]:443"))
+	var denied *sockets.DeniedError
+	if errors.As(err, &denied) {
+		switch denied.Rule {
+		case sockets.RulePrivate, sockets.RuleLoopback, sockets.RuleLinkLocal:
+			fmt.Println("an internal address")
+		}
+		fmt.Println(denied.Rule.Code(), denied.ErrorType(), denied.Form.Code(), denied.Embedded)
+		fmt.Println(denied)            // for logs
+		fmt.Println(denied.Redacted()) // for the client who asked for sneaky.example
+	}
+	// Output:
+	// an internal address
+	// private private 6to4 10.0.0.1
+	// sockets: tcp to [2002:a00:1::1]:443 (host "sneaky.example") refused: private (RFC 1918), 10.0.0.1 carried in 6to4 (RFC 3056)
+	// sockets: tcp to "sneaky.example" refused: private (RFC 1918)
 }
 
 func ExamplePolicy_Deny() {

@@ -299,7 +299,7 @@ func FuzzCheck(f *testing.F) {
 				if !errors.Is(err, sockets.ErrDenied) || !errors.As(err, &de) {
 					t.Fatalf("Check(%q, %q, %v) = %#v: not a *DeniedError wrapping ErrDenied", network, host, ap, err)
 				}
-				if de.Network != network || de.Host != host || de.Addr != ap || de.Rule == "" {
+				if de.Network != network || de.Host != host || de.Addr != ap || de.Rule.Code() == "" {
 					t.Fatalf("Check(%q, %q, %v): DeniedError fields %+v", network, host, ap, *de)
 				}
 				if !strings.HasPrefix(de.Error(), "sockets: ") {
@@ -462,13 +462,13 @@ func FuzzGoogleServices(f *testing.F) {
 	})
 }
 
-// ruleOf returns the rule of a refusal, or "" for nil.
+// ruleOf returns the rule of a refusal, or the zero Rule for nil.
 func ruleOf(err error) sockets.Rule {
 	var de *sockets.DeniedError
 	if errors.As(err, &de) {
 		return de.Rule
 	}
-	return ""
+	return 0
 }
 
 // errNoNetwork is what the fuzzed Dialer's Connect seam returns: it never

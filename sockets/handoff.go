@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,39 +27,115 @@ var (
 	ErrWrongApp = errors.New("sockets: socket descriptor belongs to another application")
 
 	// ErrStaleDescriptor: the descriptor was genuine, but its socket is no
-	// longer parked under it: it was picked up already, closed, reclaimed
-	// for idleness, or detached again under a newer descriptor.
+	// longer parked under it: it was picked up already (a replay), closed,
+	// reclaimed for idleness, expired ([ErrExpiredDescriptor] matches it
+	// too), or detached again under a newer descriptor.
 	ErrStaleDescriptor = errors.New("sockets: stale socket descriptor")
 
+	// ErrExpiredDescriptor: the descriptor of a socket received from
+	// another process ([Conn.DetachTo]) was presented after its socket's
+	// idle time ran out. It matches [ErrStaleDescriptor] too.
+	ErrExpiredDescriptor error = &expiredError{}
+
 	// ErrNoRegistry: the Dialer has no Registry, so its connections cannot
-	// be handed off.
+	// be handed off, or, for [Conn.DetachTo], no [Registry] serves the
+	// path ([Registry.Listen]): no such file, or a socket file no process
+	// listens on.
 	ErrNoRegistry = errors.New("sockets: no registry for socket hand-off")
 
 	// ErrWeakKey: the Registry's Key is set but shorter than 32 bytes, so
 	// its descriptors could be forged; nothing is handed off or picked up
 	// through it.
 	ErrWeakKey = errors.New("sockets: registry key shorter than 32 bytes")
+
+	// ErrWrongKind: the descriptor is genuine but names a packet socket
+	// given to [Dialer.Attach], or a connection given to
+	// [Dialer.AttachPacket]. The socket stays parked.
+	ErrWrongKind = errors.New("sockets: socket descriptor names another kind of socket")
+
+	// ErrTLSNotMovable: [Conn.DetachTo] was asked to move a connection
+	// upgraded with [Conn.StartTLS] to another process. A TLS session's
+	// keys and sequence numbers live in the memory of the process that
+	// made it, so the socket alone cannot carry it on; hand it off within
+	// the process with [Conn.Detach] instead. The connection stays usable.
+	ErrTLSNotMovable = errors.New("sockets: a TLS connection cannot move to another process")
+
+	// ErrForeignPeer: the process at the other end of a hand-off between
+	// processes runs as another user (its effective user ID, from the
+	// kernel's SO_PEERCRED, differs), or the registry's socket file does
+	// not let this user connect. Nothing was handed over.
+	ErrForeignPeer = errors.New("sockets: hand-off peer runs as another user")
+
+	// ErrRegistryFull: the receiving Registry already holds as many
+	// sockets from other processes as it may ([Registry.MaxReceived]).
+	// The sender's connection stays usable.
+	ErrRegistryFull = errors.New("sockets: receiving registry is full")
+
+	// ErrSenderGone: the sending process closed its end, or went away,
+	// before the move completed; the receiver closed the socket it got.
+	// Reported by the receiving side ([Registry.OnReceiveError]).
+	ErrSenderGone = errors.New("sockets: sender went away before the hand-off completed")
+
+	// ErrReceiverGone: the receiving process closed its end, or went
+	// away, before the move completed. The sender's connection stays
+	// usable.
+	ErrReceiverGone = errors.New("sockets: receiver went away before the hand-off completed")
+
+	// ErrBadTransfer: a hand-off between processes broke the protocol: a
+	// message that does not parse, no socket or more than one, a socket
+	// that is not a TCP or UDP socket of the kind announced (a listening
+	// one, say), or a reply that makes no sense. Nothing was handed over.
+	ErrBadTransfer = errors.New("sockets: malformed socket transfer")
 )
 
-// HandOffError is the error of [Conn.Detach] and [Dialer.Attach]. Err is one
-// of [ErrBadDescriptor], [ErrWrongApp], [ErrStaleDescriptor],
-// [ErrNoRegistry], [ErrWeakKey], or, from Detach, the reason the connection
-// cannot be handed off ([ErrReclaimed], [ErrHandedOff], net.ErrClosed).
+// expiredError is the type of ErrExpiredDescriptor, which matches
+// ErrStaleDescriptor too.
+type expiredError struct{}
+
+func (*expiredError) Error() string        { return "sockets: expired socket descriptor" }
+func (*expiredError) Is(target error) bool { return target == ErrStaleDescriptor }
+
+// HandOffError is the error of a hand-off: [Conn.Detach], [Conn.DetachTo],
+// [PacketConn.DetachTo], [Dialer.Attach], [Dialer.AttachPacket],
+// [Registry.Listen], and the receiving side's failures given to
+// [Registry.OnReceiveError]. Err is, or wraps, one of [ErrBadDescriptor],
+// [ErrWrongApp], [ErrStaleDescriptor] (or [ErrExpiredDescriptor]),
+// [ErrWrongKind], [ErrNoRegistry], [ErrWeakKey], [ErrTLSNotMovable],
+// [ErrForeignPeer], [ErrRegistryFull], [ErrSenderGone], [ErrReceiverGone],
+// [ErrBadTransfer], a *[DeniedError] when an attaching Dialer's policy
+// refuses a socket received from another process, errors.ErrUnsupported
+// where hand-off between processes is not available, a context's error,
+// or, from a detach, the reason the connection cannot be handed off
+// ([ErrReclaimed], [ErrHandedOff], net.ErrClosed). A sentinel may be
+// joined with the system error behind it, as in
+// "no registry ...: dial unix ...: connect: no such file or directory";
+// use errors.Is.
 type HandOffError struct {
-	Op        string // "detach" or "attach"
+	Op        string // "detach", "attach", "listen" or "receive"
 	App       string // the application the descriptor or its socket belongs to; empty when unknown
 	AttachApp string // the AppID of the Dialer that tried to attach, for ErrWrongApp
+	Path      string // the registry's Unix socket, for a hand-off between processes; empty otherwise
 	Err       error
 }
 
 // Error returns a message such as
 //
 //	sockets: attach: stale socket descriptor
+//	sockets: detach to "/run/worker/registry.sock": receiving registry is full
 func (e *HandOffError) Error() string {
 	if e == nil {
 		return "<nil>"
 	}
-	msg := "sockets: " + e.Op + ": " + strings.TrimPrefix(errText(e.Err), "sockets: ")
+	msg := "sockets: " + e.Op
+	if e.Path != "" {
+		if e.Op == "detach" {
+			msg += " to "
+		} else {
+			msg += " on "
+		}
+		msg += strconv.Quote(e.Path)
+	}
+	msg += ": " + strings.TrimPrefix(errText(e.Err), "sockets: ")
 	if errors.Is(e.Err, ErrWrongApp) {
 		msg += " (descriptor for " + strconv.Quote(e.App) + ", attaching as " + strconv.Quote(e.AttachApp) + ")"
 	}
@@ -82,9 +160,15 @@ func (e *HandOffError) Unwrap() error {
 // A descriptor is the socket's number, a random nonce and the application
 // identity, authenticated with HMAC-SHA256 under the Registry's key, in
 // URL-safe base64: it can travel in a task payload or a queue message, but
-// it names a socket of this process only. A parked socket keeps its idle
-// clock: one not picked up within its idle timeout is reclaimed, and its
-// descriptor goes stale.
+// it names a socket parked in this Registry, in this process. A parked
+// socket keeps its idle clock: one not picked up within its idle timeout is
+// reclaimed, and its descriptor goes stale.
+//
+// Sockets move between processes of the same user on one host through the
+// kernel: the receiving process serves its Registry on a Unix socket
+// ([Registry.Listen]), and the sending one detaches a connection into it
+// ([Conn.DetachTo], [PacketConn.DetachTo]); see [Inbox] for how, and for
+// what crosses the move and what does not.
 //
 // The zero Registry is ready to use; a nil *Registry holds nothing. A
 // Registry is safe for concurrent use and must not be copied after first
@@ -101,25 +185,93 @@ type Registry struct {
 	// effect.
 	Key []byte
 
+	// MaxReceived caps the sockets received from other processes
+	// ([Registry.Listen]) that wait in the Registry to be attached, those
+	// still being received included: each holds a file descriptor. A
+	// transfer beyond it is refused with [ErrRegistryFull], and the
+	// sender keeps its connection. Zero or negative means
+	// [DefaultMaxReceived]. Sockets detached within the process
+	// ([Conn.Detach]) do not count. Set it before [Registry.Listen].
+	MaxReceived int
+
+	// OnReceiveError, if set, is called with the error of each transfer
+	// from another process that failed on the receiving side: a
+	// *[HandOffError] with Op "receive", wrapping [ErrSenderGone],
+	// [ErrRegistryFull], [ErrForeignPeer], [ErrBadTransfer] or the
+	// system's error. The sender, if still there, gets its own error. It
+	// is called on the [Inbox]'s goroutines, possibly concurrently, and
+	// must not block. Set it before [Registry.Listen].
+	OnReceiveError func(error)
+
+	// clock, if set, replaces time.Now for the expiry of the descriptors
+	// of received sockets: a test seam.
+	clock func() time.Time
+	// peerUID, if set, replaces the effective user ID that the peers of
+	// an Inbox must run as: a test seam.
+	peerUID func() int
+
 	keyOnce sync.Once
 	key     []byte // the copy of Key, or the random key; nil when Key is weak
 
-	// mu guards the parked sockets and the next socket number.
-	mu     sync.Mutex
-	parked map[uint64]parked
-	nextID uint64
+	// mu guards the parked sockets, the next socket number and the count
+	// of received sockets.
+	mu       sync.Mutex
+	parked   map[uint64]parked
+	nextID   uint64
+	received int // entries of parked with remote set
+}
+
+// DefaultMaxReceived is how many sockets received from other processes a
+// [Registry] holds at once when its MaxReceived is zero.
+const DefaultMaxReceived = 256
+
+func (r *Registry) maxReceived() int {
+	if r.MaxReceived > 0 {
+		return r.MaxReceived
+	}
+	return DefaultMaxReceived
+}
+
+func (r *Registry) now() time.Time {
+	if r.clock != nil {
+		return r.clock()
+	}
+	return time.Now()
 }
 
 type parked struct {
 	s     *socket
 	nonce [nonceLen]byte
+	// remote marks a socket received from another process: it counts
+	// against MaxReceived, its descriptor expires, and attaching it checks
+	// the policy again and keeps its idle clock.
+	remote bool
+	// pending marks a received socket whose sender has not yet confirmed
+	// the descriptor: it cannot be attached.
+	pending bool
+	kind    byte
+	expiry  int64 // unix nanoseconds; for remote sockets
 }
 
+// The kinds of socket a descriptor names.
 const (
-	descVersion = 1
-	nonceLen    = 16
-	maxAppID    = 1024
-	maxDescLen  = 2048
+	kindConn   byte = 1 // a *Conn: TCP or connected UDP
+	kindPacket byte = 2 // a *PacketConn: unconnected UDP
+)
+
+// Descriptor versions: 1 for a socket detached within the process,
+//
+//	version(1) id(8) nonce(16) uvarint(len(app)) app mac(32)
+//
+// and 2 for a socket received from another process,
+//
+//	version(2) id(8) nonce(16) kind(1) expiry(8) uvarint(len(app)) app mac(32)
+const (
+	descVersion       = 1
+	descVersionRemote = 2
+	nonceLen          = 16
+	maxAppID          = 1024
+	maxDescLen        = 2048
 )
 
 // errLongAppID is the reason Detach refuses a Dialer whose AppID is too
@@ -159,7 +311,7 @@ func (r *Registry) Len() int {
 // park puts s, whose handle was retired, in the registry and returns its
 // descriptor.
 func (r *Registry) park(s *socket) string {
-	p := parked{s: s}
+	p := parked{s: s, kind: kindConn}
 	rand.Read(p.nonce[:])
 	r.mu.Lock()
 	if r.parked == nil {
@@ -172,7 +324,7 @@ func (r *Registry) park(s *socket) string {
 	s.touch()
 	r.parked[id] = p
 	r.mu.Unlock()
-	return r.encode(id, p.nonce, s.app)
+	return r.encode(descInfo{version: descVersion, id: id, nonce: p.nonce, kind: kindConn, app: s.app})
 }
 
 // reclaimParked removes s if it is parked and has been idle for its limit.
@@ -186,19 +338,43 @@ func (r *Registry) reclaimParked(s *socket) bool {
 	if p, ok := r.parked[s.parkID]; !ok || p.s != s || s.idle() < s.limit {
 		return false
 	}
-	delete(r.parked, s.parkID)
+	r.unpark(s.parkID)
 	return true
 }
 
-// encode lays out version, socket number, nonce, application and the MAC of
-// all of them. The key must have been checked with macKey.
-func (r *Registry) encode(id uint64, nonce [nonceLen]byte, app string) string {
-	b := make([]byte, 0, 1+8+nonceLen+binary.MaxVarintLen16+len(app)+sha256.Size)
-	b = append(b, descVersion)
-	b = binary.BigEndian.AppendUint64(b, id)
-	b = append(b, nonce[:]...)
-	b = binary.AppendUvarint(b, uint64(len(app)))
-	b = append(b, app...)
+// unpark removes the entry id. r.mu is held.
+func (r *Registry) unpark(id uint64) {
+	if p, ok := r.parked[id]; ok {
+		if p.remote {
+			r.received--
+		}
+		delete(r.parked, id)
+	}
+}
+
+// descInfo is what a descriptor says.
+type descInfo struct {
+	version byte
+	id      uint64
+	nonce   [nonceLen]byte
+	kind    byte  // kindConn for version 1
+	expiry  int64 // unix nanoseconds; version 2 only
+	app     string
+}
+
+// encode lays out the descriptor of version d.version and appends the MAC
+// of all of it. The key must have been checked with macKey.
+func (r *Registry) encode(d descInfo) string {
+	b := make([]byte, 0, 1+8+nonceLen+1+8+binary.MaxVarintLen16+len(d.app)+sha256.Size)
+	b = append(b, d.version)
+	b = binary.BigEndian.AppendUint64(b, d.id)
+	b = append(b, d.nonce[:]...)
+	if d.version == descVersionRemote {
+		b = append(b, d.kind)
+		b = binary.BigEndian.AppendUint64(b, uint64(d.expiry))
+	}
+	b = binary.AppendUvarint(b, uint64(len(d.app)))
+	b = append(b, d.app...)
 	m := hmac.New(sha256.New, r.macKey())
 	m.Write(b)
 	b = m.Sum(b)
@@ -206,51 +382,80 @@ func (r *Registry) encode(id uint64, nonce [nonceLen]byte, app string) string {
 }
 
 // decode checks the descriptor's MAC and returns its contents.
-func (r *Registry) decode(desc string) (id uint64, nonce [nonceLen]byte, app string, ok bool) {
+func (r *Registry) decode(desc string) (d descInfo, ok bool) {
 	key := r.macKey()
 	if key == nil || len(desc) > maxDescLen {
-		return 0, nonce, "", false
+		return d, false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(desc)
 	if err != nil || len(b) < 1+8+nonceLen+1+sha256.Size {
-		return 0, nonce, "", false
+		return d, false
 	}
 	body, mac := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
 	m := hmac.New(sha256.New, key)
 	m.Write(body)
 	if !hmac.Equal(mac, m.Sum(nil)) {
-		return 0, nonce, "", false
+		return d, false
 	}
-	if body[0] != descVersion {
-		return 0, nonce, "", false
-	}
+	d.version = body[0]
+	d.id = binary.BigEndian.Uint64(body[1:])
+	copy(d.nonce[:], body[1+8:])
 	rest := body[1+8+nonceLen:]
+	switch d.version {
+	case descVersion:
+		d.kind = kindConn
+	case descVersionRemote:
+		if len(rest) < 1+8+1 {
+			return d, false
+		}
+		d.kind = rest[0]
+		d.expiry = int64(binary.BigEndian.Uint64(rest[1:]))
+		rest = rest[1+8:]
+		if d.kind != kindConn && d.kind != kindPacket {
+			return d, false
+		}
+	default:
+		return d, false
+	}
 	n, k := binary.Uvarint(rest)
 	if k <= 0 || n != uint64(len(rest)-k) {
-		return 0, nonce, "", false
+		return d, false
 	}
-	id = binary.BigEndian.Uint64(body[1:])
-	copy(nonce[:], body[1+8:])
-	return id, nonce, string(rest[k:]), true
+	d.app = string(rest[k:])
+	return d, true
 }
 
-// attach picks up the socket desc names, for application app.
-func (r *Registry) attach(app, desc string) (*Conn, error) {
+// take removes the socket desc names from the registry, for Dialer d
+// (which has a Registry, r) attaching it as a socket of kind.
+func (r *Registry) take(d *Dialer, desc string, kind byte) (*socket, error) {
+	app := d.AppID
 	if r.macKey() == nil {
 		return nil, &HandOffError{Op: "attach", Err: ErrWeakKey}
 	}
-	id, nonce, descApp, ok := r.decode(desc)
+	info, ok := r.decode(desc)
 	if !ok {
 		return nil, &HandOffError{Op: "attach", Err: ErrBadDescriptor}
 	}
-	if descApp != app {
-		return nil, &HandOffError{Op: "attach", App: descApp, AttachApp: app, Err: ErrWrongApp}
+	if info.app != app {
+		return nil, &HandOffError{Op: "attach", App: info.app, AttachApp: app, Err: ErrWrongApp}
 	}
+	now := r.now()
+	expired := info.version == descVersionRemote && now.UnixNano() >= info.expiry
 	r.mu.Lock()
-	p, ok := r.parked[id]
-	if !ok || p.nonce != nonce {
+	p, ok := r.parked[info.id]
+	if !ok || p.nonce != info.nonce || p.pending {
 		r.mu.Unlock()
-		return nil, &HandOffError{Op: "attach", App: descApp, Err: ErrStaleDescriptor}
+		if expired {
+			return nil, &HandOffError{Op: "attach", App: info.app, Err: ErrExpiredDescriptor}
+		}
+		return nil, &HandOffError{Op: "attach", App: info.app, Err: ErrStaleDescriptor}
+	}
+	if expired {
+		// Its time is up: the socket goes, as the reclaimer would take it.
+		r.unpark(info.id)
+		r.mu.Unlock()
+		p.s.close()
+		return nil, &HandOffError{Op: "attach", App: info.app, Err: ErrExpiredDescriptor}
 	}
 	if p.s.app != app {
 		// The second wall: a descriptor that passed its MAC still names a
@@ -258,15 +463,47 @@ func (r *Registry) attach(app, desc string) (*Conn, error) {
 		r.mu.Unlock()
 		return nil, &HandOffError{Op: "attach", App: p.s.app, AttachApp: app, Err: ErrWrongApp}
 	}
-	delete(r.parked, id)
-	c := new(Conn)
-	c.h.s = p.s
-	p.s.touch()
-	p.s.owner.Store(&c.h)
+	if p.kind != kind {
+		r.mu.Unlock()
+		return nil, &HandOffError{Op: "attach", App: app, Err: ErrWrongKind}
+	}
+	if p.remote && kind == kindConn {
+		// The socket was checked by another process's policy when it was
+		// dialed: this process's policy has its say too. It stays parked.
+		if err := d.policy().Check(p.s.network, p.s.host, p.s.peer); err != nil {
+			r.mu.Unlock()
+			return nil, &HandOffError{Op: "attach", App: app, Err: err}
+		}
+	}
+	r.unpark(info.id)
 	r.mu.Unlock()
+	s := p.s
+	if p.remote {
+		// The socket joins this process's meter; its idle clock runs on
+		// from where it was: the move was no use of the socket.
+		s.meter = d.Meter
+		if s.meter != nil && s.host != "" {
+			s.total = s.meter.open(s.host, &s.usage)
+		}
+	} else {
+		s.touch()
+	}
+	return s, nil
+}
+
+// attach picks up the connection desc names, for Dialer d, which has a
+// Registry, r.
+func (r *Registry) attach(d *Dialer, desc string) (*Conn, error) {
+	s, err := r.take(d, desc, kindConn)
+	if err != nil {
+		return nil, err
+	}
+	c := new(Conn)
+	c.h.s = s
+	s.owner.Store(&c.h)
 	// The new owner starts without deadlines: the old owner's, and the one
 	// Detach may have used to interrupt a read, are gone.
-	p.s.raw.SetDeadline(time.Time{})
+	s.raw.SetDeadline(time.Time{})
 	return c, nil
 }
 
@@ -277,7 +514,8 @@ func (r *Registry) attach(app, desc string) (*Conn, error) {
 // operation on it fails with an error that matches [ErrHandedOff], so two
 // owners never use one socket. A Read in progress on c is interrupted and a
 // Write in progress is waited for. A connection upgraded with
-// [Conn.StartTLS] keeps its TLS session.
+// [Conn.StartTLS] keeps its TLS session. To hand the connection to another
+// process, use [Conn.DetachTo].
 //
 // The socket stays open, parked, until it is attached or reclaimed: its idle
 // clock keeps running, and a descriptor not picked up within the idle
@@ -299,35 +537,95 @@ func (c *Conn) Detach() (string, error) {
 	if s.reg.macKey() == nil {
 		return "", &HandOffError{Op: "detach", App: s.app, Err: ErrWeakKey}
 	}
-	ch := make(chan struct{}, 1)
-	c.h.drain.Store(&ch)
-	if ok, st := c.h.retire(stHandedOff); !ok {
-		return "", &HandOffError{Op: "detach", App: s.app, Err: statusErr(st)}
-	}
-	if c.h.state.Load()&inflightMask != 0 {
-		// Interrupt a read that may never end; a write ends on its own,
-		// and interrupting it would break a TLS stream.
-		s.raw.SetReadDeadline(time.Unix(1, 0))
-		for c.h.state.Load()&inflightMask != 0 {
-			<-ch
-		}
+	if _, err := retireForHandOff(&c.h, s); err != nil {
+		return "", &HandOffError{Op: "detach", App: s.app, Err: err}
 	}
 	return s.reg.park(s), nil
 }
 
-// Attach picks up a connection handed off with [Conn.Detach]. The
-// descriptor must come from d's [Registry] and name d's [Dialer.AppID]. The
-// returned *Conn is the socket's only working handle; it has no deadlines,
-// and its idle clock restarts. A descriptor can be attached once.
+// retireForHandOff retires h, the live handle of s, for a hand-off, and
+// waits until no operation is in progress on it: a Read in progress is
+// interrupted with a read deadline in the past, and interrupted reports
+// so; a Write in progress is waited for (interrupting it would break a TLS
+// stream). It fails with the handle's status error if h is not live.
+func retireForHandOff(h *handle, s *socket) (interrupted bool, err error) {
+	ch := make(chan struct{}, 1)
+	h.drain.Store(&ch)
+	if ok, st := h.retire(stHandedOff); !ok {
+		return false, statusErr(st)
+	}
+	if h.state.Load()&inflightMask != 0 {
+		s.raw.SetReadDeadline(time.Unix(1, 0))
+		interrupted = true
+		for h.state.Load()&inflightMask != 0 {
+			<-ch
+		}
+	}
+	return interrupted, nil
+}
+
+// Attach picks up a connection handed off with [Conn.Detach], or received
+// from another process ([Conn.DetachTo]). The descriptor must come from d's
+// [Registry] and name d's [Dialer.AppID]. The returned *Conn is the
+// socket's only working handle; it has no deadlines. A descriptor can be
+// attached once.
+//
+// A connection detached in this process restarts its idle clock. One
+// received from another process does not: the move is no use of the
+// socket, and the idle time it had travels with it; its descriptor expires
+// when that time runs out. Its peer, the address that passed the sending
+// process's policy when it was dialed, is checked once more against d's
+// [Policy]; from then on it is metered in d's [Meter] (its [Conn.Usage]
+// counts from its first byte, in whichever process).
 //
 // Attach fails with a *[HandOffError] that wraps [ErrBadDescriptor] for
 // anything but a genuine descriptor of this Registry, [ErrWrongApp] for a
 // descriptor of another application, [ErrStaleDescriptor] when the socket
-// was picked up already, closed or reclaimed, [ErrNoRegistry] when d has
-// no Registry, and [ErrWeakKey] when the Registry's Key is too short.
+// was picked up already, closed or reclaimed ([ErrExpiredDescriptor] when
+// a received socket's time ran out), [ErrWrongKind] for the descriptor of
+// a packet socket (see [Dialer.AttachPacket]), a *[DeniedError] when d's
+// policy refuses a received connection's peer, [ErrNoRegistry] when d has
+// no Registry, and [ErrWeakKey] when the Registry's Key is too short. A
+// refusal for another application, another kind or the policy leaves the
+// socket parked.
 func (d *Dialer) Attach(descriptor string) (*Conn, error) {
 	if d == nil || d.Registry == nil {
 		return nil, &HandOffError{Op: "attach", Err: ErrNoRegistry}
 	}
-	return d.Registry.attach(d.AppID, descriptor)
+	return d.Registry.attach(d, descriptor)
+}
+
+// AttachPacket picks up an unconnected UDP socket received from another
+// process ([PacketConn.DetachTo]), as [Dialer.Attach] does a connection.
+// The returned *PacketConn sends with d's [Policy], which checks every
+// datagram's destination in this process, d's [Dialer.RoutePacket], and
+// d's [Meter]; its idle clock runs on from where it was. The meter's
+// record of the addresses the socket sent to stays behind: a reply from
+// one of them is counted under [OverflowHost] until the socket sends to it
+// from this process. It fails as Attach does, with [ErrWrongKind] for the
+// descriptor of a connection.
+func (d *Dialer) AttachPacket(descriptor string) (*PacketConn, error) {
+	if d == nil || d.Registry == nil {
+		return nil, &HandOffError{Op: "attach", Err: ErrNoRegistry}
+	}
+	s, err := d.Registry.take(d, descriptor, kindPacket)
+	if err != nil {
+		return nil, err
+	}
+	udp, ok := s.raw.(*net.UDPConn)
+	if !ok {
+		// take returns packet sockets as they were received: UDP only.
+		s.close()
+		return nil, &HandOffError{Op: "attach", App: d.AppID, Err: fmt.Errorf("%w: %T", ErrBadTransfer, s.raw)}
+	}
+	p := &PacketConn{
+		udp:     udp,
+		network: s.network,
+		policy:  d.policy(),
+		route:   d.RoutePacket,
+		meter:   d.Meter,
+	}
+	p.h.s = s
+	s.owner.Store(&p.h)
+	return p, nil
 }

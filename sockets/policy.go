@@ -88,13 +88,15 @@ var defaultExceptions = func() []Exception {
 //  1. the network is tcp, tcp4, tcp6, udp, udp4 or udp6;
 //  2. the address is valid, has no zone, and its port is not 0;
 //  3. port 25 (any protocol) and TCP port 21 are refused;
-//  4. (IPv4-mapped addresses are unmapped)
+//  4. (IPv4-mapped addresses are unmapped: a refusal of one has
+//     [FormIPv4Mapped] and the IPv4 address in [DeniedError.Embedded])
 //  5. the deny list ([Policy.Deny]) refuses; an IPv6 form that carries a
 //     denied IPv4 address is refused too, even when step 6 would allow it
 //     (step 7 names that refusal);
 //  6. the allow list ([Policy.Allow]) allows;
 //  7. the never-public table ([NeverPublic]) refuses, including every IPv6
-//     form that carries a refused IPv4 address;
+//     form that carries a refused IPv4 address (for the rule that refused
+//     the IPv4 address, with the form in [DeniedError.Form]);
 //  8. Google's services' ranges ([EmbeddedGoogleServices], unless
 //     [Policy.WithGoogleRanges] set others) are refused unless an
 //     [Exception] matches.
@@ -251,16 +253,25 @@ func protocol(network string) string {
 // udp4, udp6) to addr, reached by dialing host (the name as the caller wrote
 // it: a DNS name or an IP literal), is allowed. nil means allowed; every
 // refusal is a *[DeniedError] and wraps [ErrDenied]. Check does not allocate
-// when it allows.
+// when it allows, and allocates only its error when it refuses.
 func (p *Policy) Check(network, host string, addr netip.AddrPort) error {
-	if rule := p.orDefault().check(network, host, addr); rule != "" {
-		return &DeniedError{Network: network, Host: host, Addr: addr, Rule: rule}
+	if v := p.orDefault().check(network, host, addr); v.rule != 0 {
+		return &DeniedError{Network: network, Host: host, Addr: addr, Rule: v.rule, Form: v.form, Embedded: v.embedded}
 	}
 	return nil
 }
 
+// verdict is what check found: the refusing rule (0 when allowed) and, when
+// the rule refused an IPv4 address carried in the IPv6 one checked, the
+// form that carries it and that address (see [DeniedError]).
+type verdict struct {
+	rule     Rule
+	form     Form
+	embedded netip.Addr
+}
+
 // portRule returns the rule that refuses port over proto ("tcp" or "udp")
-// whatever the address, or "". It needs no address, so it can run before a
+// whatever the address, or 0. It needs no address, so it can run before a
 // name is resolved.
 func portRule(proto string, port uint16) Rule {
 	switch {
@@ -271,45 +282,59 @@ func portRule(proto string, port uint16) Rule {
 	case port == 21 && proto == "tcp":
 		return RuleFTP
 	}
-	return ""
+	return 0
 }
 
-// check returns the refusing rule, or "" when allowed.
-func (p *Policy) check(network, host string, addr netip.AddrPort) Rule {
+// check returns the refusing rule, or a zero verdict when allowed.
+func (p *Policy) check(network, host string, addr netip.AddrPort) verdict {
 	proto := protocol(network)
 	if proto == "" {
-		return RuleNetwork
+		return verdict{rule: RuleNetwork}
 	}
 	a := addr.Addr()
 	switch {
 	case !a.IsValid():
-		return RuleMalformed
+		return verdict{rule: RuleMalformed}
 	case a.Zone() != "":
-		return RuleZone
+		return verdict{rule: RuleZone}
 	}
-	if rule := portRule(proto, addr.Port()); rule != "" {
-		return rule
+	if rule := portRule(proto, addr.Port()); rule != 0 {
+		return verdict{rule: rule}
 	}
-	a = a.Unmap()
+	if a.Is4In6() {
+		// The rules apply to the IPv4 address; the refusal says how it
+		// was carried.
+		a = a.Unmap()
+		if v := p.addrCheck(proto, host, netip.AddrPortFrom(a, addr.Port())); v.rule != 0 {
+			return verdict{rule: v.rule, form: FormIPv4Mapped, embedded: a}
+		}
+		return verdict{}
+	}
+	return p.addrCheck(proto, host, addr)
+}
+
+// addrCheck applies the address rules (steps 5 to 8 of [Policy]) to an
+// address that is unmapped and unzoned.
+func (p *Policy) addrCheck(proto, host string, addr netip.AddrPort) verdict {
+	a := addr.Addr()
 	if p.deny.contains(a) {
-		return RuleDenyList
+		return verdict{rule: RuleDenyList}
 	}
 	if p.allow.contains(a) && !p.carriesDenied(a) {
-		return ""
+		return verdict{}
 	}
-	if rule := p.addrRule(a); rule != "" {
-		return rule
+	if v := p.addrRule(a); v.rule != 0 {
+		return v
 	}
 	if p.googleRanges().Contains(a) {
-		unmapped := netip.AddrPortFrom(a, addr.Port())
 		for i := range defaultExceptions {
-			if defaultExceptions[i].matches(proto, host, unmapped) {
-				return ""
+			if defaultExceptions[i].matches(proto, host, addr) {
+				return verdict{}
 			}
 		}
-		return RuleGoogle
+		return verdict{rule: RuleGoogle}
 	}
-	return ""
+	return verdict{}
 }
 
 // carriesDenied reports whether a is an IPv6 form that carries an IPv4
@@ -319,7 +344,7 @@ func (p *Policy) carriesDenied(a netip.Addr) bool {
 	if p.deny == nil {
 		return false
 	}
-	emb, n := embeddedIPv4(a)
+	_, emb, n := embeddedIPv4(a)
 	for _, v4 := range emb[:n] {
 		if p.deny.contains(v4) {
 			return true
@@ -328,40 +353,36 @@ func (p *Policy) carriesDenied(a netip.Addr) bool {
 	return false
 }
 
-// addrRule applies the never-public table, and the Google rule to the IPv4
-// address an IPv6 form carries; a must be unmapped and unzoned.
-func (p *Policy) addrRule(a netip.Addr) Rule {
-	inSet := neverPublicSet().contains(a)
-	if !inSet && !(a.Is6() && prefix6to4.Contains(a)) {
-		return ""
+// addrRule applies the never-public table, and the deny list, the table
+// and the Google rule to the IPv4 address an IPv6 form carries; a must be
+// unmapped and unzoned. A refused carried address wins over the form's own
+// block, so that the refusal names what was really refused.
+func (p *Policy) addrRule(a netip.Addr) verdict {
+	rule := neverPublicSet().rule(a)
+	if rule == 0 && !(a.Is6() && prefix6to4.Contains(a)) {
+		return verdict{}
 	}
-	outer := Rule("6to4 (RFC 3056)")
-	if inSet {
-		outer = blockRule(a)
-	}
-	emb, n := embeddedIPv4(a)
+	form, emb, n := embeddedIPv4(a)
 	for _, v4 := range emb[:n] {
-		if r := p.embeddedRule(v4); r != "" {
-			return outer + " carrying " + r
+		if r := p.embeddedRule(v4); r != 0 {
+			return verdict{rule: r, form: form, embedded: v4}
 		}
 	}
-	if inSet {
-		return outer
-	}
-	return "" // 6to4 carrying a public address
+	return verdict{rule: rule} // 0 for 6to4 carrying a public address
 }
 
 // embeddedRule checks an IPv4 address carried inside an IPv6 one against
 // the deny list, the never-public table and Google's ranges. Exceptions do
 // not apply: they name exact addresses.
 func (p *Policy) embeddedRule(v4 netip.Addr) Rule {
-	switch {
-	case p.deny.contains(v4):
+	if p.deny.contains(v4) {
 		return RuleDenyList
-	case neverPublicSet().contains(v4):
-		return blockRule(v4)
-	case p.googleRanges().Contains(v4):
+	}
+	if r := neverPublicSet().rule(v4); r != 0 {
+		return r
+	}
+	if p.googleRanges().Contains(v4) {
 		return RuleGoogle
 	}
-	return ""
+	return 0
 }

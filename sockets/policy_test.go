@@ -17,51 +17,33 @@ import (
 	"github.com/outbound-go/outbound/sockets"
 )
 
-// The rule names of the never-public table, as a refusal reports them.
-const (
-	ruleThisNet    sockets.Rule = "unspecified (this network, RFC 791)"
-	rulePrivate    sockets.Rule = "private (RFC 1918)"
-	ruleCGNAT      sockets.Rule = "shared address space, CGNAT (RFC 6598)"
-	ruleLoopback4  sockets.Rule = "loopback (RFC 1122)"
-	ruleLinkLocal4 sockets.Rule = "link-local (RFC 3927)"
-	ruleIETF4      sockets.Rule = "IETF protocol assignments (RFC 6890)"
-	ruleTestNet1   sockets.Rule = "documentation, TEST-NET-1 (RFC 5737)"
-	ruleRelay6to4  sockets.Rule = "6to4 relay anycast, deprecated (RFC 7526)"
-	ruleBench4     sockets.Rule = "benchmarking (RFC 2544)"
-	ruleTestNet2   sockets.Rule = "documentation, TEST-NET-2 (RFC 5737)"
-	ruleTestNet3   sockets.Rule = "documentation, TEST-NET-3 (RFC 5737)"
-	ruleMulticast4 sockets.Rule = "multicast (RFC 5771)"
-	ruleReserved4  sockets.Rule = "reserved (RFC 1112)"
-	ruleBroadcast  sockets.Rule = "limited broadcast (RFC 919)"
+// carried is how a row expects the refused IPv4 address to be carried in
+// the IPv6 address checked: the form and that address (see
+// sockets.DeniedError). The zero carried, direct, expects the rule to have
+// refused the address checked itself.
+type carried struct {
+	form sockets.Form
+	addr string
+}
 
-	ruleUnspec6    sockets.Rule = "unspecified (RFC 4291)"
-	ruleLoopback6  sockets.Rule = "loopback (RFC 4291)"
-	ruleCompat     sockets.Rule = "IPv4-compatible, deprecated (RFC 4291)"
-	ruleNAT64      sockets.Rule = "NAT64 (RFC 6052)"
-	ruleNAT64Local sockets.Rule = "NAT64 local-use (RFC 8215)"
-	ruleDiscard    sockets.Rule = "discard-only (RFC 6666)"
-	ruleDummy      sockets.Rule = "dummy prefix (RFC 9780)"
-	ruleSRv6       sockets.Rule = "SRv6 SIDs (RFC 9602)"
-	ruleULA        sockets.Rule = "unique local (RFC 4193)"
-	ruleLinkLocal6 sockets.Rule = "link-local (RFC 4291)"
-	ruleSiteLocal  sockets.Rule = "site-local, deprecated (RFC 3879)"
-	ruleMulticast6 sockets.Rule = "multicast (RFC 4291)"
-	ruleOutside    sockets.Rule = "not global unicast (outside 2000::/3, RFC 4291)"
-	ruleIETF6      sockets.Rule = "IETF protocol assignments (RFC 2928)"
-	ruleTeredo     sockets.Rule = "Teredo (RFC 4380)"
-	ruleBench6     sockets.Rule = "benchmarking (RFC 5180)"
-	ruleORCHID     sockets.Rule = "ORCHID, deprecated (RFC 4843)"
-	ruleORCHIDv2   sockets.Rule = "ORCHIDv2 (RFC 7343)"
-	ruleDoc6       sockets.Rule = "documentation (RFC 3849)"
-	ruleDoc3fff    sockets.Rule = "documentation (RFC 9637)"
-	rule6to4       sockets.Rule = "6to4 (RFC 3056)"
-)
+var direct carried
 
-// carrying names the refusal of an IPv6 form that carries a refused IPv4
-// address.
-func carrying(outer, inner sockets.Rule) sockets.Rule { return outer + " carrying " + inner }
+func inMapped(a string) carried     { return carried{sockets.FormIPv4Mapped, a} }
+func inCompat(a string) carried     { return carried{sockets.FormIPv4Compatible, a} }
+func inNAT64(a string) carried      { return carried{sockets.FormNAT64, a} }
+func inNAT64Local(a string) carried { return carried{sockets.FormNAT64Local, a} }
+func in6to4(a string) carried       { return carried{sockets.Form6to4, a} }
+func inTeredo(a string) carried     { return carried{sockets.FormTeredo, a} }
 
-const allowed sockets.Rule = "" // the row is allowed
+// carriedOf returns how de says the refused address was carried.
+func carriedOf(de *sockets.DeniedError) carried {
+	if !de.Embedded.IsValid() {
+		return carried{form: de.Form}
+	}
+	return carried{de.Form, de.Embedded.String()}
+}
+
+const allowed sockets.Rule = 0 // the row is allowed: no rule refuses it
 
 // customGoogle is a goog.json with ranges of its own: 1.1.1.0/24 and
 // 2606:4700::/32 become "Google", 142.250.0.0/15 does not.
@@ -95,15 +77,20 @@ type checkCase struct {
 	addr    string // netip.ParseAddrPort form; "" is the zero AddrPort
 	zone    string // added with Addr.WithZone
 	want    sockets.Rule
+	via     carried // how the refused address is carried; direct for most rows
 }
 
 // emptyHost in a row's host field stands for the empty host name.
 const emptyHost = "(empty)"
 
 // row is a tcp row on the default policy with the host written as the
-// address literal.
-func row(name, addr string, want sockets.Rule) checkCase {
-	return checkCase{name: name, network: "tcp", addr: addr, want: want}
+// address literal, and at most one via.
+func row(name, addr string, want sockets.Rule, via ...carried) checkCase {
+	c := checkCase{name: name, network: "tcp", addr: addr, want: want}
+	if len(via) > 0 {
+		c.via = via[0]
+	}
+	return c
 }
 
 // checkPolicies are the policies the table rows name.
@@ -145,172 +132,172 @@ var checkCases = []checkCase{
 	// IPv4 boundaries: the first and last address of every never-public
 	// block, and the addresses just outside it (IANA IPv4 Special-Purpose
 	// Address Registry, RFC 6890).
-	row("0.0.0.0 this network RFC 791", "0.0.0.0:80", ruleThisNet),
-	row("0.255.255.255 last of 0/8", "0.255.255.255:80", ruleThisNet),
+	row("0.0.0.0 this network RFC 791", "0.0.0.0:80", sockets.RuleUnspecified),
+	row("0.255.255.255 last of 0/8", "0.255.255.255:80", sockets.RuleUnspecified),
 	row("1.0.0.0 just above 0/8", "1.0.0.0:80", allowed),
 	row("9.255.255.255 just below 10/8", "9.255.255.255:80", allowed),
-	row("10.0.0.0 first of 10/8 RFC 1918", "10.0.0.0:80", rulePrivate),
-	row("10.255.255.255 last of 10/8", "10.255.255.255:80", rulePrivate),
+	row("10.0.0.0 first of 10/8 RFC 1918", "10.0.0.0:80", sockets.RulePrivate),
+	row("10.255.255.255 last of 10/8", "10.255.255.255:80", sockets.RulePrivate),
 	row("11.0.0.0 just above 10/8", "11.0.0.0:80", allowed),
 	row("100.63.255.255 just below CGNAT", "100.63.255.255:80", allowed),
-	row("100.64.0.0 first of CGNAT RFC 6598", "100.64.0.0:80", ruleCGNAT),
-	row("100.127.255.255 last of CGNAT", "100.127.255.255:80", ruleCGNAT),
+	row("100.64.0.0 first of CGNAT RFC 6598", "100.64.0.0:80", sockets.RuleCGNAT),
+	row("100.127.255.255 last of CGNAT", "100.127.255.255:80", sockets.RuleCGNAT),
 	row("100.128.0.0 just above CGNAT", "100.128.0.0:80", allowed),
 	row("126.255.255.255 just below loopback", "126.255.255.255:80", allowed),
-	row("127.0.0.0 first of loopback RFC 1122", "127.0.0.0:80", ruleLoopback4),
-	row("127.0.0.1 loopback", "127.0.0.1:80", ruleLoopback4),
-	row("127.255.255.255 last of loopback", "127.255.255.255:80", ruleLoopback4),
+	row("127.0.0.0 first of loopback RFC 1122", "127.0.0.0:80", sockets.RuleLoopback),
+	row("127.0.0.1 loopback", "127.0.0.1:80", sockets.RuleLoopback),
+	row("127.255.255.255 last of loopback", "127.255.255.255:80", sockets.RuleLoopback),
 	row("128.0.0.0 just above loopback", "128.0.0.0:80", allowed),
 	row("169.253.255.255 just below link-local", "169.253.255.255:80", allowed),
-	row("169.254.0.0 first of link-local RFC 3927", "169.254.0.0:80", ruleLinkLocal4),
-	row("169.254.169.254 cloud metadata is link-local", "169.254.169.254:80", ruleLinkLocal4),
-	row("169.254.255.255 last of link-local", "169.254.255.255:80", ruleLinkLocal4),
+	row("169.254.0.0 first of link-local RFC 3927", "169.254.0.0:80", sockets.RuleLinkLocal),
+	row("169.254.169.254 cloud metadata is link-local", "169.254.169.254:80", sockets.RuleLinkLocal),
+	row("169.254.255.255 last of link-local", "169.254.255.255:80", sockets.RuleLinkLocal),
 	row("169.255.0.0 just above link-local", "169.255.0.0:80", allowed),
 	row("172.15.255.255 just below 172.16/12", "172.15.255.255:80", allowed),
-	row("172.16.0.0 first of 172.16/12 RFC 1918", "172.16.0.0:80", rulePrivate),
-	row("172.31.255.255 last of 172.16/12", "172.31.255.255:80", rulePrivate),
+	row("172.16.0.0 first of 172.16/12 RFC 1918", "172.16.0.0:80", sockets.RulePrivate),
+	row("172.31.255.255 last of 172.16/12", "172.31.255.255:80", sockets.RulePrivate),
 	row("172.32.0.0 just above 172.16/12", "172.32.0.0:80", allowed),
 	row("191.255.255.255 just below 192.0.0/24", "191.255.255.255:80", allowed),
-	row("192.0.0.0 first of IETF assignments RFC 6890", "192.0.0.0:80", ruleIETF4),
-	row("192.0.0.255 last of IETF assignments", "192.0.0.255:80", ruleIETF4),
+	row("192.0.0.0 first of IETF assignments RFC 6890", "192.0.0.0:80", sockets.RuleIETFProtocol),
+	row("192.0.0.255 last of IETF assignments", "192.0.0.255:80", sockets.RuleIETFProtocol),
 	row("192.0.1.0 between 192.0.0/24 and 192.0.2/24", "192.0.1.0:80", allowed),
-	row("192.0.2.0 first of TEST-NET-1 RFC 5737", "192.0.2.0:80", ruleTestNet1),
-	row("192.0.2.255 last of TEST-NET-1", "192.0.2.255:80", ruleTestNet1),
+	row("192.0.2.0 first of TEST-NET-1 RFC 5737", "192.0.2.0:80", sockets.RuleDocumentation),
+	row("192.0.2.255 last of TEST-NET-1", "192.0.2.255:80", sockets.RuleDocumentation),
 	row("192.0.3.0 just above TEST-NET-1", "192.0.3.0:80", allowed),
 	row("192.88.98.255 just below 6to4 relay", "192.88.98.255:80", allowed),
-	row("192.88.99.0 first of 6to4 relay RFC 7526", "192.88.99.0:80", ruleRelay6to4),
-	row("192.88.99.255 last of 6to4 relay", "192.88.99.255:80", ruleRelay6to4),
+	row("192.88.99.0 first of 6to4 relay RFC 7526", "192.88.99.0:80", sockets.Rule6to4Relay),
+	row("192.88.99.255 last of 6to4 relay", "192.88.99.255:80", sockets.Rule6to4Relay),
 	row("192.88.100.0 just above 6to4 relay", "192.88.100.0:80", allowed),
 	row("192.167.255.255 just below 192.168/16", "192.167.255.255:80", allowed),
-	row("192.168.0.0 first of 192.168/16 RFC 1918", "192.168.0.0:80", rulePrivate),
-	row("192.168.255.255 last of 192.168/16", "192.168.255.255:80", rulePrivate),
+	row("192.168.0.0 first of 192.168/16 RFC 1918", "192.168.0.0:80", sockets.RulePrivate),
+	row("192.168.255.255 last of 192.168/16", "192.168.255.255:80", sockets.RulePrivate),
 	row("192.169.0.0 just above 192.168/16", "192.169.0.0:80", allowed),
 	row("198.17.255.255 just below benchmarking", "198.17.255.255:80", allowed),
-	row("198.18.0.0 first of benchmarking RFC 2544", "198.18.0.0:80", ruleBench4),
-	row("198.19.255.255 last of benchmarking", "198.19.255.255:80", ruleBench4),
+	row("198.18.0.0 first of benchmarking RFC 2544", "198.18.0.0:80", sockets.RuleBenchmarking),
+	row("198.19.255.255 last of benchmarking", "198.19.255.255:80", sockets.RuleBenchmarking),
 	row("198.20.0.0 just above benchmarking", "198.20.0.0:80", allowed),
 	row("198.51.99.255 just below TEST-NET-2", "198.51.99.255:80", allowed),
-	row("198.51.100.0 first of TEST-NET-2 RFC 5737", "198.51.100.0:80", ruleTestNet2),
-	row("198.51.100.255 last of TEST-NET-2", "198.51.100.255:80", ruleTestNet2),
+	row("198.51.100.0 first of TEST-NET-2 RFC 5737", "198.51.100.0:80", sockets.RuleDocumentation),
+	row("198.51.100.255 last of TEST-NET-2", "198.51.100.255:80", sockets.RuleDocumentation),
 	row("198.51.101.0 just above TEST-NET-2", "198.51.101.0:80", allowed),
 	row("203.0.112.255 just below TEST-NET-3", "203.0.112.255:80", allowed),
-	row("203.0.113.0 first of TEST-NET-3 RFC 5737", "203.0.113.0:80", ruleTestNet3),
-	row("203.0.113.255 last of TEST-NET-3", "203.0.113.255:80", ruleTestNet3),
+	row("203.0.113.0 first of TEST-NET-3 RFC 5737", "203.0.113.0:80", sockets.RuleDocumentation),
+	row("203.0.113.255 last of TEST-NET-3", "203.0.113.255:80", sockets.RuleDocumentation),
 	row("203.0.114.0 just above TEST-NET-3", "203.0.114.0:80", allowed),
 	row("223.255.255.255 just below multicast", "223.255.255.255:80", allowed),
-	row("224.0.0.0 first of multicast RFC 5771", "224.0.0.0:80", ruleMulticast4),
-	row("239.255.255.255 last of multicast", "239.255.255.255:80", ruleMulticast4),
-	row("240.0.0.0 first of reserved RFC 1112", "240.0.0.0:80", ruleReserved4),
-	row("255.255.255.254 last of reserved below broadcast", "255.255.255.254:80", ruleReserved4),
-	row("255.255.255.255 limited broadcast RFC 919", "255.255.255.255:80", ruleBroadcast),
+	row("224.0.0.0 first of multicast RFC 5771", "224.0.0.0:80", sockets.RuleMulticast),
+	row("239.255.255.255 last of multicast", "239.255.255.255:80", sockets.RuleMulticast),
+	row("240.0.0.0 first of reserved RFC 1112", "240.0.0.0:80", sockets.RuleReserved),
+	row("255.255.255.254 last of reserved below broadcast", "255.255.255.254:80", sockets.RuleReserved),
+	row("255.255.255.255 limited broadcast RFC 919", "255.255.255.255:80", sockets.RuleBroadcast),
 
 	// IPv6: only 2000::/3 can be public (RFC 4291 section 2.4); every
 	// other address is refused, under its block's name when it has one.
-	row(":: unspecified RFC 4291", "[::]:80", ruleUnspec6),
-	row("::1 loopback RFC 4291", "[::1]:80", ruleLoopback6),
-	row("::1:0:0:0 outside ::/96", "[::1:0:0:0]:80", ruleOutside),
-	row("::fffe:ffff:ffff just below IPv4-mapped", "[::fffe:ffff:ffff]:80", ruleOutside),
-	row("ff:ffff:...:ffff below discard", "[ff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleOutside),
-	row("100:: first of discard RFC 6666", "[100::]:80", ruleDiscard),
-	row("100::ffff:ffff:ffff:ffff last of discard", "[100::ffff:ffff:ffff:ffff]:80", ruleDiscard),
-	row("100:0:0:1:: first of dummy RFC 9780", "[100:0:0:1::]:80", ruleDummy),
-	row("100:0:0:1:ffff:ffff:ffff:ffff last of dummy", "[100:0:0:1:ffff:ffff:ffff:ffff]:80", ruleDummy),
-	row("100:0:0:2:: just above dummy", "[100:0:0:2::]:80", ruleOutside),
-	row("1fff:ffff:...:ffff just below 2000::/3", "[1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleOutside),
+	row(":: unspecified RFC 4291", "[::]:80", sockets.RuleUnspecified),
+	row("::1 loopback RFC 4291", "[::1]:80", sockets.RuleLoopback),
+	row("::1:0:0:0 outside ::/96", "[::1:0:0:0]:80", sockets.RuleNotGlobalUnicast),
+	row("::fffe:ffff:ffff just below IPv4-mapped", "[::fffe:ffff:ffff]:80", sockets.RuleNotGlobalUnicast),
+	row("ff:ffff:...:ffff below discard", "[ff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleNotGlobalUnicast),
+	row("100:: first of discard RFC 6666", "[100::]:80", sockets.RuleDiscard),
+	row("100::ffff:ffff:ffff:ffff last of discard", "[100::ffff:ffff:ffff:ffff]:80", sockets.RuleDiscard),
+	row("100:0:0:1:: first of dummy RFC 9780", "[100:0:0:1::]:80", sockets.RuleDummy),
+	row("100:0:0:1:ffff:ffff:ffff:ffff last of dummy", "[100:0:0:1:ffff:ffff:ffff:ffff]:80", sockets.RuleDummy),
+	row("100:0:0:2:: just above dummy", "[100:0:0:2::]:80", sockets.RuleNotGlobalUnicast),
+	row("1fff:ffff:...:ffff just below 2000::/3", "[1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleNotGlobalUnicast),
 	row("2000:: first of 2000::/3", "[2000::]:80", allowed),
-	row("2001:: first of Teredo RFC 4380", "[2001::]:80", carrying(ruleTeredo, ruleThisNet)),
-	row("2001:1:: IETF assignments RFC 2928", "[2001:1::]:80", ruleIETF6),
-	row("2001:2:: first of benchmarking RFC 5180", "[2001:2::]:80", ruleBench6),
-	row("2001:2:0:ffff:ffff:ffff:ffff:ffff last of benchmarking", "[2001:2:0:ffff:ffff:ffff:ffff:ffff]:80", ruleBench6),
-	row("2001:2:1:: just above benchmarking", "[2001:2:1::]:80", ruleIETF6),
-	row("2001:10:: first of ORCHID RFC 4843", "[2001:10::]:80", ruleORCHID),
-	row("2001:1f:ffff:ffff:ffff:ffff:ffff:ffff last of ORCHID", "[2001:1f:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleORCHID),
-	row("2001:20:: first of ORCHIDv2 RFC 7343", "[2001:20::]:80", ruleORCHIDv2),
-	row("2001:2f:ffff:ffff:ffff:ffff:ffff:ffff last of ORCHIDv2", "[2001:2f:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleORCHIDv2),
-	row("2001:30:: DRIP inside 2001::/23", "[2001:30::]:80", ruleIETF6),
-	row("2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff last of 2001::/23", "[2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleIETF6),
+	row("2001:: first of Teredo RFC 4380", "[2001::]:80", sockets.RuleUnspecified, inTeredo("0.0.0.0")),
+	row("2001:1:: IETF assignments RFC 2928", "[2001:1::]:80", sockets.RuleIETFProtocol),
+	row("2001:2:: first of benchmarking RFC 5180", "[2001:2::]:80", sockets.RuleBenchmarking),
+	row("2001:2:0:ffff:ffff:ffff:ffff:ffff last of benchmarking", "[2001:2:0:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleBenchmarking),
+	row("2001:2:1:: just above benchmarking", "[2001:2:1::]:80", sockets.RuleIETFProtocol),
+	row("2001:10:: first of ORCHID RFC 4843", "[2001:10::]:80", sockets.RuleORCHID),
+	row("2001:1f:ffff:ffff:ffff:ffff:ffff:ffff last of ORCHID", "[2001:1f:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleORCHID),
+	row("2001:20:: first of ORCHIDv2 RFC 7343", "[2001:20::]:80", sockets.RuleORCHID),
+	row("2001:2f:ffff:ffff:ffff:ffff:ffff:ffff last of ORCHIDv2", "[2001:2f:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleORCHID),
+	row("2001:30:: DRIP inside 2001::/23", "[2001:30::]:80", sockets.RuleIETFProtocol),
+	row("2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff last of 2001::/23", "[2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleIETFProtocol),
 	row("2001:200:: just above 2001::/23", "[2001:200::]:80", allowed),
 	row("2001:db7:ffff:ffff:ffff:ffff:ffff:ffff just below documentation", "[2001:db7:ffff:ffff:ffff:ffff:ffff:ffff]:80", allowed),
-	row("2001:db8:: first of documentation RFC 3849", "[2001:db8::]:80", ruleDoc6),
-	row("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff last of documentation", "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleDoc6),
+	row("2001:db8:: first of documentation RFC 3849", "[2001:db8::]:80", sockets.RuleDocumentation),
+	row("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff last of documentation", "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleDocumentation),
 	row("2001:db9:: just above documentation", "[2001:db9::]:80", allowed),
 	row("2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff just below 6to4", "[2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", allowed),
 	row("2003:: just above 6to4", "[2003::]:80", allowed),
 	row("2606:4700:4700::1111 public", "[2606:4700:4700::1111]:443", allowed),
 	row("3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff just below 3fff::/20", "[3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", allowed),
-	row("3fff:: first of documentation RFC 9637", "[3fff::]:80", ruleDoc3fff),
-	row("3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff last of documentation RFC 9637", "[3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleDoc3fff),
+	row("3fff:: first of documentation RFC 9637", "[3fff::]:80", sockets.RuleDocumentation),
+	row("3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff last of documentation RFC 9637", "[3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleDocumentation),
 	row("3fff:1000:: just above 3fff::/20", "[3fff:1000::]:80", allowed),
 	row("3fff:ffff:...:ffff last of 2000::/3", "[3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", allowed),
-	row("4000:: just above 2000::/3", "[4000::]:80", ruleOutside),
-	row("5eff:ffff:...:ffff just below SRv6", "[5eff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleOutside),
-	row("5f00:: first of SRv6 RFC 9602", "[5f00::]:80", ruleSRv6),
-	row("5f00:ffff:...:ffff last of SRv6", "[5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleSRv6),
-	row("fbff:ffff:...:ffff just below ULA", "[fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleOutside),
-	row("fc00:: first of ULA RFC 4193", "[fc00::]:80", ruleULA),
-	row("fdff:ffff:...:ffff last of ULA", "[fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleULA),
-	row("fe00:: unassigned", "[fe00::]:80", ruleOutside),
-	row("fe80:: first of link-local RFC 4291", "[fe80::]:80", ruleLinkLocal6),
-	row("febf:ffff:...:ffff last of link-local", "[febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleLinkLocal6),
-	row("fec0:: first of site-local RFC 3879", "[fec0::]:80", ruleSiteLocal),
-	row("feff:ffff:...:ffff last of site-local", "[feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleSiteLocal),
-	row("ff00:: first of multicast RFC 4291", "[ff00::]:80", ruleMulticast6),
-	row("ff02::1 all nodes", "[ff02::1]:80", ruleMulticast6),
-	row("ffff:...:ffff last address", "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", ruleMulticast6),
+	row("4000:: just above 2000::/3", "[4000::]:80", sockets.RuleNotGlobalUnicast),
+	row("5eff:ffff:...:ffff just below SRv6", "[5eff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleNotGlobalUnicast),
+	row("5f00:: first of SRv6 RFC 9602", "[5f00::]:80", sockets.RuleSRv6),
+	row("5f00:ffff:...:ffff last of SRv6", "[5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleSRv6),
+	row("fbff:ffff:...:ffff just below ULA", "[fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleNotGlobalUnicast),
+	row("fc00:: first of ULA RFC 4193", "[fc00::]:80", sockets.RuleUniqueLocal),
+	row("fdff:ffff:...:ffff last of ULA", "[fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleUniqueLocal),
+	row("fe00:: unassigned", "[fe00::]:80", sockets.RuleNotGlobalUnicast),
+	row("fe80:: first of link-local RFC 4291", "[fe80::]:80", sockets.RuleLinkLocal),
+	row("febf:ffff:...:ffff last of link-local", "[febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleLinkLocal),
+	row("fec0:: first of site-local RFC 3879", "[fec0::]:80", sockets.RuleSiteLocal),
+	row("feff:ffff:...:ffff last of site-local", "[feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleSiteLocal),
+	row("ff00:: first of multicast RFC 4291", "[ff00::]:80", sockets.RuleMulticast),
+	row("ff02::1 all nodes", "[ff02::1]:80", sockets.RuleMulticast),
+	row("ffff:...:ffff last address", "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleMulticast),
 
 	// IPv4-mapped ::ffff:0:0/96 (RFC 4291 section 2.5.5.2): unmapped
 	// first, so the IPv4 rule names the refusal.
-	row("::ffff:10.0.0.1 mapped private", "[::ffff:10.0.0.1]:80", rulePrivate),
-	row("::ffff:a00:1 mapped private, hex spelling", "[::ffff:a00:1]:80", rulePrivate),
-	row("::ffff:7f00:1 mapped loopback, hex spelling", "[::ffff:7f00:1]:80", ruleLoopback4),
-	row("::ffff:0.0.0.0 mapped this network", "[::ffff:0.0.0.0]:80", ruleThisNet),
-	row("::ffff:255.255.255.255 mapped broadcast", "[::ffff:255.255.255.255]:80", ruleBroadcast),
-	row("::ffff:169.254.169.254 mapped metadata", "[::ffff:169.254.169.254]:80", ruleLinkLocal4),
+	row("::ffff:10.0.0.1 mapped private", "[::ffff:10.0.0.1]:80", sockets.RulePrivate, inMapped("10.0.0.1")),
+	row("::ffff:a00:1 mapped private, hex spelling", "[::ffff:a00:1]:80", sockets.RulePrivate, inMapped("10.0.0.1")),
+	row("::ffff:7f00:1 mapped loopback, hex spelling", "[::ffff:7f00:1]:80", sockets.RuleLoopback, inMapped("127.0.0.1")),
+	row("::ffff:0.0.0.0 mapped this network", "[::ffff:0.0.0.0]:80", sockets.RuleUnspecified, inMapped("0.0.0.0")),
+	row("::ffff:255.255.255.255 mapped broadcast", "[::ffff:255.255.255.255]:80", sockets.RuleBroadcast, inMapped("255.255.255.255")),
+	row("::ffff:169.254.169.254 mapped metadata", "[::ffff:169.254.169.254]:80", sockets.RuleLinkLocal, inMapped("169.254.169.254")),
 	row("::ffff:1.1.1.1 mapped public", "[::ffff:1.1.1.1]:443", allowed),
-	row("::ffff:142.250.0.1 mapped Google", "[::ffff:142.250.0.1]:443", sockets.RuleGoogle),
+	row("::ffff:142.250.0.1 mapped Google", "[::ffff:142.250.0.1]:443", sockets.RuleGoogle, inMapped("142.250.0.1")),
 
 	// IPv4-compatible ::/96 (RFC 4291 section 2.5.5.1, deprecated):
 	// refused whatever it carries.
-	row("::10.0.0.1 compatible private", "[::10.0.0.1]:80", carrying(ruleCompat, rulePrivate)),
-	row("::127.0.0.1 compatible loopback", "[::127.0.0.1]:80", carrying(ruleCompat, ruleLoopback4)),
-	row("::2 compatible this network", "[::2]:80", carrying(ruleCompat, ruleThisNet)),
-	row("::255.255.255.255 last compatible", "[::255.255.255.255]:80", carrying(ruleCompat, ruleBroadcast)),
-	row("::1.1.1.1 compatible public", "[::1.1.1.1]:80", ruleCompat),
-	row("::8.8.8.8 compatible Google on 53", "[::8.8.8.8]:53", carrying(ruleCompat, sockets.RuleGoogle)),
+	row("::10.0.0.1 compatible private", "[::10.0.0.1]:80", sockets.RulePrivate, inCompat("10.0.0.1")),
+	row("::127.0.0.1 compatible loopback", "[::127.0.0.1]:80", sockets.RuleLoopback, inCompat("127.0.0.1")),
+	row("::2 compatible this network", "[::2]:80", sockets.RuleUnspecified, inCompat("0.0.0.2")),
+	row("::255.255.255.255 last compatible", "[::255.255.255.255]:80", sockets.RuleBroadcast, inCompat("255.255.255.255")),
+	row("::1.1.1.1 compatible public", "[::1.1.1.1]:80", sockets.RuleIPv4Compatible),
+	row("::8.8.8.8 compatible Google on 53", "[::8.8.8.8]:53", sockets.RuleGoogle, inCompat("8.8.8.8")),
 
 	// NAT64 64:ff9b::/96 (RFC 6052) and 64:ff9b:1::/48 (RFC 8215): outside
 	// 2000::/3, so refused whatever they carry.
-	row("64:ff9b::a00:1 NAT64 private", "[64:ff9b::a00:1]:80", carrying(ruleNAT64, rulePrivate)),
-	row("64:ff9b::10.0.0.1 NAT64 private, dotted", "[64:ff9b::10.0.0.1]:80", carrying(ruleNAT64, rulePrivate)),
-	row("64:ff9b::7f00:1 NAT64 loopback", "[64:ff9b::7f00:1]:80", carrying(ruleNAT64, ruleLoopback4)),
-	row("64:ff9b::808:808 NAT64 Google DNS", "[64:ff9b::808:808]:53", carrying(ruleNAT64, sockets.RuleGoogle)),
-	row("64:ff9b::101:101 NAT64 public", "[64:ff9b::101:101]:80", ruleNAT64),
-	row("64:ff9b::1:0:0 just above NAT64 /96", "[64:ff9b::1:0:0]:80", ruleOutside),
-	row("64:ff9b:1::a00:1 NAT64 local-use private", "[64:ff9b:1::a00:1]:80", carrying(ruleNAT64Local, rulePrivate)),
-	row("64:ff9b:1:ffff:ffff:ffff:ffff:ffff last of NAT64 local-use", "[64:ff9b:1:ffff:ffff:ffff:ffff:ffff]:80", carrying(ruleNAT64Local, ruleBroadcast)),
-	row("64:ff9b:1::101:101 NAT64 local-use public", "[64:ff9b:1::101:101]:80", ruleNAT64Local),
-	row("64:ff9b:2:: just above NAT64 local-use", "[64:ff9b:2::]:80", ruleOutside),
+	row("64:ff9b::a00:1 NAT64 private", "[64:ff9b::a00:1]:80", sockets.RulePrivate, inNAT64("10.0.0.1")),
+	row("64:ff9b::10.0.0.1 NAT64 private, dotted", "[64:ff9b::10.0.0.1]:80", sockets.RulePrivate, inNAT64("10.0.0.1")),
+	row("64:ff9b::7f00:1 NAT64 loopback", "[64:ff9b::7f00:1]:80", sockets.RuleLoopback, inNAT64("127.0.0.1")),
+	row("64:ff9b::808:808 NAT64 Google DNS", "[64:ff9b::808:808]:53", sockets.RuleGoogle, inNAT64("8.8.8.8")),
+	row("64:ff9b::101:101 NAT64 public", "[64:ff9b::101:101]:80", sockets.RuleNAT64),
+	row("64:ff9b::1:0:0 just above NAT64 /96", "[64:ff9b::1:0:0]:80", sockets.RuleNotGlobalUnicast),
+	row("64:ff9b:1::a00:1 NAT64 local-use private", "[64:ff9b:1::a00:1]:80", sockets.RulePrivate, inNAT64Local("10.0.0.1")),
+	row("64:ff9b:1:ffff:ffff:ffff:ffff:ffff last of NAT64 local-use", "[64:ff9b:1:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleBroadcast, inNAT64Local("255.255.255.255")),
+	row("64:ff9b:1::101:101 NAT64 local-use public", "[64:ff9b:1::101:101]:80", sockets.RuleNAT64Local),
+	row("64:ff9b:2:: just above NAT64 local-use", "[64:ff9b:2::]:80", sockets.RuleNotGlobalUnicast),
 
 	// 6to4 2002::/16 (RFC 3056): the IPv4 address is bits 16-47; the
 	// address is refused exactly when that IPv4 address is.
-	row("2002:a00:1:: 6to4 private", "[2002:a00:1::]:80", carrying(rule6to4, rulePrivate)),
-	row("2002:7f00:1:: 6to4 loopback", "[2002:7f00:1::]:80", carrying(rule6to4, ruleLoopback4)),
-	row("2002:c0a8:101::1 6to4 192.168.1.1", "[2002:c0a8:101::1]:80", carrying(rule6to4, rulePrivate)),
-	row("2002:a9fe:a9fe:: 6to4 metadata", "[2002:a9fe:a9fe::]:80", carrying(rule6to4, ruleLinkLocal4)),
-	row("2002:: first of 6to4", "[2002::]:80", carrying(rule6to4, ruleThisNet)),
-	row("2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff last of 6to4", "[2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", carrying(rule6to4, ruleBroadcast)),
+	row("2002:a00:1:: 6to4 private", "[2002:a00:1::]:80", sockets.RulePrivate, in6to4("10.0.0.1")),
+	row("2002:7f00:1:: 6to4 loopback", "[2002:7f00:1::]:80", sockets.RuleLoopback, in6to4("127.0.0.1")),
+	row("2002:c0a8:101::1 6to4 192.168.1.1", "[2002:c0a8:101::1]:80", sockets.RulePrivate, in6to4("192.168.1.1")),
+	row("2002:a9fe:a9fe:: 6to4 metadata", "[2002:a9fe:a9fe::]:80", sockets.RuleLinkLocal, in6to4("169.254.169.254")),
+	row("2002:: first of 6to4", "[2002::]:80", sockets.RuleUnspecified, in6to4("0.0.0.0")),
+	row("2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff last of 6to4", "[2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleBroadcast, in6to4("255.255.255.255")),
 	row("2002:101:101:: 6to4 public", "[2002:101:101::]:443", allowed),
-	row("2002:808:808:: 6to4 Google DNS on 53", "[2002:808:808::]:53", carrying(rule6to4, sockets.RuleGoogle)),
-	{name: "2002:8efb:96c:: 6to4 of a Gmail address", network: "tcp", host: "smtp.gmail.com", addr: "[2002:8efb:96c::]:587", want: carrying(rule6to4, sockets.RuleGoogle)},
+	row("2002:808:808:: 6to4 Google DNS on 53", "[2002:808:808::]:53", sockets.RuleGoogle, in6to4("8.8.8.8")),
+	{name: "2002:8efb:96c:: 6to4 of a Gmail address", network: "tcp", host: "smtp.gmail.com", addr: "[2002:8efb:96c::]:587", want: sockets.RuleGoogle, via: in6to4("142.251.9.108")},
 
 	// Teredo 2001::/32 (RFC 4380): server IPv4 in bits 32-63, client IPv4
 	// inverted in bits 96-127. Refused always; the name says why.
-	row("2001:0:a00:1:: Teredo private server", "[2001:0:a00:1::]:80", carrying(ruleTeredo, rulePrivate)),
-	row("2001:0:101:101::3f57:fefe Teredo private client", "[2001:0:101:101::3f57:fefe]:80", carrying(ruleTeredo, rulePrivate)),
-	row("2001:0:101:101::80ff:fffe Teredo loopback client", "[2001:0:101:101::80ff:fffe]:80", carrying(ruleTeredo, ruleLoopback4)),
-	row("2001:0:808:808::fefe:fefe Teredo Google server", "[2001:0:808:808::fefe:fefe]:53", carrying(ruleTeredo, sockets.RuleGoogle)),
-	row("2001:0:101:101::fefe:fefe Teredo all public", "[2001:0:101:101::fefe:fefe]:80", ruleTeredo),
-	row("2001:0:ffff:ffff:ffff:ffff:ffff:ffff last of Teredo", "[2001:0:ffff:ffff:ffff:ffff:ffff:ffff]:80", carrying(ruleTeredo, ruleBroadcast)),
+	row("2001:0:a00:1:: Teredo private server", "[2001:0:a00:1::]:80", sockets.RulePrivate, inTeredo("10.0.0.1")),
+	row("2001:0:101:101::3f57:fefe Teredo private client", "[2001:0:101:101::3f57:fefe]:80", sockets.RulePrivate, inTeredo("192.168.1.1")),
+	row("2001:0:101:101::80ff:fffe Teredo loopback client", "[2001:0:101:101::80ff:fffe]:80", sockets.RuleLoopback, inTeredo("127.0.0.1")),
+	row("2001:0:808:808::fefe:fefe Teredo Google server", "[2001:0:808:808::fefe:fefe]:53", sockets.RuleGoogle, inTeredo("8.8.8.8")),
+	row("2001:0:101:101::fefe:fefe Teredo all public", "[2001:0:101:101::fefe:fefe]:80", sockets.RuleTeredo),
+	row("2001:0:ffff:ffff:ffff:ffff:ffff:ffff last of Teredo", "[2001:0:ffff:ffff:ffff:ffff:ffff:ffff]:80", sockets.RuleBroadcast, inTeredo("255.255.255.255")),
 
 	// Zones (RFC 4007): refused, whatever the address.
 	row("fe80::1%eth0 zoned link-local", "[fe80::1%eth0]:80", sockets.RuleZone),
@@ -383,7 +370,7 @@ var checkCases = []checkCase{
 	{name: "35.185.128.10 Google Cloud udp", network: "udp", addr: "35.185.128.10:443", want: allowed},
 	row("::ffff:34.64.32.1 mapped Google Cloud", "[::ffff:34.64.32.1]:443", allowed),
 	row("2002:2240:2001:: 6to4 of Google Cloud", "[2002:2240:2001::]:443", allowed),
-	row("64:ff9b::2240:2001 NAT64 of Google Cloud", "[64:ff9b::2240:2001]:443", ruleNAT64),
+	row("64:ff9b::2240:2001 NAT64 of Google Cloud", "[64:ff9b::2240:2001]:443", sockets.RuleNAT64),
 
 	// The edges where goog.json and cloud.json part: exact, address by
 	// address.
@@ -448,10 +435,10 @@ var checkCases = []checkCase{
 	{name: "smtp.gmail.com with a space refused", network: "tcp", host: "smtp.gmail.com ", addr: gmail + ":587", want: sockets.RuleGoogle},
 	{name: "no host name 587 refused", network: "tcp", host: emptyHost, addr: gmail + ":587", want: sockets.RuleGoogle},
 	{name: "Gmail literal 587 refused", network: "tcp", host: gmail, addr: gmail + ":587", want: sockets.RuleGoogle},
-	{name: "smtp.gmail.com at 10.0.0.1 refused as private", network: "tcp", host: "smtp.gmail.com", addr: "10.0.0.1:587", want: rulePrivate},
-	{name: "smtp.gmail.com at 127.0.0.1 refused as loopback", network: "tcp", host: "smtp.gmail.com", addr: "127.0.0.1:465", want: ruleLoopback4},
-	{name: "smtp.gmail.com at ::ffff:10.0.0.1 refused as private", network: "tcp", host: "smtp.gmail.com", addr: "[::ffff:10.0.0.1]:587", want: rulePrivate},
-	{name: "imap.gmail.com at fd00::1 refused as ULA", network: "tcp", host: "imap.gmail.com", addr: "[fd00::1]:993", want: ruleULA},
+	{name: "smtp.gmail.com at 10.0.0.1 refused as private", network: "tcp", host: "smtp.gmail.com", addr: "10.0.0.1:587", want: sockets.RulePrivate},
+	{name: "smtp.gmail.com at 127.0.0.1 refused as loopback", network: "tcp", host: "smtp.gmail.com", addr: "127.0.0.1:465", want: sockets.RuleLoopback},
+	{name: "smtp.gmail.com at ::ffff:10.0.0.1 refused as private", network: "tcp", host: "smtp.gmail.com", addr: "[::ffff:10.0.0.1]:587", want: sockets.RulePrivate, via: inMapped("10.0.0.1")},
+	{name: "imap.gmail.com at fd00::1 refused as ULA", network: "tcp", host: "imap.gmail.com", addr: "[fd00::1]:993", want: sockets.RuleUniqueLocal},
 
 	// PublicPolicy: URL Fetch's rule, Google reachable.
 	{name: "public: 142.250.0.1", pol: "public", network: "tcp", addr: "142.250.0.1:443", want: allowed},
@@ -459,11 +446,11 @@ var checkCases = []checkCase{
 	{name: "public: Google IPv6", pol: "public", network: "tcp", addr: "[2a00:1450:4001::1]:443", want: allowed},
 	{name: "public: 6to4 of Google", pol: "public", network: "tcp", addr: "[2002:808:808::]:443", want: allowed},
 	{name: "public: evil.example at Gmail", pol: "public", network: "tcp", host: "evil.example", addr: gmail + ":587", want: allowed},
-	{name: "public: 10.0.0.1", pol: "public", network: "tcp", addr: "10.0.0.1:443", want: rulePrivate},
-	{name: "public: ::ffff:127.0.0.1", pol: "public", network: "tcp", addr: "[::ffff:127.0.0.1]:443", want: ruleLoopback4},
-	{name: "public: 6to4 of private", pol: "public", network: "tcp", addr: "[2002:a00:1::]:443", want: carrying(rule6to4, rulePrivate)},
-	{name: "public: NAT64 of Google", pol: "public", network: "tcp", addr: "[64:ff9b::808:808]:443", want: ruleNAT64},
-	{name: "public: Teredo of Google", pol: "public", network: "tcp", addr: "[2001:0:808:808::fefe:fefe]:443", want: ruleTeredo},
+	{name: "public: 10.0.0.1", pol: "public", network: "tcp", addr: "10.0.0.1:443", want: sockets.RulePrivate},
+	{name: "public: ::ffff:127.0.0.1", pol: "public", network: "tcp", addr: "[::ffff:127.0.0.1]:443", want: sockets.RuleLoopback, via: inMapped("127.0.0.1")},
+	{name: "public: 6to4 of private", pol: "public", network: "tcp", addr: "[2002:a00:1::]:443", want: sockets.RulePrivate, via: in6to4("10.0.0.1")},
+	{name: "public: NAT64 of Google", pol: "public", network: "tcp", addr: "[64:ff9b::808:808]:443", want: sockets.RuleNAT64},
+	{name: "public: Teredo of Google", pol: "public", network: "tcp", addr: "[2001:0:808:808::fefe:fefe]:443", want: sockets.RuleTeredo},
 	{name: "public: port 25", pol: "public", network: "tcp", addr: "142.250.0.1:25", want: sockets.RuleSMTP},
 	{name: "public: zone", pol: "public", network: "tcp", addr: "[fe80::1%eth0]:443", want: sockets.RuleZone},
 
@@ -472,53 +459,53 @@ var checkCases = []checkCase{
 	{name: "allow127: ::ffff:127.0.0.1", pol: "allow127", network: "tcp", addr: "[::ffff:127.0.0.1]:8080", want: allowed},
 	{name: "allow127: udp 127.0.0.1", pol: "allow127", network: "udp", addr: "127.0.0.1:53", want: allowed},
 	{name: "allow127: udp 127.0.0.1 port 21", pol: "allow127", network: "udp", addr: "127.0.0.1:21", want: allowed},
-	{name: "allow127: 127.0.0.2", pol: "allow127", network: "tcp", addr: "127.0.0.2:8080", want: ruleLoopback4},
-	{name: "allow127: 127.0.0.0", pol: "allow127", network: "tcp", addr: "127.0.0.0:8080", want: ruleLoopback4},
-	{name: "allow127: ::1", pol: "allow127", network: "tcp", addr: "[::1]:8080", want: ruleLoopback6},
-	{name: "allow127: ::127.0.0.1 compatible", pol: "allow127", network: "tcp", addr: "[::127.0.0.1]:8080", want: carrying(ruleCompat, ruleLoopback4)},
-	{name: "allow127: 2002:7f00:1:: 6to4", pol: "allow127", network: "tcp", addr: "[2002:7f00:1::]:8080", want: carrying(rule6to4, ruleLoopback4)},
+	{name: "allow127: 127.0.0.2", pol: "allow127", network: "tcp", addr: "127.0.0.2:8080", want: sockets.RuleLoopback},
+	{name: "allow127: 127.0.0.0", pol: "allow127", network: "tcp", addr: "127.0.0.0:8080", want: sockets.RuleLoopback},
+	{name: "allow127: ::1", pol: "allow127", network: "tcp", addr: "[::1]:8080", want: sockets.RuleLoopback},
+	{name: "allow127: ::127.0.0.1 compatible", pol: "allow127", network: "tcp", addr: "[::127.0.0.1]:8080", want: sockets.RuleLoopback, via: inCompat("127.0.0.1")},
+	{name: "allow127: 2002:7f00:1:: 6to4", pol: "allow127", network: "tcp", addr: "[2002:7f00:1::]:8080", want: sockets.RuleLoopback, via: in6to4("127.0.0.1")},
 	{name: "allow127: port 25", pol: "allow127", network: "tcp", addr: "127.0.0.1:25", want: sockets.RuleSMTP},
 	{name: "allow127: tcp port 21", pol: "allow127", network: "tcp", addr: "127.0.0.1:21", want: sockets.RuleFTP},
 	{name: "allow127: port 0", pol: "allow127", network: "tcp", addr: "127.0.0.1:0", want: sockets.RulePort0},
 	{name: "allow127: unix", pol: "allow127", network: "unix", addr: "127.0.0.1:8080", want: sockets.RuleNetwork},
 	{name: "allowMapped: 127.1.2.3", pol: "allowMapped", network: "tcp", addr: "127.1.2.3:8080", want: allowed},
 	{name: "allowMapped: 128.0.0.1", pol: "allowMapped", network: "tcp", addr: "128.0.0.1:8080", want: allowed},
-	{name: "allowMapped: 10.0.0.1", pol: "allowMapped", network: "tcp", addr: "10.0.0.1:8080", want: rulePrivate},
+	{name: "allowMapped: 10.0.0.1", pol: "allowMapped", network: "tcp", addr: "10.0.0.1:8080", want: sockets.RulePrivate},
 	{name: "allowGoogle: 8.8.8.8 443", pol: "allowGoogle", network: "tcp", addr: "8.8.8.8:443", want: allowed},
 	{name: "allowGoogle: 8.8.4.4 443", pol: "allowGoogle", network: "tcp", addr: "8.8.4.4:443", want: sockets.RuleGoogle},
 	{name: "allowUnmasked: 10.200.0.1", pol: "allowUnmasked", network: "tcp", addr: "10.200.0.1:80", want: allowed},
-	{name: "allowInvalid: 10.0.0.1", pol: "allowInvalid", network: "tcp", addr: "10.0.0.1:80", want: rulePrivate},
+	{name: "allowInvalid: 10.0.0.1", pol: "allowInvalid", network: "tcp", addr: "10.0.0.1:80", want: sockets.RulePrivate},
 	{name: "allowInvalid: 1.1.1.1", pol: "allowInvalid", network: "tcp", addr: "1.1.1.1:80", want: allowed},
 	{name: "allowULA: fd12::1", pol: "allowULA", network: "tcp", addr: "[fd12::1]:80", want: allowed},
-	{name: "allowULA: fc00::1", pol: "allowULA", network: "tcp", addr: "[fc00::1]:80", want: ruleULA},
+	{name: "allowULA: fc00::1", pol: "allowULA", network: "tcp", addr: "[fc00::1]:80", want: sockets.RuleUniqueLocal},
 
 	// Deny narrows, before every other address rule, and wins over Allow.
 	{name: "deny: 1.1.1.1", pol: "deny", network: "tcp", addr: "1.1.1.1:443", want: sockets.RuleDenyList},
-	{name: "deny: ::ffff:1.1.1.1", pol: "deny", network: "tcp", addr: "[::ffff:1.1.1.1]:443", want: sockets.RuleDenyList},
+	{name: "deny: ::ffff:1.1.1.1", pol: "deny", network: "tcp", addr: "[::ffff:1.1.1.1]:443", want: sockets.RuleDenyList, via: inMapped("1.1.1.1")},
 	{name: "deny: 1.1.2.1", pol: "deny", network: "tcp", addr: "1.1.2.1:443", want: allowed},
 	{name: "deny: 2606:4700::1111", pol: "deny", network: "tcp", addr: "[2606:4700::1111]:443", want: sockets.RuleDenyList},
-	{name: "deny: 6to4 of 1.1.1.1", pol: "deny", network: "tcp", addr: "[2002:101:101::]:443", want: carrying(rule6to4, sockets.RuleDenyList)},
+	{name: "deny: 6to4 of 1.1.1.1", pol: "deny", network: "tcp", addr: "[2002:101:101::]:443", want: sockets.RuleDenyList, via: in6to4("1.1.1.1")},
 	{name: "deny: port 25 still names SMTP", pol: "deny", network: "tcp", addr: "1.1.1.1:25", want: sockets.RuleSMTP},
 	{name: "denyDNS: 8.8.8.8 53", pol: "denyDNS", network: "udp", addr: "8.8.8.8:53", want: sockets.RuleDenyList},
 	{name: "denyDNS: 8.8.4.4 53", pol: "denyDNS", network: "udp", addr: "8.8.4.4:53", want: allowed},
 	{name: "allowThenDeny: 127.0.0.1", pol: "allowThenDeny", network: "tcp", addr: "127.0.0.1:80", want: allowed},
 	{name: "allowThenDeny: 127.0.0.2", pol: "allowThenDeny", network: "tcp", addr: "127.0.0.2:80", want: sockets.RuleDenyList},
 	{name: "denyThenAllow: 127.0.0.2", pol: "denyThenAllow", network: "tcp", addr: "127.0.0.2:80", want: sockets.RuleDenyList},
-	{name: "deny6to4: 6to4 of a denied address", pol: "deny6to4", network: "tcp", addr: "[2002:a00:1::]:80", want: carrying(rule6to4, sockets.RuleDenyList)},
+	{name: "deny6to4: 6to4 of a denied address", pol: "deny6to4", network: "tcp", addr: "[2002:a00:1::]:80", want: sockets.RuleDenyList, via: in6to4("10.0.0.1")},
 	{name: "deny6to4: 6to4 of a public address", pol: "deny6to4", network: "tcp", addr: "[2002:101:101::]:80", want: allowed},
 
 	// WithGoogleRanges: another file replaces the embedded one.
 	{name: "custom: 1.1.1.1 is Google now", pol: "custom", network: "tcp", addr: "1.1.1.1:443", want: sockets.RuleGoogle},
 	{name: "custom: 2606:4700::1111 is Google now", pol: "custom", network: "tcp", addr: "[2606:4700::1111]:443", want: sockets.RuleGoogle},
-	{name: "custom: 6to4 of 1.1.1.1", pol: "custom", network: "tcp", addr: "[2002:101:101::]:443", want: carrying(rule6to4, sockets.RuleGoogle)},
+	{name: "custom: 6to4 of 1.1.1.1", pol: "custom", network: "tcp", addr: "[2002:101:101::]:443", want: sockets.RuleGoogle, via: in6to4("1.1.1.1")},
 	{name: "custom: 142.250.0.1 is not", pol: "custom", network: "tcp", addr: "142.250.0.1:443", want: allowed},
 	{name: "custom: 8.8.8.8 443", pol: "custom", network: "tcp", addr: "8.8.8.8:443", want: sockets.RuleGoogle},
 	{name: "custom: 8.8.8.8 53 exception kept", pol: "custom", network: "udp", addr: "8.8.8.8:53", want: allowed},
-	{name: "custom: 10.0.0.1", pol: "custom", network: "tcp", addr: "10.0.0.1:443", want: rulePrivate},
+	{name: "custom: 10.0.0.1", pol: "custom", network: "tcp", addr: "10.0.0.1:443", want: sockets.RulePrivate},
 	{name: "publicCustom: 1.1.1.1", pol: "publicCustom", network: "tcp", addr: "1.1.1.1:443", want: sockets.RuleGoogle},
 	{name: "publicCustom: 8.8.8.8 53 exception", pol: "publicCustom", network: "udp", addr: "8.8.8.8:53", want: allowed},
 	{name: "noGoogle: 142.250.0.1", pol: "noGoogle", network: "tcp", addr: "142.250.0.1:443", want: allowed},
-	{name: "noGoogle: 10.0.0.1", pol: "noGoogle", network: "tcp", addr: "10.0.0.1:443", want: rulePrivate},
+	{name: "noGoogle: 10.0.0.1", pol: "noGoogle", network: "tcp", addr: "10.0.0.1:443", want: sockets.RulePrivate},
 	{name: "zeroGoogle: 142.250.0.1", pol: "zeroGoogle", network: "tcp", addr: "142.250.0.1:443", want: allowed},
 	{name: "zeroGoogle: 2002:808:808::", pol: "zeroGoogle", network: "tcp", addr: "[2002:808:808::]:443", want: allowed},
 
@@ -527,15 +514,15 @@ var checkCases = []checkCase{
 	{name: "whole: 34.64.32.1 Google Cloud", pol: "whole", network: "tcp", addr: "34.64.32.1:443", want: sockets.RuleGoogle},
 	{name: "whole: 35.185.128.10 Google Cloud", pol: "whole", network: "tcp", addr: "35.185.128.10:443", want: sockets.RuleGoogle},
 	{name: "whole: 2600:1900:4000::1 Google Cloud", pol: "whole", network: "tcp", addr: "[2600:1900:4000::1]:443", want: sockets.RuleGoogle},
-	{name: "whole: 6to4 of Google Cloud", pol: "whole", network: "tcp", addr: "[2002:2240:2001::]:443", want: carrying(rule6to4, sockets.RuleGoogle)},
-	{name: "whole: NAT64 of Google Cloud", pol: "whole", network: "tcp", addr: "[64:ff9b::2240:2001]:443", want: carrying(ruleNAT64, sockets.RuleGoogle)},
+	{name: "whole: 6to4 of Google Cloud", pol: "whole", network: "tcp", addr: "[2002:2240:2001::]:443", want: sockets.RuleGoogle, via: in6to4("34.64.32.1")},
+	{name: "whole: NAT64 of Google Cloud", pol: "whole", network: "tcp", addr: "[64:ff9b::2240:2001]:443", want: sockets.RuleGoogle, via: inNAT64("34.64.32.1")},
 	{name: "whole: 142.250.64.100", pol: "whole", network: "tcp", addr: "142.250.64.100:443", want: sockets.RuleGoogle},
 	{name: "whole: 8.8.8.8 tcp 53", pol: "whole", network: "tcp", addr: "8.8.8.8:53", want: allowed},
 	{name: "whole: 8.8.8.8 udp 53", pol: "whole", network: "udp", addr: "8.8.8.8:53", want: allowed},
 	{name: "whole: 8.8.8.8 443", pol: "whole", network: "tcp", addr: "8.8.8.8:443", want: sockets.RuleGoogle},
 	{name: "whole: smtp.gmail.com 587", pol: "whole", network: "tcp", host: "smtp.gmail.com", addr: gmail + ":587", want: allowed},
 	{name: "whole: 34.3.2.1 outside goog.json", pol: "whole", network: "tcp", addr: "34.3.2.1:443", want: allowed},
-	{name: "whole: 10.0.0.1", pol: "whole", network: "tcp", addr: "10.0.0.1:443", want: rulePrivate},
+	{name: "whole: 10.0.0.1", pol: "whole", network: "tcp", addr: "10.0.0.1:443", want: sockets.RulePrivate},
 	{name: "publicWhole: 34.64.32.1", pol: "publicWhole", network: "tcp", addr: "34.64.32.1:443", want: sockets.RuleGoogle},
 	{name: "services: 34.64.32.1", pol: "services", network: "tcp", addr: "34.64.32.1:443", want: allowed},
 	{name: "services: 34.64.31.255", pol: "services", network: "tcp", addr: "34.64.31.255:443", want: sockets.RuleGoogle},
@@ -550,7 +537,7 @@ var checkCases = []checkCase{
 	{name: "zero: 142.250.64.100", pol: "zero", network: "tcp", addr: "142.250.64.100:443", want: sockets.RuleGoogle},
 	{name: "zero: 34.64.32.1", pol: "zero", network: "tcp", addr: "34.64.32.1:443", want: allowed},
 	{name: "zero: 8.8.8.8 udp 53", pol: "zero", network: "udp", addr: "8.8.8.8:53", want: allowed},
-	{name: "zero: 127.0.0.1", pol: "zero", network: "tcp", addr: "127.0.0.1:80", want: ruleLoopback4},
+	{name: "zero: 127.0.0.1", pol: "zero", network: "tcp", addr: "127.0.0.1:80", want: sockets.RuleLoopback},
 }
 
 // TestCheckTable checks every row of the boundary table: the rule, the
@@ -587,12 +574,12 @@ func TestCheckTable(t *testing.T) {
 				host = ap.Addr().String()
 			}
 			err := p.Check(tc.network, host, ap)
-			assertRule(t, err, tc.network, host, ap, tc.want)
+			assertRule(t, err, tc.network, host, ap, tc.want, tc.via)
 
 			if tc.pol == "" {
 				// A nil *Policy is DefaultPolicy().
 				var nilPolicy *sockets.Policy
-				assertRule(t, nilPolicy.Check(tc.network, host, ap), tc.network, host, ap, tc.want)
+				assertRule(t, nilPolicy.Check(tc.network, host, ap), tc.network, host, ap, tc.want, tc.via)
 			}
 			if google, ok := refRules[tc.pol]; ok {
 				if want := refAllowedWith(google, tc.network, host, ap); want != (err == nil) {
@@ -600,10 +587,14 @@ func TestCheckTable(t *testing.T) {
 				}
 			}
 			if a := ap.Addr(); a.Is4() {
+				// The IPv4-mapped form gets the same rule; an address
+				// rule says that it refused the IPv4 address carried.
 				mapped := netip.AddrPortFrom(netip.AddrFrom16(a.As16()), ap.Port())
-				if got := ruleOf(p.Check(tc.network, host, mapped)); got != tc.want {
-					t.Errorf("IPv4-mapped %v: rule %q, want %q", mapped, got, tc.want)
+				via := direct
+				if addressRule(tc.want) {
+					via = inMapped(a.String())
 				}
+				assertRule(t, p.Check(tc.network, host, mapped), tc.network, host, mapped, tc.want, via)
 			}
 		})
 	}
@@ -619,9 +610,21 @@ var refRules = map[string]refGoogleRule{
 	"whole":    refWholeGoog,
 }
 
-// assertRule checks that err is nil when want is empty, and otherwise a
-// *DeniedError for rule want with the fields Check was given.
-func assertRule(t *testing.T, err error, network, host string, ap netip.AddrPort, want sockets.Rule) {
+// addressRule reports whether r is a rule about the address (the deny
+// list, the never-public table, the Google rule), rather than the network,
+// the port, or the address's form.
+func addressRule(r sockets.Rule) bool {
+	switch r {
+	case sockets.RuleNetwork, sockets.RuleMalformed, sockets.RuleZone, sockets.RulePort0, sockets.RuleSMTP, sockets.RuleFTP:
+		return false
+	}
+	return r != allowed
+}
+
+// assertRule checks that err is nil when want is allowed, and otherwise a
+// *DeniedError for rule want, carried as via says, with the fields Check
+// was given.
+func assertRule(t *testing.T, err error, network, host string, ap netip.AddrPort, want sockets.Rule, via carried) {
 	t.Helper()
 	if want == allowed {
 		if err != nil {
@@ -630,7 +633,7 @@ func assertRule(t *testing.T, err error, network, host string, ap netip.AddrPort
 		return
 	}
 	if err == nil {
-		t.Fatalf("Check(%q, %q, %v) allowed; want refused by %q", network, host, ap, want)
+		t.Fatalf("Check(%q, %q, %v) allowed; want refused by %v", network, host, ap, want)
 	}
 	if !errors.Is(err, sockets.ErrDenied) {
 		t.Errorf("errors.Is(%v, ErrDenied) = false", err)
@@ -640,14 +643,28 @@ func assertRule(t *testing.T, err error, network, host string, ap netip.AddrPort
 		t.Fatalf("error %T is not a *DeniedError", err)
 	}
 	if de.Rule != want {
-		t.Errorf("rule %q, want %q", de.Rule, want)
+		t.Errorf("rule %v, want %v", de.Rule, want)
+	}
+	var wantEmbedded netip.Addr
+	if via.addr != "" {
+		wantEmbedded = netip.MustParseAddr(via.addr)
+	}
+	if de.Form != via.form || de.Embedded != wantEmbedded {
+		t.Errorf("form %v carrying %v, want %v carrying %v", de.Form, de.Embedded, via.form, wantEmbedded)
 	}
 	if de.Network != network || de.Host != host || de.Addr != ap {
 		t.Errorf("fields network=%q host=%q addr=%v; want %q %q %v", de.Network, de.Host, de.Addr, network, host, ap)
 	}
+	wantEnd := "refused: " + want.String()
+	if via != direct {
+		wantEnd += ", " + via.addr + " carried in " + via.form.String()
+	}
 	msg := err.Error()
-	if !strings.HasPrefix(msg, "sockets: ") || !strings.HasSuffix(msg, "refused: "+string(want)) {
-		t.Errorf("Error() = %q", msg)
+	if !strings.HasPrefix(msg, "sockets: ") || !strings.HasSuffix(msg, wantEnd) {
+		t.Errorf("Error() = %q, want it to end %q", msg, wantEnd)
+	}
+	if got, want := de.ErrorType(), want.Code(); got != want || got == "" {
+		t.Errorf("ErrorType() = %q, want %q", got, want)
 	}
 	var ne net.Error
 	if !errors.As(err, &ne) || ne.Timeout() {
@@ -668,8 +685,8 @@ func TestNeverPublicEveryBlock(t *testing.T) {
 		t.Fatal("empty table")
 	}
 	for _, b := range blocks {
-		if !b.Prefix.IsValid() || b.Prefix != b.Prefix.Masked() || b.Rule == "" {
-			t.Errorf("bad block %v %q", b.Prefix, b.Rule)
+		if !b.Prefix.IsValid() || b.Prefix != b.Prefix.Masked() || !addressRule(b.Rule) || b.Rule == sockets.RuleDenyList || b.Rule == sockets.RuleGoogle {
+			t.Errorf("bad block %v %v", b.Prefix, b.Rule)
 		}
 		last := netipxLast(b.Prefix)
 		for _, a := range []netip.Addr{b.Prefix.Addr(), last} {
@@ -680,16 +697,15 @@ func TestNeverPublicEveryBlock(t *testing.T) {
 					t.Errorf("%v (in %v) allowed", a, b.Prefix)
 					continue
 				}
-				switch de.Rule {
-				case sockets.RuleNetwork, sockets.RuleMalformed, sockets.RuleZone, sockets.RulePort0, sockets.RuleSMTP, sockets.RuleFTP, sockets.RuleDenyList:
-					t.Errorf("%v refused by %q, want a block rule", a, de.Rule)
+				if !addressRule(de.Rule) || de.Rule == sockets.RuleDenyList {
+					t.Errorf("%v refused by %v, want a block rule", a, de.Rule)
 				}
 			}
 		}
 	}
 	// The result is a copy.
-	blocks[0].Rule = "changed"
-	if sockets.NeverPublic()[0].Rule == "changed" {
+	blocks[0].Rule = sockets.RuleGoogle
+	if sockets.NeverPublic()[0].Rule == sockets.RuleGoogle {
 		t.Error("NeverPublic returned the table itself")
 	}
 }
@@ -752,7 +768,7 @@ func TestPolicyCopies(t *testing.T) {
 	// Turning the rule off and on again: the last call decides.
 	again := base.WithGoogleRanges(nil).WithGoogleRanges(sockets.EmbeddedGoogleServices())
 	google := netip.MustParseAddrPort("142.250.64.100:443")
-	assertRule(t, again.Check("tcp", "", google), "tcp", "", google, sockets.RuleGoogle)
+	assertRule(t, again.Check("tcp", "", google), "tcp", "", google, sockets.RuleGoogle, direct)
 	if len(again.Exceptions()) == 0 {
 		t.Error("the exceptions did not come back with the Google rule")
 	}
@@ -855,7 +871,7 @@ func TestEmbeddedGoogleRangesCopies(t *testing.T) {
 		}
 	}
 	err := sockets.DefaultPolicy().Check("tcp", "", netip.MustParseAddrPort("142.250.0.1:443"))
-	assertRule(t, err, "tcp", "", netip.MustParseAddrPort("142.250.0.1:443"), sockets.RuleGoogle)
+	assertRule(t, err, "tcp", "", netip.MustParseAddrPort("142.250.0.1:443"), sockets.RuleGoogle, direct)
 }
 
 // TestNilPolicy: every method of a nil *Policy acts on DefaultPolicy() (its
@@ -869,17 +885,17 @@ func TestNilPolicy(t *testing.T) {
 	private := netip.MustParseAddrPort("10.0.0.1:80")
 
 	wide := p.Allow(pfx("127.0.0.1/32"))
-	assertRule(t, wide.Check("tcp", "", loop), "tcp", "", loop, allowed)
-	assertRule(t, wide.Check("tcp", "", google), "tcp", "", google, sockets.RuleGoogle)
-	assertRule(t, wide.Check("tcp", "", private), "tcp", "", private, "private (RFC 1918)")
+	assertRule(t, wide.Check("tcp", "", loop), "tcp", "", loop, allowed, direct)
+	assertRule(t, wide.Check("tcp", "", google), "tcp", "", google, sockets.RuleGoogle, direct)
+	assertRule(t, wide.Check("tcp", "", private), "tcp", "", private, sockets.RulePrivate, direct)
 
 	narrow := p.Deny(pfx("1.1.1.0/24"))
-	assertRule(t, narrow.Check("tcp", "", one), "tcp", "", one, sockets.RuleDenyList)
-	assertRule(t, narrow.Check("tcp", "", google), "tcp", "", google, sockets.RuleGoogle)
+	assertRule(t, narrow.Check("tcp", "", one), "tcp", "", one, sockets.RuleDenyList, direct)
+	assertRule(t, narrow.Check("tcp", "", google), "tcp", "", google, sockets.RuleGoogle, direct)
 
 	noGoogle := p.WithGoogleRanges(nil)
-	assertRule(t, noGoogle.Check("tcp", "", google), "tcp", "", google, allowed)
-	assertRule(t, noGoogle.Check("tcp", "", private), "tcp", "", private, "private (RFC 1918)")
+	assertRule(t, noGoogle.Check("tcp", "", google), "tcp", "", google, allowed, direct)
+	assertRule(t, noGoogle.Check("tcp", "", private), "tcp", "", private, sockets.RulePrivate, direct)
 
 	if g := p.GoogleRanges(); g == nil || !slices.Equal(g.Prefixes(), sockets.EmbeddedGoogleServices().Prefixes()) {
 		t.Error("a nil Policy's GoogleRanges are not the embedded services' ones")
@@ -888,8 +904,8 @@ func TestNilPolicy(t *testing.T) {
 		t.Errorf("a nil Policy's exceptions = %v, want DefaultPolicy's", p.Exceptions())
 	}
 	// The nil Policy itself is unchanged: it is still DefaultPolicy().
-	assertRule(t, p.Check("tcp", "", loop), "tcp", "", loop, "loopback (RFC 1122)")
-	assertRule(t, p.Check("tcp", "", one), "tcp", "", one, allowed)
+	assertRule(t, p.Check("tcp", "", loop), "tcp", "", loop, sockets.RuleLoopback, direct)
+	assertRule(t, p.Check("tcp", "", one), "tcp", "", one, allowed, direct)
 }
 
 func TestParseGoogleRanges(t *testing.T) {
@@ -979,7 +995,7 @@ func TestLoadGoogleRanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := sockets.DefaultPolicy().WithGoogleRanges(g)
-	assertRule(t, p.Check("tcp", "x", netip.MustParseAddrPort("1.1.1.1:443")), "tcp", "x", netip.MustParseAddrPort("1.1.1.1:443"), sockets.RuleGoogle)
+	assertRule(t, p.Check("tcp", "x", netip.MustParseAddrPort("1.1.1.1:443")), "tcp", "x", netip.MustParseAddrPort("1.1.1.1:443"), sockets.RuleGoogle, direct)
 	if err := p.Check("tcp", "x", netip.MustParseAddrPort("142.250.0.1:443")); err != nil {
 		t.Errorf("an old range is still refused: %v", err)
 	}
@@ -1002,7 +1018,13 @@ func TestDeniedErrorMessage(t *testing.T) {
 		{p.Check("tcp", "10.0.0.1", netip.MustParseAddrPort("10.0.0.1:80")),
 			`sockets: tcp to 10.0.0.1:80 refused: private (RFC 1918)`},
 		{p.Check("udp6", "", netip.MustParseAddrPort("[2002:a00:1::]:53")),
-			`sockets: udp6 to [2002:a00:1::]:53 refused: 6to4 (RFC 3056) carrying private (RFC 1918)`},
+			`sockets: udp6 to [2002:a00:1::]:53 refused: private (RFC 1918), 10.0.0.1 carried in 6to4 (RFC 3056)`},
+		{p.Check("tcp", "", netip.MustParseAddrPort("[::ffff:127.0.0.1]:80")),
+			`sockets: tcp to [::ffff:127.0.0.1]:80 refused: loopback (RFC 1122, RFC 4291), 127.0.0.1 carried in IPv4-mapped (RFC 4291)`},
+		{p.Check("tcp", "", netip.MustParseAddrPort("[2001:0:101:101::3f57:fefe]:80")),
+			`sockets: tcp to [2001:0:101:101::3f57:fefe]:80 refused: private (RFC 1918), 192.168.1.1 carried in Teredo (RFC 4380)`},
+		{p.Check("tcp", "", netip.MustParseAddrPort("[64:ff9b::101:101]:80")),
+			`sockets: tcp to [64:ff9b::101:101]:80 refused: NAT64 (RFC 6052)`},
 		{p.Check("tcp", "evil.example", netip.MustParseAddrPort(gmail+":587")),
 			`sockets: tcp to 142.251.9.108:587 (host "evil.example") refused: google range`},
 		{p.Check("unix", "/run/x.sock", netip.AddrPort{}),
@@ -1231,18 +1253,19 @@ func TestGoogleServices(t *testing.T) {
 	for _, c := range []struct {
 		network, addr string
 		want          sockets.Rule
+		via           carried
 	}{
-		{"tcp", "1.1.1.6:443", sockets.RuleGoogle},
-		{"tcp", "1.1.1.7:443", allowed},
-		{"tcp", "1.1.1.200:443", allowed},
-		{"udp", "8.8.8.8:53", allowed},
-		{"tcp", "8.8.8.8:443", sockets.RuleGoogle},
-		{"tcp", "142.250.64.100:443", allowed}, // not in this pair
-		{"tcp", "[2002:101:106::]:443", carrying(rule6to4, sockets.RuleGoogle)},
-		{"tcp", "[2002:101:107::]:443", allowed},
+		{"tcp", "1.1.1.6:443", sockets.RuleGoogle, direct},
+		{"tcp", "1.1.1.7:443", allowed, direct},
+		{"tcp", "1.1.1.200:443", allowed, direct},
+		{"udp", "8.8.8.8:53", allowed, direct},
+		{"tcp", "8.8.8.8:443", sockets.RuleGoogle, direct},
+		{"tcp", "142.250.64.100:443", allowed, direct}, // not in this pair
+		{"tcp", "[2002:101:106::]:443", sockets.RuleGoogle, in6to4("1.1.1.6")},
+		{"tcp", "[2002:101:107::]:443", allowed, direct},
 	} {
 		ap := netip.MustParseAddrPort(c.addr)
-		assertRule(t, p.Check(c.network, "", ap), c.network, "", ap, c.want)
+		assertRule(t, p.Check(c.network, "", ap), c.network, "", ap, c.want, c.via)
 	}
 
 	// Missing and empty sides.
@@ -1345,7 +1368,7 @@ func TestLoadGoogleServices(t *testing.T) {
 		{"142.250.64.100:443", allowed}, // the embedded pair's service, not this pair's
 	} {
 		ap := netip.MustParseAddrPort(c.addr)
-		assertRule(t, p.Check("tcp", "x", ap), "tcp", "x", ap, c.want)
+		assertRule(t, p.Check("tcp", "x", ap), "tcp", "x", ap, c.want, direct)
 	}
 
 	missing := filepath.Join(dir, "missing.json")

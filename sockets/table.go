@@ -2,14 +2,18 @@ package sockets
 
 import (
 	"encoding/binary"
+	"math"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"go4.org/netipx"
 )
 
 // Block is one entry of the never-public table: an address block and the
-// rule name a refusal inside it carries.
+// [Rule] a refusal inside it carries. Several blocks share a rule (the
+// three private blocks are [RulePrivate]); the rule's String names the
+// RFCs behind it.
 type Block struct {
 	Prefix netip.Prefix
 	Rule   Rule
@@ -20,61 +24,58 @@ type Block struct {
 // they come from: see [EmbeddedGoogleServices].
 const TableSource = "IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890), transcribed 2026-11-23"
 
-// ruleOutside2000 names IPv6 space outside global unicast that has no more
-// specific entry.
-const ruleOutside2000 Rule = "not global unicast (outside 2000::/3, RFC 4291)"
-
 // neverPublic is the never-public table, from [TableSource]. The most
 // specific block that holds an address names the rule. IPv6 is built by
-// construction: everything outside 2000::/3 is refused (see neverPublicSet),
-// the entries below outside 2000::/3 only give such refusals a better name,
-// and the entries inside 2000::/3 are the special blocks there.
+// construction: everything outside 2000::/3 is refused, for
+// [RuleNotGlobalUnicast] (see neverPublicSet), the entries below outside
+// 2000::/3 only give such refusals a better name, and the entries inside
+// 2000::/3 are the special blocks there.
 //
 // 2002::/16 (6to4) is not here: it is refused when the IPv4 address it
 // carries is refused. IPv4-mapped addresses are unmapped before any check.
 var neverPublic = []Block{
 	// IPv4 (IANA IPv4 Special-Purpose Address Registry, plus multicast and
 	// the reserved class E space).
-	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified (this network, RFC 791)"},
-	{netip.MustParsePrefix("10.0.0.0/8"), "private (RFC 1918)"},
-	{netip.MustParsePrefix("100.64.0.0/10"), "shared address space, CGNAT (RFC 6598)"},
-	{netip.MustParsePrefix("127.0.0.0/8"), "loopback (RFC 1122)"},
-	{netip.MustParsePrefix("169.254.0.0/16"), "link-local (RFC 3927)"},
-	{netip.MustParsePrefix("172.16.0.0/12"), "private (RFC 1918)"},
-	{netip.MustParsePrefix("192.0.0.0/24"), "IETF protocol assignments (RFC 6890)"},
-	{netip.MustParsePrefix("192.0.2.0/24"), "documentation, TEST-NET-1 (RFC 5737)"},
-	{netip.MustParsePrefix("192.88.99.0/24"), "6to4 relay anycast, deprecated (RFC 7526)"},
-	{netip.MustParsePrefix("192.168.0.0/16"), "private (RFC 1918)"},
-	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking (RFC 2544)"},
-	{netip.MustParsePrefix("198.51.100.0/24"), "documentation, TEST-NET-2 (RFC 5737)"},
-	{netip.MustParsePrefix("203.0.113.0/24"), "documentation, TEST-NET-3 (RFC 5737)"},
-	{netip.MustParsePrefix("224.0.0.0/4"), "multicast (RFC 5771)"},
-	{netip.MustParsePrefix("240.0.0.0/4"), "reserved (RFC 1112)"},
-	{netip.MustParsePrefix("255.255.255.255/32"), "limited broadcast (RFC 919)"},
+	{netip.MustParsePrefix("0.0.0.0/8"), RuleUnspecified},         // this network (RFC 791)
+	{netip.MustParsePrefix("10.0.0.0/8"), RulePrivate},            // RFC 1918
+	{netip.MustParsePrefix("100.64.0.0/10"), RuleCGNAT},           // shared address space (RFC 6598)
+	{netip.MustParsePrefix("127.0.0.0/8"), RuleLoopback},          // RFC 1122
+	{netip.MustParsePrefix("169.254.0.0/16"), RuleLinkLocal},      // RFC 3927
+	{netip.MustParsePrefix("172.16.0.0/12"), RulePrivate},         // RFC 1918
+	{netip.MustParsePrefix("192.0.0.0/24"), RuleIETFProtocol},     // RFC 6890
+	{netip.MustParsePrefix("192.0.2.0/24"), RuleDocumentation},    // TEST-NET-1 (RFC 5737)
+	{netip.MustParsePrefix("192.88.99.0/24"), Rule6to4Relay},      // deprecated (RFC 7526)
+	{netip.MustParsePrefix("192.168.0.0/16"), RulePrivate},        // RFC 1918
+	{netip.MustParsePrefix("198.18.0.0/15"), RuleBenchmarking},    // RFC 2544
+	{netip.MustParsePrefix("198.51.100.0/24"), RuleDocumentation}, // TEST-NET-2 (RFC 5737)
+	{netip.MustParsePrefix("203.0.113.0/24"), RuleDocumentation},  // TEST-NET-3 (RFC 5737)
+	{netip.MustParsePrefix("224.0.0.0/4"), RuleMulticast},         // RFC 5771
+	{netip.MustParsePrefix("240.0.0.0/4"), RuleReserved},          // RFC 1112
+	{netip.MustParsePrefix("255.255.255.255/32"), RuleBroadcast},  // limited broadcast (RFC 919)
 
 	// IPv6 outside 2000::/3: names for the well-known blocks.
-	{netip.MustParsePrefix("::/128"), "unspecified (RFC 4291)"},
-	{netip.MustParsePrefix("::1/128"), "loopback (RFC 4291)"},
-	{netip.MustParsePrefix("::/96"), "IPv4-compatible, deprecated (RFC 4291)"},
-	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped (RFC 4291)"},
-	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64 (RFC 6052)"},
-	{netip.MustParsePrefix("64:ff9b:1::/48"), "NAT64 local-use (RFC 8215)"},
-	{netip.MustParsePrefix("100::/64"), "discard-only (RFC 6666)"},
-	{netip.MustParsePrefix("100:0:0:1::/64"), "dummy prefix (RFC 9780)"},
-	{netip.MustParsePrefix("5f00::/16"), "SRv6 SIDs (RFC 9602)"},
-	{netip.MustParsePrefix("fc00::/7"), "unique local (RFC 4193)"},
-	{netip.MustParsePrefix("fe80::/10"), "link-local (RFC 4291)"},
-	{netip.MustParsePrefix("fec0::/10"), "site-local, deprecated (RFC 3879)"},
-	{netip.MustParsePrefix("ff00::/8"), "multicast (RFC 4291)"},
+	{netip.MustParsePrefix("::/128"), RuleUnspecified},        // RFC 4291
+	{netip.MustParsePrefix("::1/128"), RuleLoopback},          // RFC 4291
+	{netip.MustParsePrefix("::/96"), RuleIPv4Compatible},      // deprecated (RFC 4291)
+	{netip.MustParsePrefix("::ffff:0:0/96"), RuleIPv4Mapped},  // RFC 4291
+	{netip.MustParsePrefix("64:ff9b::/96"), RuleNAT64},        // RFC 6052
+	{netip.MustParsePrefix("64:ff9b:1::/48"), RuleNAT64Local}, // RFC 8215
+	{netip.MustParsePrefix("100::/64"), RuleDiscard},          // discard-only (RFC 6666)
+	{netip.MustParsePrefix("100:0:0:1::/64"), RuleDummy},      // dummy prefix (RFC 9780)
+	{netip.MustParsePrefix("5f00::/16"), RuleSRv6},            // SRv6 SIDs (RFC 9602)
+	{netip.MustParsePrefix("fc00::/7"), RuleUniqueLocal},      // RFC 4193
+	{netip.MustParsePrefix("fe80::/10"), RuleLinkLocal},       // RFC 4291
+	{netip.MustParsePrefix("fec0::/10"), RuleSiteLocal},       // deprecated (RFC 3879)
+	{netip.MustParsePrefix("ff00::/8"), RuleMulticast},        // RFC 4291
 
 	// IPv6 inside 2000::/3: the special-purpose blocks there.
-	{netip.MustParsePrefix("2001::/23"), "IETF protocol assignments (RFC 2928)"},
-	{netip.MustParsePrefix("2001::/32"), "Teredo (RFC 4380)"},
-	{netip.MustParsePrefix("2001:2::/48"), "benchmarking (RFC 5180)"},
-	{netip.MustParsePrefix("2001:10::/28"), "ORCHID, deprecated (RFC 4843)"},
-	{netip.MustParsePrefix("2001:20::/28"), "ORCHIDv2 (RFC 7343)"},
-	{netip.MustParsePrefix("2001:db8::/32"), "documentation (RFC 3849)"},
-	{netip.MustParsePrefix("3fff::/20"), "documentation (RFC 9637)"},
+	{netip.MustParsePrefix("2001::/23"), RuleIETFProtocol},      // RFC 2928
+	{netip.MustParsePrefix("2001::/32"), RuleTeredo},            // RFC 4380
+	{netip.MustParsePrefix("2001:2::/48"), RuleBenchmarking},    // RFC 5180
+	{netip.MustParsePrefix("2001:10::/28"), RuleORCHID},         // deprecated (RFC 4843)
+	{netip.MustParsePrefix("2001:20::/28"), RuleORCHID},         // ORCHIDv2 (RFC 7343)
+	{netip.MustParsePrefix("2001:db8::/32"), RuleDocumentation}, // RFC 3849
+	{netip.MustParsePrefix("3fff::/20"), RuleDocumentation},     // RFC 9637
 }
 
 // Prefixes that carry an IPv4 address in their low bits or inside.
@@ -89,26 +90,15 @@ var (
 
 // NeverPublic returns a copy of the never-public table, from [TableSource].
 // Addresses outside 2000::/3 are refused as well, whether or not a block
-// names them, and so are 6to4 addresses (2002::/16) whose IPv4 address is
-// refused.
+// names them ([RuleNotGlobalUnicast] when none does), and so are 6to4
+// addresses (2002::/16) whose IPv4 address is refused (for that address's
+// rule, with [Form6to4]).
 func NeverPublic() []Block {
 	return append([]Block(nil), neverPublic...)
 }
 
-// neverPublicSet is the set of every never-public address, built once.
-var neverPublicSet = sync.OnceValue(func() *addrSet {
-	var b netipx.IPSetBuilder
-	b.AddPrefix(netip.MustParsePrefix("::/0"))
-	b.RemovePrefix(globalUnicast)
-	for _, e := range neverPublic {
-		b.AddPrefix(e.Prefix)
-	}
-	s, err := b.IPSet()
-	if err != nil {
-		panic("sockets: building the never-public set: " + err.Error())
-	}
-	return newAddrSet(s)
-})
+// neverPublicSet is every never-public address with its rule, built once.
+var neverPublicSet = sync.OnceValue(func() *ruleSet { return newRuleSet(neverPublic) })
 
 // addrSet is a set of addresses for lookups on the hot path of
 // [Policy.Check]: the set's ranges, sorted and disjoint, one slice per
@@ -130,6 +120,32 @@ type range4 struct{ from, to uint32 }
 type u128 struct{ hi, lo uint64 }
 
 func (x u128) less(y u128) bool { return x.hi < y.hi || x.hi == y.hi && x.lo < y.lo }
+
+func (x u128) compare(y u128) int {
+	switch {
+	case x.less(y):
+		return -1
+	case y.less(x):
+		return 1
+	}
+	return 0
+}
+
+// next returns x+1, wrapping at the top.
+func (x u128) next() u128 {
+	if x.lo == math.MaxUint64 {
+		return u128{x.hi + 1, 0}
+	}
+	return u128{x.hi, x.lo + 1}
+}
+
+// prev returns x-1, wrapping at zero.
+func (x u128) prev() u128 {
+	if x.lo == 0 {
+		return u128{x.hi - 1, math.MaxUint64}
+	}
+	return u128{x.hi, x.lo - 1}
+}
 
 type range6 struct{ from, to u128 }
 
@@ -162,75 +178,184 @@ func (s *addrSet) contains(a netip.Addr) bool {
 		return false
 	}
 	if a.Is4() {
-		x, r := uint32of(a), s.v4
-		// Find the first range that ends at or after x.
-		lo, hi := 0, len(r)
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if r[m].to < x {
-				lo = m + 1
-			} else {
-				hi = m
-			}
-		}
-		return lo < len(r) && r[lo].from <= x
+		return search4(s.v4, uint32of(a)) >= 0
 	}
 	if a.Is6() {
-		x, r := uint128of(a), s.v6
-		lo, hi := 0, len(r)
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if r[m].to.less(x) {
-				lo = m + 1
-			} else {
-				hi = m
-			}
-		}
-		return lo < len(r) && !x.less(r[lo].from)
+		return search6(s.v6, uint128of(a)) >= 0
 	}
 	return false
 }
 
-// blockRule names the most specific never-public block holding a. It is on
-// the refusal path only, so a linear scan is fine.
-func blockRule(a netip.Addr) Rule {
-	best := -1
-	var rule Rule = ruleOutside2000
-	for _, e := range neverPublic {
-		if e.Prefix.Bits() > best && e.Prefix.Contains(a) {
-			best, rule = e.Prefix.Bits(), e.Rule
+// search4 returns the index of the range of r (sorted, disjoint) that
+// holds x, or -1.
+func search4(r []range4, x uint32) int {
+	// Find the first range that ends at or after x.
+	lo, hi := 0, len(r)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if r[m].to < x {
+			lo = m + 1
+		} else {
+			hi = m
 		}
 	}
-	return rule
+	if lo < len(r) && r[lo].from <= x {
+		return lo
+	}
+	return -1
 }
 
-// embeddedIPv4 returns the IPv4 addresses an IPv6 address carries in one of
-// the forms that embed one: IPv4-compatible (::a.b.c.d), NAT64
-// (64:ff9b::a.b.c.d, RFC 6052; 64:ff9b:1::/48 read as its /96 form), 6to4
-// (2002:aabb:ccdd::, RFC 3056) and Teredo (server in bits 32-63, client
-// obfuscated in the last 32 bits, RFC 4380). IPv4-mapped addresses are
-// unmapped before this is called. n is the number of addresses returned.
-func embeddedIPv4(a netip.Addr) (out [2]netip.Addr, n int) {
+// search6 is search4 for IPv6.
+func search6(r []range6, x u128) int {
+	lo, hi := 0, len(r)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if r[m].to.less(x) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(r) && !x.less(r[lo].from) {
+		return lo
+	}
+	return -1
+}
+
+// ruleSet is the never-public table as an address set whose ranges carry
+// their rules: sorted, disjoint ranges, each with the rule of the most
+// specific block that holds it, searched as an addrSet is. Finding the
+// rule of a refused address costs one binary search, like finding that it
+// is refused. A ruleSet is immutable.
+type ruleSet struct {
+	v4     []range4
+	rules4 []Rule // the rule of each v4 range
+	v6     []range6
+	rules6 []Rule // the rule of each v6 range
+}
+
+// rule returns the rule of the most specific block that holds a, or 0
+// when a is in none (and, for IPv6, inside 2000::/3); a must be unzoned.
+func (s *ruleSet) rule(a netip.Addr) Rule {
+	if a.Is4() {
+		if i := search4(s.v4, uint32of(a)); i >= 0 {
+			return s.rules4[i]
+		}
+		return 0
+	}
+	if i := search6(s.v6, uint128of(a)); i >= 0 {
+		return s.rules6[i]
+	}
+	return 0
+}
+
+// newRuleSet builds the ruleSet of blocks, with every IPv6 address outside
+// 2000::/3 that no block holds refused for [RuleNotGlobalUnicast]. It cuts
+// each family's space at the first address of every block and the one
+// after its last, so that one rule holds for each piece (the rule of its
+// first address), and joins neighbouring pieces with the same rule.
+func newRuleSet(blocks []Block) *ruleSet {
+	// ruleOf is the rule of the most specific block holding a.
+	ruleOf := func(a netip.Addr) Rule {
+		best, rule := -1, Rule(0)
+		for _, b := range blocks {
+			if b.Prefix.Bits() > best && b.Prefix.Contains(a) {
+				best, rule = b.Prefix.Bits(), b.Rule
+			}
+		}
+		if rule == 0 && a.Is6() && !globalUnicast.Contains(a) {
+			rule = RuleNotGlobalUnicast
+		}
+		return rule
+	}
+	s := &ruleSet{}
+	cuts4 := []uint32{0}
+	cuts6 := []u128{{}, uint128of(globalUnicast.Addr()), uint128of(netip.MustParseAddr("4000::"))}
+	for _, b := range blocks {
+		first, last := b.Prefix.Masked().Addr(), netipx.PrefixLastIP(b.Prefix)
+		if first.Is4() {
+			cuts4 = append(cuts4, uint32of(first))
+			if x := uint32of(last); x != math.MaxUint32 {
+				cuts4 = append(cuts4, x+1)
+			}
+			continue
+		}
+		cuts6 = append(cuts6, uint128of(first))
+		if x := uint128of(last); x != (u128{math.MaxUint64, math.MaxUint64}) {
+			cuts6 = append(cuts6, x.next())
+		}
+	}
+	slices.Sort(cuts4)
+	cuts4 = slices.Compact(cuts4)
+	slices.SortFunc(cuts6, func(x, y u128) int { return x.compare(y) })
+	cuts6 = slices.Compact(cuts6)
+	for i, from := range cuts4 {
+		to := uint32(math.MaxUint32)
+		if i+1 < len(cuts4) {
+			to = cuts4[i+1] - 1
+		}
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], from)
+		r := ruleOf(netip.AddrFrom4(b))
+		switch n := len(s.v4); {
+		case r == 0:
+		case n > 0 && s.rules4[n-1] == r && s.v4[n-1].to+1 == from:
+			s.v4[n-1].to = to
+		default:
+			s.v4, s.rules4 = append(s.v4, range4{from, to}), append(s.rules4, r)
+		}
+	}
+	for i, from := range cuts6 {
+		to := u128{math.MaxUint64, math.MaxUint64}
+		if i+1 < len(cuts6) {
+			to = cuts6[i+1].prev()
+		}
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:8], from.hi)
+		binary.BigEndian.PutUint64(b[8:], from.lo)
+		r := ruleOf(netip.AddrFrom16(b))
+		switch n := len(s.v6); {
+		case r == 0:
+		case n > 0 && s.rules6[n-1] == r && s.v6[n-1].to.next() == from:
+			s.v6[n-1].to = to
+		default:
+			s.v6, s.rules6 = append(s.v6, range6{from, to}), append(s.rules6, r)
+		}
+	}
+	return s
+}
+
+// embeddedIPv4 returns the form of an IPv6 address that carries an IPv4
+// address, and the IPv4 addresses it carries: IPv4-compatible
+// (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d, RFC 6052; 64:ff9b:1::/48 read as
+// its /96 form, RFC 8215), 6to4 (2002:aabb:ccdd::, RFC 3056) and Teredo
+// (server in bits 32-63, client obfuscated in the last 32 bits, RFC 4380).
+// IPv4-mapped addresses are unmapped before this is called. n is the
+// number of addresses returned; with none, the form is [FormNone].
+func embeddedIPv4(a netip.Addr) (form Form, out [2]netip.Addr, n int) {
 	if !a.Is6() {
-		return out, 0
+		return FormNone, out, 0
 	}
 	b := a.As16()
 	switch {
 	case prefix6to4.Contains(a):
 		out[0] = netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]})
-		return out, 1
+		return Form6to4, out, 1
 	case prefixTeredo.Contains(a):
 		out[0] = netip.AddrFrom4([4]byte{b[4], b[5], b[6], b[7]})
 		out[1] = netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})
-		return out, 2
-	case prefixNAT64.Contains(a), prefixNAT64L.Contains(a):
+		return FormTeredo, out, 2
+	case prefixNAT64.Contains(a):
 		out[0] = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
-		return out, 1
+		return FormNAT64, out, 1
+	case prefixNAT64L.Contains(a):
+		out[0] = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
+		return FormNAT64Local, out, 1
 	case prefixCompat.Contains(a) && a.Compare(netip.IPv6Loopback()) > 0:
 		// ::/128 and ::1 are the unspecified and loopback addresses,
 		// not IPv4-compatible ones.
 		out[0] = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
-		return out, 1
+		return FormIPv4Compatible, out, 1
 	}
-	return out, 0
+	return FormNone, out, 0
 }

@@ -63,7 +63,8 @@ type hostCounter struct {
 // udp6 (tcp is refused with [RuleListen], others with [RuleNetwork]).
 // address is the local address and must be empty or the unspecified
 // address with port 0 (":0", "0.0.0.0:0", "[::]:0"): the system chooses the
-// port; anything else is refused with [RuleBind]. The bind address is
+// port; anything else is refused with [RuleBind]. A Dialer with a
+// [Dialer.Proxy] refuses it with [RuleProxyNetwork]. The bind address is
 // checked once more just before the socket is bound. The refusals are
 // *[DeniedError]s and are returned before any socket is made.
 func (d *Dialer) ListenPacket(ctx context.Context, network, address string) (*PacketConn, error) {
@@ -74,6 +75,9 @@ func (d *Dialer) ListenPacket(ctx context.Context, network, address string) (*Pa
 		return nil, &DeniedError{Network: network, Host: address, Rule: RuleListen}
 	default:
 		return nil, &DeniedError{Network: network, Host: address, Rule: RuleNetwork}
+	}
+	if d.Proxy != nil {
+		return nil, &DeniedError{Network: network, Host: address, Rule: RuleProxyNetwork}
 	}
 	if address == "" {
 		address = ":0"
@@ -380,7 +384,7 @@ func (p *PacketConn) setDeadline(op string, t time.Time, set func(*net.UDPConn, 
 // Usage returns the bytes sent and received so far, over every destination.
 func (p *PacketConn) Usage() Usage {
 	if s := p.sock(); s != nil {
-		return s.usage.load()
+		return s.usage.load().Add(s.base)
 	}
 	return Usage{}
 }

@@ -62,14 +62,14 @@ func TestPolicyDNS(t *testing.T) {
 	if err := p.Check("udp", "", netip.MustParseAddrPort("8.8.8.8:53")); err != nil {
 		t.Errorf("8.8.8.8:53: %v", err)
 	}
-	assertRefusal(t, p.Check("udp", "", netip.MustParseAddrPort("10.0.0.1:53")), "private (RFC 1918)")
+	assertRefusal(t, p.Check("udp", "", netip.MustParseAddrPort("10.0.0.1:53")), sockets.RulePrivate)
 }
 
 func assertRefusal(t *testing.T, err error, rule sockets.Rule) *sockets.DeniedError {
 	t.Helper()
 	var de *sockets.DeniedError
 	if !errors.As(err, &de) || !errors.Is(err, sockets.ErrDenied) || de.Rule != rule {
-		t.Fatalf("err = %v, want a refusal by %q", err, rule)
+		t.Fatalf("err = %v, want a refusal by %v", err, rule)
 	}
 	return de
 }
@@ -93,7 +93,7 @@ func TestPacketConnDNS(t *testing.T) {
 	for name, write := range writePaths {
 		t.Run(name, func(t *testing.T) {
 			n, err := write(pc, []byte("refused"), private)
-			de := assertRefusal(t, err, "private (RFC 1918)")
+			de := assertRefusal(t, err, sockets.RulePrivate)
 			if n != 0 || de.Addr.Addr().Unmap() != private.Addr() || de.Network != "udp" {
 				t.Errorf("refusal = %d, %+v", n, de)
 			}
@@ -146,12 +146,12 @@ func TestPacketConnRefusals(t *testing.T) {
 		dst  netip.AddrPort
 		rule sockets.Rule
 	}{
-		{"loopback", netip.MustParseAddrPort("127.0.0.1:53"), "loopback (RFC 1122)"},
+		{"loopback", netip.MustParseAddrPort("127.0.0.1:53"), sockets.RuleLoopback},
 		{"google range off port 53", netip.MustParseAddrPort("8.8.8.8:443"), sockets.RuleGoogle},
 		{"port 25", netip.MustParseAddrPort("93.184.216.34:25"), sockets.RuleSMTP},
 		{"port 0", netip.MustParseAddrPort("93.184.216.34:0"), sockets.RulePort0},
-		{"multicast", netip.MustParseAddrPort("224.0.0.251:5353"), "multicast (RFC 5771)"},
-		{"broadcast", netip.MustParseAddrPort("255.255.255.255:67"), "limited broadcast (RFC 919)"},
+		{"multicast", netip.MustParseAddrPort("224.0.0.251:5353"), sockets.RuleMulticast},
+		{"broadcast", netip.MustParseAddrPort("255.255.255.255:67"), sockets.RuleBroadcast},
 		{"zoned", netip.MustParseAddrPort("[fe80::1%lo]:53"), sockets.RuleZone},
 		{"no address", netip.AddrPort{}, sockets.RuleMalformed},
 		{"IPv6 on udp4", netip.MustParseAddrPort("[2001:4860:4860::8888]:53"), sockets.RuleMalformed},
@@ -299,7 +299,7 @@ func TestConnectedUDPDNS(t *testing.T) {
 		t.Fatalf("server got %q", got)
 	}
 	_, err := d.DialContext(t.Context(), "udp", "10.0.0.1:53")
-	assertRefusal(t, err, "private (RFC 1918)")
+	assertRefusal(t, err, sockets.RulePrivate)
 	if got := seam.Attempts(); len(got) != 1 || got[0] != netip.MustParseAddrPort("8.8.8.8:53") {
 		t.Errorf("connect attempts = %v, want only 8.8.8.8:53", got)
 	}

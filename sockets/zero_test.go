@@ -77,13 +77,13 @@ func TestNilDialer(t *testing.T) {
 	loop := netip.MustParseAddrPort("127.0.0.1:9")
 
 	_, err := d.DialConn(ctx, "tcp", loop.String())
-	assertRule(t, err, "tcp", "127.0.0.1", loop, "loopback (RFC 1122)")
+	assertRule(t, err, "tcp", "127.0.0.1", loop, sockets.RuleLoopback, direct)
 	_, err = d.DialContext(ctx, "udp", loop.String())
-	assertRule(t, err, "udp", "127.0.0.1", loop, "loopback (RFC 1122)")
+	assertRule(t, err, "udp", "127.0.0.1", loop, sockets.RuleLoopback, direct)
 	_, err = d.Dial("tcp", loop.String())
-	assertRule(t, err, "tcp", "127.0.0.1", loop, "loopback (RFC 1122)")
+	assertRule(t, err, "tcp", "127.0.0.1", loop, sockets.RuleLoopback, direct)
 	_, err = d.Resolve(ctx, "tcp", "127.0.0.1", 9)
-	assertRule(t, err, "tcp", "127.0.0.1", loop, "loopback (RFC 1122)")
+	assertRule(t, err, "tcp", "127.0.0.1", loop, sockets.RuleLoopback, direct)
 
 	addrs, err := d.LookupNetIP(ctx, "ip", "127.0.0.1")
 	if err != nil || !slices.Equal(addrs, []netip.Addr{loop.Addr()}) {
@@ -105,7 +105,7 @@ func TestNilDialer(t *testing.T) {
 	}
 	defer pc.Close()
 	_, err = pc.WriteToUDPAddrPort([]byte("x"), loop)
-	assertRule(t, err, "udp4", "", loop, "loopback (RFC 1122)")
+	assertRule(t, err, "udp4", "", loop, sockets.RuleLoopback, direct)
 	if u := pc.Usage(); u != (sockets.Usage{}) {
 		t.Errorf("a refused datagram was sent: %+v", u)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -44,7 +45,7 @@ func TestFromEnv(t *testing.T) {
 			"OUTBOUND_TLS_CA_FILE": "", "OUTBOUND_TLS_CERT_FILE": "", "OUTBOUND_TLS_KEY_FILE": "",
 			"OUTBOUND_TLS_MIN_VERSION": "", "OUTBOUND_TLS_INSECURE_SKIP_VERIFY": "",
 		}, tlsconf.Config{}, ""},
-		{"CA file", map[string]string{"OUTBOUND_TLS_CA_FILE": "/etc/ca.pem"}, tlsconf.Config{CAFile: "/etc/ca.pem"}, ""},
+		{"CA file", map[string]string{"OUTBOUND_TLS_CA_FILE": "/etc/ca.PEM()"}, tlsconf.Config{CAFile: "/etc/ca.PEM()"}, ""},
 		{"client certificate", map[string]string{"OUTBOUND_TLS_CERT_FILE": "/c.pem", "OUTBOUND_TLS_KEY_FILE": "/k.pem"},
 			tlsconf.Config{CertFile: "/c.pem", KeyFile: "/k.pem"}, ""},
 		{"min 1.2", map[string]string{"OUTBOUND_TLS_MIN_VERSION": "1.2"}, tlsconf.Config{MinVersion: tls.VersionTLS12}, ""},
@@ -83,10 +84,10 @@ func TestFromEnv(t *testing.T) {
 
 // FromEnv's result builds a working configuration from real files.
 func TestFromEnvFiles(t *testing.T) {
-	ca := newCA(t, "Env CA")
-	_, certPEM, keyPEM := ca.issue(t, leafSpec{cn: "env client", client: true})
+	ca := socketstest.NewCA("Env CA")
+	certPEM, keyPEM := socketstest.KeyPairPEM(ca.IssueSpec(socketstest.CertSpec{CommonName: "env client", Client: true}))
 	setEnv(t, map[string]string{
-		"OUTBOUND_TLS_CA_FILE":     writeFile(t, "ca.pem", ca.pem),
+		"OUTBOUND_TLS_CA_FILE":     writeFile(t, "ca.PEM()", ca.PEM()),
 		"OUTBOUND_TLS_CERT_FILE":   writeFile(t, "cert.pem", certPEM),
 		"OUTBOUND_TLS_KEY_FILE":    writeFile(t, "key.pem", keyPEM),
 		"OUTBOUND_TLS_MIN_VERSION": "1.3",
@@ -112,7 +113,7 @@ func TestFromEnvFiles(t *testing.T) {
 
 // Another package can embed Env in its own envconfig specification.
 func TestEnvEmbedded(t *testing.T) {
-	setEnv(t, map[string]string{"OUTBOUND_TLS_MIN_VERSION": "1.3", "OUTBOUND_TLS_CA_FILE": "/ca.pem"})
+	setEnv(t, map[string]string{"OUTBOUND_TLS_MIN_VERSION": "1.3", "OUTBOUND_TLS_CA_FILE": "/ca.PEM()"})
 	t.Setenv("OUTBOUND_TEST_TIMEOUT", "3s")
 	var spec struct {
 		tlsconf.Env
@@ -125,7 +126,7 @@ func TestEnvEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.Timeout != 3*time.Second || cfg.MinVersion != tls.VersionTLS13 || cfg.CAFile != "/ca.pem" {
+	if spec.Timeout != 3*time.Second || cfg.MinVersion != tls.VersionTLS13 || cfg.CAFile != "/ca.PEM()" {
 		t.Errorf("got timeout %v, %+v", spec.Timeout, cfg)
 	}
 }

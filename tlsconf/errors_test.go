@@ -11,12 +11,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
 func TestAsCertificateError(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "Classify CA")
+	ca := socketstest.NewCA("Classify CA")
 	many := &x509.Certificate{DNSNames: strings.Split("a b c d e f g h i j", " ")}
 	verification := func(err error) error { return &tls.CertificateVerificationError{Err: err} }
 	inURL := func(err error) error {
@@ -40,11 +41,11 @@ func TestAsCertificateError(t *testing.T) {
 		{"other alert", "h.test", inOp(tls.AlertError(40)), "", ""}, // handshake_failure
 		{"already classified", "h.test", fmt.Errorf("wrapped: %w", already), "", ""},
 
-		{"unknown authority", "h.test", verification(x509.UnknownAuthorityError{Cert: ca.cert}),
+		{"unknown authority", "h.test", verification(x509.UnknownAuthorityError{Cert: ca.Cert}),
 			"h.test", `signed by unknown authority (issuer "CN=Classify CA")`},
 		{"unknown authority without certificate", "h.test", x509.UnknownAuthorityError{},
 			"h.test", "signed by unknown authority"},
-		{"hostname", "h.test", verification(x509.HostnameError{Certificate: ca.cert, Host: "h.test"}),
+		{"hostname", "h.test", verification(x509.HostnameError{Certificate: ca.Cert, Host: "h.test"}),
 			"h.test", `not valid for name "h.test" (it has no subject alternative names)`},
 		{"hostname, host from the error", "", x509.HostnameError{Host: "inner.test"},
 			"inner.test", `not valid for name "inner.test"`},

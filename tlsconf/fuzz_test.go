@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"testing"
 
+	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -12,18 +13,18 @@ import (
 // must be exactly what the reference builds from them, and it must never
 // accept bytes in which the reference finds no certificate.
 func FuzzCAPEM(f *testing.F) {
-	ca := newCA(f, "Fuzz CA")
-	other := newCA(f, "Other CA")
-	_, _, keyPEM := ca.issue(f, leafSpec{cn: "leaf"})
+	ca := socketstest.NewCA("Fuzz CA")
+	other := socketstest.NewCA("Other CA")
+	_, keyPEM := socketstest.KeyPairPEM(ca.IssueSpec(socketstest.CertSpec{CommonName: "leaf"}))
 	for _, seed := range [][]byte{
 		// One certificate.
-		ca.pem,
+		ca.PEM(),
 		// Two, with text around them, as in a bundle.
-		append(append([]byte("# bundle\n"), ca.pem...), other.pem...),
+		append(append([]byte("# bundle\n"), ca.PEM()...), other.PEM()...),
 		// A private key only: no certificate.
 		keyPEM,
 		// A key, then a certificate: the key is skipped.
-		append(append([]byte{}, keyPEM...), ca.pem...),
+		append(append([]byte{}, keyPEM...), ca.PEM()...),
 		// A certificate block that does not parse.
 		[]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
 		// A block with headers: skipped, as by AppendCertsFromPEM.

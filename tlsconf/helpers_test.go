@@ -2,23 +2,17 @@ package tlsconf_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/tlsconf"
 	"go.uber.org/goleak"
 )
@@ -26,134 +20,6 @@ import (
 // TestMain checks that no test leaves a goroutine behind.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// authority is a certificate with its key: a test CA or a self-signed leaf.
-type authority struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-// leafSpec describes a certificate to issue. Zero times mean "valid from an
-// hour ago for a day".
-type leafSpec struct {
-	cn        string
-	dns       []string
-	ips       []net.IP
-	notBefore time.Time
-	notAfter  time.Time
-	client    bool // for TLS client authentication instead of server
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
-func serial(t testing.TB) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func encodeCert(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-// newCA returns a fresh self-signed certificate authority.
-func newCA(t testing.TB, name string) *authority {
-	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &authority{cert: cert, key: key, pem: encodeCert(der)}
-}
-
-func (s leafSpec) template(t testing.TB) *x509.Certificate {
-	notBefore, notAfter := s.notBefore, s.notAfter
-	if notBefore.IsZero() {
-		notBefore = time.Now().Add(-time.Hour)
-	}
-	if notAfter.IsZero() {
-		notAfter = time.Now().Add(24 * time.Hour)
-	}
-	usage := x509.ExtKeyUsageServerAuth
-	if s.client {
-		usage = x509.ExtKeyUsageClientAuth
-	}
-	return &x509.Certificate{
-		SerialNumber: serial(t),
-		Subject:      pkix.Name{CommonName: s.cn},
-		DNSNames:     s.dns,
-		IPAddresses:  s.ips,
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-}
-
-// issue returns a leaf certificate signed by ca, with the PEM of the
-// certificate and of its key.
-func (ca *authority) issue(t testing.TB, s leafSpec) (cert tls.Certificate, certPEM, keyPEM []byte) {
-	t.Helper()
-	key := newKey(t)
-	der, err := x509.CreateCertificate(rand.Reader, s.template(t), ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair(t, der, key)
-}
-
-// selfSigned returns a self-signed leaf certificate, not a CA, and its PEM.
-func selfSigned(t testing.TB, s leafSpec) (tls.Certificate, []byte) {
-	t.Helper()
-	key := newKey(t)
-	tmpl := s.template(t)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, certPEM, _ := pair(t, der, key)
-	return cert, certPEM
-}
-
-func pair(t testing.TB, der []byte, key *ecdsa.PrivateKey) (tls.Certificate, []byte, []byte) {
-	t.Helper()
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := encodeCert(der)
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, certPEM, keyPEM
 }
 
 // writeFile writes data to a new file in t's temporary directory and
@@ -179,41 +45,23 @@ type serverResult struct {
 // nobody reads it.
 func startServer(t *testing.T, cfg *tls.Config) (addr string, results <-chan serverResult) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := make(chan serverResult, 16)
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // listener closed
-			}
-			wg.Go(func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				tc := tls.Server(c, cfg)
-				err := tc.Handshake()
-				if err == nil {
-					_, err = io.WriteString(tc, "ok")
-				}
-				if err == nil {
-					err = tc.CloseWrite()
-				}
-				select {
-				case out <- serverResult{state: tc.ConnectionState(), err: err}:
-				default:
-				}
-			})
+	srv := socketstest.NewTLSServer(t, cfg, func(_ context.Context, c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		tc := c.(*tls.Conn)
+		err := tc.Handshake()
+		if err == nil {
+			_, err = io.WriteString(tc, "ok")
+		}
+		if err == nil {
+			err = tc.CloseWrite()
+		}
+		select {
+		case out <- serverResult{state: tc.ConnectionState(), err: err}:
+		default:
 		}
 	})
-	return ln.Addr().String(), out
+	return srv.Addr(), out
 }
 
 // startStallServer runs a server on 127.0.0.1 that accepts connections and
@@ -221,44 +69,15 @@ func startServer(t *testing.T, cfg *tls.Config) (addr string, results <-chan ser
 // channel and holds it until the client closes it or the test ends.
 func startStallServer(t *testing.T) (addr string, accepted <-chan struct{}) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := make(chan struct{}, 16)
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
+	srv := socketstest.NewServer(t, func(_ context.Context, c net.Conn) {
+		select {
+		case out <- struct{}{}:
+		default:
 		}
-		mu.Unlock()
-		wg.Wait()
+		io.Copy(io.Discard, c) // until the client or the server's Close closes it
 	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			select {
-			case out <- struct{}{}:
-			default:
-			}
-			wg.Go(func() {
-				io.Copy(io.Discard, c) // until the client or Cleanup closes it
-			})
-		}
-	})
-	return ln.Addr().String(), out
+	return srv.Addr(), out
 }
 
 // dial connects to addr on loopback and runs tlsconf.Handshake. It returns

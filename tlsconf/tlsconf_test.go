@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -66,13 +67,13 @@ func TestClientDefaults(t *testing.T) {
 
 func TestClientDoesNotAliasInput(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "Alias CA")
-	other := newCA(t, "Other CA")
-	clientCert, _, _ := ca.issue(t, leafSpec{cn: "client", client: true})
+	ca := socketstest.NewCA("Alias CA")
+	other := socketstest.NewCA("Other CA")
+	clientCert := ca.IssueSpec(socketstest.CertSpec{CommonName: "client", Client: true})
 
-	roots := poolOf(ca.cert)
+	roots := poolOf(ca.Cert)
 	before := roots.Clone()
-	caPEM := bytes.Clone(other.pem)
+	caPEM := bytes.Clone(other.PEM())
 	certs := []tls.Certificate{clientCert}
 	protos := tlsconf.HTTPProtos()
 	cfg := tlsconf.Config{RootCAs: roots, CAPEM: caPEM, Certificates: certs}
@@ -82,10 +83,10 @@ func TestClientDoesNotAliasInput(t *testing.T) {
 	if !roots.Equal(before) {
 		t.Error("Client changed the caller's RootCAs pool")
 	}
-	if want := poolOf(ca.cert, other.cert); !c.RootCAs.Equal(want) {
+	if want := poolOf(ca.Cert, other.Cert); !c.RootCAs.Equal(want) {
 		t.Error("RootCAs is not the caller's pool plus CAPEM")
 	}
-	if !bytes.Equal(caPEM, other.pem) {
+	if !bytes.Equal(caPEM, other.PEM()) {
 		t.Error("Client changed CAPEM")
 	}
 	protos[0] = "changed"
@@ -104,19 +105,19 @@ func TestClientDoesNotAliasInput(t *testing.T) {
 // Extra CAs are added to the system roots, not substituted for them.
 func TestClientAddsToSystemRoots(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "Extra CA")
+	ca := socketstest.NewCA("Extra CA")
 	want, err := x509.SystemCertPool()
 	if err != nil {
 		t.Skipf("no system roots: %v", err)
 	}
-	want.AddCert(ca.cert)
+	want.AddCert(ca.Cert)
 
 	for _, tt := range []struct {
 		name string
 		cfg  tlsconf.Config
 	}{
-		{"CAPEM", tlsconf.Config{CAPEM: ca.pem}},
-		{"CAFile", tlsconf.Config{CAFile: writeFile(t, "ca.pem", ca.pem)}},
+		{"CAPEM", tlsconf.Config{CAPEM: ca.PEM()}},
+		{"CAFile", tlsconf.Config{CAFile: writeFile(t, "ca.PEM()", ca.PEM())}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -129,9 +130,10 @@ func TestClientAddsToSystemRoots(t *testing.T) {
 
 func TestClientErrors(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "Errors CA")
-	cert, certPEM, keyPEM := ca.issue(t, leafSpec{cn: "client", client: true})
-	_, _, otherKeyPEM := ca.issue(t, leafSpec{cn: "other", client: true})
+	ca := socketstest.NewCA("Errors CA")
+	cert := ca.IssueSpec(socketstest.CertSpec{CommonName: "client", Client: true})
+	certPEM, keyPEM := socketstest.KeyPairPEM(cert)
+	_, otherKeyPEM := socketstest.KeyPairPEM(ca.IssueSpec(socketstest.CertSpec{CommonName: "other", Client: true}))
 	certFile := writeFile(t, "cert.pem", certPEM)
 	keyFile := writeFile(t, "key.pem", keyPEM)
 	otherKeyFile := writeFile(t, "other-key.pem", otherKeyPEM)
@@ -185,17 +187,18 @@ func TestClientErrors(t *testing.T) {
 // configurations, over real handshakes on loopback.
 func TestVerification(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "Test CA")
-	good, _, _ := ca.issue(t, leafSpec{cn: "good", dns: []string{"good.test"}, ips: []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback}})
-	expired, _, _ := ca.issue(t, leafSpec{cn: "old", dns: []string{"old.test"},
-		notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-24 * time.Hour)})
-	self, selfPEM := selfSigned(t, leafSpec{cn: "self", dns: []string{"self.test"}})
+	ca := socketstest.NewCA("Test CA")
+	good := ca.IssueSpec(socketstest.CertSpec{CommonName: "good", Hosts: []string{"good.test", "127.0.0.1", "::1"}})
+	expired := ca.IssueSpec(socketstest.CertSpec{CommonName: "old", Hosts: []string{"old.test"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	self := socketstest.SelfSigned(socketstest.CertSpec{CommonName: "self", Hosts: []string{"self.test"}})
+	selfPEM, _ := socketstest.KeyPairPEM(self)
 
 	goodAddr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{good}})
 	expiredAddr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{expired}})
 	selfAddr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{self}})
 
-	withCA := tlsconf.Config{CAPEM: ca.pem}
+	withCA := tlsconf.Config{CAPEM: ca.PEM()}
 	for _, tt := range []struct {
 		name       string
 		cfg        tlsconf.Config
@@ -205,8 +208,8 @@ func TestVerification(t *testing.T) {
 		wantReason string
 	}{
 		{"private CA from CAPEM", withCA, goodAddr, "good.test", "", ""},
-		{"private CA from CAFile", tlsconf.Config{CAFile: writeFile(t, "ca.pem", ca.pem)}, goodAddr, "good.test", "", ""},
-		{"private CA as RootCAs", tlsconf.Config{RootCAs: poolOf(ca.cert)}, goodAddr, "good.test", "", ""},
+		{"private CA from CAFile", tlsconf.Config{CAFile: writeFile(t, "ca.PEM()", ca.PEM())}, goodAddr, "good.test", "", ""},
+		{"private CA as RootCAs", tlsconf.Config{RootCAs: poolOf(ca.Cert)}, goodAddr, "good.test", "", ""},
 		{"self-signed from CAPEM", tlsconf.Config{CAPEM: selfPEM}, selfAddr, "self.test", "", ""},
 		{"self-signed from CAFile", tlsconf.Config{CAFile: writeFile(t, "self.pem", selfPEM)}, selfAddr, "self.test", "", ""},
 		{"trailing dot", withCA, goodAddr, "good.test.", "", ""},
@@ -216,7 +219,7 @@ func TestVerification(t *testing.T) {
 
 		{"self-signed, unknown", tlsconf.Config{}, selfAddr, "self.test", "self.test", `signed by unknown authority (issuer "CN=self")`},
 		{"private CA, unknown", tlsconf.Config{}, goodAddr, "good.test", "good.test", `signed by unknown authority (issuer "CN=Test CA")`},
-		{"private CA, other roots", tlsconf.Config{RootCAs: poolOf(newCA(t, "Other").cert)}, goodAddr, "good.test", "good.test", "signed by unknown authority"},
+		{"private CA, other roots", tlsconf.Config{RootCAs: poolOf(socketstest.NewCA("Other").Cert)}, goodAddr, "good.test", "good.test", "signed by unknown authority"},
 		{"wrong name", withCA, goodAddr, "bad.test", "bad.test", `not valid for name "bad.test" (valid for good.test, 127.0.0.1, ::1)`},
 		{"wrong IP", withCA, goodAddr, "127.0.0.2", "127.0.0.2", `not valid for name "127.0.0.2"`},
 		{"expired", withCA, expiredAddr, "old.test", "old.test", "expired or not yet valid: current time"},
@@ -266,8 +269,8 @@ func TestVerification(t *testing.T) {
 
 func TestMinVersion(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "Version CA")
-	cert, _, _ := ca.issue(t, leafSpec{dns: []string{"v.test"}})
+	ca := socketstest.NewCA("Version CA")
+	cert := ca.Issue("v.test")
 	server := func(lo, hi uint16) string {
 		addr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: lo, MaxVersion: hi})
 		return addr
@@ -280,7 +283,7 @@ func TestMinVersion(t *testing.T) {
 	// it, so its refusal below comes from our minimum.
 	t.Run("control", func(t *testing.T) {
 		t.Parallel()
-		conn, err := tls.Dial("tcp", tls11, &tls.Config{MinVersion: tls.VersionTLS10, RootCAs: poolOf(ca.cert), ServerName: "v.test"})
+		conn, err := tls.Dial("tcp", tls11, &tls.Config{MinVersion: tls.VersionTLS10, RootCAs: poolOf(ca.Cert), ServerName: "v.test"})
 		if err != nil {
 			t.Fatalf("plain crypto/tls client allowing TLS 1.0: %v", err)
 		}
@@ -305,7 +308,7 @@ func TestMinVersion(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			base := mustClient(t, tlsconf.Config{MinVersion: tt.min, CAPEM: ca.pem})
+			base := mustClient(t, tlsconf.Config{MinVersion: tt.min, CAPEM: ca.PEM()})
 			tc, raw, err := dial(t, t.Context(), base, tt.addr, "v.test")
 			if tt.want == 0 {
 				if err == nil {
@@ -332,7 +335,7 @@ func TestMinVersion(t *testing.T) {
 
 func TestInsecureSkipVerify(t *testing.T) {
 	t.Parallel()
-	self, _ := selfSigned(t, leafSpec{dns: []string{"self.test"}})
+	self := socketstest.SelfSigned(socketstest.CertSpec{Hosts: []string{"self.test"}})
 	addr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{self}})
 
 	for _, tt := range []struct {
@@ -373,11 +376,12 @@ func TestInsecureSkipVerify(t *testing.T) {
 
 func TestClientCertificate(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "mTLS CA")
-	serverCert, _, _ := ca.issue(t, leafSpec{dns: []string{"mtls.test"}})
-	clientCert, certPEM, keyPEM := ca.issue(t, leafSpec{cn: "the client", client: true})
-	expired, _, _ := ca.issue(t, leafSpec{cn: "old client", client: true,
-		notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-24 * time.Hour)})
+	ca := socketstest.NewCA("mTLS CA")
+	serverCert := ca.Issue("mtls.test")
+	clientCert := ca.IssueSpec(socketstest.CertSpec{CommonName: "the client", Client: true})
+	certPEM, keyPEM := socketstest.KeyPairPEM(clientCert)
+	expired := ca.IssueSpec(socketstest.CertSpec{CommonName: "old client", Client: true,
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
 	certFile := writeFile(t, "client.pem", certPEM)
 	keyFile := writeFile(t, "client-key.pem", keyPEM)
 
@@ -410,11 +414,11 @@ func TestClientCertificate(t *testing.T) {
 			addr, results := startServer(t, &tls.Config{
 				Certificates: []tls.Certificate{serverCert},
 				ClientAuth:   tls.RequireAndVerifyClientCert,
-				ClientCAs:    poolOf(ca.cert),
+				ClientCAs:    poolOf(ca.Cert),
 				MaxVersion:   tt.version,
 			})
 			cfg := tt.cfg
-			cfg.CAPEM = ca.pem
+			cfg.CAPEM = ca.PEM()
 			_, err := exchange(t, mustClient(t, cfg), addr, "mtls.test")
 			res := <-results
 			switch tt.want {
@@ -456,8 +460,8 @@ func TestClientCertificate(t *testing.T) {
 
 func TestALPN(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "ALPN CA")
-	cert, _, _ := ca.issue(t, leafSpec{dns: []string{"alpn.test"}})
+	ca := socketstest.NewCA("ALPN CA")
+	cert := ca.Issue("alpn.test")
 	httpAddr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
 	mailAddr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{cert}})
 
@@ -475,7 +479,7 @@ func TestALPN(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			state, err := exchange(t, mustClient(t, tlsconf.Config{CAPEM: ca.pem}, tt.alpn...), tt.addr, "alpn.test")
+			state, err := exchange(t, mustClient(t, tlsconf.Config{CAPEM: ca.PEM()}, tt.alpn...), tt.addr, "alpn.test")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -537,10 +541,10 @@ func TestForHost(t *testing.T) {
 // Handshake must not modify the shared base configuration.
 func TestHandshakeKeepsBase(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "Base CA")
-	cert, _, _ := ca.issue(t, leafSpec{dns: []string{"base.test"}})
+	ca := socketstest.NewCA("Base CA")
+	cert := ca.Issue("base.test")
 	addr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{cert}})
-	base := mustClient(t, tlsconf.Config{CAPEM: ca.pem}, tlsconf.HTTPProtos()...)
+	base := mustClient(t, tlsconf.Config{CAPEM: ca.PEM()}, tlsconf.HTTPProtos()...)
 	snapshot := base.Clone()
 
 	tc, _, err := dial(t, t.Context(), base, addr, "base.test")
@@ -558,13 +562,13 @@ func TestHandshakeKeepsBase(t *testing.T) {
 
 func TestSessionResumption(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "Resume CA")
-	cert, _, _ := ca.issue(t, leafSpec{dns: []string{"resume.test"}})
+	ca := socketstest.NewCA("Resume CA")
+	cert := ca.Issue("resume.test")
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
 			t.Parallel()
 			addr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: version})
-			base := mustClient(t, tlsconf.Config{CAPEM: ca.pem})
+			base := mustClient(t, tlsconf.Config{CAPEM: ca.PEM()})
 
 			for i, want := range []bool{false, true, true} {
 				state, err := exchange(t, base, addr, "resume.test")
@@ -580,7 +584,7 @@ func TestSessionResumption(t *testing.T) {
 			}
 
 			// Another built configuration has its own, empty, cache.
-			state, err := exchange(t, mustClient(t, tlsconf.Config{CAPEM: ca.pem}), addr, "resume.test")
+			state, err := exchange(t, mustClient(t, tlsconf.Config{CAPEM: ca.PEM()}), addr, "resume.test")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -713,7 +717,7 @@ func TestHTTPTransport(t *testing.T) {
 	})
 	t.Run("untrusted", func(t *testing.T) {
 		t.Parallel()
-		_, err := get(t, tlsconf.Config{RootCAs: poolOf(newCA(t, "Not httptest").cert)})
+		_, err := get(t, tlsconf.Config{RootCAs: poolOf(socketstest.NewCA("Not httptest").Cert)})
 		if err == nil {
 			t.Fatal("request succeeded")
 		}

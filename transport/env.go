@@ -6,6 +6,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -30,7 +31,14 @@ const EnvSockets = "GAE_USE_SOCKETS_HTTPLIB"
 //	                                   default 0
 //	OUTBOUND_RETRY_WAIT_MIN            least wait between tries, a Go duration; default 100ms
 //	OUTBOUND_RETRY_WAIT_MAX            most wait between tries; default 5s
+//	OUTBOUND_PROXY                     the egress proxy, an http:// or https:// URL with
+//	                                   optional credentials ("http://user:pass@proxy:3128"):
+//	                                   see [Config.Proxy]; unset or empty: direct
 //	OUTBOUND_TLS_CA_FILE, ...          TLS settings: see [tlsconf.Env]
+//
+// HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY and their lower-case forms
+// are never read: a proxy taken from the environment would carry
+// connections past the destination check. Only OUTBOUND_PROXY names one.
 //
 // Precedence: a variable that is unset leaves the [Config] field at its
 // zero value, which means the documented default. Code that needs another
@@ -45,6 +53,7 @@ type Env struct {
 	Retries      int           `envconfig:"OUTBOUND_RETRIES"`
 	RetryWaitMin time.Duration `envconfig:"OUTBOUND_RETRY_WAIT_MIN"`
 	RetryWaitMax time.Duration `envconfig:"OUTBOUND_RETRY_WAIT_MAX"`
+	Proxy        string        `envconfig:"OUTBOUND_PROXY"`
 	tlsconf.Env                // the OUTBOUND_TLS_* variables
 }
 
@@ -65,6 +74,12 @@ func (e Env) Config() (Config, error) {
 	}
 	if e.UseSockets != nil {
 		cfg.Backend = Sockets
+	}
+	if e.Proxy != "" {
+		// The error never repeats the URL: it may hold a password.
+		if cfg.Proxy, err = sockets.ParseProxy(e.Proxy); err != nil {
+			return Config{}, fmt.Errorf("transport: OUTBOUND_PROXY: %w", err)
+		}
 	}
 	if cfg.AppID == "" {
 		// With its partition prefix ("s~my-app"), as App Engine wrote it

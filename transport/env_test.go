@@ -1,11 +1,13 @@
 package transport_test
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/transport"
 )
 
@@ -113,6 +115,67 @@ func TestConfigFromEnvBadValues(t *testing.T) {
 			_, err := transport.ConfigFromEnv()
 			if err == nil || !strings.Contains(err.Error(), key) {
 				t.Fatalf("err = %v, want an error naming %s", err, key)
+			}
+			if _, err := transport.FromEnv(); err == nil {
+				t.Fatal("FromEnv accepted it")
+			}
+		})
+	}
+}
+
+// TestConfigFromEnvProxy: OUTBOUND_PROXY names the egress proxy, checked
+// when read and never repeated with its password in an error; the
+// HTTP_PROXY family is never read.
+func TestConfigFromEnvProxy(t *testing.T) {
+	unsetenv(t, "OUTBOUND_PROXY")
+	for _, key := range []string{"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"} {
+		t.Setenv(key, "http://env-proxy.example:3128")
+	}
+	t.Setenv("NO_PROXY", "")
+	cfg, err := transport.ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Proxy != nil {
+		t.Fatalf("Proxy %v from the HTTP_PROXY family; want none", cfg.Proxy)
+	}
+
+	t.Setenv("OUTBOUND_PROXY", "")
+	if cfg, err := transport.ConfigFromEnv(); err != nil || cfg.Proxy != nil {
+		t.Fatalf("empty OUTBOUND_PROXY: %v, %v; want no proxy", cfg.Proxy, err)
+	}
+
+	t.Setenv("OUTBOUND_PROXY", "http://alice:s3cret@proxy.internal:3128")
+	cfg, err = transport.ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.Proxy; p == nil || p.Scheme != "http" || p.Host != "proxy.internal:3128" || p.User.Username() != "alice" {
+		t.Fatalf("Proxy %v; want http://alice:...@proxy.internal:3128", p)
+	}
+	if pw, _ := cfg.Proxy.User.Password(); pw != "s3cret" {
+		t.Fatalf("password %q", pw)
+	}
+	if _, err := transport.FromEnv(); err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+
+	for _, bad := range []string{
+		"socks5://alice:s3cret@proxy.internal:1080",
+		"http://alice:s3cret@proxy.internal:99999",
+		"http://alice:s3cret@proxy.internal:3128/path",
+		"alice:s3cret@proxy.internal:3128",
+		"http://alice:s3cret@[proxy.internal:3128",
+	} {
+		t.Run(bad, func(t *testing.T) {
+			t.Setenv("OUTBOUND_PROXY", bad)
+			_, err := transport.ConfigFromEnv()
+			var pe *sockets.ProxyError
+			if !errors.As(err, &pe) || pe.Kind != sockets.ProxyInvalid || !strings.Contains(err.Error(), "OUTBOUND_PROXY") {
+				t.Fatalf("%v; want a ProxyInvalid naming OUTBOUND_PROXY", err)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("%q repeats the password", err)
 			}
 			if _, err := transport.FromEnv(); err == nil {
 				t.Fatal("FromEnv accepted it")

@@ -53,7 +53,7 @@ func ExampleNew() {
 		var denied *sockets.DeniedError
 		switch {
 		case errors.As(err, &denied):
-			fmt.Printf("%s: refused: %s\n", b, denied.Rule)
+			fmt.Printf("%s: refused (%s): %s\n", b, denied.ErrorType(), denied.Rule)
 		case err != nil:
 			fmt.Printf("%s: %v\n", b, err)
 		default:
@@ -64,7 +64,7 @@ func ExampleNew() {
 	}
 	// Output:
 	// urlfetch: 200 OK
-	// sockets: refused: google range
+	// sockets: refused (google): google range
 }
 
 // Retryable is the rule Config.Retries follows, for code that retries on

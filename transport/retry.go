@@ -32,8 +32,11 @@ import (
 //     to be permanent.
 //
 // Never retried, on either backend: a refusal (anything matching
-// sockets.ErrDenied, urlfetch's refusals among them), a urlfetch limit
-// (request or response size, redirects), a certificate error, an invalid
+// sockets.ErrDenied, urlfetch's refusals among them), an egress proxy's
+// refusal or demand for credentials (a *sockets.ProxyError that is not
+// Temporary: the proxy's policy, not a passing fault of the
+// destination), a urlfetch limit (request or response size, redirects),
+// a certificate error, an invalid
 // request or configuration, a cancelled context, and a deadline: anything
 // matching context.DeadlineExceeded, the request context's, urlfetch's over
 // one exchange ([Config.Deadline]) or the sockets dialer's timeout. A

@@ -11,17 +11,19 @@ import (
 )
 
 // newSockets builds the sockets backend: a plain *http.Transport whose every
-// connection goes through a sockets.Dialer, with TLS from tlsconf,
+// connection goes through a sockets.Dialer's DialChecked (the policy check
+// and the connection, counted only for a Meter), with TLS from tlsconf,
 // keep-alive, and HTTP/2 over TLS negotiated by ALPN through
 // http.Transport.Protocols. It has no size limits of its own and takes its
-// deadlines from the request context. It never uses a proxy: a proxy would
-// carry connections past the destination check.
+// deadlines from the request context. Its http.Transport has no Proxy,
+// which would carry connections past the destination check; an egress
+// proxy (Config.Proxy) is the dialer's, which checks first.
 func newSockets(cfg Config) (*socketsTransport, error) {
 	tlsCfg, err := tlsconf.Client(cfg.tlsConfig(), tlsconf.HTTPProtos()...)
 	if err != nil {
 		return nil, err
 	}
-	d := cfg.dialer()
+	d := cfg.Dialer.With(cfg.Policy, cfg.Resolver)
 	if d.Timeout == 0 {
 		d.Timeout = 30 * time.Second
 	}
@@ -30,7 +32,7 @@ func newSockets(cfg Config) (*socketsTransport, error) {
 	protos.SetHTTP2(true)
 	return &socketsTransport{&http.Transport{
 		Proxy:                 nil,
-		DialContext:           d.DialContext,
+		DialContext:           d.DialChecked, // the policy check, without the Sockets API emulation
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          100,
@@ -53,8 +55,8 @@ type socketsTransport struct {
 }
 
 // RuleScheme is the rule that refuses a URL scheme other than http and
-// https (ftp:// among them) on the sockets backend.
-const RuleScheme sockets.Rule = "scheme not allowed (only http and https)"
+// https (ftp:// among them), on both backends: it is sockets.RuleScheme.
+const RuleScheme = sockets.RuleScheme
 
 // RoundTrip is only reached through Transport.RoundTrip, which has refused
 // a nil request or URL.

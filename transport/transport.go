@@ -1,10 +1,10 @@
 package transport
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
@@ -44,19 +44,36 @@ type Config struct {
 	// Backend is the backend to build. The zero value is URLFetch.
 	Backend Backend
 
-	// Policy is the destination policy. Nil means the backend's default
-	// rules: sockets.PublicPolicy() for urlfetch (Google's ranges
-	// reachable), sockets.DefaultPolicy() for sockets.
+	// Policy is the destination policy. It wins over Dialer's. Nil, here
+	// and in Dialer, means the backend's default rules:
+	// sockets.PublicPolicy() for urlfetch (Google's ranges reachable),
+	// sockets.DefaultPolicy() for sockets.
 	Policy *sockets.Policy
 
-	// Resolver resolves host names. Nil means the system resolver.
+	// Resolver resolves host names. It wins over Dialer's. Nil, here and
+	// in Dialer, means the system resolver.
 	Resolver sockets.Resolver
 
 	// Dialer, if set, is the template for the backend's dialer: its
-	// timeouts, keep-alive, meter and Connect seam are used. Policy and
-	// Resolver above win over the Dialer's own when they are set. The
-	// Dialer is copied, never changed.
+	// timeouts, keep-alive, meter and Connect seam are used. The backend
+	// dials with Dialer.With(Policy, Resolver) (see [sockets.Dialer.With]):
+	// Policy and Resolver above win over the Dialer's own when they are
+	// set, and the Dialer is copied, never changed. Both backends merge
+	// the three this one way.
 	Dialer *sockets.Dialer
+
+	// Proxy, if set, is the egress proxy of either backend: an http:// or
+	// https:// URL, with Basic credentials in its user information if the
+	// proxy wants them ("http://user:pass@proxy.internal:3128"). It wins
+	// over Dialer's Proxy. Every destination is still resolved and checked
+	// here, and the proxy is asked to tunnel (HTTP CONNECT) to the checked
+	// IP address, never to the name, for http:// URLs too (see
+	// [sockets.Dialer.Proxy]). An https:// proxy's certificate is verified
+	// with TLS below (its RootCAs, else the system's), unless Dialer has a
+	// ProxyTLS of its own. Nil means direct connections; HTTP_PROXY and
+	// its family are never read. [New] refuses an unusable URL with a
+	// *sockets.ProxyError.
+	Proxy *url.URL
 
 	// TLS configures every TLS connection. The zero value means secure
 	// defaults: TLS 1.2 or later, system roots, certificates verified.
@@ -142,8 +159,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // ErrInvalidRequest is matched by the error for a request no backend can
-// send: nil, or without a URL. It is never retried.
-var ErrInvalidRequest = errors.New("transport: invalid request")
+// send: nil, or without a URL. It is never retried. It is
+// urlfetch.ErrInvalidRequest, the same value, so that one sentinel matches
+// an invalid request whichever backend refused it.
+var ErrInvalidRequest = urlfetch.ErrInvalidRequest
 
 // checkRequest refuses what would make net/http panic, closing the body.
 func checkRequest(req *http.Request) error {
@@ -187,12 +206,16 @@ func BackendOf(rt http.RoundTripper) (Backend, bool) {
 // New builds the backend cfg selects. It validates cfg once and returns an
 // error for an unknown backend, negative retries or retry waits, a bad TLS
 // configuration (unreadable files, bad certificates, an unsupported
-// minimum version) or a bad urlfetch setting (a negative deadline, an app
-// id that cannot go in a header). It never reads the environment and never
+// minimum version), a bad urlfetch setting (a negative deadline, an app
+// id that cannot go in a header) or an unusable proxy URL (a
+// *sockets.ProxyError). It never reads the environment and never
 // changes process-wide state.
 func New(cfg Config) (*Transport, error) {
 	r, err := newRetrier(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if cfg.Dialer, err = cfg.proxyDialer(); err != nil { // proxy.go
 		return nil, err
 	}
 	var base roundTripper
@@ -208,26 +231,6 @@ func New(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	return &Transport{backend: cfg.Backend, base: base, retry: r}, nil
-}
-
-// dialer returns the sockets backend's dialer: a copy of the template, with
-// cfg's Policy and Resolver when set, and DefaultPolicy when no policy is
-// named at all.
-func (cfg *Config) dialer() *sockets.Dialer {
-	d := &sockets.Dialer{}
-	if cfg.Dialer != nil {
-		*d = *cfg.Dialer
-	}
-	if cfg.Policy != nil {
-		d.Policy = cfg.Policy
-	}
-	if d.Policy == nil {
-		d.Policy = sockets.DefaultPolicy()
-	}
-	if cfg.Resolver != nil {
-		d.Resolver = cfg.Resolver
-	}
-	return d
 }
 
 // tlsConfig is cfg.TLS, logging through cfg.Logger unless it names its own.

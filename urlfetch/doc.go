@@ -82,17 +82,20 @@
 // sentinel errors: [ErrInvalidURL], [ErrInvalidMethod], [ErrInvalidRequest],
 // [ErrPayloadTooLarge], [ErrResponseTooLarge], [ErrDeadlineExceeded] (also
 // context.DeadlineExceeded), [ErrCanceled], [ErrDNS], [ErrConnectionClosed],
-// [ErrMalformedReply], [ErrTooManyRedirects], [ErrCertificate] (also
+// [ErrMalformedReply], [ErrTooManyRedirects], [ErrCertificate] (which is
 // tlsconf.ErrCertificate) and [ErrConfig]. As App Engine's error classes
 // did, [ErrPayloadTooLarge] also matches [ErrInvalidURL], and [ErrDNS],
 // [ErrConnectionClosed], [ErrMalformedReply], [ErrTooManyRedirects] and
 // [ErrDeadlineExceeded] match [ErrDownload], App Engine's DownloadError. A
 // lookup of the host name that timed out is [ErrDNS] and a timeout: it
 // matches [ErrDeadlineExceeded] and context.DeadlineExceeded too, and
-// [Error.Timeout] reports true. Every refusal also matches
-// [ErrRefused] and sockets.ErrDenied: a scheme, method or port refused by a
-// rule of the service is a [*RefusedError] (its Rule tells them apart), a
-// destination refused by the policy a *sockets.DeniedError. [IsPermanent]
+// [Error.Timeout] reports true. Every refusal matches [ErrRefused], which
+// is sockets.ErrDenied, and its Err is a *sockets.DeniedError, as on the
+// sockets backend: a scheme, method or port refused by a rule of the
+// service ([RuleScheme], [RuleMethod], [RulePort], or sockets.RuleSMTP
+// and the policy's other port rules, so that a URL is refused for the same
+// rule on both backends) and a destination refused by the policy; its Rule
+// tells them apart. [IsPermanent]
 // tells the failures a retry cannot cure (refusals, invalid requests,
 // limits) from those it may.
 //

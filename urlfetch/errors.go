@@ -38,17 +38,21 @@ func (k *kind) Unwrap() []error { return k.parents }
 var (
 	// ErrInvalidURL: the URL is missing, relative, malformed, longer than
 	// [MaxURLLength], or refused by the scheme or port rule; the error of a
-	// refusal also matches [ErrRefused] and holds a [*RefusedError].
+	// refusal also matches [ErrRefused] and holds a *sockets.DeniedError
+	// whose Rule is [RuleScheme], [RulePort] or, for the ports the sockets
+	// policy refuses whatever the address (0, 25 and 21), the same rule as
+	// there (sockets.RulePort0, RuleSMTP, RuleFTP).
 	ErrInvalidURL error = &kind{text: "invalid url"}
 
 	// ErrInvalidMethod: the method is not GET, POST, HEAD, PUT, DELETE or
 	// PATCH. The error also matches [ErrRefused] and holds a
-	// [*RefusedError].
+	// *sockets.DeniedError whose Rule is [RuleMethod].
 	ErrInvalidMethod error = &kind{text: "invalid method"}
 
 	// ErrInvalidRequest: the request is nil, carries a header name or value
 	// that cannot be sent, has a ContentLength its body does not match, or
-	// its body failed to read.
+	// its body failed to read. transport.ErrInvalidRequest is the same
+	// value.
 	ErrInvalidRequest error = &kind{text: "invalid request"}
 
 	// ErrPayloadTooLarge: the request body is longer than
@@ -106,17 +110,22 @@ var (
 	ErrDownload error = &kind{text: "download error"}
 
 	// ErrCertificate: the server's certificate was refused (or the server
-	// refused the client's). It also matches tlsconf.ErrCertificate, and
-	// errors.As finds the *tlsconf.CertificateError.
-	ErrCertificate error = &kind{text: "certificate error", parents: []error{tlsconf.ErrCertificate}}
+	// refused the client's); errors.As finds the *tlsconf.CertificateError.
+	// It is tlsconf.ErrCertificate, the same value, which matches
+	// certificate failures on both backends of package transport: prefer
+	// that name in code that does not otherwise use urlfetch.
+	ErrCertificate = tlsconf.ErrCertificate
 
 	// ErrRefused is matched by every refusal: a scheme, method or port
-	// refused by a rule of the fetch service ([*RefusedError], which also
-	// matches [ErrInvalidURL] or [ErrInvalidMethod]) and a destination
-	// refused by the policy (a *sockets.DeniedError, reachable with
-	// errors.As). It also matches sockets.ErrDenied. A refusal is final:
-	// nothing was sent, and a retry would be refused again.
-	ErrRefused error = &kind{text: "refused", parents: []error{sockets.ErrDenied}}
+	// refused by a rule of the fetch service (which also matches
+	// [ErrInvalidURL] or [ErrInvalidMethod]) and a destination refused by
+	// the policy. The refusal is a *sockets.DeniedError, reachable with
+	// errors.As, whose Rule says which rule refused. It is
+	// sockets.ErrDenied, the same value, which matches refusals on both
+	// backends of package transport: prefer that name in code that does not
+	// otherwise use urlfetch. A refusal is final: nothing was sent, and a
+	// retry would be refused again.
+	ErrRefused = sockets.ErrDenied
 
 	// ErrConfig: the [Transport]'s configuration is invalid (a negative
 	// Deadline, an AppID that cannot go in a header, a TLS configuration
@@ -144,10 +153,10 @@ type Error struct {
 	// credential ends up in a log. Empty when the request had no URL.
 	URL string
 
-	// Err is the cause: a [*RefusedError], a [*LimitError], a
-	// *sockets.DeniedError, a *sockets.LookupError, a
-	// *tlsconf.CertificateError, or the error net/http or the network
-	// reported. It may be nil when Kind says it all.
+	// Err is the cause: a *sockets.DeniedError (every refusal), a
+	// [*LimitError], a *sockets.LookupError, a *tlsconf.CertificateError,
+	// or the error net/http or the network reported. It may be nil when
+	// Kind says it all.
 	Err error
 }
 
@@ -165,16 +174,28 @@ func (e *Error) Error() string {
 		b.WriteString(e.URL)
 		b.WriteString(": ")
 	}
-	if k, ok := e.Kind.(*kind); ok {
-		b.WriteString(k.text)
-	} else if e.Kind != nil {
-		b.WriteString(strings.TrimPrefix(e.Kind.Error(), "urlfetch: "))
-	}
+	b.WriteString(kindText(e.Kind))
 	if e.Err != nil {
 		b.WriteString(": ")
 		b.WriteString(strings.TrimPrefix(e.Err.Error(), "urlfetch: "))
 	}
 	return b.String()
+}
+
+// kindText returns the words for a Kind in an [Error]'s message.
+func kindText(k error) string {
+	switch k {
+	case nil:
+		return ""
+	case ErrRefused:
+		return "refused"
+	case ErrCertificate:
+		return "certificate error"
+	}
+	if k, ok := k.(*kind); ok {
+		return k.text
+	}
+	return strings.TrimPrefix(k.Error(), "urlfetch: ")
 }
 
 // Unwrap returns Kind and Err (when not nil), so that errors.Is and
@@ -228,47 +249,24 @@ func (e *Error) Temporary() bool { return e.Timeout() }
 
 var _ net.Error = (*Error)(nil)
 
-// Rule names a rule of the fetch service that refused a request, in words a
-// person can read in a log line.
-type Rule string
+// Rule is sockets.Rule: one type names every rule that refuses, on either
+// backend of package transport.
+type Rule = sockets.Rule
 
-// The rules a [Transport] applies before anything is sent. They hold
-// whatever destination policy the Transport uses.
+// The rules a [Transport] applies before anything is sent, besides the
+// sockets policy's port rules (sockets.RulePort0, RuleSMTP, RuleFTP). They
+// hold whatever destination policy the Transport uses. A refusal is a
+// *sockets.DeniedError whose Rule is one of them and whose Detail is the
+// refused value, quoted, for RuleScheme, RuleMethod and RulePort.
 const (
-	RuleScheme Rule = "scheme not allowed (only http and https)"
-	RuleMethod Rule = "method not allowed (only GET, POST, HEAD, PUT, DELETE, PATCH)"
-	RulePort   Rule = "port not allowed (only 80-90, 440-450, 1024-65535)"
+	RuleScheme = sockets.RuleScheme // a scheme other than http and https
+	RuleMethod = sockets.RuleMethod // a method other than GET, POST, HEAD, PUT, DELETE, PATCH
+	RulePort   = sockets.RulePort   // a port outside 80-90, 440-450, 1024-65535
 )
 
-// RefusedError reports a request refused by a rule of the fetch service
-// before anything was sent: its scheme, method or port. It matches
-// [ErrRefused] and sockets.ErrDenied through errors.Is. A refusal is final.
-type RefusedError struct {
-	Rule  Rule   // the rule that refused
-	Value string // what it refused: the scheme, the method or the port, as written
-}
-
-// Error returns a message such as
-//
-//	urlfetch: port "1000" refused: port not allowed (only 80-90, 440-450, 1024-65535)
-func (e *RefusedError) Error() string {
-	what := "value"
-	switch e.Rule {
-	case RuleScheme:
-		what = "scheme"
-	case RuleMethod:
-		what = "method"
-	case RulePort:
-		what = "port"
-	}
-	return "urlfetch: " + what + " " + strconv.Quote(e.Value) + " refused: " + string(e.Rule)
-}
-
-// Unwrap returns [ErrRefused].
-func (e *RefusedError) Unwrap() error { return ErrRefused }
-
 // LimitError reports a size limit of the fetch service that a request or a
-// response went over.
+// response went over. It is not a refusal (it does not match
+// [ErrRefused]): no rule refused the request, and a smaller one passes.
 type LimitError struct {
 	// What names the thing measured: "url", "request body" or
 	// "response body".
@@ -299,17 +297,21 @@ func (e *LimitError) Error() string {
 
 // IsPermanent reports whether err is a failure that repeating the same
 // request cannot cure, so that a retry layer must not retry it: every
-// refusal (a [*RefusedError] or a policy denial, anything matching
-// [ErrRefused] or sockets.ErrDenied), an invalid URL, method or request, a
+// refusal (anything matching [ErrRefused], which is sockets.ErrDenied, on
+// either backend), an invalid URL, method or request, a
 // size limit ([ErrPayloadTooLarge], [ErrResponseTooLarge]), too many
 // redirects, a certificate error (anything matching
 // tlsconf.ErrCertificate), an invalid configuration, a canceled request
 // (context.Canceled), and a deadline ([ErrDeadlineExceeded], or anything
 // matching context.DeadlineExceeded): a deadline, the request context's or
 // the exchange's ([Transport.Deadline]), is the time the caller gave the
-// request, and another try would spend it again. A DNS failure, a closed
-// connection and a malformed reply may be transient: IsPermanent reports
-// false for them, for nil, and for any other error.
+// request, and another try would spend it again. So is a failure of an
+// egress proxy (a *sockets.ProxyError) that is not Temporary: the proxy
+// refused the destination or wants credentials, and would again. A DNS
+// failure, a closed connection, a malformed reply and a proxy that is
+// unreachable, broke the tunnel or could not reach the destination (502,
+// 503, 504) may be transient: IsPermanent reports false for them, for
+// nil, and for any other error.
 func IsPermanent(err error) bool {
 	if err == nil {
 		return false
@@ -319,13 +321,16 @@ func IsPermanent(err error) bool {
 			return true
 		}
 	}
-	return errors.Is(err, sockets.ErrDenied)
+	// An egress proxy's refusal, or its demand for credentials.
+	pe, ok := errors.AsType[*sockets.ProxyError](err)
+	return ok && !pe.Temporary()
 }
 
 var permanent = []error{
 	ErrRefused, ErrInvalidURL, ErrInvalidMethod, ErrInvalidRequest,
 	ErrPayloadTooLarge, ErrResponseTooLarge, ErrTooManyRedirects, ErrConfig,
-	// Matched by ErrCertificate, ErrCanceled and ErrDeadlineExceeded, and
-	// by the same failures reported by net/http or the sockets dialer.
-	tlsconf.ErrCertificate, context.Canceled, context.DeadlineExceeded,
+	ErrCertificate,
+	// Matched by ErrCanceled and ErrDeadlineExceeded, and by the same
+	// failures reported by net/http or the sockets dialer.
+	context.Canceled, context.DeadlineExceeded,
 }

@@ -2,6 +2,7 @@ package urlfetch_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -23,38 +24,19 @@ import (
 // runs reply on the connection, for replies net/http's server never makes.
 func rawServer(t *testing.T, reply func(c net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
+	return socketstest.NewServer(t, func(_ context.Context, c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			wg.Go(func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if line == "\r\n" {
-						break
-					}
-				}
-				reply(c)
-			})
+			if line == "\r\n" {
+				break
+			}
 		}
-	})
-	return ln.Addr().String()
+		reply(c)
+	}).Addr()
 }
 
 // rawFixture is a Transport whose connections all go to addr.

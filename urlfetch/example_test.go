@@ -67,22 +67,18 @@ func ExampleTransport_refusals() {
 	} {
 		req, _ := http.NewRequest(http.MethodGet, raw, nil)
 		_, err := tr.RoundTrip(req)
-		var refused *urlfetch.RefusedError
 		var denied *sockets.DeniedError
-		switch {
-		case errors.As(err, &refused):
-			fmt.Printf("%s: refused: %s\n", raw, refused.Rule)
-		case errors.As(err, &denied):
-			fmt.Printf("%s: denied by the policy: %s\n", raw, denied.Rule)
+		if errors.As(err, &denied) {
+			fmt.Printf("%s: refused (%s): %s\n", raw, denied.ErrorType(), denied.Rule)
 		}
 		fmt.Println("  permanent:", urlfetch.IsPermanent(err), "ErrDenied:", errors.Is(err, sockets.ErrDenied))
 	}
 	// Output:
-	// ftp://example.com/file: refused: scheme not allowed (only http and https)
+	// ftp://example.com/file: refused (scheme): scheme not allowed (only http and https)
 	//   permanent: true ErrDenied: true
-	// http://example.com:1000/: refused: port not allowed (only 80-90, 440-450, 1024-65535)
+	// http://example.com:1000/: refused (port): port not allowed (only 80-90, 440-450, 1024-65535)
 	//   permanent: true ErrDenied: true
-	// http://10.0.0.1/: denied by the policy: private (RFC 1918)
+	// http://10.0.0.1/: refused (private): private (RFC 1918)
 	//   permanent: true ErrDenied: true
 }
 

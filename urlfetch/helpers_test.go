@@ -114,7 +114,10 @@ type fixture struct {
 }
 
 // newFixture builds a fixture around srv; opts adjust the Transport before
-// first use.
+// first use. The Transport's deadline is the longest URL Fetch allows
+// (MaxDeadline): no test of the fixture is about the deadline but those
+// that set their own, and a test that moves tens of MiB, under the race
+// detector on a busy machine, must never reach it.
 func newFixture(t testing.TB, srv *server, opts ...func(*urlfetch.Transport)) *fixture {
 	t.Helper()
 	f := &fixture{
@@ -127,9 +130,10 @@ func newFixture(t testing.TB, srv *server, opts ...func(*urlfetch.Transport)) *f
 		}),
 	}
 	f.tr = &urlfetch.Transport{
-		Policy: loopbackPolicy,
-		Dialer: &sockets.Dialer{Connect: f.conn.Connect},
-		AppID:  "test-app",
+		Policy:   loopbackPolicy,
+		Dialer:   &sockets.Dialer{Connect: f.conn.Connect},
+		AppID:    "test-app",
+		Deadline: urlfetch.MaxDeadline,
 	}
 	f.tr.Resolver = f.res
 	for _, o := range opts {

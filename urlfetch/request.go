@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/outbound-go/outbound/sockets"
 )
 
 // allowedMethod reports whether the fetch service sends method.
@@ -22,9 +24,23 @@ func allowedMethod(method string) bool {
 	return false
 }
 
-// allowedPort reports whether the fetch service connects to port.
-func allowedPort(port uint64) bool {
-	return 80 <= port && port <= 90 || 440 <= port && port <= 450 || 1024 <= port && port <= 65535
+// portRule returns the rule that refuses a URL's port, or 0 when the fetch
+// service connects to it (80-90, 440-450, 1024-65535). The ports the
+// sockets policy refuses whatever the address (0, 25, and 21 over TCP) are
+// refused for the policy's own rules, so that a URL is refused for the
+// same rule on either backend of package transport.
+func portRule(port uint64) Rule {
+	switch {
+	case port == 0:
+		return sockets.RulePort0
+	case port == 25:
+		return sockets.RuleSMTP
+	case port == 21:
+		return sockets.RuleFTP
+	case 80 <= port && port <= 90 || 440 <= port && port <= 450 || 1024 <= port && port <= 65535:
+		return 0
+	}
+	return RulePort
 }
 
 // strippedHeaders are the headers an application cannot set; Host and
@@ -64,7 +80,7 @@ func checkURL(u *url.URL) (kind, cause error) {
 	case "":
 		return ErrInvalidURL, errors.New("urlfetch: missing scheme (a relative url)")
 	default:
-		return ErrInvalidURL, &RefusedError{Rule: RuleScheme, Value: u.Scheme}
+		return ErrInvalidURL, &sockets.DeniedError{Network: "tcp", Host: u.Hostname(), Rule: RuleScheme, Detail: strconv.Quote(u.Scheme)}
 	}
 	if u.Opaque != "" {
 		return ErrInvalidURL, errors.New("urlfetch: opaque url")
@@ -83,8 +99,12 @@ func checkURL(u *url.URL) (kind, cause error) {
 		if err != nil {
 			return ErrInvalidURL, fmt.Errorf("urlfetch: port %q is not a number from 0 to 65535", p)
 		}
-		if !allowedPort(n) {
-			return ErrInvalidURL, &RefusedError{Rule: RulePort, Value: p}
+		if r := portRule(n); r != 0 {
+			de := &sockets.DeniedError{Network: "tcp", Host: u.Hostname(), Rule: r}
+			if r == RulePort {
+				de.Detail = strconv.Quote(p)
+			}
+			return ErrInvalidURL, de
 		}
 	}
 	return nil, nil
@@ -152,7 +172,7 @@ func (b *backend) prepare(ex *exchange, req *http.Request) (*http.Request, *reqB
 	}
 	if !allowedMethod(ex.method) {
 		closeBody(req)
-		return nil, nil, ex.fail(ErrInvalidMethod, &RefusedError{Rule: RuleMethod, Value: req.Method})
+		return nil, nil, ex.fail(ErrInvalidMethod, &sockets.DeniedError{Network: "tcp", Host: req.URL.Hostname(), Rule: RuleMethod, Detail: strconv.Quote(req.Method)})
 	}
 	h, err := b.header(req.Header)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
 
@@ -26,7 +27,7 @@ func TestSchemesRefused(t *testing.T) {
 	tests := []struct {
 		name    string
 		url     *url.URL
-		refusal bool // a *RefusedError for RuleScheme; otherwise an invalid URL
+		refusal bool // a *sockets.DeniedError for RuleScheme; otherwise an invalid URL
 	}{
 		{"ftp", &url.URL{Scheme: "ftp", Host: host, Path: "/"}, true},
 		{"file", &url.URL{Scheme: "file", Path: "/etc/passwd"}, true},
@@ -44,13 +45,16 @@ func TestSchemesRefused(t *testing.T) {
 			req := &http.Request{Method: http.MethodPost, URL: tt.url, Header: http.Header{}, Body: body, ContentLength: 10}
 			_, err := f.tr.RoundTrip(req)
 			mustKind(t, err, urlfetch.ErrInvalidURL)
-			re, isRefusal := errors.AsType[*urlfetch.RefusedError](err)
+			re, isRefusal := errors.AsType[*sockets.DeniedError](err)
 			if isRefusal != tt.refusal {
 				t.Fatalf("refusal = %v, want %v (%v)", isRefusal, tt.refusal, err)
 			}
 			if tt.refusal {
-				if re.Rule != urlfetch.RuleScheme || !errors.Is(err, sockets.ErrDenied) || !errors.Is(err, urlfetch.ErrRefused) {
-					t.Errorf("refusal %v: rule %q, ErrDenied %v", err, re.Rule, errors.Is(err, sockets.ErrDenied))
+				if re.Rule != urlfetch.RuleScheme || re.ErrorType() != "scheme" || !errors.Is(err, sockets.ErrDenied) || !errors.Is(err, urlfetch.ErrRefused) {
+					t.Errorf("refusal %v: rule %v, ErrDenied %v", err, re.Rule, errors.Is(err, sockets.ErrDenied))
+				}
+				if want := strconv.Quote(tt.url.Scheme); re.Detail != want || re.Host != tt.url.Hostname() {
+					t.Errorf("refusal %v: detail %s host %q, want %s %q", err, re.Detail, re.Host, want, tt.url.Hostname())
 				}
 			}
 			if !urlfetch.IsPermanent(err) {
@@ -103,9 +107,9 @@ func TestMethods(t *testing.T) {
 			req := &http.Request{Method: m, URL: mustParse(t, f.url("/")), Header: http.Header{}, Body: body, ContentLength: 3}
 			_, err := f.tr.RoundTrip(req)
 			mustKind(t, err, urlfetch.ErrInvalidMethod)
-			re, ok := errors.AsType[*urlfetch.RefusedError](err)
-			if !ok || re.Rule != urlfetch.RuleMethod || re.Value != m {
-				t.Errorf("error %v: want a *RefusedError for RuleMethod and %q", err, m)
+			re, ok := errors.AsType[*sockets.DeniedError](err)
+			if !ok || re.Rule != urlfetch.RuleMethod || re.Detail != strconv.Quote(m) || re.ErrorType() != "method" {
+				t.Errorf("error %v: want a *sockets.DeniedError for RuleMethod and %q", err, m)
 			}
 			if !errors.Is(err, urlfetch.ErrRefused) || !errors.Is(err, sockets.ErrDenied) || !urlfetch.IsPermanent(err) {
 				t.Errorf("error %v does not match ErrRefused, sockets.ErrDenied and IsPermanent", err)
@@ -136,27 +140,32 @@ func mustParse(t testing.TB, s string) *url.URL {
 // ones must not even be tried.
 func TestPorts(t *testing.T) {
 	f := newFixture(t, newServer(t, okHandler, false))
+	// The ports the sockets policy refuses whatever the address are
+	// refused for the policy's rules, as on the sockets backend.
+	const allowed urlfetch.Rule = 0
 	tests := []struct {
-		port    string
-		allowed bool
+		port string
+		want urlfetch.Rule
 	}{
-		{"", true}, // none given: 80
-		{"0", false},
-		{"1", false},
-		{"79", false},
-		{"80", true},
-		{"90", true},
-		{"91", false},
-		{"439", false},
-		{"440", true},
-		{"443", true},
-		{"450", true},
-		{"451", false},
-		{"1000", false},
-		{"1023", false},
-		{"1024", true},
-		{"8000", true},
-		{"65535", true},
+		{"", allowed}, // none given: 80
+		{"0", sockets.RulePort0},
+		{"1", urlfetch.RulePort},
+		{"21", sockets.RuleFTP},
+		{"25", sockets.RuleSMTP},
+		{"79", urlfetch.RulePort},
+		{"80", allowed},
+		{"90", allowed},
+		{"91", urlfetch.RulePort},
+		{"439", urlfetch.RulePort},
+		{"440", allowed},
+		{"443", allowed},
+		{"450", allowed},
+		{"451", urlfetch.RulePort},
+		{"1000", urlfetch.RulePort},
+		{"1023", urlfetch.RulePort},
+		{"1024", allowed},
+		{"8000", allowed},
+		{"65535", allowed},
 	}
 	for _, tt := range tests {
 		t.Run("port "+tt.port, func(t *testing.T) {
@@ -168,11 +177,16 @@ func TestPorts(t *testing.T) {
 			// http on every port, 443 included: the rule is about ports.
 			resp, err := f.get(t, "http://"+host+"/")
 			after := f.conn.Attempts()
-			if !tt.allowed {
+			if tt.want != allowed {
 				mustKind(t, err, urlfetch.ErrInvalidURL)
-				re, ok := errors.AsType[*urlfetch.RefusedError](err)
-				if !ok || re.Rule != urlfetch.RulePort || re.Value != tt.port {
-					t.Fatalf("error %v: want a *RefusedError for RulePort and %q", err, tt.port)
+				re, ok := errors.AsType[*sockets.DeniedError](err)
+				if !ok || re.Rule != tt.want || re.Host != publicHost || re.Network != "tcp" {
+					t.Fatalf("error %v: want a *sockets.DeniedError for %v", err, tt.want)
+				}
+				// The port rule's text does not say which port; its
+				// Detail does. The sockets rules name their port.
+				if wantDetail := strconv.Quote(tt.port); tt.want == urlfetch.RulePort && re.Detail != wantDetail || tt.want != urlfetch.RulePort && re.Detail != "" {
+					t.Errorf("error %v: detail %s", err, re.Detail)
 				}
 				if !errors.Is(err, sockets.ErrDenied) || !urlfetch.IsPermanent(err) {
 					t.Errorf("error %v does not match sockets.ErrDenied and IsPermanent", err)
@@ -210,7 +224,7 @@ func TestPorts(t *testing.T) {
 func TestPortRuleWithWidePolicy(t *testing.T) {
 	f := newFixture(t, newServer(t, okHandler, false))
 	_, err := f.get(t, "http://127.0.0.1:1000/")
-	if re, ok := errors.AsType[*urlfetch.RefusedError](err); !ok || re.Rule != urlfetch.RulePort {
+	if re, ok := errors.AsType[*sockets.DeniedError](err); !ok || re.Rule != urlfetch.RulePort {
 		t.Fatalf("got %v, want a port refusal", err)
 	}
 	if f.attempts() != 0 {
@@ -411,8 +425,8 @@ func TestDestinationDenied(t *testing.T) {
 			if !ok || !errors.Is(err, sockets.ErrDenied) {
 				t.Fatalf("error %v: want a *sockets.DeniedError", err)
 			}
-			if de.Rule == "" || !urlfetch.IsPermanent(err) {
-				t.Errorf("denial %v: rule %q, permanent %v", err, de.Rule, urlfetch.IsPermanent(err))
+			if de.Rule.Code() == "" || !urlfetch.IsPermanent(err) {
+				t.Errorf("denial %v: rule %v, permanent %v", err, de.Rule, urlfetch.IsPermanent(err))
 			}
 			if !body.closed.Load() {
 				t.Error("request body not closed")
@@ -611,7 +625,7 @@ func TestErrorText(t *testing.T) {
 		t.Fatal("no error")
 	}
 	msg := err.Error()
-	want := `urlfetch: GET http://` + publicHost + `:1000/path: invalid url: port "1000" refused: port not allowed (only 80-90, 440-450, 1024-65535)`
+	want := `urlfetch: GET http://` + publicHost + `:1000/path: invalid url: sockets: tcp to "` + publicHost + `" refused: port not allowed (only 80-90, 440-450, 1024-65535): "1000"`
 	if msg != want {
 		t.Errorf("message\n%s\nwant\n%s", msg, want)
 	}
@@ -625,6 +639,52 @@ func TestErrorText(t *testing.T) {
 	want = "urlfetch: POST http://" + publicHost + "/upload: payload too large: request body of 10485761 bytes is over the limit of 10485760"
 	if err == nil || err.Error() != want {
 		t.Errorf("message\n%v\nwant\n%s", err, want)
+	}
+	// A refused destination: the kind ErrRefused (sockets.ErrDenied) reads
+	// "refused", then the policy's refusal.
+	_, err = f.get(t, "http://"+privateHost+"/")
+	want = `urlfetch: GET http://` + privateHost + `/: refused: sockets: tcp to ` + privateAddr + `:80 (host "` + privateHost + `") refused: private (RFC 1918)`
+	if err == nil || err.Error() != want {
+		t.Errorf("message\n%v\nwant\n%s", err, want)
+	}
+}
+
+// TestOneSentinelPerConcern checks that the sentinels urlfetch shares
+// with the packages below it are theirs, so that one errors.Is matches
+// the same failure on both backends of package transport, and that the
+// kinds of a refusal stay apart.
+func TestOneSentinelPerConcern(t *testing.T) {
+	if urlfetch.ErrRefused != sockets.ErrDenied {
+		t.Error("ErrRefused is not sockets.ErrDenied")
+	}
+	if urlfetch.ErrCertificate != tlsconf.ErrCertificate {
+		t.Error("ErrCertificate is not tlsconf.ErrCertificate")
+	}
+	// The sockets backend's errors, as it returns them.
+	if de := (&sockets.DeniedError{Rule: sockets.RuleSMTP}); !errors.Is(de, urlfetch.ErrRefused) {
+		t.Error("a *sockets.DeniedError does not match ErrRefused")
+	}
+	if ce := (&tlsconf.CertificateError{Host: "x", Reason: "expired"}); !errors.Is(ce, urlfetch.ErrCertificate) {
+		t.Error("a *tlsconf.CertificateError does not match ErrCertificate")
+	}
+	// A refused scheme is an invalid URL and a refusal, not an invalid
+	// method; a refused destination is a refusal only.
+	scheme := &urlfetch.Error{Kind: urlfetch.ErrInvalidURL, Err: &sockets.DeniedError{Rule: urlfetch.RuleScheme}}
+	dest := &urlfetch.Error{Kind: urlfetch.ErrRefused, Err: &sockets.DeniedError{Rule: sockets.RulePrivate}}
+	for _, c := range []struct {
+		err                             error
+		invalidURL, invalidMethod, refd bool
+	}{
+		{scheme, true, false, true},
+		{dest, false, false, true},
+		{&urlfetch.Error{Kind: urlfetch.ErrInvalidMethod, Err: &sockets.DeniedError{Rule: urlfetch.RuleMethod}}, false, true, true},
+		{&urlfetch.Error{Kind: urlfetch.ErrInvalidURL, Err: errors.New("urlfetch: missing host")}, true, false, false},
+	} {
+		if errors.Is(c.err, urlfetch.ErrInvalidURL) != c.invalidURL || errors.Is(c.err, urlfetch.ErrInvalidMethod) != c.invalidMethod || errors.Is(c.err, urlfetch.ErrRefused) != c.refd {
+			t.Errorf("%v: invalid url %v, invalid method %v, refused %v; want %v %v %v", c.err,
+				errors.Is(c.err, urlfetch.ErrInvalidURL), errors.Is(c.err, urlfetch.ErrInvalidMethod), errors.Is(c.err, urlfetch.ErrRefused),
+				c.invalidURL, c.invalidMethod, c.refd)
+		}
 	}
 }
 

@@ -7,8 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"os"
-	"sync"
 	"sync/atomic"
 )
 
@@ -34,8 +34,8 @@ type Stats struct {
 type exchange struct {
 	req     *http.Request // the caller's request, as given to RoundTrip
 	method  string
-	url     string // without user information
-	host    string // the URL's host name, for certificate errors
+	url     *url.URL // the request's; redacted only when an error names it
+	host    string   // the URL's host name, for certificate errors
 	onStats func(*http.Request, Stats)
 
 	ctx    context.Context // the exchange's deadline; nil until prepared
@@ -46,16 +46,37 @@ type exchange struct {
 	conn       atomic.Pointer[meteredConn] // the connection the request got
 	lookups    atomic.Int32                // host name lookups in progress for its dials
 	done       atomic.Bool
+
+	// Set by trace: the request's context and its trace, kept here so
+	// that they cost no allocation of their own.
+	reqCtx exchangeCtx
+	ct     httptrace.ClientTrace
 }
 
 // exchangeKey is the context key under which a dial finds the exchange
 // that started it (net/http keeps the request context's values for dials).
 type exchangeKey struct{}
 
-// trace returns ctx with the hook that hands the exchange its connection.
+// exchangeCtx is a context that carries its exchange under exchangeKey:
+// context.WithValue's work, without allocating a context of its own.
+type exchangeCtx struct {
+	context.Context
+	ex *exchange
+}
+
+func (c *exchangeCtx) Value(key any) any {
+	if key == (exchangeKey{}) {
+		return c.ex
+	}
+	return c.Context.Value(key)
+}
+
+// trace returns ctx carrying the exchange, for its dials, and the hook
+// that hands the exchange its connection. It is called once per exchange.
 func (ex *exchange) trace(ctx context.Context) context.Context {
-	ctx = context.WithValue(ctx, exchangeKey{}, ex)
-	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: ex.gotConn})
+	ex.reqCtx = exchangeCtx{Context: ctx, ex: ex}
+	ex.ct = httptrace.ClientTrace{GotConn: ex.gotConn}
+	return httptrace.WithClientTrace(&ex.reqCtx, &ex.ct)
 }
 
 // gotConn makes ex the owner of the connection net/http chose for it, so
@@ -77,11 +98,15 @@ func metered(c net.Conn) *meteredConn {
 }
 
 // start gives the exchange its deadline. When the deadline passes, the
-// exchange ends even if nobody reads or closes the response body.
+// exchange ends even if nobody reads or closes the response body: ctx is
+// done then, and, when there is an OnStats to call, the exchange finishes
+// at that moment.
 func (ex *exchange) start(ctx context.Context, cancel context.CancelFunc) {
 	ex.ctx, ex.cancel = ctx, cancel
-	stop := context.AfterFunc(ctx, ex.finish)
-	ex.stop.Store(&stop)
+	if ex.onStats != nil {
+		stop := context.AfterFunc(ctx, ex.finish)
+		ex.stop.Store(&stop)
+	}
 }
 
 // finish ends the exchange once: it releases the deadline and reports the
@@ -109,20 +134,26 @@ func (ex *exchange) fail(k, cause error) *Error {
 
 // err returns an *Error of the given kind for this exchange.
 func (ex *exchange) err(k, cause error) *Error {
-	return &Error{Kind: k, Method: ex.method, URL: ex.url, Err: cause}
+	var u string
+	if ex.url != nil {
+		u = redact(ex.url)
+	}
+	return &Error{Kind: k, Method: ex.method, URL: u, Err: cause}
 }
 
 // meteredConn counts the bytes a connection moves, for the exchange that
-// owns it at the time. It is safe for concurrent use, as net.Conn is.
+// owns it at the time, and notes whether it broke. It is the one wrapper
+// around a connection of the backend. It is safe for concurrent use, as
+// net.Conn is, and its data path takes no lock.
 type meteredConn struct {
 	net.Conn
 	broken atomic.Bool // a Read or Write failed because of the peer or the network
 
-	// mu guards owner and the bytes moved before any exchange owned the
-	// connection (dialing, the TLS handshake).
-	mu         sync.Mutex
-	owner      *exchange
-	sent, recv int64
+	owner atomic.Pointer[exchange]
+
+	// The bytes moved while no exchange owned the connection (dialing,
+	// the TLS handshake), for its first owner.
+	sent, recv atomic.Int64
 }
 
 func (c *meteredConn) Read(p []byte) (int, error) {
@@ -146,26 +177,30 @@ func (c *meteredConn) count(sent, recv int, err error) {
 	if sent == 0 && recv == 0 {
 		return
 	}
-	c.mu.Lock()
-	if o := c.owner; o != nil {
+	if o := c.owner.Load(); o != nil {
 		o.sent.Add(int64(sent))
 		o.recv.Add(int64(recv))
-	} else {
-		c.sent += int64(sent)
-		c.recv += int64(recv)
+		return
 	}
-	c.mu.Unlock()
+	c.sent.Add(int64(sent))
+	c.recv.Add(int64(recv))
+	// An owner that came meanwhile may have taken the earlier bytes
+	// already: hand it these too.
+	if o := c.owner.Load(); o != nil {
+		c.handOver(o)
+	}
 }
 
 // setOwner makes ex the owner of c. The first owner also gets the bytes
 // moved before, while the connection was made.
 func (c *meteredConn) setOwner(ex *exchange) {
-	c.mu.Lock()
-	if c.owner == nil {
-		ex.sent.Add(c.sent)
-		ex.recv.Add(c.recv)
-		c.sent, c.recv = 0, 0
+	if c.owner.Swap(ex) == nil {
+		c.handOver(ex)
 	}
-	c.owner = ex
-	c.mu.Unlock()
+}
+
+// handOver moves the bytes counted without an owner to ex.
+func (c *meteredConn) handOver(ex *exchange) {
+	ex.sent.Add(c.sent.Swap(0))
+	ex.recv.Add(c.recv.Swap(0))
 }

@@ -77,11 +77,12 @@ type Transport struct {
 	Resolver sockets.Resolver
 
 	// Dialer, if not nil, makes the connections, on a copy: the caller's
-	// Dialer is never changed. In the copy, this Transport's Policy and
-	// Resolver, when set, replace the Dialer's own; a Dialer without a
-	// Policy gets sockets.PublicPolicy(). It is how a test passes the
-	// sockets.Dialer.Connect seam. Nil means a sockets.Dialer with Policy
-	// and Resolver.
+	// Dialer is never changed. The Transport dials with
+	// Dialer.With(Policy, Resolver) (see [sockets.Dialer.With]): this
+	// Transport's Policy and Resolver, when set, replace the Dialer's own;
+	// when neither names a policy, the copy gets sockets.PublicPolicy().
+	// It is how a test passes the sockets.Dialer.Connect seam. Nil means a
+	// sockets.Dialer with Policy and Resolver.
 	Dialer *sockets.Dialer
 
 	// TLS configures https: certificates are verified against the system
@@ -147,14 +148,6 @@ type backend struct {
 	strict      bool
 }
 
-// policy returns the destination policy: sockets.PublicPolicy() for nil.
-func (t *Transport) policy() *sockets.Policy {
-	if t.Policy != nil {
-		return t.Policy
-	}
-	return publicPolicy()
-}
-
 var publicPolicy = sync.OnceValue(sockets.PublicPolicy)
 
 // appID returns the application id: DefaultAppID for "".
@@ -187,21 +180,15 @@ func (t *Transport) deadline() (time.Duration, error) {
 	}
 }
 
-// dialer returns the dialer to use: a copy of Dialer, or a new one, with
-// the Transport's Policy and Resolver when they are set (they win over the
-// Dialer's own), else the Dialer's, else the defaults.
+// dialer returns the dialer to use: Dialer.With(Policy, Resolver), the
+// one merge both backends make (see sockets.Dialer.With), with URL Fetch's
+// policy, sockets.PublicPolicy(), when neither names one.
 func (t *Transport) dialer() *sockets.Dialer {
-	d := sockets.Dialer{}
-	if t.Dialer != nil {
-		d = *t.Dialer
+	d := t.Dialer.With(t.Policy, t.Resolver)
+	if d.Policy == nil {
+		d.Policy = publicPolicy()
 	}
-	if t.Policy != nil || d.Policy == nil {
-		d.Policy = t.policy()
-	}
-	if t.Resolver != nil {
-		d.Resolver = t.Resolver
-	}
-	return &d
+	return d
 }
 
 // Validate checks t's configuration (deadline, app id, TLS settings) and
@@ -307,7 +294,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ex.method = http.MethodGet
 	}
 	if req.URL != nil {
-		ex.url = redact(req.URL)
+		ex.url = req.URL
 		ex.host = req.URL.Hostname()
 	}
 	b, err := t.backend()
@@ -353,13 +340,16 @@ type dialError struct {
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-// dial connects through the sockets dialer and counts the traffic.
+// dial connects through the sockets dialer and counts the traffic. The
+// connection is the one the dialer made (DialChecked: the policy check,
+// none of the Sockets API emulation), in one wrapper, meteredConn, which
+// counts the bytes for Stats and notes a broken connection.
 func (b *backend) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	// net/http lets a dial run on after its request has ended, for the
 	// pool's sake; bound it by the deadline all the same.
 	ctx, cancel := context.WithTimeout(ctx, b.dialTimeout)
 	defer cancel()
-	c, err := b.dialer.DialContext(ctx, network, addr)
+	c, err := b.dialer.DialChecked(ctx, network, addr)
 	if err != nil {
 		return nil, &dialError{err: err}
 	}
@@ -371,7 +361,7 @@ func (b *backend) dial(ctx context.Context, network, addr string) (net.Conn, err
 func (b *backend) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.dialTimeout)
 	defer cancel()
-	c, err := b.dialer.DialContext(ctx, network, addr)
+	c, err := b.dialer.DialChecked(ctx, network, addr)
 	if err != nil {
 		return nil, &dialError{err: err}
 	}

@@ -112,14 +112,15 @@ func fetch(ctx context.Context, w io.Writer, rt http.RoundTripper, url string) e
 // describe says why a request failed, naming the rule for a refusal.
 func describe(err error) string {
 	var (
-		denied  *sockets.DeniedError
-		refused *urlfetch.RefusedError
-		uerr    *url.Error
+		denied *sockets.DeniedError
+		uerr   *url.Error
 	)
 	switch {
 	case errors.As(err, &denied):
-		// A rule that needs no address (a port, a scheme) refuses before
-		// any lookup: there is no address to show, only the host.
+		// Both backends refuse with a *sockets.DeniedError: the policy's
+		// rules and urlfetch's own (scheme, method, port). A rule that
+		// needs no address refuses before any lookup: there is no
+		// address to show, only the host.
 		if denied.Addr.IsValid() {
 			return fmt.Sprintf("refused by rule %q (address %v)", denied.Rule, denied.Addr)
 		}
@@ -127,8 +128,6 @@ func describe(err error) string {
 			return fmt.Sprintf("refused by rule %q (host %s, before any lookup)", denied.Rule, denied.Host)
 		}
 		return fmt.Sprintf("refused by rule %q", denied.Rule)
-	case errors.As(err, &refused):
-		return fmt.Sprintf("refused by urlfetch rule %q (%s)", refused.Rule, refused.Value)
 	case errors.Is(err, urlfetch.ErrPayloadTooLarge):
 		return "refused by urlfetch: request body over 10 MiB, nothing sent"
 	case errors.Is(err, urlfetch.ErrResponseTooLarge):

@@ -71,10 +71,10 @@ func TestCLIErrorOnce(t *testing.T) {
 		url   string
 		want  string
 	}{
-		{"urlfetch/port 25", nil, "http://www.example.com:25/", `urlfetch GET http://www.example.com:25/: refused by urlfetch rule`},
+		{"urlfetch/port 25", nil, "http://www.example.com:25/", `urlfetch GET http://www.example.com:25/: refused by rule "smtp port 25" (host www.example.com, before any lookup)`},
 		{"sockets/port 25", new(""), "http://www.example.com:25/", `sockets  GET http://www.example.com:25/: refused by rule "smtp port 25" (host www.example.com, before any lookup)`},
-		{"urlfetch/loopback", nil, srv.URL + "/", `urlfetch GET ` + srv.URL + `/: refused by rule "loopback (RFC 1122)" (address ` + srv.Listener.Addr().String() + `)`},
-		{"sockets/loopback", new("1"), srv.URL + "/", `sockets  GET ` + srv.URL + `/: refused by rule "loopback (RFC 1122)" (address ` + srv.Listener.Addr().String() + `)`},
+		{"urlfetch/loopback", nil, srv.URL + "/", `urlfetch GET ` + srv.URL + `/: refused by rule "loopback (RFC 1122, RFC 4291)" (address ` + srv.Listener.Addr().String() + `)`},
+		{"sockets/loopback", new("1"), srv.URL + "/", `sockets  GET ` + srv.URL + `/: refused by rule "loopback (RFC 1122, RFC 4291)" (address ` + srv.Listener.Addr().String() + `)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			setBackend(t, tc.value)

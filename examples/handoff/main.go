@@ -14,14 +14,35 @@
 //
 //	go run ./examples/handoff -addr news.example.net:119 -group comp.lang.go
 //
-// A descriptor works only in the process that made it, through a Dialer
-// sharing the same sockets.Registry, and only for the same application
-// (sockets.Dialer.AppID): another application's Attach is refused with
-// sockets.ErrWrongApp.
+// By default the handler and the task run in one process, and the
+// descriptor goes from one to the other through a sockets.Registry they
+// share. With -processes they run in two, as a web process and a worker
+// process would:
+//
+//	go run ./examples/handoff -processes
+//
+// This process is then the worker: it serves its Registry on a Unix socket
+// in a new private directory (sockets.Registry.Listen) and starts the web
+// process, itself again with -role web. The web process's request handler
+// opens the connection, reads the summary, and moves the live socket to
+// the worker through the kernel (sockets.Conn.DetachTo); the descriptor it
+// gets back is the task's payload, which it writes on its standard output,
+// the task queue; then it exits. The worker reads the task, attaches the
+// socket (sockets.Dialer.Attach) and finishes the conversation on the same
+// connection, which the web process no longer holds. A TLS connection
+// cannot move between processes (sockets.ErrTLSNotMovable): its session
+// lives in the memory of the process that made it.
+//
+// A descriptor works only through the Registry that made it, and only for
+// the same application (sockets.Dialer.AppID): another application's
+// Attach is refused with sockets.ErrWrongApp. Both processes must run as
+// the same user.
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,7 +53,9 @@ import (
 	"net/netip"
 	"net/textproto"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -47,11 +70,29 @@ func main() {
 	addr := flag.String("addr", "", "news server `host:port` (default: a demonstration server on loopback)")
 	group := flag.String("group", "example.golang", "newsgroup to summarize")
 	timeout := flag.Duration("timeout", time.Minute, "time limit for the whole run")
+	processes := flag.Bool("processes", false, "run the handler and the task in two processes: a web process and a worker process")
+	role := flag.String("role", "", "`web`: the web process that -processes starts (with -registry)")
+	registry := flag.String("registry", "", "the worker's registry `socket`, for -role web")
+	loopback := flag.Bool("loopback", false, "allow 127.0.0.1, where the demonstration server is, for -role web")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	err := demo(ctx, *addr, *group, os.Stdout)
+	var err error
+	switch {
+	case *role == "web":
+		d := &sockets.Dialer{AppID: appID}
+		if *loopback {
+			d.Policy = loopbackPolicy()
+		}
+		// Standard output is the task queue; what the web process has to
+		// say goes to standard error.
+		err = web(ctx, d, *addr, *group, *registry, os.Stdout, os.Stderr)
+	case *role != "":
+		err = fmt.Errorf("unknown role %q", *role)
+	default:
+		err = demo(ctx, *addr, *group, *processes, os.Stdout)
+	}
 	cancel()
 	stop()
 	if err != nil {
@@ -59,10 +100,17 @@ func main() {
 	}
 }
 
-// demo runs run against addr or, when addr is empty, against a news server
-// on loopback holding a few articles.
-func demo(ctx context.Context, addr, group string, out io.Writer) error {
+// loopbackPolicy is the default policy and 127.0.0.1: loopback is never
+// public, so the policy refuses it unless told.
+func loopbackPolicy() *sockets.Policy {
+	return sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))
+}
+
+// demo runs run, or with processes twoProcesses, against addr or, when
+// addr is empty, against a news server on loopback holding a few articles.
+func demo(ctx context.Context, addr, group string, processes bool, out io.Writer) error {
 	d := &sockets.Dialer{Registry: new(sockets.Registry), AppID: appID}
+	var loopback bool
 	if addr == "" {
 		srv, err := startNewsServer(group, []article{
 			{"Go 1.26 is released", "gopher@example.com", "Tue, 10 Feb 2026 18:00:00 +0000"},
@@ -73,21 +121,90 @@ func demo(ctx context.Context, addr, group string, out io.Writer) error {
 			return err
 		}
 		defer srv.Close()
-		// Loopback is never public: the policy refuses it unless told.
-		d.Policy = sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))
-		addr = srv.Addr()
+		d.Policy = loopbackPolicy()
+		addr, loopback = srv.Addr(), true
 	}
-	return run(ctx, d, addr, group, out)
+	if !processes {
+		return run(ctx, d, addr, group, out)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	startWeb := func(ctx context.Context, registry string) *exec.Cmd {
+		args := []string{"-role=web", "-registry=" + registry, "-addr=" + addr, "-group=" + group}
+		if loopback {
+			args = append(args, "-loopback")
+		}
+		return exec.CommandContext(ctx, self, args...)
+	}
+	return twoProcesses(ctx, d, startWeb, out)
 }
 
 // task is the payload of a background task: the descriptor of a live
 // connection in the middle of a conversation, and what is needed to finish
 // it. On App Engine it would travel in a push task's body; a descriptor is
-// a plain string.
+// a plain string, and a task is JSON between processes.
 type task struct {
 	Descriptor string
 	Group      string
 	Low, High  int // the articles to list; none when Low > High
+}
+
+// queue takes a task and the connection it continues: it hands the socket
+// off, sets the task's Descriptor, and sends the task to whoever runs it.
+// On failure the connection is the caller's, to close.
+type queue interface {
+	enqueue(ctx context.Context, conn *sockets.Conn, t task) error
+}
+
+// errQueueFull is the error of a queue with no room for a task.
+var errQueueFull = errors.New("task queue full")
+
+// memQueue is the queue of a task runner in the same process: the socket
+// is parked in the process's Registry.
+type memQueue struct {
+	dialer *sockets.Dialer // for its Registry
+	tasks  chan<- task
+}
+
+func (q memQueue) enqueue(_ context.Context, conn *sockets.Conn, t task) error {
+	var err error
+	// From here on conn is retired: every use of it fails with
+	// sockets.ErrHandedOff, and the socket belongs to whoever attaches the
+	// descriptor.
+	if t.Descriptor, err = conn.Detach(); err != nil {
+		return err
+	}
+	select {
+	case q.tasks <- t:
+		return nil
+	default:
+		// No room for the task: take the socket back, for the caller to
+		// close.
+		if c, err := q.dialer.Attach(t.Descriptor); err == nil {
+			c.Close()
+		}
+		return errQueueFull
+	}
+}
+
+// processQueue is the queue of a worker process: the socket moves to the
+// worker's Registry, served on the Unix socket registry, and the task goes
+// to w as a line of JSON.
+type processQueue struct {
+	registry string
+	w        io.Writer
+}
+
+func (q processQueue) enqueue(ctx context.Context, conn *sockets.Conn, t task) error {
+	var err error
+	// When DetachTo returns, the socket has left this process: the worker
+	// holds it, under the descriptor, and this process may exit.
+	if t.Descriptor, err = conn.DetachTo(ctx, q.registry); err != nil {
+		return err
+	}
+	return json.NewEncoder(q.w).Encode(t)
 }
 
 // run serves the request handler over HTTP on loopback, sends it one
@@ -97,27 +214,41 @@ func run(ctx context.Context, d *sockets.Dialer, addr, group string, out io.Writ
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the task runner if no task comes
 
-	queue := make(chan task, 16)
-	web := httptest.NewServer(&handler{dialer: d, addr: addr, group: group, queue: queue})
-	defer web.Close()
+	tasks := make(chan task, 16)
+	h := &handler{dialer: d, addr: addr, group: group, queue: memQueue{d, tasks}}
 
 	// The task runner: it takes one task from the queue and runs it.
 	var transcript strings.Builder
 	done := make(chan error, 1)
 	go func() {
 		select {
-		case t := <-queue:
+		case t := <-tasks:
 			done <- finish(ctx, d, t, &transcript)
 		case <-ctx.Done():
 			done <- ctx.Err()
 		}
 	}()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, web.URL+"/summary", nil)
+	if err := request(ctx, h, out); err != nil {
+		return err
+	}
+	if err := <-done; err != nil {
+		return fmt.Errorf("background task: %w", err)
+	}
+	fmt.Fprintf(out, "background task, on the same connection:\n%s", transcript.String())
+	return nil
+}
+
+// request serves h over HTTP on loopback, sends it one request, and writes
+// its reply to out.
+func request(ctx context.Context, h *handler, out io.Writer) error {
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/summary", nil)
 	if err != nil {
 		return err
 	}
-	resp, err := web.Client().Do(req)
+	resp, err := srv.Client().Do(req)
 	if err != nil {
 		return err
 	}
@@ -130,11 +261,65 @@ func run(ctx context.Context, d *sockets.Dialer, addr, group string, out io.Writ
 		return fmt.Errorf("request handler: %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
 	fmt.Fprintf(out, "request handler replied:\n%s", body)
+	return nil
+}
 
-	if err := <-done; err != nil {
-		return fmt.Errorf("background task: %w", err)
+// web is the web process: it serves the request handler over HTTP on
+// loopback and sends it one request, as run does, but the handler moves
+// each socket to the worker's Registry, served on the Unix socket
+// registry, and writes the task to tasks; what the process has to say goes
+// to out.
+func web(ctx context.Context, d *sockets.Dialer, addr, group, registry string, tasks, out io.Writer) error {
+	if registry == "" {
+		return errors.New("the web process needs -registry")
 	}
-	fmt.Fprintf(out, "background task, on the same connection:\n%s", transcript.String())
+	h := &handler{dialer: d, addr: addr, group: group, queue: processQueue{registry, tasks}}
+	return request(ctx, h, out)
+}
+
+// twoProcesses is the worker process: it serves d's Registry on a Unix
+// socket in a new private directory, runs the web process that startWeb
+// returns (given the socket's path), takes the task the web process writes
+// on its standard output, waits for the web process to exit, and then runs
+// the task: on the same connection, which only this process holds now.
+func twoProcesses(ctx context.Context, d *sockets.Dialer, startWeb func(ctx context.Context, registry string) *exec.Cmd, out io.Writer) error {
+	dir, err := os.MkdirTemp("", "handoff-") // mode 0700: this user's only
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	inbox, err := d.Registry.Listen(filepath.Join(dir, "registry.sock"))
+	if err != nil {
+		return err
+	}
+	defer inbox.Close()
+
+	cmd := startWeb(ctx, inbox.Path())
+	var said bytes.Buffer
+	cmd.Stderr = &said
+	queue, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	var t task
+	decodeErr := json.NewDecoder(queue).Decode(&t)
+	io.Copy(io.Discard, queue)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("web process: %w: %s", err, strings.TrimSpace(said.String()))
+	}
+	if decodeErr != nil {
+		return fmt.Errorf("task from the web process: %w", decodeErr)
+	}
+	fmt.Fprintf(out, "web process %d (exited), %s", cmd.ProcessState.Pid(), said.String())
+
+	var transcript strings.Builder
+	if err := finish(ctx, d, t, &transcript); err != nil {
+		return fmt.Errorf("worker process: %w", err)
+	}
+	fmt.Fprintf(out, "worker process %d, on the same connection:\n%s", os.Getpid(), transcript.String())
 	return nil
 }
 
@@ -144,7 +329,7 @@ type handler struct {
 	dialer *sockets.Dialer
 	addr   string
 	group  string
-	queue  chan<- task
+	queue  queue
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -155,25 +340,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t, summary, err := openGroup(r.Context(), conn, h.group)
 	if err == nil {
-		// From here on conn is retired: every use of it fails with
-		// sockets.ErrHandedOff, and the socket belongs to whoever attaches
-		// the descriptor.
-		t.Descriptor, err = conn.Detach()
+		err = h.queue.enqueue(r.Context(), conn, t)
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+		fmt.Fprintf(w, "%s\nthe rest of the conversation was handed to a background task\n", summary)
+	case errors.Is(err, errQueueFull):
+		conn.Close()
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	default:
 		conn.Close()
 		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	select {
-	case h.queue <- t:
-		fmt.Fprintf(w, "%s\nthe rest of the conversation was handed to a background task\n", summary)
-	default:
-		// No room for the task: pick the socket up again to close it.
-		if c, err := h.dialer.Attach(t.Descriptor); err == nil {
-			c.Close()
-		}
-		http.Error(w, "task queue full", http.StatusServiceUnavailable)
 	}
 }
 

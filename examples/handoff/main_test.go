@@ -2,11 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,7 +183,7 @@ func TestHandlerNoRegistry(t *testing.T) {
 	d, _ := dialer(srv)
 	d.Registry = nil
 	queue := make(chan task, 1)
-	h := &handler{dialer: d, addr: newsHost + ":119", group: group, queue: queue}
+	h := &handler{dialer: d, addr: newsHost + ":119", group: group, queue: memQueue{d, queue}}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequestWithContext(testContext(t), http.MethodGet, "/summary", nil))
 	if rec.Code != http.StatusBadGateway {
@@ -192,13 +198,139 @@ func TestHandlerNoRegistry(t *testing.T) {
 	}
 }
 
-// The default run, against the demonstration server.
+// The default run, against the demonstration server, in one process and
+// in two.
 func TestDemo(t *testing.T) {
-	var out strings.Builder
-	if err := demo(testContext(t), "", group, &out); err != nil {
-		t.Fatalf("demo: %v", err)
+	for _, processes := range []bool{false, true} {
+		t.Run("processes="+strconv.FormatBool(processes), func(t *testing.T) {
+			var out strings.Builder
+			if err := demo(testContext(t), "", group, processes, &out); err != nil {
+				t.Fatalf("demo: %v", err)
+			}
+			if !strings.Contains(out.String(), "Sockets on App Engine") {
+				t.Errorf("demo output lacks the newest article:\n%s", out.String())
+			}
+			if processes && !strings.Contains(out.String(), "worker process") {
+				t.Errorf("demo output does not come from two processes:\n%s", out.String())
+			}
+		})
 	}
-	if !strings.Contains(out.String(), "Sockets on App Engine") {
-		t.Errorf("demo output lacks the newest article:\n%s", out.String())
+}
+
+// The web process of the tests is this test binary again. Run with -role
+// web (by demo, with -processes), it is the command's own web process;
+// with webEnv set (by TestTwoProcesses), it is a web process whose dialer
+// has the tests' resolver and connect seam.
+const webEnv = "OUTBOUND_HANDOFF_WEB"
+
+// webSpec is what the web process of TestTwoProcesses needs.
+type webSpec struct {
+	Server   string // the news server on loopback, standing in for newsHost
+	Registry string // the worker's registry socket
+}
+
+func TestMain(m *testing.M) {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "-role=web":
+		main()
+		os.Exit(0)
+	case os.Getenv(webEnv) != "":
+		os.Exit(webProcess(os.Getenv(webEnv)))
+	}
+	os.Exit(m.Run())
+}
+
+func webProcess(spec string) int {
+	var ws webSpec
+	if err := json.Unmarshal([]byte(spec), &ws); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	// The web process has no Registry of its own: the socket goes to the
+	// worker's.
+	d := &sockets.Dialer{
+		Resolver: socketstest.NewResolver(map[string][]string{newsHost: {publicIP}}),
+		Connect:  (&socketstest.Connector{Target: ws.Server}).Connect,
+		AppID:    appID,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := web(ctx, d, newsHost+":119", group, ws.Registry, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// startWeb returns a function that starts the tests' web process against
+// srv.
+func startWeb(t *testing.T, srv *newsServer) func(ctx context.Context, registry string) *exec.Cmd {
+	return func(ctx context.Context, registry string) *exec.Cmd {
+		spec, err := json.Marshal(webSpec{Server: srv.Addr(), Registry: registry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.CommandContext(ctx, os.Args[0])
+		cmd.Env = append(os.Environ(), webEnv+"="+string(spec))
+		return cmd
+	}
+}
+
+// TestTwoProcesses: the web process opens the connection and exits; the
+// worker process finishes the conversation on that connection.
+func TestTwoProcesses(t *testing.T) {
+	srv := startServer(t, testArticles)
+	d, connector := dialer(srv)
+	var out strings.Builder
+	if err := twoProcesses(testContext(t), d, startWeb(t, srv), &out); err != nil {
+		t.Fatalf("twoProcesses: %v", err)
+	}
+	want := regexp.MustCompile(`^web process (\d+) \(exited\), request handler replied:
+example.golang: 3 articles, numbered 1 to 3
+the rest of the conversation was handed to a background task
+worker process (\d+), on the same connection:
+     1  a@example.com                 First
+     2  b@example.com                 Second
+     3  c@example.com                 Third
+$`)
+	m := want.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("output:\n%s\nwant it to match:\n%s", out.String(), want)
+	}
+	if m[1] == m[2] || m[2] != strconv.Itoa(os.Getpid()) {
+		t.Errorf("web process %s, worker process %s: want two processes, the worker this one (%d)", m[1], m[2], os.Getpid())
+	}
+	// One connection carried the whole conversation: the web process's
+	// GROUP, then the worker's OVER and QUIT. This process never dialed.
+	wantSessions := [][]string{{"GROUP " + group, "OVER 1-3", "QUIT"}}
+	if got := srv.Sessions(); !slices.EqualFunc(got, wantSessions, slices.Equal) {
+		t.Errorf("server sessions %q, want %q", got, wantSessions)
+	}
+	if a := connector.Attempts(); len(a) != 0 {
+		t.Errorf("the worker connected to %v, want nowhere", a)
+	}
+	if n := d.Registry.Len(); n != 0 {
+		t.Errorf("%d sockets still parked, want none", n)
+	}
+}
+
+// TestTwoProcessesWrongApp: a worker of another application cannot pick
+// the socket up.
+func TestTwoProcessesWrongApp(t *testing.T) {
+	srv := startServer(t, testArticles)
+	d, _ := dialer(srv)
+	d.AppID = "another-app"
+	err := twoProcesses(testContext(t), d, startWeb(t, srv), io.Discard)
+	if he, ok := errors.AsType[*sockets.HandOffError](err); !ok || !errors.Is(err, sockets.ErrWrongApp) || he.App != appID {
+		t.Fatalf("twoProcesses for another application: %v, want a *sockets.HandOffError for %q matching sockets.ErrWrongApp", err, appID)
+	}
+	// The socket stays parked for its own application, until the idle
+	// timeout reclaims it.
+	if n := d.Registry.Len(); n != 1 {
+		t.Errorf("%d sockets parked, want 1", n)
+	}
+	wantSessions := [][]string{{"GROUP " + group}}
+	if got := srv.Sessions(); !slices.EqualFunc(got, wantSessions, slices.Equal) {
+		t.Errorf("server sessions %q, want %q", got, wantSessions)
 	}
 }

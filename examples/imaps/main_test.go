@@ -16,7 +16,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"github.com/outbound-go/outbound/examples/internal/testcert"
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/tlsconf"
@@ -34,7 +33,8 @@ const (
 // It returns the server's address and the CA that signed its certificate.
 func startServer(t *testing.T, n int) (addr string, roots *x509.CertPool) {
 	t.Helper()
-	serverTLS, roots := testcert.Issue(t, serverName)
+	cert, roots := socketstest.NewCert(serverName)
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
 
 	u := imapmemserver.NewUser(user, password)
 	if err := u.Create("INBOX", nil); err != nil {
@@ -149,7 +149,7 @@ func TestRunWrongPassword(t *testing.T) {
 
 func TestRunUntrustedCertificate(t *testing.T) {
 	addr, _ := startServer(t, 1)
-	_, otherRoots := testcert.Issue(t, serverName) // a CA that did not sign the server's certificate
+	_, otherRoots := socketstest.NewCert(serverName) // a CA that did not sign the server's certificate
 	d, _ := dialer(addr)
 	cfg := config{Addr: serverName + ":993", User: user, Password: password, TLS: tlsconf.Config{RootCAs: otherRoots}}
 	err := run(context.Background(), d, cfg, &strings.Builder{})

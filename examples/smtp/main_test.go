@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
@@ -17,7 +18,6 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/outbound-go/outbound/examples/internal/testcert"
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/tlsconf"
@@ -52,13 +52,13 @@ type mailServer struct {
 
 func startServer(t *testing.T) *mailServer {
 	t.Helper()
-	serverTLS, roots := testcert.Issue(t, serverName)
+	cert, roots := socketstest.NewCert(serverName)
 	ms := &mailServer{roots: roots}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
 		return &session{ms: ms, conn: c}, nil
 	}))
 	srv.Domain = serverName
-	srv.TLSConfig = serverTLS
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.AllowInsecureAuth = false
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
@@ -280,6 +280,6 @@ func TestUntrustedCertificate(t *testing.T) {
 
 func otherRoots(t *testing.T) *x509.CertPool {
 	t.Helper()
-	_, roots := testcert.Issue(t, serverName)
+	_, roots := socketstest.NewCert(serverName)
 	return roots
 }

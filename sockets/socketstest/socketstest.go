@@ -1,9 +1,10 @@
-// Package socketstest provides test doubles for the parts of a
-// [sockets.Dialer] that touch the outside world: a [Resolver] that answers
-// from a table, and a [Connector] that stands in for the final connect step
-// and sends every connection to a loopback server. With both, a test can
-// dial a "public" name, have the policy check the public address it
-// resolves to, and reach a local server, without a packet leaving loopback.
+// Package socketstest is the module's test kit: test doubles for the
+// parts of a [sockets.Dialer] that touch the outside world, and the
+// servers and certificates its tests talk to. A [Resolver] answers from a
+// table, and a [Connector] stands in for the final connect step and sends
+// every connection to a loopback server. With both, a test can dial a
+// "public" name, have the policy check the public address it resolves to,
+// and reach a local server, without a packet leaving loopback.
 //
 //	srv := httptest.NewServer(handler)
 //	conn := &socketstest.Connector{Target: srv.Listener.Addr().String()}
@@ -18,6 +19,17 @@
 // the loopback interface, [NewDNSServer] answers its names with real DNS
 // packets through a *net.Resolver, and [NewBlackHole] makes an address
 // that drops every SYN.
+//
+// The servers are real ones on loopback: [NewServer] and [NewTLSServer]
+// hand each connection to a handler, for protocols spoken by hand and
+// servers that misbehave on purpose (net/http/httptest serves HTTP). Their
+// certificates come from a [CA] made for the test, or from [NewCert] in
+// one call:
+//
+//	cert, roots := socketstest.NewCert("www.example.com")
+//	srv := socketstest.NewTLSServer(t, &tls.Config{Certificates: []tls.Certificate{cert}},
+//		func(ctx context.Context, c net.Conn) { io.WriteString(c, "hello\n") })
+//	// A client trusting roots, dialing srv.Addr() as www.example.com.
 package socketstest
 
 import (
@@ -26,40 +38,105 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 )
 
-// Resolver answers lookups from a fixed table and records them. A name not
-// in the table gets a *net.DNSError with IsNotFound set. It is safe for
-// concurrent use. Its zero value knows no names.
+// Resolver answers lookups from a table the test sets, and records them:
+// each name answers with fixed addresses ([NewResolver], [Resolver.Set])
+// or through a function of its own ([Resolver.SetFunc]: a lookup that
+// hangs, answers that change from one lookup to the next). Names compare
+// as DNS names do, case and one final dot ignored. A name not in the table
+// gets a *net.DNSError with IsNotFound set, and a lookup whose context has
+// ended gets the context's error. It is safe for concurrent use. Its zero
+// value knows no names.
 type Resolver struct {
-	mu      sync.Mutex
-	hosts   map[string][]netip.Addr
-	lookups []string
+	// Raw makes a name answer with exactly its table's addresses, whatever
+	// network is asked, and with no error when there are none: as a
+	// resolver that ignores the family or answers nothing, for tests of
+	// the caller's own checks. Zero means network "ip4" and "ip6" keep
+	// only addresses of that family, and a name left with none is not
+	// found. Set it before the first lookup.
+	Raw bool
+
+	mu    sync.Mutex
+	names map[string]LookupFunc
+	calls []Lookup
 }
+
+// Lookup is one lookup a [Resolver] answered.
+type Lookup struct {
+	// Network is the network asked: "ip", "ip4" or "ip6".
+	Network string
+	// Host is the name asked, as given.
+	Host string
+}
+
+// A LookupFunc answers one lookup of one name for network ("ip", "ip4" or
+// "ip6"), as [Resolver.LookupNetIP] does.
+type LookupFunc func(ctx context.Context, network string) ([]netip.Addr, error)
 
 // NewResolver returns a Resolver answering each name with the given
 // addresses, in order. It panics on an address that does not parse (a
 // mistake in the test).
 func NewResolver(hosts map[string][]string) *Resolver {
-	r := &Resolver{hosts: make(map[string][]netip.Addr, len(hosts))}
+	r := &Resolver{}
 	for name, addrs := range hosts {
-		for _, a := range addrs {
-			r.hosts[name] = append(r.hosts[name], netip.MustParseAddr(a))
-		}
+		r.Set(name, addrs...)
 	}
 	return r
 }
 
-// LookupNetIP implements [sockets.Resolver]. network "ip4" and "ip6" keep
-// only addresses of that family.
+// Set makes name answer with addrs, in order, replacing what it answered
+// before. It panics on an address that does not parse (a mistake in the
+// test).
+func (r *Resolver) Set(name string, addrs ...string) {
+	parsed := make([]netip.Addr, len(addrs))
+	for i, a := range addrs {
+		parsed[i] = netip.MustParseAddr(a)
+	}
+	r.SetFunc(name, func(context.Context, string) ([]netip.Addr, error) { return parsed, nil })
+}
+
+// SetFunc makes f answer every lookup of name, replacing what it answered
+// before. The addresses f returns are filtered by family as the table's
+// are, unless Raw is set.
+func (r *Resolver) SetFunc(name string, f LookupFunc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.names == nil {
+		r.names = make(map[string]LookupFunc)
+	}
+	r.names[dnsKey(name)] = f
+}
+
+// dnsKey is the table's key for name: lower case, without a final dot.
+func dnsKey(name string) string {
+	return strings.ToLower(strings.TrimSuffix(name, "."))
+}
+
+// LookupNetIP implements [sockets.Resolver]. It records the lookup, then
+// answers it from the table; see [Resolver.Raw] for network "ip4" and
+// "ip6".
 func (r *Resolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
 	r.mu.Lock()
-	r.lookups = append(r.lookups, host)
-	addrs, ok := r.hosts[host]
+	r.calls = append(r.calls, Lookup{Network: network, Host: host})
+	f, ok := r.names[dnsKey(host)]
 	r.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	notFound := &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	if !ok {
+		return nil, notFound
+	}
+	addrs, err := f(ctx, network)
+	if err != nil {
+		return nil, err
+	}
+	if r.Raw {
+		return slices.Clone(addrs), nil
 	}
 	var out []netip.Addr
 	for _, a := range addrs {
@@ -69,8 +146,8 @@ func (r *Resolver) LookupNetIP(ctx context.Context, network, host string) ([]net
 		}
 		out = append(out, a)
 	}
-	if !ok || len(out) == 0 {
-		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	if len(out) == 0 {
+		return nil, notFound
 	}
 	return out, nil
 }
@@ -79,7 +156,51 @@ func (r *Resolver) LookupNetIP(ctx context.Context, network, host string) ([]net
 func (r *Resolver) Lookups() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.lookups)
+	names := make([]string, len(r.calls))
+	for i, c := range r.calls {
+		names[i] = c.Host
+	}
+	return names
+}
+
+// Calls returns the lookups answered so far, with their network, in
+// order.
+func (r *Resolver) Calls() []Lookup {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+// Fixed returns a [LookupFunc] that answers addrs, for [Resolver.SetFunc].
+func Fixed(addrs ...netip.Addr) LookupFunc {
+	return func(context.Context, string) ([]netip.Addr, error) { return slices.Clone(addrs), nil }
+}
+
+// Hang is a [LookupFunc] that never answers: it waits for its context to
+// end and returns the context's error, as a lookup whose server does not
+// reply.
+func Hang(ctx context.Context, _ string) ([]netip.Addr, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// Cycle returns a [LookupFunc] that answers with each of answers in turn,
+// lookup after lookup, and starts over after the last: with a public and a
+// private address, the answers of a DNS-rebinding attacker's server. It
+// panics when answers is empty (a mistake in the test).
+func Cycle(answers ...[]netip.Addr) LookupFunc {
+	if len(answers) == 0 {
+		panic("socketstest: Cycle needs at least one answer")
+	}
+	var mu sync.Mutex
+	next := 0
+	return func(context.Context, string) ([]netip.Addr, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		a := answers[next]
+		next = (next + 1) % len(answers)
+		return slices.Clone(a), nil
+	}
 }
 
 // Connector is a [sockets.Dialer] Connect function that records every
@@ -96,6 +217,13 @@ type Connector struct {
 
 	mu       sync.Mutex
 	attempts []netip.AddrPort
+	made     []made
+}
+
+// made is a connection Connect made, and where to.
+type made struct {
+	dest netip.AddrPort
+	conn net.Conn
 }
 
 // Connect records addr and connects to its loopback stand-in.
@@ -118,7 +246,13 @@ func (c *Connector) Connect(ctx context.Context, network string, addr netip.Addr
 		proto = "udp"
 	}
 	var d net.Dialer
-	return d.DialContext(ctx, proto, ap.String())
+	conn, err := d.DialContext(ctx, proto, ap.String())
+	if err == nil {
+		c.mu.Lock()
+		c.made = append(c.made, made{addr, conn})
+		c.mu.Unlock()
+	}
+	return conn, err
 }
 
 // Attempts returns the destinations connected to so far, in order.
@@ -126,4 +260,34 @@ func (c *Connector) Attempts() []netip.AddrPort {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.attempts)
+}
+
+// Open returns the destinations of the connections Connect made that are
+// still open, in order: a connection is open until its Close method has
+// been called, by whoever holds it. A test calls it once the code under
+// test should have closed every connection it made (a leak is a connection
+// never closed, whose descriptor stays open). The Connector keeps each
+// connection it made, so that a connection the code drops unclosed stays
+// open for Open to see.
+func (c *Connector) Open() []netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var open []netip.AddrPort
+	for _, m := range c.made {
+		if isOpen(m.conn) {
+			open = append(open, m.dest)
+		}
+	}
+	return open
+}
+
+// isOpen reports whether Close has not been called on conn, a connection
+// of package net: the descriptor of a closed one can no longer be reached.
+func isOpen(conn net.Conn) bool {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	return err == nil && rc.Control(func(uintptr) {}) == nil
 }

@@ -1,4 +1,4 @@
-package outbound_test
+package sockets_test
 
 // Hostile input for the parsers that take bytes from outside the process:
 // socket descriptors handed back to Dialer.Attach, and Google range files

@@ -1,0 +1,1297 @@
+//go:build linux
+
+package sockets_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketstest"
+	"go.uber.org/goleak"
+)
+
+// Hand-off between processes, with real processes: the test binary runs
+// itself again (os.Args[0], -test.run=^TestHandOffOtherProcess$) with
+// senderEnv set to what the other process is to do, and reads back what it
+// did from a file. Usually the other process sends and this one receives,
+// and the other process has exited before this one attaches anything.
+// Every server is on 127.0.0.1.
+
+const senderEnv = "OUTBOUND_HANDOFF_PROCESS"
+
+// procSpec is what the other process does.
+type procSpec struct {
+	// Mode is "tcp" (dial Count connections to Server, say "before the
+	// move" on each, hand each off to Inbox), "udp" (an unconnected and a
+	// connected UDP socket to Server, each hand off), "tls" (one
+	// connection upgraded to TLS, which must be refused), "vanish" (one
+	// connection, and exit as soon as the receiver replies), or "receive"
+	// (serve a Registry on Inbox until stdin closes).
+	Mode   string
+	Server string
+	Inbox  string
+	App    string
+	Count  int
+	Age    time.Duration // idle time added to each connection before the move
+	CAPEM  []byte        // the authority of the TLS server
+	Result string        // where to write the procResult
+}
+
+// procResult is what the other process did.
+type procResult struct {
+	Descs    []string   // one per socket handed off ("" when it failed)
+	Errs     [][]string // per socket, the hand-off sentinels its error matched
+	Texts    []string   // per socket, its error's text
+	NewFDs   []string   // descriptors open at the end that were not at the start
+	Received [][]string // "receive": the sentinels of each error OnReceiveError got
+}
+
+var handOffSentinels = map[string]error{
+	"ErrBadDescriptor":     sockets.ErrBadDescriptor,
+	"ErrWrongApp":          sockets.ErrWrongApp,
+	"ErrStaleDescriptor":   sockets.ErrStaleDescriptor,
+	"ErrExpiredDescriptor": sockets.ErrExpiredDescriptor,
+	"ErrNoRegistry":        sockets.ErrNoRegistry,
+	"ErrWrongKind":         sockets.ErrWrongKind,
+	"ErrTLSNotMovable":     sockets.ErrTLSNotMovable,
+	"ErrForeignPeer":       sockets.ErrForeignPeer,
+	"ErrRegistryFull":      sockets.ErrRegistryFull,
+	"ErrSenderGone":        sockets.ErrSenderGone,
+	"ErrReceiverGone":      sockets.ErrReceiverGone,
+	"ErrBadTransfer":       sockets.ErrBadTransfer,
+}
+
+// sentinels returns the names of the hand-off sentinels err matches,
+// sorted, and "HandOffError" first when it is one.
+func sentinels(err error) []string {
+	var out []string
+	for name, s := range handOffSentinels {
+		if errors.Is(err, s) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	if _, ok := errors.AsType[*sockets.HandOffError](err); ok {
+		out = append([]string{"HandOffError"}, out...)
+	}
+	return out
+}
+
+// TestHandOffOtherProcess is the other process of the tests below, which
+// start it; run on its own it has nothing to do.
+func TestHandOffOtherProcess(t *testing.T) {
+	raw := os.Getenv(senderEnv)
+	if raw == "" {
+		t.Skip("the other process of the hand-off tests between processes, which start it")
+	}
+	var spec procSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	warmUpNetwork(t)
+	before := openFDs(t)
+	var res procResult
+	switch spec.Mode {
+	case "tcp", "vanish", "tls":
+		res = sendTCP(t, ctx, spec)
+	case "udp":
+		res = sendUDP(t, ctx, spec)
+	case "receive":
+		res = receiveUntilStdinCloses(t, spec)
+	default:
+		t.Fatalf("unknown mode %q", spec.Mode)
+	}
+	res.NewFDs = newFDs(before, openFDs(t))
+	writeResult(t, spec.Result, res)
+}
+
+func writeResult(t *testing.T, path string, res procResult) {
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sendTCP dials spec.Count connections (one for "vanish" and "tls"), says
+// "before the move" on each, and hands each off; a connection that could
+// not be handed off says "still mine" and is closed.
+func sendTCP(t *testing.T, ctx context.Context, spec procSpec) procResult {
+	d := &sockets.Dialer{Policy: loopbackPolicy(), AppID: spec.App}
+	var res procResult
+	for range max(spec.Count, 1) {
+		c := dialConn(t, d, "tcp", spec.Server)
+		if spec.Mode == "tls" {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(spec.CAPEM)
+			if err := c.StartTLS(ctx, &tls.Config{RootCAs: pool}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		echoRoundTrip(t, c, "before the move")
+		sockets.AgeConn(c, spec.Age)
+		if spec.Mode == "vanish" {
+			sockets.SetHandOffHookReplied(func(desc string) {
+				writeResult(t, spec.Result, procResult{Descs: []string{desc}})
+				os.Exit(vanishExit)
+			})
+		}
+		desc, err := c.DetachTo(ctx, spec.Inbox)
+		res.Descs = append(res.Descs, desc)
+		res.Errs = append(res.Errs, sentinels(err))
+		res.Texts = append(res.Texts, errString(err))
+		if err != nil {
+			echoRoundTrip(t, c, "still mine")
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if _, err := c.Write([]byte("x")); !errors.Is(err, sockets.ErrHandedOff) {
+			t.Fatalf("write after DetachTo: %v, want ErrHandedOff", err)
+		}
+	}
+	return res
+}
+
+// vanishExit is the exit status of a sender that went away half-way.
+const vanishExit = 7
+
+// sendUDP says "packet before the move" from an unconnected socket and
+// "conn before the move" from a connected one, and hands both off.
+func sendUDP(t *testing.T, ctx context.Context, spec procSpec) procResult {
+	// This process's policy allows all of 127.0.0.0/8; the receiver's
+	// allows less.
+	d := &sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.0/8")), AppID: spec.App}
+	srv := netip.MustParseAddrPort(spec.Server)
+	p, err := d.ListenPacket(ctx, "udp4", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpRoundTrip(t, p, srv, "packet before the move")
+	c := dialConn(t, d, "udp", spec.Server)
+	udpEcho(t, c, "conn before the move")
+	var res procResult
+	for _, detach := range []func() (string, error){
+		func() (string, error) { return p.DetachTo(ctx, spec.Inbox) },
+		func() (string, error) { return c.DetachTo(ctx, spec.Inbox) },
+	} {
+		desc, err := detach()
+		if err != nil {
+			t.Fatalf("DetachTo: %v", err)
+		}
+		res.Descs = append(res.Descs, desc)
+	}
+	return res
+}
+
+// receiveUntilStdinCloses serves a Registry on spec.Inbox, says "ready" on
+// stdout, and stops when stdin closes.
+func receiveUntilStdinCloses(t *testing.T, spec procSpec) procResult {
+	var mu sync.Mutex
+	var res procResult
+	reg := &sockets.Registry{OnReceiveError: func(err error) {
+		mu.Lock()
+		res.Received = append(res.Received, sentinels(err))
+		mu.Unlock()
+		os.Stdout.WriteString("receive error\n")
+	}}
+	in, err := reg.Listen(spec.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.WriteString("ready\n")
+	io.Copy(io.Discard, os.Stdin)
+	if err := in.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.Len(); n != 0 {
+		t.Errorf("%d sockets received, want none", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return res
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// udpRoundTrip sends msg to dst and reads the reply, "re:" and msg.
+func udpRoundTrip(t *testing.T, p *sockets.PacketConn, dst netip.AddrPort, msg string) {
+	t.Helper()
+	if _, err := p.WriteToUDPAddrPort([]byte(msg), dst); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256)
+	n, src, err := p.ReadFromUDPAddrPort(buf)
+	if err != nil || src != dst || string(buf[:n]) != "re:"+msg {
+		t.Fatalf("reply %q from %v, %v; want %q from %v", buf[:n], src, err, "re:"+msg, dst)
+	}
+}
+
+// udpEcho sends msg on a connected UDP Conn and reads the reply.
+func udpEcho(t *testing.T, c *sockets.Conn, msg string) {
+	t.Helper()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "re:"+msg {
+		t.Fatalf("reply %q, %v; want %q", buf[:n], err, "re:"+msg)
+	}
+}
+
+// runProcess runs the other process as spec says and returns what it did.
+// It fails the test unless the process exits with status want.
+func runProcess(t *testing.T, spec procSpec, want int) procResult {
+	t.Helper()
+	cmd, spec := otherProcess(t, spec)
+	out, err := cmd.CombinedOutput()
+	status := 0
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		status = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if status != want {
+		t.Fatalf("other process: exit status %d, want %d:\n%s", status, want, out)
+	}
+	return readResult(t, spec.Result)
+}
+
+// otherProcess returns the command that runs the other process, with its
+// result file set.
+func otherProcess(t *testing.T, spec procSpec) (*exec.Cmd, procSpec) {
+	t.Helper()
+	if spec.Result == "" {
+		spec.Result = filepath.Join(t.TempDir(), "result.json")
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHandOffOtherProcess$", "-test.count=1", "-test.timeout=2m")
+	cmd.Env = append(os.Environ(), senderEnv+"="+string(b))
+	return cmd, spec
+}
+
+func readResult(t *testing.T, path string) procResult {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the other process left no result: %v", err)
+	}
+	var res procResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// warmUpNetwork makes the runtime open what it opens on first use of the
+// network (the poller's descriptors), so that they are not counted as the
+// test's.
+func warmUpNetwork(t *testing.T) {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
+
+// openFDs returns this process's open descriptors and what each refers to,
+// but for the one reading the list.
+func openFDs(t testing.TB) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := make(map[string]string)
+	for _, e := range ents {
+		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil {
+			continue // the directory's own descriptor, closed by now
+		}
+		fds[e.Name()] = target
+	}
+	return fds
+}
+
+// newFDs returns the descriptors in after that were not in before, as
+// "number -> target".
+func newFDs(before, after map[string]string) []string {
+	var out []string
+	for fd, target := range after {
+		if strings.HasPrefix(target, "/proc/") && strings.HasSuffix(target, "/fd") {
+			continue // the listing's own
+		}
+		if before[fd] != target {
+			out = append(out, fd+" -> "+target)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkHygiene makes the test fail if, once it and its cleanups are done,
+// this process has a descriptor or a goroutine it did not have before.
+// Call it first, so that its cleanup runs last.
+func checkHygiene(t *testing.T) {
+	t.Helper()
+	warmUpNetwork(t)
+	ignore := goleak.IgnoreCurrent()
+	before := openFDs(t)
+	t.Cleanup(func() {
+		goleak.VerifyNone(t, ignore)
+		if leaked := newFDs(before, openFDs(t)); len(leaked) > 0 {
+			t.Errorf("descriptors leaked in the receiving process: %q", leaked)
+		}
+	})
+}
+
+// recorder is a TCP server on loopback that echoes what it reads, as plain
+// bytes or, with TLS set, over TLS, and records the bytes of each
+// connection.
+type recorder struct {
+	ln  net.Listener
+	tls *tls.Config
+	wg  sync.WaitGroup
+	eof chan int // the index of each connection the client closed
+
+	mu    sync.Mutex
+	conns []net.Conn
+	data  []*strings.Builder
+}
+
+func startRecorder(t *testing.T, cfg *tls.Config) *recorder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{ln: ln, tls: cfg, eof: make(chan int, 16)}
+	r.wg.Add(1)
+	go r.serve()
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *recorder) addr() string { return r.ln.Addr().String() }
+
+func (r *recorder) serve() {
+	defer r.wg.Done()
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		if r.tls != nil {
+			c = tls.Server(c, r.tls)
+		}
+		r.mu.Lock()
+		i := len(r.conns)
+		r.conns = append(r.conns, c)
+		b := new(strings.Builder)
+		r.data = append(r.data, b)
+		r.mu.Unlock()
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			buf := make([]byte, 1024)
+			for {
+				n, err := c.Read(buf)
+				r.mu.Lock()
+				b.Write(buf[:n])
+				r.mu.Unlock()
+				if n > 0 {
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						break
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+			c.Close()
+			r.eof <- i
+		}()
+	}
+}
+
+// sessions returns the bytes of each connection, in accept order.
+func (r *recorder) sessions() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, b := range r.data {
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// waitEOF waits until the client closed connection i.
+func (r *recorder) waitEOF(t *testing.T, i int) {
+	t.Helper()
+	limit := time.After(giveUp)
+	for {
+		select {
+		case j := <-r.eof:
+			if j == i {
+				return
+			}
+		case <-limit:
+			t.Fatalf("connection %d still open after %v", i, giveUp)
+		}
+	}
+}
+
+// giveUp is how long a test waits for what must happen at once, before it
+// fails rather than hang: a bound for failures, never reached by a test
+// that passes.
+const giveUp = time.Minute
+
+// receiveErr returns the next error from errs, given to OnReceiveError.
+func receiveErr(t *testing.T, errs <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-errs:
+		return err
+	case <-time.After(giveUp):
+		t.Fatalf("no receive error after %v", giveUp)
+		return nil
+	}
+}
+
+func (r *recorder) Close() {
+	r.ln.Close()
+	r.mu.Lock()
+	for _, c := range r.conns {
+		c.Close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+// udpRecorder is a UDP server on loopback that answers each datagram with
+// "re:" and its payload, and records its source and payload.
+type udpRecorder struct {
+	pc   *net.UDPConn
+	done chan struct{}
+
+	mu  sync.Mutex
+	got map[netip.AddrPort][]string
+}
+
+func startUDPRecorder(t *testing.T) *udpRecorder {
+	t.Helper()
+	pc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &udpRecorder{pc: pc, done: make(chan struct{}), got: make(map[netip.AddrPort][]string)}
+	go func() {
+		defer close(r.done)
+		buf := make([]byte, 1500)
+		for {
+			n, src, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			r.got[src] = append(r.got[src], string(buf[:n]))
+			r.mu.Unlock()
+			pc.WriteToUDPAddrPort(append([]byte("re:"), buf[:n]...), src)
+		}
+	}()
+	t.Cleanup(func() {
+		pc.Close()
+		<-r.done
+	})
+	return r
+}
+
+func (r *udpRecorder) addrPort() netip.AddrPort {
+	return r.pc.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// sources returns the datagrams received, per source.
+func (r *udpRecorder) sources() map[netip.AddrPort][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[netip.AddrPort][]string)
+	for k, v := range r.got {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// listen serves reg on a Unix socket in a new directory and returns it.
+func listen(t *testing.T, reg *sockets.Registry) *sockets.Inbox {
+	t.Helper()
+	in, err := reg.Listen(filepath.Join(t.TempDir(), "registry.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	return in
+}
+
+// TestHandOffProcessTCP: a connection made in another process, which
+// exits, goes on in this one: the server sees one connection, carrying
+// what was said before the move and after it.
+func TestHandOffProcessTCP(t *testing.T) {
+	checkHygiene(t)
+	srv := startRecorder(t, nil)
+	reg := &sockets.Registry{}
+	in := listen(t, reg)
+
+	res := runProcess(t, procSpec{Mode: "tcp", Server: srv.addr(), Inbox: in.Path(), App: "app-a"}, 0)
+	// The sender has exited; the socket lives on in this process alone.
+	if len(res.NewFDs) > 0 {
+		t.Errorf("descriptors leaked in the sending process: %q", res.NewFDs)
+	}
+	if len(res.Descs) != 1 || res.Descs[0] == "" {
+		t.Fatalf("sender: %+v", res)
+	}
+	if reg.Len() != 1 {
+		t.Errorf("Len() = %d, want the received socket", reg.Len())
+	}
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	c, err := d.Attach(res.Descs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoRoundTrip(t, c, "after the move")
+	const both int64 = int64(len("before the move") + len("after the move"))
+	if u := c.Usage(); u != (sockets.Usage{Sent: both, Received: both}) {
+		t.Errorf("Usage() = %+v, want %d bytes each way, before and after the move", u, both)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	srv.waitEOF(t, 0)
+	if got := srv.sessions(); !slices.Equal(got, []string{"before the moveafter the move"}) {
+		t.Errorf("server sessions %q, want one connection carrying both", got)
+	}
+	if reg.Len() != 0 {
+		t.Errorf("Len() = %d at the end", reg.Len())
+	}
+	if err := in.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(in.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file after Close: %v, want it removed", err)
+	}
+}
+
+// TestHandOffProcessUDP: an unconnected and a connected UDP socket go on
+// in this process from the same port; the unconnected one's destinations
+// are checked by this process's policy, which is narrower than the
+// sender's.
+func TestHandOffProcessUDP(t *testing.T) {
+	checkHygiene(t)
+	srv := startUDPRecorder(t)
+	reg := &sockets.Registry{}
+	in := listen(t, reg)
+	res := runProcess(t, procSpec{Mode: "udp", Server: srv.addrPort().String(), Inbox: in.Path(), App: "app-u"}, 0)
+	if len(res.NewFDs) > 0 {
+		t.Errorf("descriptors leaked in the sending process: %q", res.NewFDs)
+	}
+	var (
+		mu     sync.Mutex
+		routed []netip.AddrPort
+	)
+	d := &sockets.Dialer{
+		Policy:   loopbackPolicy(), // 127.0.0.1 only
+		Registry: reg,
+		AppID:    "app-u",
+		RoutePacket: func(dst netip.AddrPort) netip.AddrPort {
+			mu.Lock()
+			routed = append(routed, dst)
+			mu.Unlock()
+			return dst
+		},
+	}
+	if _, err := d.Attach(res.Descs[0]); !errors.Is(err, sockets.ErrWrongKind) {
+		t.Errorf("Attach of a packet socket: %v, want ErrWrongKind", err)
+	}
+	p, err := d.AttachPacket(res.Descs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	udpRoundTrip(t, p, srv.addrPort(), "packet after the move")
+	// The sender's policy allowed 127.0.0.2; this process's does not.
+	other := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), srv.addrPort().Port())
+	_, err = p.WriteToUDPAddrPort([]byte("refused"), other)
+	if de, ok := errors.AsType[*sockets.DeniedError](err); !ok || de.Addr != other {
+		t.Errorf("datagram to %v: %v, want a *DeniedError for it", other, err)
+	}
+	mu.Lock()
+	if !slices.Equal(routed, []netip.AddrPort{srv.addrPort()}) {
+		t.Errorf("datagrams routed to %v, want only the server: the refused one was never sent", routed)
+	}
+	mu.Unlock()
+
+	c, err := d.Attach(res.Descs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	udpEcho(t, c, "conn after the move")
+
+	got := srv.sources()
+	if len(got) != 2 {
+		t.Fatalf("datagrams by source: %q, want two sources", got)
+	}
+	for src, msgs := range got {
+		if !slices.Equal(msgs, []string{"packet before the move", "packet after the move"}) &&
+			!slices.Equal(msgs, []string{"conn before the move", "conn after the move"}) {
+			t.Errorf("from %v: %q, want one socket's datagrams from before and after the move", src, msgs)
+		}
+	}
+	if want := (sockets.Usage{Sent: int64(len("packet before the move") + len("packet after the move")), Received: int64(len("re:packet before the move") + len("re:packet after the move"))}); p.Usage() != want {
+		t.Errorf("packet socket Usage() = %+v, want %+v", p.Usage(), want)
+	}
+}
+
+// TestHandOffProcessDescriptors: the descriptor of a socket from another
+// process works for its application only, once.
+func TestHandOffProcessDescriptors(t *testing.T) {
+	checkHygiene(t)
+	srv := startRecorder(t, nil)
+	reg := &sockets.Registry{}
+	in := listen(t, reg)
+	res := runProcess(t, procSpec{Mode: "tcp", Server: srv.addr(), Inbox: in.Path(), App: "app-a"}, 0)
+	desc := res.Descs[0]
+
+	other := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-b"}
+	_, err := other.Attach(desc)
+	he := wantHandOffErr(t, err, "attach", sockets.ErrWrongApp)
+	if he.App != "app-a" || he.AttachApp != "app-b" {
+		t.Errorf("HandOffError = %+v", he)
+	}
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	_, err = d.AttachPacket(desc)
+	wantHandOffErr(t, err, "attach", sockets.ErrWrongKind)
+	// This process's policy is asked about the peer, 127.0.0.1: the
+	// default one refuses it, and the socket stays parked.
+	_, err = (&sockets.Dialer{Registry: reg, AppID: "app-a"}).Attach(desc)
+	if !errors.Is(err, sockets.ErrDenied) {
+		t.Errorf("Attach under the default policy: %v, want a refusal", err)
+	}
+	if reg.Len() != 1 {
+		t.Fatalf("Len() = %d after the refusals, want the socket still parked", reg.Len())
+	}
+	c, err := d.Attach(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoRoundTrip(t, c, "mine")
+	// A replay.
+	_, err = d.Attach(desc)
+	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+	if errors.Is(err, sockets.ErrExpiredDescriptor) {
+		t.Errorf("replay: %v, matches ErrExpiredDescriptor", err)
+	}
+	c.Close()
+	_, err = d.Attach(desc)
+	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+	if got := srv.sessions(); len(got) != 1 {
+		t.Errorf("server sessions %q, want one", got)
+	}
+}
+
+// TestHandOffProcessIdleClock: the idle time a socket had travels with it,
+// and its descriptor expires when that time runs out, on the receiving
+// Registry's clock.
+func TestHandOffProcessIdleClock(t *testing.T) {
+	checkHygiene(t)
+	srv := startRecorder(t, nil)
+	var offset atomic.Int64
+	reg := &sockets.Registry{}
+	sockets.SetRegistryClock(reg, func() time.Time { return time.Now().Add(time.Duration(offset.Load())) })
+	in := listen(t, reg)
+	const age = 7 * time.Minute
+	start := time.Now()
+	res := runProcess(t, procSpec{Mode: "tcp", Count: 2, Age: age, Server: srv.addr(), Inbox: in.Path(), App: "app-a"}, 0)
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+
+	c, err := d.Attach(res.Descs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, limit := sockets.IdleOf(c)
+	// Unused since before the age was added: at least age, at most age
+	// and the time this test has taken.
+	if most := age + time.Since(start); idle < age || idle > most || limit != sockets.DefaultIdleTimeout {
+		t.Errorf("attached: idle %v of %v, want between %v and %v of %v", idle, limit, age, most, sockets.DefaultIdleTimeout)
+	}
+	echoRoundTrip(t, c, "in time")
+	if idle, _ := sockets.IdleOf(c); idle >= age {
+		t.Errorf("idle %v after a round trip, want the clock restarted", idle)
+	}
+	c.Close()
+
+	// Three minutes on, the other socket's ten minutes are up: had the
+	// move restarted its clock, it would have seven left.
+	offset.Store(int64(sockets.DefaultIdleTimeout - age))
+	_, err = d.Attach(res.Descs[1])
+	wantHandOffErr(t, err, "attach", sockets.ErrExpiredDescriptor)
+	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+	srv.waitEOF(t, 1) // the expired socket was closed
+	_, err = d.Attach(res.Descs[1])
+	wantHandOffErr(t, err, "attach", sockets.ErrExpiredDescriptor)
+	if reg.Len() != 0 {
+		t.Errorf("Len() = %d, want none", reg.Len())
+	}
+}
+
+// TestHandOffProcessTLS: a connection upgraded to TLS is refused, and stays
+// the sender's.
+func TestHandOffProcessTLS(t *testing.T) {
+	checkHygiene(t)
+	ca := socketstest.NewCA("hand-off CA")
+	srv := startRecorder(t, &tls.Config{Certificates: []tls.Certificate{ca.Issue("127.0.0.1")}})
+	var received atomic.Int32
+	reg := &sockets.Registry{OnReceiveError: func(error) { received.Add(1) }}
+	in := listen(t, reg)
+	res := runProcess(t, procSpec{Mode: "tls", Server: srv.addr(), Inbox: in.Path(), App: "mail", CAPEM: ca.PEM()}, 0)
+	if want := []string{"HandOffError", "ErrTLSNotMovable"}; len(res.Errs) != 1 || !slices.Equal(res.Errs[0], want) {
+		t.Fatalf("DetachTo of a TLS connection failed with %q (%q), want %q", res.Texts, res.Errs, want)
+	}
+	if len(res.NewFDs) > 0 {
+		t.Errorf("descriptors leaked in the sending process: %q", res.NewFDs)
+	}
+	srv.waitEOF(t, 0)
+	if got := srv.sessions(); !slices.Equal(got, []string{"before the movestill mine"}) {
+		t.Errorf("server sessions %q, want the sender's one connection, still working", got)
+	}
+	if reg.Len() != 0 || received.Load() != 0 {
+		t.Errorf("the receiver heard of it: Len() = %d, %d receive errors", reg.Len(), received.Load())
+	}
+}
+
+// TestHandOffProcessSenderGone: a sender that exits after the receiver
+// replied, before it confirmed, leaves nothing behind: the receiver closes
+// the socket, reports ErrSenderGone, and the descriptor is stale.
+func TestHandOffProcessSenderGone(t *testing.T) {
+	checkHygiene(t)
+	srv := startRecorder(t, nil)
+	errs := make(chan error, 1)
+	reg := &sockets.Registry{OnReceiveError: func(err error) { errs <- err }}
+	in := listen(t, reg)
+	res := runProcess(t, procSpec{Mode: "vanish", Server: srv.addr(), Inbox: in.Path(), App: "app-a"}, vanishExit)
+	he := wantHandOffErr(t, receiveErr(t, errs), "receive", sockets.ErrSenderGone)
+	if he.App != "app-a" || he.Path != in.Path() {
+		t.Errorf("HandOffError = %+v", he)
+	}
+	srv.waitEOF(t, 0) // both copies of the socket are closed
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	_, err := d.Attach(res.Descs[0])
+	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+	if reg.Len() != 0 {
+		t.Errorf("Len() = %d, want none", reg.Len())
+	}
+}
+
+// TestHandOffProcessForeignUser: processes of two users cannot hand
+// sockets to each other. The registry's socket file keeps another user
+// out, and where it cannot (root connects anyway), both sides check the
+// other's user ID.
+func TestHandOffProcessForeignUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run the other process as another user")
+	}
+	checkHygiene(t)
+	const nobody = 65534
+	// The other process runs a copy of the test binary in a directory
+	// that user can read, and writes its result there.
+	shared := t.TempDir()
+	for _, dir := range []string{filepath.Dir(shared), shared} {
+		if err := os.Chmod(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(shared, "sockets.test")
+	exe, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := func(spec procSpec) *exec.Cmd {
+		cmd, _ := otherProcess(t, spec)
+		cmd.Path, cmd.Args[0] = bin, bin
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		return cmd
+	}
+	srv := startRecorder(t, nil)
+
+	t.Run("sender", func(t *testing.T) {
+		// The socket file, mode 0600 and root's, refuses the sender.
+		reg := &sockets.Registry{}
+		in := listen(t, reg)
+		for _, dir := range []string{filepath.Dir(filepath.Dir(in.Path())), filepath.Dir(in.Path())} {
+			os.Chmod(dir, 0o755)
+		}
+		if fi, err := os.Stat(in.Path()); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("socket file: %v, %v; want mode 0600", fi.Mode(), err)
+		}
+		spec := procSpec{Mode: "tcp", Server: srv.addr(), Inbox: in.Path(), App: "app-a", Result: filepath.Join(shared, "sender.json")}
+		out, err := asNobody(spec).CombinedOutput()
+		if err != nil {
+			t.Fatalf("other process: %v\n%s", err, out)
+		}
+		res := readResult(t, spec.Result)
+		if want := []string{"HandOffError", "ErrForeignPeer"}; len(res.Errs) != 1 || !slices.Equal(res.Errs[0], want) {
+			t.Errorf("DetachTo as another user: %q (%q), want %q", res.Texts, res.Errs, want)
+		}
+		if reg.Len() != 0 {
+			t.Errorf("Len() = %d, want none", reg.Len())
+		}
+	})
+
+	t.Run("receiver", func(t *testing.T) {
+		// The other user's registry: root can connect to its socket file,
+		// but each side refuses the other.
+		dir := filepath.Join(shared, "inbox")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(dir, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+		spec := procSpec{Mode: "receive", Inbox: filepath.Join(dir, "registry.sock"), Result: filepath.Join(shared, "receiver.json")}
+		cmd := asNobody(spec)
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := bufio.NewScanner(stdout)
+		if !lines.Scan() || lines.Text() != "ready" {
+			stdin.Close()
+			cmd.Wait()
+			t.Fatalf("receiver did not start: %q\n%s", lines.Text(), stderr.String())
+		}
+		d := &sockets.Dialer{Policy: loopbackPolicy(), AppID: "app-a"}
+		c := dialConn(t, d, "tcp", srv.addr())
+		_, err = c.DetachTo(t.Context(), spec.Inbox)
+		wantHandOffErr(t, err, "detach", sockets.ErrForeignPeer)
+		echoRoundTrip(t, c, "still mine")
+		c.Close()
+		if !lines.Scan() || lines.Text() != "receive error" {
+			t.Errorf("receiver said %q, want %q", lines.Text(), "receive error")
+		}
+		stdin.Close()
+		io.Copy(io.Discard, stdout)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("receiver: %v\n%s", err, stderr.String())
+		}
+		res := readResult(t, spec.Result)
+		if want := []string{"HandOffError", "ErrForeignPeer"}; len(res.Received) != 1 || !slices.Equal(res.Received[0], want) {
+			t.Errorf("receiver's errors %q, want one matching %q", res.Received, want)
+		}
+		if len(res.NewFDs) > 0 {
+			t.Errorf("descriptors leaked in the receiving process: %q", res.NewFDs)
+		}
+	})
+}
+
+// Within one process the path through the kernel is the same; the tests
+// below use it for the failures that need no second process.
+
+// TestDetachToNoRegistry: nothing at the path, a file that is not a
+// socket, and a socket file nobody listens on.
+func TestDetachToNoRegistry(t *testing.T) {
+	checkHygiene(t)
+	srv := startRecorder(t, nil)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	dead := filepath.Join(dir, "dead.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: dead, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+
+	d := &sockets.Dialer{Policy: loopbackPolicy(), AppID: "app-a"}
+	c := dialConn(t, d, "tcp", srv.addr())
+	for _, path := range []string{filepath.Join(dir, "missing.sock"), file, dead} {
+		_, err := c.DetachTo(t.Context(), path)
+		he := wantHandOffErr(t, err, "detach", sockets.ErrNoRegistry)
+		if he.Path != path || !strings.Contains(err.Error(), strconv.Quote(path)) {
+			t.Errorf("error %q does not name %s", err, path)
+		}
+		echoRoundTrip(t, c, "still mine")
+	}
+}
+
+// TestDetachToRegistryFull: a Registry takes in at most MaxReceived
+// sockets; the sender of one more keeps its connection.
+func TestDetachToRegistryFull(t *testing.T) {
+	checkHygiene(t)
+	srv := startRecorder(t, nil)
+	errs := make(chan error, 4)
+	reg := &sockets.Registry{MaxReceived: 1, OnReceiveError: func(err error) { errs <- err }}
+	in := listen(t, reg)
+	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	c1 := dialConn(t, d, "tcp", srv.addr())
+	c2 := dialConn(t, d, "tcp", srv.addr())
+	desc1, err := c1.DetachTo(t.Context(), in.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A socket detached within the process does not count.
+	c3 := dialConn(t, d, "tcp", srv.addr())
+	desc3, err := c3.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c2.DetachTo(t.Context(), in.Path())
+	wantHandOffErr(t, err, "detach", sockets.ErrRegistryFull)
+	wantHandOffErr(t, receiveErr(t, errs), "receive", sockets.ErrRegistryFull)
+	echoRoundTrip(t, c2, "still mine")
+
+	a1, err := d.Attach(desc1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a1.Close()
+	echoRoundTrip(t, a1, "moved")
+	desc2, err := c2.DetachTo(t.Context(), in.Path())
+	if err != nil {
+		t.Fatalf("DetachTo once there is room: %v", err)
+	}
+	for _, desc := range []string{desc2, desc3} {
+		c, err := d.Attach(desc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		echoRoundTrip(t, c, "moved too")
+		c.Close()
+	}
+}
+
+// TestDetachToForeignPeer: a receiver that does not take this process's
+// user for its own refuses before it reads anything, and the sender keeps
+// its connection. (TestHandOffProcessForeignUser checks real users.)
+func TestDetachToForeignPeer(t *testing.T) {
+	checkHygiene(t)
+	srv := startRecorder(t, nil)
+	errs := make(chan error, 1)
+	reg := &sockets.Registry{OnReceiveError: func(err error) { errs <- err }}
+	sockets.SetRegistryPeerUID(reg, os.Geteuid()+1)
+	in := listen(t, reg)
+	c := dialConn(t, &sockets.Dialer{Policy: loopbackPolicy()}, "tcp", srv.addr())
+	_, err := c.DetachTo(t.Context(), in.Path())
+	wantHandOffErr(t, err, "detach", sockets.ErrForeignPeer)
+	wantHandOffErr(t, receiveErr(t, errs), "receive", sockets.ErrForeignPeer)
+	echoRoundTrip(t, c, "still mine")
+	if reg.Len() != 0 {
+		t.Errorf("Len() = %d", reg.Len())
+	}
+}
+
+// TestDetachToReceiverGone: a receiver that closes the connection without
+// replying, and one that never replies while the context ends; the sender
+// keeps its connection, and a Read it had in progress ends with
+// ErrHandedOff.
+func TestDetachToReceiverGone(t *testing.T) {
+	checkHygiene(t)
+	srv := startRecorder(t, nil)
+	path := filepath.Join(t.TempDir(), "fake.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	c := dialConn(t, d, "tcp", srv.addr())
+
+	// fake accepts one connection, reads the request (a plain read: the
+	// kernel closes the descriptor that came with it) and calls then.
+	fake := func(then func(net.Conn)) chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			uc, err := ln.Accept()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer uc.Close()
+			if _, err := uc.Read(make([]byte, 4096)); err != nil {
+				t.Error(err)
+			}
+			then(uc)
+		}()
+		return done
+	}
+
+	done := fake(func(net.Conn) {})
+	_, err = c.DetachTo(t.Context(), path)
+	<-done
+	wantHandOffErr(t, err, "detach", sockets.ErrReceiverGone)
+	echoRoundTrip(t, c, "still mine")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done = fake(func(uc net.Conn) {
+		cancel()
+		uc.Read(make([]byte, 1)) // until the sender gives up
+	})
+	reading := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		reading <- err
+	}()
+	for sockets.ConnInFlight(c) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	_, err = c.DetachTo(ctx, path)
+	<-done
+	wantHandOffErr(t, err, "detach", context.Canceled)
+	wantStateErr(t, <-reading, "read", sockets.ErrHandedOff)
+	echoRoundTrip(t, c, "still mine")
+	c.Close()
+}
+
+// TestInboxBadTransfers sends what DetachTo never would, over the same
+// kernel path: the receiver refuses each, closes every descriptor it got,
+// and parks nothing.
+func TestInboxBadTransfers(t *testing.T) {
+	checkHygiene(t)
+	errs := make(chan error, 1)
+	reg := &sockets.Registry{OnReceiveError: func(err error) { errs <- err }}
+	in := listen(t, reg)
+	srv := startRecorder(t, nil)
+	peer := netip.MustParseAddrPort(srv.addr())
+	frame := sockets.TransferFrame("tcp", peer, "app-a")
+
+	tcpFile := func(t *testing.T) *os.File {
+		c, err := net.Dial("tcp", srv.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		f, err := c.(*net.TCPConn).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	listenerFile := func(t *testing.T) *os.File {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		f, err := ln.(*net.TCPListener).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	pipeFile := func(t *testing.T) *os.File {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		return r
+	}
+	udpFile := func(t *testing.T) *os.File {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		f, err := c.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	truncated := frame[:len(frame)-1]
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		files []func(*testing.T) *os.File
+		reply bool // whether the receiver replies
+	}{
+		{"no socket", frame, nil, true},
+		{"two sockets", frame, []func(*testing.T) *os.File{tcpFile, tcpFile}, true},
+		{"a pipe", frame, []func(*testing.T) *os.File{pipeFile}, true},
+		{"a listening socket", frame, []func(*testing.T) *os.File{listenerFile}, true},
+		{"UDP announced as TCP", frame, []func(*testing.T) *os.File{udpFile}, true},
+		{"TCP announced as UDP", sockets.TransferFrame("udp", peer, "app-a"), []func(*testing.T) *os.File{tcpFile}, true},
+		{"garbage", append([]byte{0, 0, 0, 3}, "abc"...), []func(*testing.T) *os.File{tcpFile}, true},
+		{"oversized frame", []byte{0, 1, 0, 0}, []func(*testing.T) *os.File{tcpFile}, true},
+		{"sender gone mid-frame", truncated, []func(*testing.T) *os.File{tcpFile}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: in.Path(), Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer uc.Close()
+			var fds []int
+			for _, open := range tc.files {
+				f := open(t)
+				defer f.Close()
+				fds = append(fds, int(f.Fd()))
+			}
+			var oob []byte
+			if len(fds) > 0 {
+				oob = syscall.UnixRights(fds...)
+			}
+			if _, _, err := uc.WriteMsgUnix(tc.frame, oob, nil); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.reply {
+				uc.CloseWrite()
+			}
+			reply, _ := io.ReadAll(uc)
+			want := []byte{0, 0, 0, 1, 3} // replyBad
+			if !tc.reply {
+				want = nil
+			}
+			if !slices.Equal(reply, want) {
+				t.Errorf("reply %v, want %v", reply, want)
+			}
+			sentinel := sockets.ErrBadTransfer
+			if !tc.reply {
+				sentinel = sockets.ErrSenderGone
+			}
+			wantHandOffErr(t, receiveErr(t, errs), "receive", sentinel)
+			if reg.Len() != 0 {
+				t.Errorf("Len() = %d", reg.Len())
+			}
+		})
+	}
+}
+
+// TestInboxListen: the socket file's mode, a path in use, a weak key, and
+// Close.
+func TestInboxListen(t *testing.T) {
+	checkHygiene(t)
+	reg := &sockets.Registry{}
+	in := listen(t, reg)
+	fi, err := os.Lstat(in.Path())
+	if err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket file %v, %v; want a socket of mode 0600", fi.Mode(), err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(in.Path())); len(ents) != 1 {
+		t.Errorf("directory holds %v, want the socket alone", ents)
+	}
+	_, err = (&sockets.Registry{}).Listen(in.Path())
+	if !errors.Is(err, os.ErrExist) {
+		t.Errorf("Listen on a path in use: %v, want os.ErrExist", err)
+	}
+	_, err = (&sockets.Registry{Key: []byte("short")}).Listen(filepath.Join(t.TempDir(), "weak.sock"))
+	wantHandOffErr(t, err, "listen", sockets.ErrWeakKey)
+	var nilReg *sockets.Registry
+	_, err = nilReg.Listen(filepath.Join(t.TempDir(), "nil.sock"))
+	wantHandOffErr(t, err, "listen", sockets.ErrNoRegistry)
+	if err := in.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := os.Lstat(in.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file after Close: %v", err)
+	}
+	c := dialConn(t, &sockets.Dialer{Policy: loopbackPolicy()}, "tcp", startRecorder(t, nil).addr())
+	_, err = c.DetachTo(t.Context(), in.Path())
+	wantHandOffErr(t, err, "detach", sockets.ErrNoRegistry)
+	c.Close()
+}
+
+// TestDetachToMeter: each process's Meter counts the bytes carried there;
+// the connection's Usage counts them all.
+func TestDetachToMeter(t *testing.T) {
+	checkHygiene(t)
+	srv := startRecorder(t, nil)
+	type closed struct {
+		host string
+		u    sockets.Usage
+	}
+	gone := make(chan closed, 1)
+	senderMeter := &sockets.Meter{OnClose: func(host string, u sockets.Usage) { gone <- closed{host, u} }}
+	receiverMeter := &sockets.Meter{}
+	reg := &sockets.Registry{}
+	in := listen(t, reg)
+	c := dialConn(t, &sockets.Dialer{Policy: loopbackPolicy(), Meter: senderMeter}, "tcp", srv.addr())
+	echoRoundTrip(t, c, "12345")
+	desc, err := c.DetachTo(t.Context(), in.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _, _ := net.SplitHostPort(srv.addr())
+	var got closed
+	select {
+	case got = <-gone:
+	case <-time.After(giveUp):
+		t.Fatal("the sender's OnClose was not called")
+	}
+	if got != (closed{host, sockets.Usage{Sent: 5, Received: 5}}) {
+		t.Errorf("sender's OnClose(%+v), want %s and 5 bytes each way", got, host)
+	}
+	c2, err := (&sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, Meter: receiverMeter}).Attach(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoRoundTrip(t, c2, "123")
+	if u := c2.Usage(); u != (sockets.Usage{Sent: 8, Received: 8}) {
+		t.Errorf("Usage() = %+v, want 8 bytes each way", u)
+	}
+	if u := receiverMeter.Host(host); u != (sockets.Usage{Sent: 3, Received: 3}) {
+		t.Errorf("receiver's Meter: %+v, want the 3 bytes each way carried here", u)
+	}
+	if u := senderMeter.Host(host); u != (sockets.Usage{Sent: 5, Received: 5}) {
+		t.Errorf("sender's Meter: %+v, want the 5 bytes each way carried there", u)
+	}
+	c2.Close()
+}
