@@ -27,9 +27,9 @@ package outbound_test
 // with a net.Dialer of its own, so that every client pays the same dial.
 // Plain net/http is configured as the sockets backend's http.Transport is
 // (idle pool of 100, 16 per host, HTTP/1.1 and HTTP/2 with its ping
-// timeouts, a TLS session cache, a dialer with http.DefaultTransport's
-// 30-second dial timeout), so that the ratio measures what the library
-// adds.
+// timeouts, the bounds on a response's headers, a TLS session cache, a
+// dialer with http.DefaultTransport's 30-second dial timeout), so that
+// the ratio measures what the library adds.
 //
 // The peer is plain net/http, configured and dialing exactly as plain
 // does, with code.dny.dev/ssrf's check as the net.Dialer's Control hook:
@@ -143,14 +143,16 @@ func benchClient(b *testing.B, backend string, srv *httptest.Server) (http.Round
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				return d.DialContext(ctx, network, target)
 			},
-			TLSClientConfig:       &tls.Config{RootCAs: roots, ClientSessionCache: tls.NewLRUClientSessionCache(0)},
-			TLSHandshakeTimeout:   10 * time.Second,
-			MaxIdleConns:          100,
-			MaxIdleConnsPerHost:   16,
-			IdleConnTimeout:       90 * time.Second,
-			ExpectContinueTimeout: time.Second,
-			Protocols:             &protos,
-			HTTP2:                 &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
+			TLSClientConfig:        &tls.Config{RootCAs: roots, ClientSessionCache: tls.NewLRUClientSessionCache(0)},
+			TLSHandshakeTimeout:    10 * time.Second,
+			MaxIdleConns:           100,
+			MaxIdleConnsPerHost:    16,
+			IdleConnTimeout:        90 * time.Second,
+			ExpectContinueTimeout:  time.Second,
+			Protocols:              &protos,
+			HTTP2:                  &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
+			ResponseHeaderTimeout:  transport.DefaultResponseHeaderTimeout,
+			MaxResponseHeaderBytes: transport.DefaultMaxResponseHeaderBytes,
 		}
 		return t, t.CloseIdleConnections
 	case "sockets", "urlfetch":

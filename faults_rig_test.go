@@ -28,14 +28,15 @@ import (
 )
 
 // lateness bounds how long after its deadline a request that only its
-// deadline can end (a fault that stalls) may end. A deadline that reaches
-// every step ends the request at once, with the deadline's error, which
-// the suites check; net/http's own timeouts (the 10 s TLS handshake
-// timeout) would end a request its deadline missed, with other errors.
-// The bound is generous, as a busy machine keeps the goroutine that ends a
-// request waiting for a CPU, and still catches a request that sees its
-// deadline only once a timer of its own has ended a wait.
-const lateness = 5 * time.Second
+// deadline can end (a fault that stalls) may end. What proves that the
+// deadline ended it is its error, which the suites check: the deadline's,
+// where net/http's own timeouts (the 10 s TLS handshake timeout) would
+// end a request its deadline missed with other errors. The bound is there
+// for a request that sees its deadline only once something else has ended
+// a wait, and is generous: a busy machine keeps the goroutine that ends a
+// request waiting for a CPU (the load test under -race, with the load
+// average at 12 on 2 CPUs, saw stalled requests end up to 2.7 s late).
+const lateness = 10 * time.Second
 
 // allBackends are the two backends every fault runs against.
 var allBackends = []transport.Backend{transport.URLFetch, transport.Sockets}

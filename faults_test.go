@@ -490,7 +490,6 @@ func fetchClient(ob *outbound) *http.Client {
 var quietLog = log.New(io.Discard, "", 0)
 
 func TestFaults(t *testing.T) {
-	warmUpNetwork(t)
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
 			for _, b := range allBackends {
@@ -498,21 +497,6 @@ func TestFaults(t *testing.T) {
 			}
 		})
 	}
-}
-
-// warmUpNetwork makes the runtime open what it keeps for the life of the
-// process (the network poller's descriptors) before any count is taken.
-func warmUpNetwork(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	ln.Close()
 }
 
 func runFault(t *testing.T, f fault, b transport.Backend) {

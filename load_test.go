@@ -288,7 +288,6 @@ func (h *heapSampler) Stop() {
 }
 
 func TestLoad(t *testing.T) {
-	warmUpNetwork(t)
 	for _, b := range allBackends {
 		t.Run(b.String(), func(t *testing.T) { runLoad(t, b) })
 	}

@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,19 +33,19 @@ import (
 )
 
 // proxyBenchBody is what the benchmark's server serves: /N answers the
-// first N bytes.
-var proxyBenchBody = make([]byte, 4<<20)
+// first N bytes. It is made on first use.
+var proxyBenchBody = sync.OnceValue(func() []byte { return make([]byte, 4<<20) })
 
 func BenchmarkProxy(b *testing.B) {
 	cert, roots := socketstest.NewCert("127.0.0.1")
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.Atoi(r.URL.Path[1:])
-		if err != nil || n < 0 || n > len(proxyBenchBody) {
+		if err != nil || n < 0 || n > len(proxyBenchBody()) {
 			http.NotFound(w, r)
 			return
 		}
 		w.Header().Set("Content-Length", strconv.Itoa(n))
-		w.Write(proxyBenchBody[:n])
+		w.Write(proxyBenchBody()[:n])
 	})
 	servers := map[string]*httptest.Server{}
 	for _, kind := range []string{"h1", "h2"} {
@@ -57,14 +58,17 @@ func BenchmarkProxy(b *testing.B) {
 		servers[kind] = srv
 	}
 	loopback := func(ap netip.AddrPort) bool { return ap.Addr() == netip.MustParseAddr("127.0.0.1") }
-	sq := startSquid(b, "127.0.0.1/32")
-	proxies := []struct {
+	type proxy struct {
 		name string
 		url  *url.URL
-	}{
-		{"squid", &url.URL{Scheme: "http", Host: sq.open}},
-		{"smokescreen", &url.URL{Scheme: "http", Host: startSmokescreen(b, nil, nil, []string{"127.0.0.1/32"}, loopback)}},
 	}
+	var proxies []proxy
+	if _, _, why := findSquid(); why == "" {
+		proxies = append(proxies, proxy{"squid", &url.URL{Scheme: "http", Host: startSquid(b, "127.0.0.1/32").open}})
+	} else {
+		b.Logf("no Squid: %s", why)
+	}
+	proxies = append(proxies, proxy{"smokescreen", &url.URL{Scheme: "http", Host: startSmokescreen(b, nil, nil, []string{"127.0.0.1/32"}, loopback)}})
 	cases := []struct {
 		name    string
 		server  string

@@ -50,7 +50,8 @@ type squidProxy struct {
 	dir        string
 	open, auth string // "127.0.0.1:port"
 	cmd        *exec.Cmd
-	exited     chan struct{} // closed when the process has ended
+	exited     chan struct{} // closed when squid and its shell have ended
+	keepAlive  *os.File      // squid runs until this pipe is closed
 	stopOnce   sync.Once
 }
 
@@ -68,24 +69,9 @@ const squidUser, squidPass = "alice", "s3cretpw"
 // "true".
 func startSquid(tb testing.TB, allow ...string) *squidProxy {
 	tb.Helper()
-	bin, err := exec.LookPath("squid")
-	if err != nil {
-		bin, err = exec.LookPath("/usr/sbin/squid") // not in every user's PATH
-	}
-	if err != nil {
-		unavailableProxy(tb, "squid is not installed (apt-get install squid)")
-	}
-	// Squid refuses to run as root and, started as root, becomes
-	// cache_effective_user. In a user namespace (InNetNS for a user who
-	// is not root) there is no other user to become.
-	var runAs *user.User
-	if os.Geteuid() == 0 {
-		if !realRoot() {
-			unavailableProxy(tb, "squid must drop root for another user, and this user namespace has none (run the tests as root)")
-		}
-		if runAs, err = user.Lookup("proxy"); err != nil {
-			unavailableProxy(tb, "no user \"proxy\" for squid to run as: "+err.Error())
-		}
+	bin, runAs, why := findSquid()
+	if why != "" {
+		unavailableProxy(tb, why)
 	}
 	s := &squidProxy{dir: tb.TempDir(), exited: make(chan struct{})}
 	if runAs != nil {
@@ -149,12 +135,26 @@ func startSquid(tb testing.TB, allow ...string) *squidProxy {
 	// A service name of its own: squid names its shared memory (in
 	// /dev/shm, which no network namespace separates) after it.
 	service := fmt.Sprintf("outbound%d%d", os.Getpid(), squidCount.Add(1))
-	s.cmd = exec.Command(bin, "-N", "-n", service, "-f", confFile)
+	// Squid runs under a shell that stops it when its standard input,
+	// a pipe this process holds, reaches its end: when stop closes the
+	// pipe, or when this process ends, however it ends. (A parent-death
+	// signal would not do: squid loses it when it drops root.)
+	r, w, err := os.Pipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.keepAlive = w
+	const watchdog = `"$0" "$@" & pid=$!; read -r _; kill -TERM "$pid" 2>/dev/null; wait "$pid"`
+	s.cmd = exec.Command("/bin/sh", "-c", watchdog, bin, "-N", "-n", service, "-f", confFile)
 	s.cmd.Dir = s.dir
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	s.cmd.Stdin = r
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out bytes.Buffer
 	s.cmd.Stdout, s.cmd.Stderr = &out, &out
-	if err := s.cmd.Start(); err != nil {
+	err = s.cmd.Start()
+	r.Close()
+	if err != nil {
+		w.Close()
 		tb.Fatalf("starting squid: %v", err)
 	}
 	go func() {
@@ -186,6 +186,31 @@ func startSquid(tb testing.TB, allow ...string) *squidProxy {
 	return s
 }
 
+// findSquid returns squid's path and the user it is to become, or why
+// squid cannot run here.
+func findSquid() (bin string, runAs *user.User, why string) {
+	bin, err := exec.LookPath("squid")
+	if err != nil {
+		bin, err = exec.LookPath("/usr/sbin/squid") // not in every user's PATH
+	}
+	if err != nil {
+		return "", nil, "squid is not installed (apt-get install squid)"
+	}
+	// Squid refuses to run as root and, started as root, becomes
+	// cache_effective_user. In a user namespace (InNetNS for a user who
+	// is not root) there is no other user to become.
+	if os.Geteuid() != 0 {
+		return bin, nil, ""
+	}
+	if !realRoot() {
+		return "", nil, "squid must drop root for another user, and this user namespace has none (run the tests as root)"
+	}
+	if runAs, err = user.Lookup("proxy"); err != nil {
+		return "", nil, "no user \"proxy\" for squid to run as: " + err.Error()
+	}
+	return bin, runAs, ""
+}
+
 // tail returns the last n bytes of b.
 func tail(b []byte, n int) []byte {
 	if len(b) > n {
@@ -194,15 +219,17 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-// stop ends squid (SIGTERM: with shutdown_lifetime 0 it ends at once, its
-// logs written) and waits for it, killing it after 10 s.
+// stop ends squid (SIGTERM, from its shell: with shutdown_lifetime 0 it
+// ends at once, its logs written) and waits for it, killing it after 10 s.
 func (s *squidProxy) stop() {
 	s.stopOnce.Do(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM)
+		s.keepAlive.Close()
 		select {
 		case <-s.exited:
 		case <-time.After(10 * time.Second):
-			s.cmd.Process.Kill()
+			// The shell and squid share the process group started for
+			// them.
+			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 			<-s.exited
 		}
 	})

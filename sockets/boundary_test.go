@@ -24,9 +24,10 @@ var (
 	// policyHalf is the policy and its checked dialer: small, and the
 	// part every backend's security rests on.
 	policyHalf = []string{
-		"policy.go", "table.go", "google.go", "errors.go",
+		"policy.go", "policy_rules.go", "table.go", "google.go", "errors.go",
 		"dialer.go", "dialrace.go", "checked.go",
-		"proxy*.go", // the connect step through an egress proxy
+		"observe.go", // the dial's OpenTelemetry metrics
+		"proxy*.go",  // the connect step through an egress proxy
 	}
 
 	// emulationHalf is App Engine's Sockets API emulation, built on the

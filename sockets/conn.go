@@ -281,7 +281,8 @@ func (s *socket) report() {
 //     descriptor that [Dialer.Attach] picks up again elsewhere in the
 //     process, for the same application only (see [Registry]). A
 //     connection upgraded with [Conn.StartTLS] keeps its TLS session across
-//     the hand-off.
+//     the hand-off. [Conn.DetachTo] moves the socket to another process on
+//     the host (see [Inbox]); a TLS connection cannot move there.
 //   - Metering: the bytes sent and received are counted ([Conn.Usage]) and
 //     totalled per destination host in [Dialer.Meter].
 //

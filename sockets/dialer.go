@@ -121,14 +121,18 @@ type Dialer struct {
 	IdleTimeout time.Duration
 
 	// Meter, if set, totals the bytes of every connection and packet
-	// socket per destination host. Nil means no totals; each connection
-	// still counts its own ([Conn.Usage]).
+	// socket per destination host; the connections of
+	// [Dialer.DialChecked] are then wrapped in a byte counter. Nil means
+	// no totals; each *[Conn] still counts its own ([Conn.Usage]), and
+	// DialChecked's connections are not wrapped at all.
 	Meter *Meter
 
 	// Registry is where connections are handed off as descriptors
-	// ([Conn.Detach]) and picked up ([Dialer.Attach]). Dialers that share
-	// a Registry can pick up each other's connections, if their AppIDs
-	// match. Nil means connections cannot be handed off.
+	// ([Conn.Detach]) and picked up ([Dialer.Attach]), also those received
+	// from other processes ([Registry.Listen]). Dialers that share a
+	// Registry can pick up each other's connections, if their AppIDs
+	// match. Nil means connections cannot be handed off within the
+	// process, nor picked up; [Conn.DetachTo] needs none.
 	Registry *Registry
 
 	// AppID is the identity of the application the Dialer works for. A
@@ -159,6 +163,14 @@ type Dialer struct {
 	// ServerName is the proxy's host. Nil means TLS 1.2 or later and the
 	// system's roots.
 	ProxyTLS *tls.Config
+
+	// Metrics, if set, records the Dialer's refusals, the duration of its
+	// name lookups and connect attempts, and the bytes of the connections
+	// [Dialer.DialChecked] returns, as OpenTelemetry metrics (see
+	// [Metrics]). DialChecked's connections are wrapped in a byte counter
+	// only while the byte counter is enabled (an SDK is set); otherwise
+	// they are returned as made. Nil means no metrics.
+	Metrics *Metrics
 }
 
 func (d *Dialer) policy() *Policy { return d.Policy.orDefault() }
@@ -207,7 +219,10 @@ var errNoConn = errors.New("sockets: Connect returned no connection and no error
 // connect to: host resolved once (or parsed, if it is an IP literal), each
 // address checked against the policy, only the allowed ones kept, in order.
 // When none is allowed it returns the first refusal, a *[DeniedError]. It
-// makes no connection.
+// makes no connection. A policy ctx carries ([WithPolicy]) applies as well
+// as the Dialer's: an address must pass both. The rules that need no
+// address (the port rules, and the policies' port and host lists) refuse
+// a name before it is looked up.
 func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16) ([]netip.AddrPort, error) {
 	return d.resolve(ctx, nil, network, host, port)
 }
@@ -221,12 +236,19 @@ func (d *Dialer) resolve(ctx context.Context, dst []netip.AddrPort, network, hos
 	if proto == "" {
 		return nil, &DeniedError{Network: network, Host: host, Rule: RuleNetwork}
 	}
-	// The port rules need no address: refuse a name before any lookup, so
-	// a refused dial sends no DNS query either. (A literal is refused by
-	// Check below, with its address in the error.)
+	cpol := contextPolicy(ctx, pol) // policy_rules.go
+	// The port and host rules need no address: refuse a name before any
+	// lookup, so a refused dial sends no DNS query either. (A literal is
+	// refused by Check below, with its address in the error.)
 	lit, isLit := parseLiteral(host)
-	if r := portRule(proto, port); r != 0 && !isLit {
-		return nil, &DeniedError{Network: network, Host: host, Rule: r}
+	if !isLit {
+		r := pol.nameRule(proto, host, port)
+		if r == 0 && cpol != nil {
+			r = cpol.nameRule(proto, host, port)
+		}
+		if r != 0 {
+			return nil, &DeniedError{Network: network, Host: host, Rule: r}
+		}
 	}
 	var addrs []netip.Addr
 	var err error
@@ -248,7 +270,11 @@ func (d *Dialer) resolve(ctx context.Context, dst []netip.AddrPort, network, hos
 			}
 			continue
 		}
-		if err := pol.Check(network, host, ap); err != nil {
+		err := pol.Check(network, host, ap)
+		if err == nil && cpol != nil {
+			err = cpol.Check(network, host, ap)
+		}
+		if err != nil {
 			if denied == nil {
 				denied = err
 			}
@@ -297,12 +323,14 @@ var errNoAddresses = errors.New("no addresses")
 // resolveName asks the resolver for host's addresses over ipnet ("ip",
 // "ip4" or "ip6"). A failure or an empty answer is a *LookupError.
 func (d *Dialer) resolveName(ctx context.Context, ipnet, host string) ([]netip.Addr, error) {
+	start := d.Metrics.lookupStart(ctx) // observe.go
 	addrs, err := d.resolver().LookupNetIP(ctx, ipnet, host)
+	if err == nil && len(addrs) == 0 {
+		err = errNoAddresses
+	}
+	d.Metrics.recordLookup(ctx, start, err)
 	if err != nil {
 		return nil, &LookupError{Host: host, Err: err}
-	}
-	if len(addrs) == 0 {
-		return nil, &LookupError{Host: host, Err: errNoAddresses}
 	}
 	return addrs, nil
 }
@@ -316,6 +344,7 @@ func (d *Dialer) connect(ctx context.Context, network, host string, ap netip.Add
 		return d.Connect(ctx, network, ap)
 	}
 	pol := d.policy()
+	cpol := contextPolicy(ctx, pol)
 	want := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	nd := net.Dialer{
 		KeepAlive: d.KeepAlive,
@@ -330,7 +359,10 @@ func (d *Dialer) connect(ctx context.Context, network, host string, ap netip.Add
 			if got != want {
 				return &DeniedError{Network: cnet, Host: host, Addr: got, Rule: RuleMalformed, Detail: "connect address differs from the checked address " + want.String()}
 			}
-			return pol.Check(cnet, host, got)
+			if err := pol.Check(cnet, host, got); err != nil || cpol == nil {
+				return err
+			}
+			return cpol.Check(cnet, host, got)
 		},
 	}
 	return nd.DialContext(ctx, network, want.String())

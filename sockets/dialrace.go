@@ -228,6 +228,7 @@ func (d *Dialer) dialSerial(ctx context.Context, network, host string, addrs []n
 // and never neither (a Connect seam might). A timeout caused by ctx's
 // deadline always matches context.DeadlineExceeded (see [TimeoutError]).
 func (d *Dialer) attempt(ctx context.Context, network, host string, ap netip.AddrPort) (net.Conn, error) {
+	start := d.Metrics.connectStart(ctx) // observe.go
 	c, err := d.connect(ctx, network, host, ap)
 	switch {
 	case err != nil:
@@ -237,9 +238,12 @@ func (d *Dialer) attempt(ctx context.Context, network, host string, ap netip.Add
 		if deadlineTimeout(ctx, err) && !errors.Is(err, context.DeadlineExceeded) {
 			err = &TimeoutError{Err: err}
 		}
-		return nil, err
 	case c == nil:
-		return nil, errNoConn
+		err = errNoConn
+	}
+	d.Metrics.recordConnect(ctx, network, ap, start, err)
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -70,6 +70,9 @@
 //	ftp_port            RuleFTP               TCP port 21, FTP
 //	google              RuleGoogle            Google's services' ranges
 //	deny_list           RuleDenyList          the policy's deny list (Policy.Deny)
+//	host_denied         RuleHostDenied        a host on the policy's host deny list (Policy.DenyHosts)
+//	host_not_allowed    RuleHostNotAllowed    a host not on the policy's host allow list (Policy.AllowHosts)
+//	port_not_allowed    RulePortNotAllowed    a port not on the policy's port allow list (Policy.AllowPorts)
 //	proxy_network       RuleProxyNetwork      UDP through a Dialer with a Proxy
 //	scheme              RuleScheme            a URL scheme other than http and https (both backends)
 //	method              RuleMethod            a method URL Fetch does not send (urlfetch)
@@ -152,7 +155,9 @@
 //     [ErrReclaimed]; no goroutine waits per connection;
 //   - descriptor hand-off: [Conn.Detach] turns a live connection, TLS
 //     included, into an opaque signed descriptor that [Dialer.Attach] picks
-//     up elsewhere in the process, for the same application only;
+//     up elsewhere in the process, for the same application only, once;
+//     [Conn.DetachTo] and [PacketConn.DetachTo] move a TCP or UDP socket,
+//     TLS excepted, to another process on the host (see below);
 //   - lookups: [Dialer.LookupNetIP] resolves forward; [Dialer.LookupAddr]
 //     fails with [ErrNotImplemented], as on App Engine;
 //   - UDP: connected through DialContext, or unconnected through
@@ -165,6 +170,52 @@
 //     an [OverflowHost] bucket, never grown by datagrams no one asked
 //     for), which an application can publish through expvar; the package
 //     itself does not import expvar.
+//
+// # Hand-off between processes and between hosts
+//
+// App Engine let a request handler open a socket and a task on another
+// instance use it. Between processes of one host this package does it
+// through the kernel: the worker serves its [Registry] on a Unix socket
+// ([Registry.Listen], an [Inbox]); the web process moves the socket there
+// ([Conn.DetachTo]) and gets a descriptor, which travels in any payload,
+// while the web process may exit; the worker attaches it
+// ([Dialer.Attach], [Dialer.AttachPacket]). The connection is the same
+// (the peer sees nothing happen); its application, idle time and byte
+// counts travel with it, and the worker's policy checks it again (for an
+// unconnected UDP socket, every later destination). A TLS connection
+// cannot move ([ErrTLSNotMovable]): its session keys live in the memory
+// of the process that made it.
+//
+// Between hosts a TCP connection cannot move at all: it is bound to the
+// address of the host that opened it, and its state lives in that host's
+// kernel. App Engine kept such sockets in a service of its own; one built
+// on this package would look like this.
+//
+//   - Who holds the socket: a holder process on each host where
+//     connections are opened. A handler detaches into its local holder
+//     ([Conn.DetachTo]); the socket stays in that holder, on that host,
+//     for the rest of its life, and is closed or reclaimed there.
+//   - Descriptor routing: the holder wraps its descriptor with its own
+//     address ("holder-7.internal:8443" and the descriptor), so that the
+//     task can travel to any host. A worker elsewhere presents it to that
+//     holder over an authenticated stream (mutual TLS, the worker's
+//     identity checked against the application in the descriptor);
+//     attaching there, once, turns the stream into the socket's bytes, so
+//     the worker holds a relayed net.Conn, not the socket. A UDP socket's
+//     datagrams are relayed with their destinations, which the holder
+//     checks against its policy; the holder meters the traffic and runs
+//     the idle clock, which each relayed operation restarts.
+//   - Failure modes: the holder's crash or restart loses every socket it
+//     holds (their descriptors go stale; the peers see the connections
+//     reset), so a holder drains before it stops; a worker that dies, or
+//     loses its stream, leaves the socket parked in the holder until the
+//     idle timeout, and bytes in flight in the relay are lost unless the
+//     stream acknowledges them, so a protocol can resume only where it can
+//     tell what was delivered; a partition between worker and holder
+//     stalls the conversation until a deadline; a full holder refuses new
+//     sockets, as a full [Registry] does ([ErrRegistryFull]). TLS can
+//     cross hosts only if the holder itself is the TLS client and relays
+//     plaintext to the worker over the authenticated stream.
 //
 // Package [github.com/outbound-go/outbound/sockets/socketstest] has a table
 // resolver and a loopback connect seam for tests.

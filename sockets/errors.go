@@ -49,6 +49,12 @@ const (
 	RuleGoogle    // "google": Google's services' ranges
 	RuleDenyList  // "deny_list": the policy's deny list (Policy.Deny)
 
+	// The policy's host and port lists: they refuse a name before it is
+	// looked up.
+	RuleHostDenied     // "host_denied": a host on the policy's host deny list (Policy.DenyHosts)
+	RuleHostNotAllowed // "host_not_allowed": a host not on the policy's host allow list (Policy.AllowHosts)
+	RulePortNotAllowed // "port_not_allowed": a port not on the policy's port allow list (Policy.AllowPorts)
+
 	// RuleProxyNetwork ("proxy_network") refuses a dial over UDP through
 	// a [Dialer] that has a [Dialer.Proxy]: HTTP CONNECT tunnels TCP only,
 	// and a datagram sent around the proxy would leave by a way the proxy
@@ -102,6 +108,10 @@ var ruleNames = [numRules]struct{ code, text string }{
 	RuleFTP:       {"ftp_port", "ftp port 21"},
 	RuleGoogle:    {"google", "google range"},
 	RuleDenyList:  {"deny_list", "denied by the policy's deny list"},
+
+	RuleHostDenied:     {"host_denied", "host on the policy's host deny list"},
+	RuleHostNotAllowed: {"host_not_allowed", "host not on the policy's host allow list"},
+	RulePortNotAllowed: {"port_not_allowed", "port not on the policy's port allow list"},
 
 	RuleProxyNetwork: {"proxy_network", "network not allowed through a proxy (only tcp)"},
 

@@ -261,3 +261,104 @@ func ExampleListen() {
 	// Output:
 	// sockets: tcp to ":8080" refused: listening not allowed
 }
+
+// An IPv6-only network reaches IPv4 through NAT64: the opt-in allows
+// 64:ff9b::/96 addresses whose carried IPv4 address the policy allows, and
+// no other.
+func ExamplePolicy_WithNAT64() {
+	p := sockets.DefaultPolicy().WithNAT64() // the well-known 64:ff9b::/96
+
+	// 93.184.216.34, public.
+	fmt.Println(p.Check("tcp", "www.example.com", netip.MustParseAddrPort("[64:ff9b::5db8:d822]:443")))
+	// 169.254.169.254, the metadata server.
+	fmt.Println(p.Check("tcp", "metadata.example", netip.MustParseAddrPort("[64:ff9b::a9fe:a9fe]:80")))
+	// A local-use prefix (RFC 8215) is named explicitly.
+	local := sockets.DefaultPolicy().WithNAT64(netip.MustParsePrefix("64:ff9b:1:2::/96"))
+	fmt.Println(local.Check("tcp", "www.example.com", netip.MustParseAddrPort("[64:ff9b:1:2::5db8:d822]:443")))
+	// An Allow of the prefix opens no refused IPv4 address either.
+	allow := sockets.DefaultPolicy().Allow(netip.MustParsePrefix("64:ff9b::/96"))
+	fmt.Println(allow.Check("tcp", "db.example", netip.MustParseAddrPort("[64:ff9b::a00:1]:5432")))
+	// Output:
+	// <nil>
+	// sockets: tcp to [64:ff9b::a9fe:a9fe]:80 (host "metadata.example") refused: link-local (RFC 3927, RFC 4291), 169.254.169.254 carried in NAT64 (RFC 6052)
+	// <nil>
+	// sockets: tcp to [64:ff9b::a00:1]:5432 (host "db.example") refused: private (RFC 1918), 10.0.0.1 carried in NAT64 (RFC 6052)
+}
+
+// Host and port lists refuse a name before it is looked up; a listed name
+// still gets every address check.
+func ExamplePolicy_AllowHosts() {
+	p := sockets.DefaultPolicy().
+		AllowHosts("api.example.com", "*.cdn.example").
+		DenyHosts("private.cdn.example").
+		AllowPorts(443)
+	d := &sockets.Dialer{
+		Policy: p,
+		Resolver: exampleResolver{
+			"api.example.com": {netip.MustParseAddr("10.0.0.1")},
+			"img.cdn.example": {netip.MustParseAddr("93.184.215.14")},
+		},
+		Connect: func(_ context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+			fmt.Println("connect", network, addr)
+			client, server := net.Pipe()
+			server.Close()
+			return client, nil
+		},
+	}
+	for _, addr := range []string{
+		"img.cdn.example:443",     // on the list
+		"other.example:443",       // not on the list: no lookup
+		"private.cdn.example:443", // on the deny list: no lookup
+		"img.cdn.example:80",      // port not on the list: no lookup
+		"api.example.com:443",     // on the list, but resolves to a private address
+	} {
+		conn, err := d.DialContext(context.Background(), "tcp", addr)
+		if err == nil {
+			conn.Close()
+			continue
+		}
+		var denied *sockets.DeniedError
+		if errors.As(err, &denied) {
+			fmt.Println(addr, denied.ErrorType())
+		} else {
+			fmt.Println(addr, err)
+		}
+	}
+	// Names match ASCII case-insensitively, with or without a final dot.
+	fmt.Println(p.Check("tcp", "IMG.CDN.example.", netip.MustParseAddrPort("93.184.215.14:443")))
+	// Output:
+	// connect tcp 93.184.215.14:443
+	// other.example:443 host_not_allowed
+	// private.cdn.example:443 host_denied
+	// img.cdn.example:80 port_not_allowed
+	// api.example.com:443 private
+	// <nil>
+}
+
+// A service that fetches URLs for many tenants carries each tenant's
+// policy on the request's context. It narrows the Dialer's policy, never
+// widens it.
+func ExampleWithPolicy() {
+	d := &sockets.Dialer{
+		Resolver: exampleResolver{"hooks.tenant-a.example": {netip.MustParseAddr("93.184.215.14")}},
+		Connect: func(_ context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+			client, server := net.Pipe()
+			server.Close()
+			return client, nil
+		},
+	}
+	tenantA := sockets.DefaultPolicy().AllowHosts("*.tenant-a.example")
+	tenantB := sockets.DefaultPolicy().AllowHosts("*.tenant-b.example")
+
+	for name, p := range map[string]*sockets.Policy{"A": tenantA, "B": tenantB} {
+		ctx := sockets.WithPolicy(context.Background(), p)
+		conn, err := d.DialContext(ctx, "tcp", "hooks.tenant-a.example:443")
+		if err == nil {
+			conn.Close()
+		}
+		fmt.Println(name, err)
+	}
+	// Unordered output:
+	// A <nil>
+	// B sockets: tcp to "hooks.tenant-a.example" refused: host not on the policy's host allow list
+}

@@ -30,3 +30,13 @@ func TransferFrame(network string, peer netip.AddrPort, app string) []byte {
 	t := transfer{kind: kindConn, network: network, peer: peer, app: app, limit: DefaultIdleTimeout}
 	return t.marshal()
 }
+
+// RoundTripTransfer parses body, a request without its length, as a
+// receiver does and, if it is accepted, marshals it again.
+func RoundTripTransfer(body []byte) ([]byte, error) {
+	t, err := parseTransfer(body)
+	if err != nil {
+		return nil, err
+	}
+	return t.marshal()[4:], nil
+}

@@ -1293,5 +1293,21 @@ func TestDetachToMeter(t *testing.T) {
 	if u := senderMeter.Host(host); u != (sockets.Usage{Sent: 5, Received: 5}) {
 		t.Errorf("sender's Meter: %+v, want the 5 bytes each way carried there", u)
 	}
-	c2.Close()
+	// Moved on once more, the connection keeps counting.
+	desc, err = c2.DetachTo(t.Context(), in.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := receiverMeter.Host(host); u != (sockets.Usage{Sent: 3, Received: 3}) {
+		t.Errorf("receiver's Meter after the socket left: %+v, want 3 bytes each way", u)
+	}
+	c3, err := (&sockets.Dialer{Policy: loopbackPolicy(), Registry: reg}).Attach(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoRoundTrip(t, c3, "1")
+	if u := c3.Usage(); u != (sockets.Usage{Sent: 9, Received: 9}) {
+		t.Errorf("Usage() after two moves = %+v, want 9 bytes each way", u)
+	}
+	c3.Close()
 }

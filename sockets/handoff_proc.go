@@ -270,7 +270,9 @@ type Inbox struct {
 // [Inbox]. The socket file is made with mode 0600 in path's directory,
 // which the caller names and should keep private to the application
 // (mode 0700). Listen fails if path exists: remove a file left by a
-// process that died. The Inbox serves until [Inbox.Close].
+// process that died. The Inbox serves until [Inbox.Close]. (It listens on
+// the host only, for its own user; what App Engine refused, and [Listen]
+// refuses, is listening on the network.)
 //
 // Listen fails with a *[HandOffError] that wraps [ErrNoRegistry] for a nil
 // Registry, [ErrWeakKey] when r's Key is too short, errors.ErrUnsupported

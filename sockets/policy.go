@@ -87,17 +87,25 @@ var defaultExceptions = func() []Exception {
 //
 //  1. the network is tcp, tcp4, tcp6, udp, udp4 or udp6;
 //  2. the address is valid, has no zone, and its port is not 0;
-//  3. port 25 (any protocol) and TCP port 21 are refused;
+//  3. port 25 (any protocol) and TCP port 21 are refused, and so is a
+//     port not on the port allow list ([Policy.AllowPorts]), if one is set;
 //  4. (IPv4-mapped addresses are unmapped: a refusal of one has
 //     [FormIPv4Mapped] and the IPv4 address in [DeniedError.Embedded])
-//  5. the deny list ([Policy.Deny]) refuses; an IPv6 form that carries a
-//     denied IPv4 address is refused too, even when step 6 would allow it
-//     (step 7 names that refusal);
-//  6. the allow list ([Policy.Allow]) allows;
-//  7. the never-public table ([NeverPublic]) refuses, including every IPv6
-//     form that carries a refused IPv4 address (for the rule that refused
-//     the IPv4 address, with the form in [DeniedError.Form]);
-//  8. Google's services' ranges ([EmbeddedGoogleServices], unless
+//  5. the host rules ([Policy.DenyHosts], [Policy.AllowHosts]) refuse;
+//  6. the deny list ([Policy.Deny]) refuses;
+//  7. an IPv6 form that carries IPv4 addresses (IPv4-compatible, NAT64,
+//     6to4, Teredo) is refused when a carried IPv4 address is refused by
+//     step 6, 10 or 11 (without the exceptions, which name exact
+//     addresses), and the refusal names the rule that refused the IPv4
+//     address, with the form in [DeniedError.Form]. The allow list does
+//     not apply to carried addresses: no Allow, of an IPv6 prefix or of
+//     an IPv4 one, opens such a form of a refused IPv4 address (an
+//     IPv4-mapped address is the IPv4 address itself, step 4);
+//  8. a NAT64 address under a prefix opted in with [Policy.WithNAT64]
+//     (its carried IPv4 address passed step 7) is allowed;
+//  9. the allow list ([Policy.Allow]) allows;
+//  10. the never-public table ([NeverPublic]) refuses;
+//  11. Google's services' ranges ([EmbeddedGoogleServices], unless
 //     [Policy.WithGoogleRanges] set others) are refused unless an
 //     [Exception] matches.
 type Policy struct {
@@ -109,6 +117,11 @@ type Policy struct {
 	googleOff bool
 	allow     *addrSet // nil: empty
 	deny      *addrSet // nil: empty
+	// The features of policy_rules.go.
+	nat64      []netip.Prefix // NAT64 prefixes opted in (WithNAT64); nil: none
+	allowHosts *hostSet       // the host allow list; nil: every host
+	denyHosts  *hostSet       // the host deny list; nil: empty
+	ports      *portSet       // the port allow list; nil: every port
 }
 
 // DefaultPolicy returns App Engine's Sockets API rules: public destinations
@@ -160,8 +173,12 @@ func (p *Policy) googleRanges() *GoogleRanges {
 
 // Allow returns a copy of p that also allows the given prefixes on any port
 // (for tests and development servers). p is not changed. The network, zone
-// and port rules still apply, and so does the deny list. Invalid prefixes
-// are ignored.
+// and port rules still apply, and so do the deny list and the host and
+// port lists. An allowed IPv4 address is allowed as itself and in its
+// IPv4-mapped form (the same address), never in another IPv6 form
+// (IPv4-compatible, NAT64, 6to4, Teredo), and no allowed IPv6 prefix opens
+// such a form of a refused IPv4 address: see [Policy.WithNAT64] for
+// IPv6-only networks. Invalid prefixes are ignored.
 func (p *Policy) Allow(prefixes ...netip.Prefix) *Policy {
 	p = p.orDefault()
 	c := *p
@@ -301,6 +318,9 @@ func (p *Policy) check(network, host string, addr netip.AddrPort) verdict {
 	if rule := portRule(proto, addr.Port()); rule != 0 {
 		return verdict{rule: rule}
 	}
+	if rule := p.listRule(host, a.Unmap(), addr.Port()); rule != 0 {
+		return verdict{rule: rule} // policy_rules.go
+	}
 	if a.Is4In6() {
 		// The rules apply to the IPv4 address; the refusal says how it
 		// was carried.
@@ -313,18 +333,29 @@ func (p *Policy) check(network, host string, addr netip.AddrPort) verdict {
 	return p.addrCheck(proto, host, addr)
 }
 
-// addrCheck applies the address rules (steps 5 to 8 of [Policy]) to an
+// addrCheck applies the address rules (steps 6 to 11 of [Policy]) to an
 // address that is unmapped and unzoned.
 func (p *Policy) addrCheck(proto, host string, addr netip.AddrPort) verdict {
 	a := addr.Addr()
 	if p.deny.contains(a) {
 		return verdict{rule: RuleDenyList}
 	}
-	if p.allow.contains(a) && !p.carriesDenied(a) {
+	// An IPv6 form is never more reachable than the IPv4 addresses it
+	// carries, whatever the allow list says about the form.
+	form, emb, n := embeddedIPv4(a)
+	for _, v4 := range emb[:n] {
+		if r := p.carriedRule(v4); r != 0 {
+			return verdict{rule: r, form: form, embedded: v4}
+		}
+	}
+	if n > 0 && p.nat64Contains(a) {
+		return verdict{} // policy_rules.go
+	}
+	if p.allow.contains(a) {
 		return verdict{}
 	}
-	if v := p.addrRule(a); v.rule != 0 {
-		return v
+	if rule := neverPublicSet().rule(a); rule != 0 {
+		return verdict{rule: rule} // 0 for 6to4 carrying a public address
 	}
 	if p.googleRanges().Contains(a) {
 		for i := range defaultExceptions {
@@ -337,44 +368,11 @@ func (p *Policy) addrCheck(proto, host string, addr netip.AddrPort) verdict {
 	return verdict{}
 }
 
-// carriesDenied reports whether a is an IPv6 form that carries an IPv4
-// address on the deny list, so that the deny list wins over the allow list
-// for it too.
-func (p *Policy) carriesDenied(a netip.Addr) bool {
-	if p.deny == nil {
-		return false
-	}
-	_, emb, n := embeddedIPv4(a)
-	for _, v4 := range emb[:n] {
-		if p.deny.contains(v4) {
-			return true
-		}
-	}
-	return false
-}
-
-// addrRule applies the never-public table, and the deny list, the table
-// and the Google rule to the IPv4 address an IPv6 form carries; a must be
-// unmapped and unzoned. A refused carried address wins over the form's own
-// block, so that the refusal names what was really refused.
-func (p *Policy) addrRule(a netip.Addr) verdict {
-	rule := neverPublicSet().rule(a)
-	if rule == 0 && !(a.Is6() && prefix6to4.Contains(a)) {
-		return verdict{}
-	}
-	form, emb, n := embeddedIPv4(a)
-	for _, v4 := range emb[:n] {
-		if r := p.embeddedRule(v4); r != 0 {
-			return verdict{rule: r, form: form, embedded: v4}
-		}
-	}
-	return verdict{rule: rule} // 0 for 6to4 carrying a public address
-}
-
-// embeddedRule checks an IPv4 address carried inside an IPv6 one against
-// the deny list, the never-public table and Google's ranges. Exceptions do
-// not apply: they name exact addresses.
-func (p *Policy) embeddedRule(v4 netip.Addr) Rule {
+// carriedRule checks an IPv4 address carried inside an IPv6 one: the
+// deny list, the never-public table and Google's ranges. The allow list
+// does not apply (an Allow of an IPv4 prefix opens those addresses, not
+// their IPv6 forms), nor do the exceptions, which name exact addresses.
+func (p *Policy) carriedRule(v4 netip.Addr) Rule {
 	if p.deny.contains(v4) {
 		return RuleDenyList
 	}

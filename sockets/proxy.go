@@ -127,11 +127,12 @@ func (e *ProxyError) Error() string {
 		return "<nil>"
 	}
 	var b strings.Builder
-	b.WriteString("sockets: proxy ")
+	b.WriteString("sockets: proxy")
 	if e.Proxy != "" {
+		b.WriteString(" ")
 		b.WriteString(e.Proxy)
-		b.WriteString(": ")
 	}
+	b.WriteString(": ")
 	b.WriteString(e.Kind.String())
 	if e.Addr.IsValid() {
 		b.WriteString(": tunnel to ")

@@ -25,7 +25,9 @@ import (
 // datagrams sent, and for the datagrams received per source only when the
 // socket sent to that source before; a datagram from any other address is
 // counted under [OverflowHost], so unsolicited senders never add a host to
-// the Meter. Socket options behave as on a Conn. It cannot be handed off.
+// the Meter. Socket options behave as on a Conn. It can be handed off to
+// another process on the host ([PacketConn.DetachTo], [Dialer.AttachPacket]),
+// whose Dialer's policy then checks its datagrams.
 //
 // A PacketConn is safe for concurrent use. The zero PacketConn is not
 // usable: every method returns an error.

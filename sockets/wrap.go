@@ -40,6 +40,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 func (d *Dialer) DialConn(ctx context.Context, network, address string) (*Conn, error) {
 	c, host, peer, err := d.dial(ctx, network, address)
 	if err != nil {
+		d.metrics().RecordRefusal(ctx, err) // observe.go
 		return nil, err
 	}
 	return newConn(c, network, host, peer, d.orZero()), nil
@@ -59,11 +60,17 @@ func (d *Dialer) DialConn(ctx context.Context, network, address string) (*Conn, 
 // When [Dialer.Meter] is set, the connection is wrapped in a byte counter
 // that adds to the Meter's totals for the host as dialed (and reports to
 // its OnClose when closed); that wrapper's Close reports once, and every
-// other method is the connection's own. Without a Meter nothing wraps it.
+// other method is the connection's own. When [Dialer.Metrics] records
+// bytes, a counter of the same kind adds them to outbound.io. Without a
+// Meter, and without Metrics that record, nothing wraps it.
 func (d *Dialer) DialChecked(ctx context.Context, network, address string) (net.Conn, error) {
 	c, host, _, err := d.dial(ctx, network, address)
 	if err != nil {
+		d.metrics().RecordRefusal(ctx, err) // observe.go
 		return nil, err
+	}
+	if m := d.metrics(); m != nil {
+		c = m.countIO(ctx, c, network)
 	}
 	if d != nil && d.Meter != nil {
 		return newCountedConn(c, d.Meter, meterHost(host)), nil

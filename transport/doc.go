@@ -21,10 +21,14 @@
 // connection goes through a [sockets.Dialer] with the Sockets API policy,
 // TLS from [github.com/outbound-go/outbound/tlsconf], keep-alive, and HTTP/2
 // negotiated by ALPN; it streams bodies with no size limit of its own and
-// takes its deadlines from the request context. Neither backend ever uses a
-// proxy from the environment, which would carry connections past the
-// destination check, and every redirect hop is checked again because every
-// connection is.
+// takes its deadlines from the request context, but for bounds on a
+// response's headers: 30 seconds to arrive and 1 MiB by default
+// (Config.ResponseHeaderTimeout and MaxResponseHeaderBytes). [Install] of
+// the sockets backend puts its *http.Transport in http.DefaultTransport,
+// so that code which clones http.DefaultTransport gets the checked dialer
+// too. Neither backend ever uses a proxy from the environment, which would
+// carry connections past the destination check, and every redirect hop is
+// checked again because every connection is.
 //
 // # Errors and metering
 //

@@ -24,8 +24,10 @@ func ExampleInstall() {
 	restore := transport.Install(rt)
 	defer restore()
 
-	_, ok := transport.BackendOf(http.DefaultTransport)
-	fmt.Println("http.DefaultTransport is Outbound's:", ok && http.DefaultTransport == rt)
+	// For the sockets backend, http.DefaultTransport is the backend's own
+	// *http.Transport, which BackendOf recognises too.
+	b, ok := transport.BackendOf(http.DefaultTransport)
+	fmt.Println("http.DefaultTransport is Outbound's:", ok && b == rt.Backend())
 	// Output: http.DefaultTransport is Outbound's: true
 }
 

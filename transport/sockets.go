@@ -14,8 +14,10 @@ import (
 // connection goes through a sockets.Dialer's DialChecked (the policy check
 // and the connection, counted only for a Meter), with TLS from tlsconf,
 // keep-alive, and HTTP/2 over TLS negotiated by ALPN through
-// http.Transport.Protocols. It has no size limits of its own and takes its
-// deadlines from the request context. Its http.Transport has no Proxy,
+// http.Transport.Protocols. It bounds the wait for a response's headers
+// and their size (Config.ResponseHeaderTimeout, MaxResponseHeaderBytes),
+// has no other size limits and takes its other deadlines from the request
+// context. Its http.Transport has no Proxy,
 // which would carry connections past the destination check; an egress
 // proxy (Config.Proxy) is the dialer's, which checks first.
 func newSockets(cfg Config) (*socketsTransport, error) {
@@ -30,7 +32,7 @@ func newSockets(cfg Config) (*socketsTransport, error) {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true)
-	return &socketsTransport{&http.Transport{
+	return &socketsTransport{metrics: d.Metrics, Transport: &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialChecked, // the policy check, without the Sockets API emulation
 		TLSClientConfig:       tlsCfg,
@@ -45,6 +47,10 @@ func newSockets(cfg Config) (*socketsTransport, error) {
 			SendPingTimeout: 30 * time.Second,
 			PingTimeout:     15 * time.Second,
 		},
+
+		// A server that never answers, or answers with endless headers.
+		ResponseHeaderTimeout:  cfg.responseHeaderTimeout(),  // headers.go
+		MaxResponseHeaderBytes: cfg.maxResponseHeaderBytes(), // headers.go
 	}}, nil
 }
 
@@ -52,6 +58,7 @@ func newSockets(cfg Config) (*socketsTransport, error) {
 // certificate failures reported as *tlsconf.CertificateError.
 type socketsTransport struct {
 	*http.Transport
+	metrics *sockets.Metrics // the dialer's: refusals here, TLS handshakes (metrics.go)
 }
 
 // RuleScheme is the rule that refuses a URL scheme other than http and
@@ -63,9 +70,14 @@ const RuleScheme = sockets.RuleScheme
 func (t *socketsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if s := strings.ToLower(req.URL.Scheme); s != "http" && s != "https" {
 		closeBody(req)
-		return nil, &sockets.DeniedError{Network: "tcp", Host: req.URL.Hostname(), Rule: RuleScheme, Detail: strconv.Quote(req.URL.Scheme)}
+		err := &sockets.DeniedError{Network: "tcp", Host: req.URL.Hostname(), Rule: RuleScheme, Detail: strconv.Quote(req.URL.Scheme)}
+		t.metrics.RecordRefusal(req.Context(), err)
+		return nil, err
 	}
-	resp, err := t.Transport.RoundTrip(req)
+	resp, err := t.Transport.RoundTrip(traceTLS(t.metrics, req))
+	if resp != nil {
+		resp.Request = req // the caller's, not traceTLS's copy
+	}
 	if err != nil {
 		err = tlsconf.AsCertificateError(req.URL.Hostname(), err)
 	}

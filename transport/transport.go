@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Backend names one of Outbound's two HTTP backends.
@@ -92,6 +94,29 @@ type Config struct {
 	// allowed for tasks and cron. Sockets ignores it.
 	Background bool
 
+	// ResponseHeaderTimeout bounds how long the sockets backend waits for
+	// a response's headers once the request, body included, is written,
+	// as http.Transport's field of that name does: a server that takes the
+	// request and never answers fails the request with a net.Error whose
+	// Timeout reports true and which matches context.DeadlineExceeded (so
+	// it is never retried). Zero means [DefaultResponseHeaderTimeout], 30
+	// seconds; negative means no bound but the request context's. urlfetch
+	// ignores it: its Deadline bounds the whole exchange.
+	ResponseHeaderTimeout time.Duration
+
+	// MaxResponseHeaderBytes limits the size of a response's headers on
+	// the sockets backend, as http.Transport's field of that name does:
+	// over HTTP/1 the status line and header block, over HTTP/2 the header
+	// list size the client announces (SETTINGS_MAX_HEADER_LIST_SIZE). A
+	// response over it fails the request with net/http's error: over
+	// HTTP/1 "server response headers exceeded N bytes", the connection
+	// closed; over HTTP/2 a stream error ("response header list larger
+	// than advertised limit"), or a COMPRESSION_ERROR of the connection
+	// for one field longer than the limit. Zero means
+	// [DefaultMaxResponseHeaderBytes], 1 MiB; negative is an error.
+	// urlfetch ignores it.
+	MaxResponseHeaderBytes int64
+
 	// OnStats, if set, receives the bytes each urlfetch request sent and
 	// received (App Engine billed this traffic); see urlfetch.Transport's
 	// OnStats. The sockets backend meters through Dialer.Meter instead.
@@ -114,6 +139,27 @@ type Config struct {
 	// warnings). Nil means no retry logging; TLS warnings then go to
 	// slog.Default().
 	Logger *slog.Logger
+
+	// MeterProvider receives both backends' OpenTelemetry metrics:
+	// refusals by rule, DNS lookup, connect and TLS handshake durations,
+	// and the bytes sent and received (the README's "Metrics" section
+	// lists them; see [sockets.Metrics]). Nil means Dialer's Metrics if it
+	// has some, else the global MeterProvider, otel.GetMeterProvider(),
+	// which records nothing until the application sets an SDK there.
+	// While nothing records, no connection is wrapped and no request is
+	// traced for it.
+	MeterProvider metric.MeterProvider
+
+	// OnRefusal, if set, is called once for every request that fails with
+	// a refusal, on either backend and whichever rule refused it (a dial
+	// refused by the policy, a scheme, method or port rule), with the
+	// request's context and the *sockets.DeniedError, for an audit log.
+	// It runs in the goroutine of RoundTrip, before RoundTrip returns,
+	// and must not block for long. The error's Host is the host as the
+	// request wrote it; its Addr, when set, is an internal address:
+	// log it, never return it to whoever chose the URL (see
+	// [sockets.DeniedError.Redacted]). Nil means no hook.
+	OnRefusal func(ctx context.Context, err *sockets.DeniedError)
 }
 
 // Transport is an http.RoundTripper that sends each request through one
@@ -121,10 +167,25 @@ type Config struct {
 // [New] or [FromEnv]; the zero Transport refuses every request with
 // [ErrInvalidRequest]. It is safe for concurrent use. Install it as
 // http.DefaultTransport with [Install], or pass it to an http.Client.
+//
+// A request whose context carries a policy ([sockets.WithPolicy], one
+// tenant's rules in a service that fetches URLs for many) must pass that
+// policy as well as the Transport's, and is sent over connections of that
+// policy's own: a Transport keeps one pool of connections per distinct
+// *sockets.Policy (by pointer; the 64 most recently used, the idle
+// connections of a dropped one closed), so that a connection made under one
+// policy is never reused for a request under another. Make one *Policy per
+// tenant and reuse it: a new *Policy per request means a new pool, and a
+// new connection, per request. The *http.Transport that [Install] puts in
+// http.DefaultTransport, and its clones, check a context's policy when
+// they dial but keep one pool for all.
 type Transport struct {
 	backend Backend
 	base    roundTripper // nil in the zero Transport
 	retry   retrier      // zero: no retries
+	tenants *tenants     // the backends of requests with a context policy (tenant.go)
+
+	onRefusal func(context.Context, *sockets.DeniedError) // Config.OnRefusal
 }
 
 // roundTripper is what both backends are.
@@ -152,10 +213,21 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, fmt.Errorf("%w: zero Transport: build one with New", ErrInvalidRequest)
 	}
-	if t.retry.max == 0 || !replayable(req) {
-		return t.base.RoundTrip(req)
+	base, err := t.baseFor(req) // tenant.go
+	if err != nil {
+		closeBody(req)
+		return nil, err
 	}
-	return t.retry.roundTrip(t.base, req)
+	var resp *http.Response
+	if t.retry.max == 0 || !replayable(req) {
+		resp, err = base.RoundTrip(req)
+	} else {
+		resp, err = t.retry.roundTrip(base, req)
+	}
+	if err != nil && t.onRefusal != nil {
+		t.refused(req, err) // metrics.go
+	}
+	return resp, err
 }
 
 // ErrInvalidRequest is matched by the error for a request no backend can
@@ -191,12 +263,19 @@ func (t *Transport) CloseIdleConnections() {
 	if t.base != nil {
 		t.base.CloseIdleConnections()
 	}
+	if t.tenants != nil {
+		t.tenants.closeIdle()
+	}
 }
 
 // BackendOf reports the backend of rt, if rt is a [*Transport] (or wraps
-// one and says so with a Backend() Backend method). Code that holds a
+// one and says so with a Backend() Backend method), or the *http.Transport
+// that [Install] put in place of a sockets *Transport. Code that holds a
 // *Transport calls [Transport.Backend] instead.
 func BackendOf(rt http.RoundTripper) (Backend, bool) {
+	if ht, ok := rt.(*http.Transport); ok && ht != nil && ht == installed.Load() {
+		return Sockets, true
+	}
 	if b, ok := rt.(interface{ Backend() Backend }); ok {
 		return b.Backend(), true
 	}
@@ -204,7 +283,8 @@ func BackendOf(rt http.RoundTripper) (Backend, bool) {
 }
 
 // New builds the backend cfg selects. It validates cfg once and returns an
-// error for an unknown backend, negative retries or retry waits, a bad TLS
+// error for an unknown backend, negative retries or retry waits, a
+// negative MaxResponseHeaderBytes, a bad TLS
 // configuration (unreadable files, bad certificates, an unsupported
 // minimum version), a bad urlfetch setting (a negative deadline, an app
 // id that cannot go in a header) or an unusable proxy URL (a
@@ -215,7 +295,13 @@ func New(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.checkHeaderLimits(); err != nil { // headers.go
+		return nil, err
+	}
 	if cfg.Dialer, err = cfg.proxyDialer(); err != nil { // proxy.go
+		return nil, err
+	}
+	if cfg.Dialer, err = cfg.metricsDialer(); err != nil { // metrics.go
 		return nil, err
 	}
 	var base roundTripper
@@ -230,7 +316,7 @@ func New(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Transport{backend: cfg.Backend, base: base, retry: r}, nil
+	return &Transport{backend: cfg.Backend, base: base, retry: r, onRefusal: cfg.OnRefusal, tenants: newTenants(cfg)}, nil
 }
 
 // tlsConfig is cfg.TLS, logging through cfg.Logger unless it names its own.
@@ -248,8 +334,47 @@ func (cfg *Config) tlsConfig() tlsconf.Config {
 // the restore function are not safe to call concurrently with each other
 // or with code that reads http.DefaultTransport at the same moment: call
 // them at start-up and shutdown.
+//
+// For a [*Transport] of the sockets backend, Install sets
+// http.DefaultTransport to the backend's own *http.Transport, not to rt,
+// so that the common idiom
+//
+//	t := http.DefaultTransport.(*http.Transport).Clone()
+//
+// works, and its clones stay safe: each keeps the checked dialer
+// (DialContext, which checks every address against the policy before it
+// connects, and the proxy of Config.Proxy if any), no Proxy, the TLS
+// configuration from tlsconf, and the timeouts and header limits.
+// What lives in rt's RoundTrip is not there: Config.Retries, one
+// connection pool per context policy (the dialer still checks a
+// context's policy, but connections are pooled together), the
+// [RuleScheme] refusal (net/http refuses a scheme other than http and
+// https itself, with its own error, before any dial), the refusal hook
+// and metrics recorded there, and *tlsconf.CertificateError (certificate
+// failures are crypto/tls's and crypto/x509's errors). Give the
+// *Transport itself to an http.Client for those. A clone whose caller sets
+// a Proxy or replaces DialContext is no longer checked. [BackendOf]
+// reports Sockets for the installed *http.Transport, not for its clones.
+//
+// Any other rt, the urlfetch backend's *Transport among them, is
+// installed as it is: urlfetch is not an http.Transport, and its limits
+// (methods, ports, sizes, header rules, the deadline over the whole
+// exchange) live in its RoundTrip, which an *http.Transport holding only
+// its dialer would lose. With it installed,
+// http.DefaultTransport.(*http.Transport) panics; code that clones
+// http.DefaultTransport must use the two-value type assertion, or be given
+// a transport explicitly.
 func Install(rt http.RoundTripper) (restore func()) {
-	prev := http.DefaultTransport
-	http.DefaultTransport = rt
-	return func() { http.DefaultTransport = prev }
+	prev, prevInstalled := http.DefaultTransport, installed.Load()
+	if ht := installable(rt); ht != nil { // install.go
+		http.DefaultTransport = ht
+		installed.Store(ht)
+	} else {
+		http.DefaultTransport = rt
+		installed.Store(nil)
+	}
+	return func() {
+		http.DefaultTransport = prev
+		installed.Store(prevInstalled)
+	}
 }

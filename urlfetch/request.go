@@ -281,14 +281,34 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.mu.Lock()
 	b.n += int64(n)
+	if b.err == nil && err == nil && n > 0 && b.n >= b.want {
+		// The declared length is reached: look for one byte more before
+		// these last bytes are handed on, so that a body longer than its
+		// ContentLength fails before the server has a complete request
+		// (net/http finds out only after sending them, and the server's
+		// reply can win that race).
+		var extra [1]byte
+		b.mu.Unlock()
+		m, xerr := io.ReadFull(b.rc, extra[:])
+		b.mu.Lock()
+		b.n += int64(m)
+		switch {
+		case m > 0:
+			n, err = 0, errBodyTooLong
+		case xerr != io.EOF && xerr != io.ErrUnexpectedEOF:
+			err = xerr
+		default:
+			err = io.EOF
+		}
+	}
 	if b.err == nil {
 		switch {
+		case b.n > b.want:
+			b.err = fmt.Errorf("urlfetch: request body is longer than its ContentLength %d", b.want)
 		case err != nil && err != io.EOF:
 			b.err = fmt.Errorf("urlfetch: reading the request body: %w", err)
 		case err == io.EOF && b.n < b.want:
 			b.err = fmt.Errorf("urlfetch: request body of %d bytes is shorter than its ContentLength %d", b.n, b.want)
-		case b.n > b.want:
-			b.err = fmt.Errorf("urlfetch: request body is longer than its ContentLength %d", b.want)
 		}
 	}
 	b.mu.Unlock()
@@ -296,6 +316,10 @@ func (b *reqBody) Read(p []byte) (int, error) {
 }
 
 func (b *reqBody) Close() error { return b.rc.Close() }
+
+// errBodyTooLong is the read error of a request body found longer than its
+// ContentLength.
+var errBodyTooLong = errors.New("urlfetch: request body is longer than its ContentLength")
 
 // failure returns the body's failure, or nil.
 func (b *reqBody) failure() error {

@@ -81,7 +81,10 @@ type Transport struct {
 	// Dialer.With(Policy, Resolver) (see [sockets.Dialer.With]): this
 	// Transport's Policy and Resolver, when set, replace the Dialer's own;
 	// when neither names a policy, the copy gets sockets.PublicPolicy().
-	// It is how a test passes the sockets.Dialer.Connect seam. Nil means a
+	// It is how a test passes the sockets.Dialer.Connect seam, and how
+	// OpenTelemetry metrics reach the Transport: with the Dialer's Metrics
+	// set, its dials, TLS handshakes, bytes and request refusals are
+	// recorded (see sockets.Metrics). Nil means a
 	// sockets.Dialer with Policy and Resolver.
 	Dialer *sockets.Dialer
 
@@ -304,6 +307,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	out, rb, err := b.prepare(ex, req)
 	if err != nil {
+		// A refusal made before any dial; the dialer counts its own.
+		b.dialer.Metrics.RecordRefusal(req.Context(), err)
 		return nil, err
 	}
 	resp, err := b.rt.RoundTrip(out)
@@ -371,7 +376,9 @@ func (b *backend) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 		mc.Close()
 		return nil, &dialError{err: err}
 	}
+	start := b.dialer.Metrics.HandshakeStart(ctx)
 	tc, err := tlsconf.Handshake(ctx, mc, b.tls, host)
+	b.dialer.Metrics.RecordHandshake(ctx, start, err)
 	if err != nil {
 		// The failed handshake's bytes count for the exchange that dialed.
 		if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok {

@@ -1,0 +1,72 @@
+//go:build linux
+
+package sockets_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/outbound-go/outbound/sockets"
+)
+
+// A worker process serves its Registry on a Unix socket; a web process
+// moves a connection there and passes the descriptor on, in a task's
+// payload, say. Here both sides run in one process, over the same kernel
+// path that two processes use.
+func ExampleConn_DetachTo() {
+	addr, stop := exampleEcho()
+	defer stop()
+	loopback := sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))
+	ctx := context.Background()
+
+	// The worker: a private directory, and its Registry served in it.
+	dir, err := os.MkdirTemp("", "worker-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	registry := &sockets.Registry{}
+	inbox, err := registry.Listen(filepath.Join(dir, "registry.sock"))
+	if err != nil {
+		panic(err)
+	}
+	defer inbox.Close()
+
+	// The web process: its Dialer needs no Registry.
+	web := &sockets.Dialer{Policy: loopback, AppID: "mail-app"}
+	conn, err := web.DialConn(ctx, "tcp", addr)
+	if err != nil {
+		panic(err)
+	}
+	descriptor, err := conn.DetachTo(ctx, inbox.Path())
+	if err != nil {
+		panic(err)
+	}
+	// The web process may exit now: the socket is the worker's.
+	_, err = conn.Write([]byte("hello"))
+	fmt.Println("web process's handle:", errors.Is(err, sockets.ErrHandedOff))
+
+	// The worker, given the descriptor.
+	worker := &sockets.Dialer{Policy: loopback, Registry: registry, AppID: "mail-app"}
+	taken, err := worker.Attach(descriptor)
+	if err != nil {
+		panic(err)
+	}
+	defer taken.Close()
+	io.WriteString(taken, "ping")
+	reply := make([]byte, 4)
+	io.ReadFull(taken, reply)
+	fmt.Println("echo:", string(reply))
+
+	_, err = worker.Attach(descriptor)
+	fmt.Println(errors.Is(err, sockets.ErrStaleDescriptor))
+	// Output:
+	// web process's handle: true
+	// echo: ping
+	// true
+}

@@ -1,0 +1,208 @@
+package sockets_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/outbound-go/outbound/sockets"
+)
+
+// sdkMetrics returns Metrics recording into the OpenTelemetry SDK, and a
+// function that collects what they recorded: for each instrument, its
+// total (a counter's sum, a histogram's count) by attribute set.
+func sdkMetrics(t *testing.T) (*sockets.Metrics, func() map[string]map[string]int64) {
+	t.Helper()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	m, err := sockets.NewMetrics(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, func() map[string]map[string]int64 {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		out := make(map[string]map[string]int64)
+		for _, sm := range rm.ScopeMetrics {
+			for _, mt := range sm.Metrics {
+				got := make(map[string]int64)
+				switch d := mt.Data.(type) {
+				case metricdata.Sum[int64]:
+					for _, dp := range d.DataPoints {
+						got[attrString(dp.Attributes)] += dp.Value
+					}
+				case metricdata.Histogram[float64]:
+					for _, dp := range d.DataPoints {
+						got[attrString(dp.Attributes)] += int64(dp.Count)
+					}
+				default:
+					t.Fatalf("%s: unexpected %T", mt.Name, mt.Data)
+				}
+				out[mt.Name] = got
+			}
+		}
+		return out
+	}
+}
+
+func attrString(s attribute.Set) string {
+	var parts []string
+	for _, kv := range s.ToSlice() {
+		parts = append(parts, string(kv.Key)+"="+kv.Value.String())
+	}
+	return strings.Join(parts, ",")
+}
+
+// loopbackDialer allows loopback, which the default policy refuses.
+func loopbackDialer(m *sockets.Metrics) *sockets.Dialer {
+	return &sockets.Dialer{
+		Policy:  sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.0/8")),
+		Metrics: m,
+	}
+}
+
+// echoOnce accepts one connection, reads 5 bytes and answers 3.
+func echoOnce(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := io.ReadFull(c, make([]byte, 5)); err == nil {
+			c.Write([]byte("abc"))
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestMetricsNoWrapperWhenDisabled: with a no-op MeterProvider, or the
+// global one with no SDK set, DialChecked returns the connection as made.
+func TestMetricsNoWrapperWhenDisabled(t *testing.T) {
+	global, err := sockets.NewMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noopM, err := sockets.NewMetrics(noop.NewMeterProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]*sockets.Metrics{"global": global, "noop": noopM, "nil": nil} {
+		t.Run(name, func(t *testing.T) {
+			c, err := loopbackDialer(m).DialChecked(context.Background(), "tcp", echoOnce(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, ok := c.(*net.TCPConn); !ok {
+				t.Errorf("DialChecked returned a %T, want the *net.TCPConn as made", c)
+			}
+		})
+	}
+}
+
+// TestMetricsBytesAndConnect: a checked connection's bytes are counted
+// exactly, in both directions, and its connect is recorded.
+func TestMetricsBytesAndConnect(t *testing.T) {
+	m, collect := sdkMetrics(t)
+	c, err := loopbackDialer(m).DialChecked(context.Background(), "tcp", echoOnce(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 3)); err != nil {
+		t.Fatal(err)
+	}
+	got := collect()
+	moved := got[sockets.MetricIO]
+	if moved["network.io.direction=transmit,network.transport=tcp"] != 5 || moved["network.io.direction=receive,network.transport=tcp"] != 3 || len(moved) != 2 {
+		t.Errorf("%s = %v, want 5 transmitted and 3 received", sockets.MetricIO, moved)
+	}
+	conn := got[sockets.MetricConnectDuration]
+	if conn["network.transport=tcp,network.type=ipv4"] != 1 || len(conn) != 1 {
+		t.Errorf("%s = %v, want one IPv4 connect", sockets.MetricConnectDuration, conn)
+	}
+	if n := got[sockets.MetricDNSLookupDuration]; len(n) != 0 {
+		t.Errorf("%s = %v, want no lookup for an IP literal", sockets.MetricDNSLookupDuration, n)
+	}
+}
+
+// TestMetricsConnectRefused: a connect the peer refuses is recorded with
+// error.type connection_refused.
+func TestMetricsConnectRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	m, collect := sdkMetrics(t)
+	if _, err := loopbackDialer(m).DialChecked(context.Background(), "tcp", addr); err == nil {
+		t.Fatal("dial of a closed port succeeded")
+	}
+	conn := collect()[sockets.MetricConnectDuration]
+	if conn["error.type=connection_refused,network.transport=tcp,network.type=ipv4"] != 1 || len(conn) != 1 {
+		t.Errorf("%s = %v, want one refused connect", sockets.MetricConnectDuration, conn)
+	}
+}
+
+// TestMetricsDialRefusals: each dial the policy refuses counts once, by
+// rule and transport, on DialContext and DialChecked alike.
+func TestMetricsDialRefusals(t *testing.T) {
+	m, collect := sdkMetrics(t)
+	d := &sockets.Dialer{Metrics: m}
+	ctx := context.Background()
+	for _, c := range []struct{ network, addr string }{
+		{"tcp", "10.0.0.1:80"},
+		{"udp", "192.168.1.1:53"},
+		{"tcp", "203.0.113.9:25"},
+	} {
+		if _, err := d.DialContext(ctx, c.network, c.addr); !errors.Is(err, sockets.ErrDenied) {
+			t.Fatalf("DialContext(%s, %s) = %v, want a refusal", c.network, c.addr, err)
+		}
+	}
+	if _, err := d.DialChecked(ctx, "tcp", "10.1.2.3:443"); !errors.Is(err, sockets.ErrDenied) {
+		t.Fatalf("DialChecked = %v, want a refusal", err)
+	}
+	got := collect()
+	want := map[string]int64{
+		"network.transport=tcp,outbound.rule=private":   2,
+		"network.transport=udp,outbound.rule=private":   1,
+		"network.transport=tcp,outbound.rule=smtp_port": 1,
+	}
+	ref := got[sockets.MetricRefusals]
+	if len(ref) != len(want) {
+		t.Errorf("%s = %v, want %v", sockets.MetricRefusals, ref, want)
+	}
+	for k, v := range want {
+		if ref[k] != v {
+			t.Errorf("%s{%s} = %d, want %d", sockets.MetricRefusals, k, ref[k], v)
+		}
+	}
+	if n := got[sockets.MetricConnectDuration]; len(n) != 0 {
+		t.Errorf("%s = %v, want no connect attempt", sockets.MetricConnectDuration, n)
+	}
+}

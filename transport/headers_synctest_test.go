@@ -1,0 +1,60 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/transport"
+)
+
+// TestResponseHeaderTimeoutDefault holds the zero Config to the default
+// header timeout, exactly, on synctest's clock: the connection is an
+// in-memory pipe (through the Dialer's Connect seam, after the policy
+// check), whose far end reads the request and never answers, so the
+// bubble's time advances only by the timeout.
+func TestResponseHeaderTimeoutDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		connect := func(_ context.Context, _ string, _ netip.AddrPort) (net.Conn, error) {
+			client, server := net.Pipe()
+			go func() {
+				defer server.Close()
+				if readRequest(server) == nil {
+					<-ctx.Done() // never answer
+				}
+			}()
+			return client, nil
+		}
+		rt, err := transport.New(transport.Config{
+			Backend:  transport.Sockets,
+			Resolver: socketstest.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
+			Dialer:   &sockets.Dialer{Connect: connect},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rt.CloseIdleConnections()
+		req, _ := http.NewRequest(http.MethodGet, "http://www.example.com/", nil)
+		start := time.Now()
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("got %s from a server that never answers", resp.Status)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("error %v, want a timeout", err)
+		}
+		if got := time.Since(start); got != transport.DefaultResponseHeaderTimeout {
+			t.Errorf("failed after %v, want exactly %v", got, transport.DefaultResponseHeaderTimeout)
+		}
+	})
+}
