@@ -20,11 +20,11 @@ package outbound_test
 //     heap it takes, as a multiple of the body.
 //   - BenchmarkPolicyCheck is Policy.Check alone.
 //
-// The backends go through their real policy path: a test resolver answers
-// example.com with a public address, the policy checks it, and the
-// dialer's connect seam (socketstest.Connector, itself a net.Dialer dial)
-// connects to the loopback server. Plain net/http dials the loopback server
-// with a net.Dialer of its own, so that every client pays the same dial.
+// The backends go through their real policy path: a test resolver
+// (benchResolver) answers example.com with a public address, the policy
+// checks it, and the dialer's connect seam, a net.Dialer dial, connects to
+// the loopback server. Plain net/http dials the loopback server with a
+// net.Dialer of its own, so that every client pays the same dial.
 // Plain net/http is configured as the sockets backend's http.Transport is
 // (idle pool of 100, 16 per host, HTTP/1.1 and HTTP/2 with its ping
 // timeouts, the bounds on a response's headers, a TLS session cache, a
@@ -42,14 +42,16 @@ package outbound_test
 // its whole check on every new connection and reaches the same server;
 // the peer's check is a walk down short prefix lists (its allowed prefix
 // first, here), ours a search of the full never-public and Google tables.
-// The peer resolves nothing (it dials the server's address, as plain does);
-// our backends resolve through the test resolver, a map lookup.
+// The peer resolves nothing (it dials the server's address, as plain
+// does); our backends resolve through the test resolver, which costs a
+// call and a one-address slice.
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -64,7 +66,6 @@ import (
 	"code.dny.dev/ssrf"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"
@@ -117,6 +118,22 @@ func benchServer(b *testing.B, kind string) *httptest.Server {
 // certificate is valid for it.
 const benchName = "example.com"
 
+// benchResolver answers every lookup with benchAddr, a public address, in
+// a new slice, as a resolver does. The benchmarks use it, and a connect
+// seam of their own, rather than socketstest's Resolver and Connector,
+// which record every lookup and keep every connection for a test to
+// inspect: over the hundreds of thousands of requests of a benchmark run
+// those records grow the heap, and the collector's work on them would be
+// measured as a cost of the backends, one that plain net/http does not
+// pay.
+type benchResolver struct{}
+
+var benchAddr = netip.MustParseAddr("93.184.216.34")
+
+func (benchResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	return []netip.Addr{benchAddr}, nil
+}
+
 // benchClient returns the RoundTripper of backend for srv, and a function
 // that closes its idle connections.
 func benchClient(b *testing.B, backend string, srv *httptest.Server) (http.RoundTripper, func()) {
@@ -156,10 +173,19 @@ func benchClient(b *testing.B, backend string, srv *httptest.Server) (http.Round
 		}
 		return t, t.CloseIdleConnections
 	case "sockets", "urlfetch":
+		if !netip.MustParseAddrPort(target).Addr().IsLoopback() {
+			b.Fatalf("benchmark server %s is not on loopback", target)
+		}
+		// The connect seam: whatever address passed the policy, connect
+		// to the loopback server, with a net.Dialer as plain does.
+		seam := func(ctx context.Context, network string, _ netip.AddrPort) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, target)
+		}
 		cfg := transport.Config{
 			Backend:  transport.Sockets,
-			Resolver: socketstest.NewResolver(map[string][]string{benchName: {"93.184.216.34"}}),
-			Dialer:   &sockets.Dialer{Connect: (&socketstest.Connector{Target: target}).Connect},
+			Resolver: benchResolver{},
+			Dialer:   &sockets.Dialer{Connect: seam},
 			TLS:      tlsconf.Config{RootCAs: roots},
 		}
 		if backend == "urlfetch" {
@@ -278,11 +304,13 @@ func BenchmarkGet(b *testing.B) {
 // of the four requests and means little. In the parallel case each of the
 // 64 clients takes its turn with each backend.
 //
-// The order of the clients changes from one iteration to the next, through
-// every permutation, so that each client comes first, last, and right
-// after each of the others equally often: what one request leaves behind
-// (a connection still closing on the server, garbage to collect) slows the
-// next one, and a fixed order would charge that to the same client every
+// Each iteration takes the clients in an order drawn at random among all
+// their permutations, so that each client comes
+// first, last, and right after each of the others equally often, whatever
+// else the iteration does: what one request leaves behind (a connection
+// still closing on the server, garbage to collect) slows the next one, and
+// an order that repeats, or that follows the rounds in which idle
+// connections are closed, would charge that to the same client every
 // time.
 //
 // Outside the parallel and new-connection cases, the idle connections of
@@ -316,8 +344,8 @@ func BenchmarkRatio(b *testing.B) {
 			}
 			rotate := min(max((8<<20)/c.size, 2), 256)
 			orders := permutations(len(clients))
-			round := func(i int, reqs []*http.Request) {
-				for _, j := range orders[i%len(orders)] {
+			round := func(i int, rng *rand.Rand, reqs []*http.Request) {
+				for _, j := range orders[rng.IntN(len(orders))] {
 					cl := clients[j]
 					start := time.Now()
 					get(b, cl.rt, reqs[j], c.size)
@@ -346,16 +374,18 @@ func BenchmarkRatio(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					r := reqs()
 					i := int(seq.Add(1))
+					rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 					for pb.Next() {
-						round(i, r)
+						round(i, rng, r)
 						i++
 					}
 				})
 			} else {
 				r := reqs()
+				rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 				i := 0
 				for b.Loop() {
-					round(i, r)
+					round(i, rng, r)
 					i++
 				}
 			}
