@@ -12,6 +12,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/outbound-go/outbound/internal/dialhook"
+	"github.com/outbound-go/outbound/internal/obs"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Resolver looks up the addresses of a host name. *net.Resolver satisfies
@@ -45,20 +49,17 @@ type Resolver interface {
 // off by the deadline fails with a [net.Error] whose Timeout reports true
 // and that matches context.DeadlineExceeded (see [TimeoutError]).
 //
-// [Dialer.DialContext] returns its connections as *[Conn]s, which carry
-// the rest of App Engine's Sockets API: socket options, idle reclamation
-// ([Dialer.IdleTimeout]), hand-off as a descriptor ([Dialer.Registry],
-// [Dialer.AppID]) and metering ([Dialer.Meter]). [Dialer.DialChecked]
-// makes the same checks and the same connections and returns them as made,
-// counted only when a Meter is set: the dial of an HTTP client, which uses
-// none of the rest. [Dialer.ListenPacket] makes unconnected UDP sockets
-// whose every datagram is checked, and [Dialer.LookupNetIP] and
-// [Dialer.LookupAddr] are the name lookups.
+// [Dialer.DialContext] returns the connection as made: it is the dial of
+// an HTTP client (http.Transport.DialContext). App Engine's Sockets API
+// (socket options, idle reclamation, hand-off, UDP packet sockets,
+// metering) is package
+// [github.com/outbound-go/outbound/sockets/socketapi], whose Dialer wraps
+// this one.
 //
-// The zero Dialer is usable: the default policy, the system resolver, the
-// 10-minute idle timeout, no totals per host, no hand-off. A nil *Dialer
-// behaves as the zero Dialer. A Dialer is safe for concurrent use; do not
-// change its fields while it is in use.
+// The zero Dialer is usable: the default policy, the system resolver, no
+// timeout but the context's. A nil *Dialer behaves as the zero Dialer. A
+// Dialer is safe for concurrent use; do not change its fields while it is
+// in use.
 type Dialer struct {
 	// Policy decides which destinations are allowed. Nil means
 	// DefaultPolicy().
@@ -98,48 +99,8 @@ type Dialer struct {
 	// address families a dial races (see FallbackDelay), and must return
 	// once ctx is done: the dial waits for it. Nil means a net.Dialer
 	// with the second check in its ControlContext. The connection it
-	// returns is handed out like any other: wrapped in a *[Conn] by
-	// DialContext (SO_ERROR needs a file descriptor: on a connection
-	// without one it reports errors.ErrUnsupported), as it is by
-	// DialChecked.
+	// returns is handed out like any other.
 	Connect func(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error)
-
-	// RoutePacket, if set, is called with the destination of each datagram
-	// a [PacketConn] sends, after that destination passed the policy, and
-	// returns the address to send it to instead. It is the packet
-	// counterpart of Connect: the test seam that lets a test send to a
-	// "public" address without a packet leaving loopback. Nil means every
-	// datagram goes to the destination that was checked.
-	RoutePacket func(dst netip.AddrPort) netip.AddrPort
-
-	// IdleTimeout is how long a connection or packet socket may stay
-	// unused before it is reclaimed: closed, its resources freed, and
-	// every later operation failed with [ErrReclaimed]. Every read, write
-	// and KeepAlive restarts the clock when it ends (see [Conn] for an
-	// operation left waiting). Zero or negative means
-	// [DefaultIdleTimeout], App Engine's 10 minutes.
-	IdleTimeout time.Duration
-
-	// Meter, if set, totals the bytes of every connection and packet
-	// socket per destination host; the connections of
-	// [Dialer.DialChecked] are then wrapped in a byte counter. Nil means
-	// no totals; each *[Conn] still counts its own ([Conn.Usage]), and
-	// DialChecked's connections are not wrapped at all.
-	Meter *Meter
-
-	// Registry is where connections are handed off as descriptors
-	// ([Conn.Detach]) and picked up ([Dialer.Attach]), also those received
-	// from other processes ([Registry.Listen]). Dialers that share a
-	// Registry can pick up each other's connections, if their AppIDs
-	// match. Nil means connections cannot be handed off within the
-	// process, nor picked up; [Conn.DetachTo] needs none.
-	Registry *Registry
-
-	// AppID is the identity of the application the Dialer works for. A
-	// descriptor names the AppID of the Dialer that made the connection
-	// and can be attached only by a Dialer with the same AppID. Zero
-	// means the empty identity, which matches only itself.
-	AppID string
 
 	// Proxy, if set, is the egress proxy every TCP connection goes
 	// through: an http:// or https:// URL (see [CheckProxy]), with Basic
@@ -164,13 +125,14 @@ type Dialer struct {
 	// system's roots.
 	ProxyTLS *tls.Config
 
-	// Metrics, if set, records the Dialer's refusals, the duration of its
-	// name lookups and connect attempts, and the bytes of the connections
-	// [Dialer.DialChecked] returns, as OpenTelemetry metrics (see
-	// [Metrics]). DialChecked's connections are wrapped in a byte counter
-	// only while the byte counter is enabled (an SDK is set); otherwise
-	// they are returned as made. Nil means no metrics.
-	Metrics *Metrics
+	// MeterProvider receives the Dialer's OpenTelemetry metrics: its
+	// refusals by rule, the duration of its name lookups and connect
+	// attempts, and the bytes its connections move (the instruments are
+	// listed in package transport's documentation). Nil means the global
+	// MeterProvider, otel.GetMeterProvider(), which records nothing until
+	// the application sets an SDK there. While nothing records, no
+	// connection is wrapped and a dial pays a few atomic loads for it.
+	MeterProvider metric.MeterProvider
 }
 
 func (d *Dialer) policy() *Policy { return d.Policy.orDefault() }
@@ -181,27 +143,6 @@ func (d *Dialer) orZero() *Dialer {
 		return new(Dialer)
 	}
 	return d
-}
-
-// With returns a copy of d with Policy set to p and Resolver set to r,
-// each only when it is not nil; a nil d copies the zero Dialer. d is never
-// changed. It is the one merge of a configuration that names a policy or a
-// resolver beside a Dialer template (transport.Config, urlfetch.Transport):
-// what is named explicitly wins, the template gives the rest, and what
-// neither gives keeps its zero meaning (a nil Policy is [DefaultPolicy], a
-// nil Resolver the system's), unless the caller fills it in after.
-func (d *Dialer) With(p *Policy, r Resolver) *Dialer {
-	c := new(Dialer)
-	if d != nil {
-		*c = *d
-	}
-	if p != nil {
-		c.Policy = p
-	}
-	if r != nil {
-		c.Resolver = r
-	}
-	return c
 }
 
 func (d *Dialer) resolver() Resolver {
@@ -219,8 +160,7 @@ var errNoConn = errors.New("sockets: Connect returned no connection and no error
 // connect to: host resolved once (or parsed, if it is an IP literal), each
 // address checked against the policy, only the allowed ones kept, in order.
 // When none is allowed it returns the first refusal, a *[DeniedError]. It
-// makes no connection. A policy ctx carries ([WithPolicy]) applies as well
-// as the Dialer's: an address must pass both. The rules that need no
+// makes no connection. The rules that need no
 // address (the port rules, and the policies' port and host lists) refuse
 // a name before it is looked up.
 func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16) ([]netip.AddrPort, error) {
@@ -236,17 +176,12 @@ func (d *Dialer) resolve(ctx context.Context, dst []netip.AddrPort, network, hos
 	if proto == "" {
 		return nil, &DeniedError{Network: network, Host: host, Rule: RuleNetwork}
 	}
-	cpol := contextPolicy(ctx, pol) // policy_rules.go
 	// The port and host rules need no address: refuse a name before any
 	// lookup, so a refused dial sends no DNS query either. (A literal is
 	// refused by Check below, with its address in the error.)
 	lit, isLit := parseLiteral(host)
 	if !isLit {
-		r := pol.nameRule(proto, host, port)
-		if r == 0 && cpol != nil {
-			r = cpol.nameRule(proto, host, port)
-		}
-		if r != 0 {
+		if r := pol.nameRule(proto, host, port); r != 0 {
 			return nil, &DeniedError{Network: network, Host: host, Rule: r}
 		}
 	}
@@ -264,17 +199,13 @@ func (d *Dialer) resolve(ctx context.Context, dst []netip.AddrPort, network, hos
 	var denied error
 	for _, a := range addrs {
 		ap := netip.AddrPortFrom(a, port)
-		if !familyMatches(network, a) {
+		if !dialhook.FamilyMatches(network, a) {
 			if denied == nil {
 				denied = &DeniedError{Network: network, Host: host, Addr: ap, Rule: RuleMalformed, Detail: "address family does not match the network"}
 			}
 			continue
 		}
-		err := pol.Check(network, host, ap)
-		if err == nil && cpol != nil {
-			err = cpol.Check(network, host, ap)
-		}
-		if err != nil {
+		if err := pol.Check(network, host, ap); err != nil {
 			if denied == nil {
 				denied = err
 			}
@@ -284,7 +215,7 @@ func (d *Dialer) resolve(ctx context.Context, dst []netip.AddrPort, network, hos
 	}
 	if len(allowed) == len(dst) {
 		if denied == nil {
-			denied = &LookupError{Host: host, Err: errNoAddresses}
+			denied = &LookupError{Host: host, Err: obs.ErrNoAddresses}
 		}
 		return nil, denied
 	}
@@ -317,18 +248,16 @@ func (d *Dialer) lookup(ctx context.Context, network, host string) ([]netip.Addr
 	return d.resolveName(ctx, ipnet, host)
 }
 
-// errNoAddresses is a lookup that succeeded with no answer.
-var errNoAddresses = errors.New("no addresses")
-
 // resolveName asks the resolver for host's addresses over ipnet ("ip",
 // "ip4" or "ip6"). A failure or an empty answer is a *LookupError.
 func (d *Dialer) resolveName(ctx context.Context, ipnet, host string) ([]netip.Addr, error) {
-	start := d.Metrics.lookupStart(ctx) // observe.go
+	m := d.metrics(ctx)
+	start := m.LookupStart(ctx)
 	addrs, err := d.resolver().LookupNetIP(ctx, ipnet, host)
 	if err == nil && len(addrs) == 0 {
-		err = errNoAddresses
+		err = obs.ErrNoAddresses
 	}
-	d.Metrics.recordLookup(ctx, start, err)
+	m.RecordLookup(ctx, start, err)
 	if err != nil {
 		return nil, &LookupError{Host: host, Err: err}
 	}
@@ -344,7 +273,6 @@ func (d *Dialer) connect(ctx context.Context, network, host string, ap netip.Add
 		return d.Connect(ctx, network, ap)
 	}
 	pol := d.policy()
-	cpol := contextPolicy(ctx, pol)
 	want := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	nd := net.Dialer{
 		KeepAlive: d.KeepAlive,
@@ -359,30 +287,10 @@ func (d *Dialer) connect(ctx context.Context, network, host string, ap netip.Add
 			if got != want {
 				return &DeniedError{Network: cnet, Host: host, Addr: got, Rule: RuleMalformed, Detail: "connect address differs from the checked address " + want.String()}
 			}
-			if err := pol.Check(cnet, host, got); err != nil || cpol == nil {
-				return err
-			}
-			return cpol.Check(cnet, host, got)
+			return pol.Check(cnet, host, got)
 		},
 	}
 	return nd.DialContext(ctx, network, want.String())
-}
-
-// Listen always fails with a *[DeniedError] for [RuleListen]: App Engine's
-// Sockets API makes outbound connections only, and so does this package.
-func Listen(network, address string) (net.Listener, error) {
-	return nil, &DeniedError{Network: network, Host: address, Rule: RuleListen}
-}
-
-// familyMatches reports whether a fits a family-specific network.
-func familyMatches(network string, a netip.Addr) bool {
-	switch network[len(network)-1] {
-	case '4':
-		return a.Unmap().Is4()
-	case '6':
-		return a.Is6() && !a.Is4In6()
-	}
-	return true
 }
 
 // checkLocalAddr allows only no local address, or an unspecified one with

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/outbound-go/outbound/internal/obs"
 )
 
 // This file is how a Dialer connects once the policy has chosen the
@@ -219,7 +221,7 @@ func (d *Dialer) dialSerial(ctx context.Context, network, host string, addrs []n
 		}
 	}
 	if firstErr == nil {
-		firstErr = &LookupError{Host: host, Err: errNoAddresses}
+		firstErr = &LookupError{Host: host, Err: obs.ErrNoAddresses}
 	}
 	return nil, netip.AddrPort{}, firstErr
 }
@@ -228,7 +230,8 @@ func (d *Dialer) dialSerial(ctx context.Context, network, host string, addrs []n
 // and never neither (a Connect seam might). A timeout caused by ctx's
 // deadline always matches context.DeadlineExceeded (see [TimeoutError]).
 func (d *Dialer) attempt(ctx context.Context, network, host string, ap netip.AddrPort) (net.Conn, error) {
-	start := d.Metrics.connectStart(ctx) // observe.go
+	m := d.metrics(ctx)
+	start := m.ConnectStart(ctx)
 	c, err := d.connect(ctx, network, host, ap)
 	switch {
 	case err != nil:
@@ -241,7 +244,7 @@ func (d *Dialer) attempt(ctx context.Context, network, host string, ap netip.Add
 	case c == nil:
 		err = errNoConn
 	}
-	d.Metrics.recordConnect(ctx, network, ap, start, err)
+	m.RecordConnect(ctx, network, ap, start, err)
 	if err != nil {
 		return nil, err
 	}

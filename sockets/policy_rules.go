@@ -1,7 +1,6 @@
 package sockets
 
 import (
-	"context"
 	"net/netip"
 	"strings"
 )
@@ -299,49 +298,4 @@ func (p *Policy) nameRule(proto, host string, port uint16) Rule {
 		return r
 	}
 	return p.listRule(host, netip.Addr{}, port)
-}
-
-// policyKey is the context key of WithPolicy.
-type policyKey struct{}
-
-// WithPolicy returns a copy of ctx that carries p as the policy of the
-// request or dial made with it, such as one tenant's rules in a service
-// that fetches URLs for many. A nil p carries [DefaultPolicy].
-//
-// A [Dialer] applies the context's policy as well as its own: an address
-// must pass both, so a context's policy narrows what the Dialer allows and
-// never widens it. The two policies' host and port rules run before the
-// lookup.
-//
-// A policy is checked when a connection is made, and an HTTP client reuses
-// connections: an *http.Transport (or a urlfetch.Transport) pools them by
-// scheme, host and port alone, so one that serves requests under several
-// policies could hand a connection made under one to a request under
-// another. Package transport's Transport keeps a pool per *Policy for this;
-// send such requests through it.
-//
-// A context carries one policy: WithPolicy on a context that already has
-// one replaces it. Connections are checked when they are made: a
-// [PacketConn] checks its datagrams against its Dialer's policy only.
-func WithPolicy(ctx context.Context, p *Policy) context.Context {
-	return context.WithValue(ctx, policyKey{}, p.orDefault())
-}
-
-// PolicyFrom returns the policy ctx carries (see [WithPolicy]), or nil
-// when it carries none.
-func PolicyFrom(ctx context.Context) *Policy {
-	if ctx == nil {
-		return nil
-	}
-	p, _ := ctx.Value(policyKey{}).(*Policy)
-	return p
-}
-
-// contextPolicy returns the policy ctx carries when it is not pol itself,
-// or nil: the second policy a dial must pass.
-func contextPolicy(ctx context.Context, pol *Policy) *Policy {
-	if cp := PolicyFrom(ctx); cp != nil && cp != pol {
-		return cp
-	}
-	return nil
 }

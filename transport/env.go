@@ -64,9 +64,11 @@ func (e Env) Config() (Config, error) {
 		return Config{}, err
 	}
 	cfg := Config{
-		AppID:        e.AppID,
-		Deadline:     e.Deadline,
-		Background:   e.Background,
+		URLFetch: URLFetchConfig{
+			AppID:      e.AppID,
+			Deadline:   e.Deadline,
+			Background: e.Background,
+		},
 		Retries:      e.Retries,
 		RetryWaitMin: e.RetryWaitMin,
 		RetryWaitMax: e.RetryWaitMax,
@@ -77,15 +79,15 @@ func (e Env) Config() (Config, error) {
 	}
 	if e.Proxy != "" {
 		// The error never repeats the URL: it may hold a password.
-		if cfg.Proxy, err = sockets.ParseProxy(e.Proxy); err != nil {
+		if cfg.Dialer.Proxy, err = sockets.ParseProxy(e.Proxy); err != nil {
 			return Config{}, fmt.Errorf("transport: OUTBOUND_PROXY: %w", err)
 		}
 	}
-	if cfg.AppID == "" {
+	if cfg.URLFetch.AppID == "" {
 		// With its partition prefix ("s~my-app"), as App Engine wrote it
 		// in the User-Agent (google/appengine/api/urlfetch_stub.py,
 		// _RetrieveURL: "appid: %s" % os.getenv('APPLICATION_ID')).
-		cfg.AppID = e.GAEAppID
+		cfg.URLFetch.AppID = e.GAEAppID
 	}
 	return cfg, nil
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // The sockets backend's bounds on a response's headers, used when
-// [Config.ResponseHeaderTimeout] and [Config.MaxResponseHeaderBytes] are
+// [SocketsConfig.ResponseHeaderTimeout] and [SocketsConfig.MaxResponseHeaderBytes] are
 // zero.
 //
 // A service that fetches URLs for others talks to servers it does not
@@ -37,30 +37,30 @@ const (
 // checkHeaderLimits refuses negative header sizes; a negative timeout is
 // allowed and means no timeout.
 func (cfg *Config) checkHeaderLimits() error {
-	if cfg.MaxResponseHeaderBytes < 0 {
+	if cfg.Sockets.MaxResponseHeaderBytes < 0 {
 		return errors.New("transport: negative MaxResponseHeaderBytes")
 	}
 	return nil
 }
 
 // responseHeaderTimeout is the http.Transport value for
-// cfg.ResponseHeaderTimeout: zero there is the default, negative is none
+// cfg.Sockets.ResponseHeaderTimeout: zero there is the default, negative is none
 // (zero in http.Transport).
 func (cfg *Config) responseHeaderTimeout() time.Duration {
 	switch {
-	case cfg.ResponseHeaderTimeout == 0:
+	case cfg.Sockets.ResponseHeaderTimeout == 0:
 		return DefaultResponseHeaderTimeout
-	case cfg.ResponseHeaderTimeout < 0:
+	case cfg.Sockets.ResponseHeaderTimeout < 0:
 		return 0
 	}
-	return cfg.ResponseHeaderTimeout
+	return cfg.Sockets.ResponseHeaderTimeout
 }
 
 // maxResponseHeaderBytes is the http.Transport value for
-// cfg.MaxResponseHeaderBytes, after checkHeaderLimits.
+// cfg.Sockets.MaxResponseHeaderBytes, after checkHeaderLimits.
 func (cfg *Config) maxResponseHeaderBytes() int64 {
-	if cfg.MaxResponseHeaderBytes == 0 {
+	if cfg.Sockets.MaxResponseHeaderBytes == 0 {
 		return DefaultMaxResponseHeaderBytes
 	}
-	return cfg.MaxResponseHeaderBytes
+	return cfg.Sockets.MaxResponseHeaderBytes
 }

@@ -12,6 +12,8 @@ import (
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
 
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
 
@@ -26,26 +28,21 @@ import (
 //     or req.GetBody can make a fresh copy of it;
 //   - req's context is neither cancelled nor past its deadline;
 //   - the outcome may be transient: a 429, 502, 503 or 504 reply, or an
-//     error that [urlfetch.IsPermanent] does not call permanent and that is
-//     not [ErrInvalidRequest]: a connection refused, reset or closed early,
-//     a failed DNS lookup, a malformed reply, or any other error not known
-//     to be permanent.
+//     error not known to be permanent: a connection refused, reset or
+//     closed early, a failed DNS lookup, a malformed reply.
 //
 // Never retried, on either backend: a refusal (anything matching
 // sockets.ErrDenied, urlfetch's refusals among them), an egress proxy's
-// refusal or demand for credentials (a *sockets.ProxyError that is not
-// Temporary: the proxy's policy, not a passing fault of the
-// destination), a urlfetch limit (request or response size, redirects),
+// refusal or demand for credentials (a *sockets.ProxyError but for an
+// unreachable proxy, a broken tunnel and a 429, 502, 503 or 504 from the
+// proxy: the proxy's policy, not a passing fault of the destination), a urlfetch limit (request or response size, redirects),
 // a certificate error, an invalid
 // request or configuration, a cancelled context, and a deadline: anything
 // matching context.DeadlineExceeded, the request context's, urlfetch's over
 // one exchange ([Config.Deadline]) or the sockets dialer's timeout. A
 // deadline is the time the caller gave the request or the connection:
-// another try would spend it again, so it is final, as urlfetch.IsPermanent
-// says too.
-// Any other reply (500 and 501 among them) is final. For an error alone,
-// !urlfetch.IsPermanent(err) gives the same answer for every error but
-// ErrInvalidRequest.
+// another try would spend it again, so it is final.
+// Any other reply (500 and 501 among them) is final.
 //
 // A nil req, or a nil resp with a nil err, is not retryable.
 func Retryable(req *http.Request, resp *http.Response, err error) bool {
@@ -70,7 +67,7 @@ func replayable(req *http.Request) bool {
 // next.
 func transient(resp *http.Response, err error) bool {
 	if err != nil {
-		return !urlfetch.IsPermanent(err) && !errors.Is(err, ErrInvalidRequest)
+		return !permanent(err)
 	}
 	if resp == nil {
 		return false
@@ -267,4 +264,51 @@ func (r *retrier) log(ctx context.Context, req *http.Request, n int, wait time.D
 	}
 	attrs = append(attrs, slog.Duration("wait", wait))
 	r.logger.LogAttrs(ctx, slog.LevelDebug, "transport: retrying request", attrs...)
+}
+
+// permanent reports whether err is a failure that repeating the same
+// request cannot cure: every refusal, an invalid URL, method, request or
+// configuration, a size limit, too many redirects, a certificate error, a
+// canceled request, a deadline, and an egress proxy's refusal or demand
+// for credentials. It is the one retry decision of the module.
+func permanent(err error) bool {
+	for _, k := range permanentErrors {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	pe, ok := errors.AsType[*sockets.ProxyError](err)
+	return ok && !proxyTransient(pe)
+}
+
+var permanentErrors = []error{
+	sockets.ErrDenied, tlsconf.ErrCertificate, ErrInvalidRequest,
+	urlfetch.ErrInvalidURL, urlfetch.ErrInvalidMethod, urlfetch.ErrInvalidRequest,
+	urlfetch.ErrPayloadTooLarge, urlfetch.ErrResponseTooLarge, urlfetch.ErrTooManyRedirects,
+	urlfetch.ErrConfig,
+	// Matched by urlfetch's ErrCanceled and ErrDeadlineExceeded, and by the
+	// same failures reported by net/http or the sockets dialer.
+	context.Canceled, context.DeadlineExceeded,
+}
+
+// proxyTransient reports whether the same dial through the egress proxy
+// may succeed later: true for an unreachable proxy (but for a refused
+// certificate), a broken exchange, and a refusal with status 429, 502, 503
+// or 504 (the proxy is busy, or could not reach the destination: the same
+// failures a direct dial may see); false for an invalid proxy URL, a
+// demand for credentials and any other refusal, which the proxy's policy
+// will repeat.
+func proxyTransient(e *sockets.ProxyError) bool {
+	switch e.Kind {
+	case sockets.ProxyUnreachable:
+		return !errors.Is(e.Err, tlsconf.ErrCertificate)
+	case sockets.ProxyBroken:
+		return true
+	case sockets.ProxyRefused:
+		switch e.StatusCode {
+		case 429, 502, 503, 504:
+			return true
+		}
+	}
+	return false
 }

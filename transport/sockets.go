@@ -6,35 +6,40 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outbound-go/outbound/internal/obs"
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
 // newSockets builds the sockets backend: a plain *http.Transport whose every
-// connection goes through a sockets.Dialer's DialChecked (the policy check
-// and the connection, counted only for a Meter), with TLS from tlsconf,
+// connection goes through the sockets.Dialer of Config.Dialer (the policy
+// check and the connection, as made), with TLS from tlsconf,
 // keep-alive, and HTTP/2 over TLS negotiated by ALPN through
 // http.Transport.Protocols. It bounds the wait for a response's headers
-// and their size (Config.ResponseHeaderTimeout, MaxResponseHeaderBytes),
+// and their size (Config.Sockets),
 // has no other size limits and takes its other deadlines from the request
 // context. Its http.Transport has no Proxy,
 // which would carry connections past the destination check; an egress
-// proxy (Config.Proxy) is the dialer's, which checks first.
+// proxy (Config.Dialer.Proxy) is the dialer's, which checks first.
 func newSockets(cfg Config) (*socketsTransport, error) {
 	tlsCfg, err := tlsconf.Client(cfg.tlsConfig(), tlsconf.HTTPProtos()...)
 	if err != nil {
 		return nil, err
 	}
-	d := cfg.Dialer.With(cfg.Policy, cfg.Resolver)
+	d := cfg.Dialer // a copy
 	if d.Timeout == 0 {
 		d.Timeout = 30 * time.Second
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true)
-	return &socketsTransport{metrics: d.Metrics, Transport: &http.Transport{
+	m, err := obs.For(d.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	return &socketsTransport{metrics: m, Transport: &http.Transport{
 		Proxy:                 nil,
-		DialContext:           d.DialChecked, // the policy check, without the Sockets API emulation
+		DialContext:           d.DialContext,
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          100,
@@ -58,19 +63,15 @@ func newSockets(cfg Config) (*socketsTransport, error) {
 // certificate failures reported as *tlsconf.CertificateError.
 type socketsTransport struct {
 	*http.Transport
-	metrics *sockets.Metrics // the dialer's: refusals here, TLS handshakes (metrics.go)
+	metrics *obs.Metrics // the dialer's: refusals here, TLS handshakes (metrics.go)
 }
-
-// RuleScheme is the rule that refuses a URL scheme other than http and
-// https (ftp:// among them), on both backends: it is sockets.RuleScheme.
-const RuleScheme = sockets.RuleScheme
 
 // RoundTrip is only reached through Transport.RoundTrip, which has refused
 // a nil request or URL.
 func (t *socketsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if s := strings.ToLower(req.URL.Scheme); s != "http" && s != "https" {
 		closeBody(req)
-		err := &sockets.DeniedError{Network: "tcp", Host: req.URL.Hostname(), Rule: RuleScheme, Detail: strconv.Quote(req.URL.Scheme)}
+		err := &sockets.DeniedError{Network: "tcp", Host: req.URL.Hostname(), Rule: sockets.RuleScheme, Detail: strconv.Quote(req.URL.Scheme)}
 		t.metrics.RecordRefusal(req.Context(), err)
 		return nil, err
 	}

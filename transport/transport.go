@@ -2,16 +2,17 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"time"
 
+	"github.com/outbound-go/outbound/internal/obs"
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
-	"go.opentelemetry.io/otel/metric"
 )
 
 // Backend names one of Outbound's two HTTP backends.
@@ -41,86 +42,34 @@ func (b Backend) String() string {
 
 // Config selects and configures a backend. The zero Config is valid: the
 // urlfetch backend with its default rules. [New] reads a Config once and
-// never changes it.
+// never changes it. Each setting has one place: what both backends use is
+// a field of Config or of its Dialer; what one backend alone uses is in
+// the sub-struct named for it.
 type Config struct {
 	// Backend is the backend to build. The zero value is URLFetch.
 	Backend Backend
 
-	// Policy is the destination policy. It wins over Dialer's. Nil, here
-	// and in Dialer, means the backend's default rules:
-	// sockets.PublicPolicy() for urlfetch (Google's ranges reachable),
-	// sockets.DefaultPolicy() for sockets.
-	Policy *sockets.Policy
-
-	// Resolver resolves host names. It wins over Dialer's. Nil, here and
-	// in Dialer, means the system resolver.
-	Resolver sockets.Resolver
-
-	// Dialer, if set, is the template for the backend's dialer: its
-	// timeouts, keep-alive, meter and Connect seam are used. The backend
-	// dials with Dialer.With(Policy, Resolver) (see [sockets.Dialer.With]):
-	// Policy and Resolver above win over the Dialer's own when they are
-	// set, and the Dialer is copied, never changed. Both backends merge
-	// the three this one way.
-	Dialer *sockets.Dialer
-
-	// Proxy, if set, is the egress proxy of either backend: an http:// or
-	// https:// URL, with Basic credentials in its user information if the
-	// proxy wants them ("http://user:pass@proxy.internal:3128"). It wins
-	// over Dialer's Proxy. Every destination is still resolved and checked
-	// here, and the proxy is asked to tunnel (HTTP CONNECT) to the checked
-	// IP address, never to the name, for http:// URLs too (see
-	// [sockets.Dialer.Proxy]). An https:// proxy's certificate is verified
-	// with TLS below (its RootCAs, else the system's), unless Dialer has a
-	// ProxyTLS of its own. Nil means direct connections; HTTP_PROXY and
-	// its family are never read. [New] refuses an unusable URL with a
-	// *sockets.ProxyError.
-	Proxy *url.URL
+	// Dialer makes every connection of either backend: its Policy (nil
+	// means the backend's default: sockets.PublicPolicy() for urlfetch,
+	// with Google's ranges reachable, sockets.DefaultPolicy() for
+	// sockets), its Resolver (nil: the system's), its timeouts (on the
+	// sockets backend a zero Timeout means 30 seconds; urlfetch's deadline
+	// bounds its dials), its egress Proxy (an https:// proxy's
+	// certificate is verified with TLS below unless ProxyTLS is set), its
+	// MeterProvider (both backends' OpenTelemetry metrics: see the package
+	// documentation) and its Connect seam for tests. New refuses an
+	// unusable Proxy URL with a *sockets.ProxyError.
+	Dialer sockets.Dialer
 
 	// TLS configures every TLS connection. The zero value means secure
 	// defaults: TLS 1.2 or later, system roots, certificates verified.
 	TLS tlsconf.Config
 
-	// AppID is the application id the urlfetch backend appends to the
-	// User-Agent. Empty means urlfetch's default. Sockets ignores it.
-	AppID string
+	// URLFetch holds the settings of the urlfetch backend alone.
+	URLFetch URLFetchConfig
 
-	// Deadline is the urlfetch backend's deadline over a whole exchange.
-	// Zero means urlfetch's default (5 seconds). Sockets ignores it: its
-	// deadlines come from the request context.
-	Deadline time.Duration
-
-	// Background lets urlfetch deadlines reach 10 minutes, as App Engine
-	// allowed for tasks and cron. Sockets ignores it.
-	Background bool
-
-	// ResponseHeaderTimeout bounds how long the sockets backend waits for
-	// a response's headers once the request, body included, is written,
-	// as http.Transport's field of that name does: a server that takes the
-	// request and never answers fails the request with a net.Error whose
-	// Timeout reports true and which matches context.DeadlineExceeded (so
-	// it is never retried). Zero means [DefaultResponseHeaderTimeout], 30
-	// seconds; negative means no bound but the request context's. urlfetch
-	// ignores it: its Deadline bounds the whole exchange.
-	ResponseHeaderTimeout time.Duration
-
-	// MaxResponseHeaderBytes limits the size of a response's headers on
-	// the sockets backend, as http.Transport's field of that name does:
-	// over HTTP/1 the status line and header block, over HTTP/2 the header
-	// list size the client announces (SETTINGS_MAX_HEADER_LIST_SIZE). A
-	// response over it fails the request with net/http's error: over
-	// HTTP/1 "server response headers exceeded N bytes", the connection
-	// closed; over HTTP/2 a stream error ("response header list larger
-	// than advertised limit"), or a COMPRESSION_ERROR of the connection
-	// for one field longer than the limit. Zero means
-	// [DefaultMaxResponseHeaderBytes], 1 MiB; negative is an error.
-	// urlfetch ignores it.
-	MaxResponseHeaderBytes int64
-
-	// OnStats, if set, receives the bytes each urlfetch request sent and
-	// received (App Engine billed this traffic); see urlfetch.Transport's
-	// OnStats. The sockets backend meters through Dialer.Meter instead.
-	OnStats func(*http.Request, urlfetch.Stats)
+	// Sockets holds the settings of the sockets backend alone.
+	Sockets SocketsConfig
 
 	// Retries is how many times a failed request may be tried again, inside
 	// RoundTrip. Zero means no retries. Only a request that [Retryable]
@@ -140,16 +89,6 @@ type Config struct {
 	// slog.Default().
 	Logger *slog.Logger
 
-	// MeterProvider receives both backends' OpenTelemetry metrics:
-	// refusals by rule, DNS lookup, connect and TLS handshake durations,
-	// and the bytes sent and received (the README's "Metrics" section
-	// lists them; see [sockets.Metrics]). Nil means Dialer's Metrics if it
-	// has some, else the global MeterProvider, otel.GetMeterProvider(),
-	// which records nothing until the application sets an SDK there.
-	// While nothing records, no connection is wrapped and no request is
-	// traced for it.
-	MeterProvider metric.MeterProvider
-
 	// OnRefusal, if set, is called once for every request that fails with
 	// a refusal, on either backend and whichever rule refused it (a dial
 	// refused by the policy, a scheme, method or port rule), with the
@@ -162,28 +101,65 @@ type Config struct {
 	OnRefusal func(ctx context.Context, err *sockets.DeniedError)
 }
 
+// URLFetchConfig holds the settings only the urlfetch backend uses.
+type URLFetchConfig struct {
+	// AppID is the application id appended to the User-Agent. Empty means
+	// urlfetch's default.
+	AppID string
+
+	// Deadline bounds a whole exchange, body included. Zero means
+	// urlfetch's default (5 seconds); negative is an error.
+	Deadline time.Duration
+
+	// Background lets deadlines reach 10 minutes, as App Engine allowed
+	// for tasks and cron.
+	Background bool
+
+	// OnStats, if set, receives the bytes each request sent and received
+	// (App Engine billed this traffic); see urlfetch.Transport's OnStats.
+	OnStats func(*http.Request, urlfetch.Stats)
+}
+
+// SocketsConfig holds the settings only the sockets backend uses.
+type SocketsConfig struct {
+	// ResponseHeaderTimeout bounds how long the backend waits for a
+	// response's headers once the request, body included, is written, as
+	// http.Transport's field of that name does: a server that takes the
+	// request and never answers fails the request with a net.Error whose
+	// Timeout reports true and which matches context.DeadlineExceeded (so
+	// it is never retried). Zero means [DefaultResponseHeaderTimeout], 30
+	// seconds; negative means no bound but the request context's.
+	ResponseHeaderTimeout time.Duration
+
+	// MaxResponseHeaderBytes limits the size of a response's headers, as
+	// http.Transport's field of that name does: over HTTP/1 the status
+	// line and header block, over HTTP/2 the header list size the client
+	// announces (SETTINGS_MAX_HEADER_LIST_SIZE). A response over it fails
+	// the request with net/http's error: over HTTP/1 "server response
+	// headers exceeded N bytes", the connection closed; over HTTP/2 a
+	// stream error ("response header list larger than advertised limit"),
+	// or a COMPRESSION_ERROR of the connection for one field longer than
+	// the limit. Zero means [DefaultMaxResponseHeaderBytes], 1 MiB;
+	// negative is an error.
+	MaxResponseHeaderBytes int64
+}
+
 // Transport is an http.RoundTripper that sends each request through one
 // backend, trying it again when [Config.Retries] allows. Build one with
 // [New] or [FromEnv]; the zero Transport refuses every request with
 // [ErrInvalidRequest]. It is safe for concurrent use. Install it as
 // http.DefaultTransport with [Install], or pass it to an http.Client.
 //
-// A request whose context carries a policy ([sockets.WithPolicy], one
-// tenant's rules in a service that fetches URLs for many) must pass that
-// policy as well as the Transport's, and is sent over connections of that
-// policy's own: a Transport keeps one pool of connections per distinct
-// *sockets.Policy (by pointer; the 64 most recently used, the idle
-// connections of a dropped one closed), so that a connection made under one
-// policy is never reused for a request under another. Make one *Policy per
-// tenant and reuse it: a new *Policy per request means a new pool, and a
-// new connection, per request. The *http.Transport that [Install] puts in
-// http.DefaultTransport, and its clones, check a context's policy when
-// they dial but keep one pool for all.
+// A service that fetches URLs for many tenants, each with rules of its
+// own, derives one Transport per tenant with [Transport.ForPolicy]: the
+// tenant's policy is then part of the Transport it holds, with a
+// connection pool of its own, so that a connection made under one
+// tenant's policy is never reused for another's.
 type Transport struct {
 	backend Backend
+	cfg     Config       // as validated by New, for ForPolicy
 	base    roundTripper // nil in the zero Transport
 	retry   retrier      // zero: no retries
-	tenants *tenants     // the backends of requests with a context policy (tenant.go)
 
 	onRefusal func(context.Context, *sockets.DeniedError) // Config.OnRefusal
 }
@@ -213,16 +189,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, fmt.Errorf("%w: zero Transport: build one with New", ErrInvalidRequest)
 	}
-	base, err := t.baseFor(req) // tenant.go
-	if err != nil {
-		closeBody(req)
-		return nil, err
-	}
 	var resp *http.Response
+	var err error
 	if t.retry.max == 0 || !replayable(req) {
-		resp, err = base.RoundTrip(req)
+		resp, err = t.base.RoundTrip(req)
 	} else {
-		resp, err = t.retry.roundTrip(base, req)
+		resp, err = t.retry.roundTrip(t.base, req)
 	}
 	if err != nil && t.onRefusal != nil {
 		t.refused(req, err) // metrics.go
@@ -231,10 +203,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // ErrInvalidRequest is matched by the error for a request no backend can
-// send: nil, or without a URL. It is never retried. It is
-// urlfetch.ErrInvalidRequest, the same value, so that one sentinel matches
-// an invalid request whichever backend refused it.
-var ErrInvalidRequest = urlfetch.ErrInvalidRequest
+// send: nil, or without a URL, or sent through the zero Transport. It is
+// never retried.
+var ErrInvalidRequest = errors.New("transport: invalid request")
 
 // checkRequest refuses what would make net/http panic, closing the body.
 func checkRequest(req *http.Request) error {
@@ -263,9 +234,6 @@ func (t *Transport) CloseIdleConnections() {
 	if t.base != nil {
 		t.base.CloseIdleConnections()
 	}
-	if t.tenants != nil {
-		t.tenants.closeIdle()
-	}
 }
 
 // BackendOf reports the backend of rt, if rt is a [*Transport] (or wraps
@@ -284,12 +252,12 @@ func BackendOf(rt http.RoundTripper) (Backend, bool) {
 
 // New builds the backend cfg selects. It validates cfg once and returns an
 // error for an unknown backend, negative retries or retry waits, a
-// negative MaxResponseHeaderBytes, a bad TLS
-// configuration (unreadable files, bad certificates, an unsupported
-// minimum version), a bad urlfetch setting (a negative deadline, an app
-// id that cannot go in a header) or an unusable proxy URL (a
-// *sockets.ProxyError). It never reads the environment and never
-// changes process-wide state.
+// negative MaxResponseHeaderBytes, a bad TLS configuration (unreadable
+// files, bad certificates, an unsupported minimum version), a bad
+// urlfetch setting (a negative deadline, an app id that cannot go in a
+// header), an unusable proxy URL (a *sockets.ProxyError) or a
+// MeterProvider that refuses an instrument. It never reads the
+// environment and never changes process-wide state.
 func New(cfg Config) (*Transport, error) {
 	r, err := newRetrier(cfg)
 	if err != nil {
@@ -298,25 +266,56 @@ func New(cfg Config) (*Transport, error) {
 	if err := cfg.checkHeaderLimits(); err != nil { // headers.go
 		return nil, err
 	}
-	if cfg.Dialer, err = cfg.proxyDialer(); err != nil { // proxy.go
+	if err := cfg.setProxyTLS(); err != nil { // proxy.go
 		return nil, err
 	}
-	if cfg.Dialer, err = cfg.metricsDialer(); err != nil { // metrics.go
-		return nil, err
+	if _, err := obs.For(cfg.Dialer.MeterProvider); err != nil {
+		return nil, fmt.Errorf("transport: metrics: %w", err)
 	}
-	var base roundTripper
-	switch cfg.Backend {
-	case URLFetch:
-		base, err = newURLFetch(cfg)
-	case Sockets:
-		base, err = newSockets(cfg)
-	default:
-		return nil, fmt.Errorf("transport: unknown backend %d", int(cfg.Backend))
+	if cfg.TLS.SessionCache == nil {
+		// One cache for this Transport and those ForPolicy derives.
+		cfg.TLS.SessionCache = tls.NewLRUClientSessionCache(0)
 	}
+	base, err := cfg.newBase()
 	if err != nil {
 		return nil, err
 	}
-	return &Transport{backend: cfg.Backend, base: base, retry: r, onRefusal: cfg.OnRefusal, tenants: newTenants(cfg)}, nil
+	return &Transport{backend: cfg.Backend, cfg: cfg, base: base, retry: r, onRefusal: cfg.OnRefusal}, nil
+}
+
+// newBase builds the backend of cfg, validated by New.
+func (cfg *Config) newBase() (roundTripper, error) {
+	switch cfg.Backend {
+	case URLFetch:
+		return newURLFetch(*cfg)
+	case Sockets:
+		return newSockets(*cfg)
+	}
+	return nil, fmt.Errorf("transport: unknown backend %d", int(cfg.Backend))
+}
+
+// ForPolicy returns a Transport that is t with p as its destination
+// policy: the same backend and settings, the same TLS session cache, and a
+// connection pool of its own, so that no connection made under one policy
+// is ever reused under another. It is how a service that fetches URLs for
+// several tenants gives each its rules: derive one Transport per tenant
+// when the tenant's policy is made, and keep it (each holds its idle
+// connections until CloseIdleConnections or their idle timeout). p
+// replaces the policy of t's Config.Dialer; a nil p means the backend's
+// default policy. t is not changed.
+func (t *Transport) ForPolicy(p *sockets.Policy) (*Transport, error) {
+	if t.base == nil {
+		return nil, fmt.Errorf("%w: zero Transport: build one with New", ErrInvalidRequest)
+	}
+	cfg := t.cfg
+	cfg.Dialer.Policy = p
+	base, err := cfg.newBase()
+	if err != nil {
+		return nil, err
+	}
+	d := *t
+	d.cfg, d.base = cfg, base
+	return &d, nil
 }
 
 // tlsConfig is cfg.TLS, logging through cfg.Logger unless it names its own.
@@ -343,12 +342,10 @@ func (cfg *Config) tlsConfig() tlsconf.Config {
 //
 // works, and its clones stay safe: each keeps the checked dialer
 // (DialContext, which checks every address against the policy before it
-// connects, and the proxy of Config.Proxy if any), no Proxy, the TLS
+// connects, and the egress proxy of Config.Dialer if any), no Proxy, the TLS
 // configuration from tlsconf, and the timeouts and header limits.
-// What lives in rt's RoundTrip is not there: Config.Retries, one
-// connection pool per context policy (the dialer still checks a
-// context's policy, but connections are pooled together), the
-// [RuleScheme] refusal (net/http refuses a scheme other than http and
+// What lives in rt's RoundTrip is not there: Config.Retries, the
+// refusal of a scheme other than http and https (net/http refuses a scheme other than http and
 // https itself, with its own error, before any dial), the refusal hook
 // and metrics recorded there, and *tlsconf.CertificateError (certificate
 // failures are crypto/tls's and crypto/x509's errors). Give the

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outbound-go/outbound/internal/obs"
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 )
@@ -65,28 +66,19 @@ const (
 // not be copied after first use. Reuse one Transport rather than making one
 // per request, so that connections are kept alive.
 type Transport struct {
-	// Policy decides which destinations may be reached. Nil means
-	// sockets.PublicPolicy(): the never-public rule of the sockets backend,
-	// with Google's ranges reachable, as through App Engine's URL Fetch. A
-	// test widens it with Policy.Allow, for example
+	// Dialer makes the connections: its Policy decides which
+	// destinations may be reached, its Resolver resolves host names, its
+	// Proxy (if any) tunnels them, its MeterProvider receives the
+	// OpenTelemetry metrics of the Transport's dials, TLS handshakes,
+	// bytes and refusals, and its Connect seam lets a test reach a
+	// "public" address on loopback. The Transport dials with a copy. A nil
+	// Dialer.Policy means sockets.PublicPolicy(): the never-public rule
+	// of the sockets backend, with Google's ranges reachable, as through
+	// App Engine's URL Fetch. A test widens it, for example with
 	// sockets.PublicPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")).
 	// The scheme, method, port and size rules hold whatever the policy.
-	Policy *sockets.Policy
-
-	// Resolver resolves host names. Nil means the system resolver.
-	Resolver sockets.Resolver
-
-	// Dialer, if not nil, makes the connections, on a copy: the caller's
-	// Dialer is never changed. The Transport dials with
-	// Dialer.With(Policy, Resolver) (see [sockets.Dialer.With]): this
-	// Transport's Policy and Resolver, when set, replace the Dialer's own;
-	// when neither names a policy, the copy gets sockets.PublicPolicy().
-	// It is how a test passes the sockets.Dialer.Connect seam, and how
-	// OpenTelemetry metrics reach the Transport: with the Dialer's Metrics
-	// set, its dials, TLS handshakes, bytes and request refusals are
-	// recorded (see sockets.Metrics). Nil means a
-	// sockets.Dialer with Policy and Resolver.
-	Dialer *sockets.Dialer
+	// The deadline bounds every dial, whatever Dialer.Timeout says.
+	Dialer sockets.Dialer
 
 	// TLS configures https: certificates are verified against the system
 	// roots unless TLS.RootCAs says otherwise, and verification is skipped
@@ -144,6 +136,7 @@ var _ http.RoundTripper = (*Transport)(nil)
 type backend struct {
 	rt          *http.Transport
 	dialer      *sockets.Dialer
+	metrics     *obs.Metrics // the dialer's MeterProvider's: refusals before a dial, TLS handshakes
 	tls         *tls.Config
 	ua          string // App Engine's User-Agent, appended to the application's
 	deadline    time.Duration
@@ -183,15 +176,14 @@ func (t *Transport) deadline() (time.Duration, error) {
 	}
 }
 
-// dialer returns the dialer to use: Dialer.With(Policy, Resolver), the
-// one merge both backends make (see sockets.Dialer.With), with URL Fetch's
-// policy, sockets.PublicPolicy(), when neither names one.
+// dialer returns a copy of the Dialer with URL Fetch's policy,
+// sockets.PublicPolicy(), when it names none.
 func (t *Transport) dialer() *sockets.Dialer {
-	d := t.Dialer.With(t.Policy, t.Resolver)
+	d := t.Dialer
 	if d.Policy == nil {
 		d.Policy = publicPolicy()
 	}
-	return d
+	return &d
 }
 
 // Validate checks t's configuration (deadline, app id, TLS settings) and
@@ -226,8 +218,13 @@ func (t *Transport) build() (*backend, error) {
 	}
 	d := t.dialer()
 	d.Resolver = lookupTracker{d.Resolver}
+	m, err := obs.For(d.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
 	b := &backend{
 		dialer:      d,
+		metrics:     m,
 		tls:         tc,
 		ua:          "AppEngine-Google; (+http://code.google.com/appengine; appid: " + appID + ")",
 		deadline:    deadline,
@@ -308,7 +305,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out, rb, err := b.prepare(ex, req)
 	if err != nil {
 		// A refusal made before any dial; the dialer counts its own.
-		b.dialer.Metrics.RecordRefusal(req.Context(), err)
+		b.metrics.RecordRefusal(req.Context(), err)
 		return nil, err
 	}
 	resp, err := b.rt.RoundTrip(out)
@@ -346,15 +343,14 @@ func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
 // dial connects through the sockets dialer and counts the traffic. The
-// connection is the one the dialer made (DialChecked: the policy check,
-// none of the Sockets API emulation), in one wrapper, meteredConn, which
+// connection is the one the dialer made, in one wrapper, meteredConn, which
 // counts the bytes for Stats and notes a broken connection.
 func (b *backend) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	// net/http lets a dial run on after its request has ended, for the
 	// pool's sake; bound it by the deadline all the same.
 	ctx, cancel := context.WithTimeout(ctx, b.dialTimeout)
 	defer cancel()
-	c, err := b.dialer.DialChecked(ctx, network, addr)
+	c, err := b.dialer.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, &dialError{err: err}
 	}
@@ -366,7 +362,7 @@ func (b *backend) dial(ctx context.Context, network, addr string) (net.Conn, err
 func (b *backend) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.dialTimeout)
 	defer cancel()
-	c, err := b.dialer.DialChecked(ctx, network, addr)
+	c, err := b.dialer.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, &dialError{err: err}
 	}
@@ -376,9 +372,9 @@ func (b *backend) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 		mc.Close()
 		return nil, &dialError{err: err}
 	}
-	start := b.dialer.Metrics.HandshakeStart(ctx)
+	start := b.metrics.HandshakeStart(ctx)
 	tc, err := tlsconf.Handshake(ctx, mc, b.tls, host)
-	b.dialer.Metrics.RecordHandshake(ctx, start, err)
+	b.metrics.RecordHandshake(ctx, start, err)
 	if err != nil {
 		// The failed handshake's bytes count for the exchange that dialed.
 		if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok {

@@ -1,4 +1,4 @@
-package sockets
+package socketapi
 
 import (
 	"context"
@@ -10,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/outbound-go/outbound/internal/dialhook"
+	"github.com/outbound-go/outbound/sockets"
 )
 
 // connStateError is the type of the errors an operation on a [Conn] or
@@ -24,19 +27,19 @@ func (e *connStateError) Is(target error) bool { return target == net.ErrClosed 
 // was reclaimed for being idle longer than its idle timeout (see
 // [Dialer.IdleTimeout]). The socket was closed and its resources freed; open
 // a new connection. errors.Is(err, net.ErrClosed) is true as well.
-var ErrReclaimed error = &connStateError{"sockets: connection reclaimed after being idle"}
+var ErrReclaimed error = &connStateError{"socketapi: connection reclaimed after being idle"}
 
 // ErrHandedOff is wrapped in the error of every operation on a [Conn] whose
 // socket was handed off with [Conn.Detach]: the socket belongs to whoever
 // attaches the descriptor. errors.Is(err, net.ErrClosed) is true as well.
-var ErrHandedOff error = &connStateError{"sockets: connection handed off as a descriptor"}
+var ErrHandedOff error = &connStateError{"socketapi: connection handed off as a descriptor"}
 
 // errZeroConn is the error of every operation on a nil or zero Conn or
 // PacketConn.
-var errZeroConn = errors.New("sockets: connection not made by a Dialer")
+var errZeroConn = errors.New("socketapi: connection not made by a Dialer")
 
 // errAlreadyTLS is returned by StartTLS on a connection that speaks TLS.
-var errAlreadyTLS = errors.New("sockets: connection already uses TLS")
+var errAlreadyTLS = errors.New("socketapi: connection already uses TLS")
 
 // The state word of a handle packs, from the low bits up: the number of
 // operations in progress (32 bits), the status (8 bits), and an epoch that
@@ -401,7 +404,7 @@ func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 // destination fails with [net.ErrWriteToConnected], as on a connected
 // *net.UDPConn, and nothing is sent. A malformed addr (a port outside
 // 0-65535, an IP that is not 4 or 16 bytes, a typed nil) is refused with a
-// *[DeniedError] for [RuleMalformed] before it is compared, so that no
+// *[sockets.DeniedError] for [sockets.RuleMalformed] before it is compared, so that no
 // conversion can turn it into the peer's address.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	s := c.sock()
@@ -425,12 +428,12 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // addrPortOf converts a, the destination given to a write, to the exact
 // address and port to check. It takes a *net.UDPAddr, a *net.TCPAddr, or
 // any other net.Addr whose String is "ip:port". It refuses, with a
-// *DeniedError for [RuleMalformed] over network, what the standard AddrPort
+// *sockets.DeniedError for [sockets.RuleMalformed] over network, what the standard AddrPort
 // methods would quietly turn into another destination: a port outside
 // 0-65535, of which they keep the low 16 bits (so -65483 and 65589 would
 // both become 53), an IP that is not 4 or 16 bytes long (nil included), and
 // a nil address. A zone on an IPv4 address, which netip drops, is refused
-// for [RuleZone]; a zone on an IPv6 address is kept, for the policy to
+// for [sockets.RuleZone]; a zone on an IPv6 address is kept, for the policy to
 // refuse.
 func addrPortOf(network string, a net.Addr) (netip.AddrPort, error) {
 	var (
@@ -440,26 +443,26 @@ func addrPortOf(network string, a net.Addr) (netip.AddrPort, error) {
 	)
 	switch t := a.(type) {
 	case nil:
-		return netip.AddrPort{}, &DeniedError{Network: network, Rule: RuleMalformed, Detail: "no destination address"}
+		return netip.AddrPort{}, &sockets.DeniedError{Network: network, Rule: sockets.RuleMalformed, Detail: "no destination address"}
 	case *net.UDPAddr:
 		if t == nil {
-			return netip.AddrPort{}, &DeniedError{Network: network, Host: "<nil>", Rule: RuleMalformed, Detail: "nil *net.UDPAddr"}
+			return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: "<nil>", Rule: sockets.RuleMalformed, Detail: "nil *net.UDPAddr"}
 		}
 		ip, port, zone = t.IP, t.Port, t.Zone
 	case *net.TCPAddr:
 		if t == nil {
-			return netip.AddrPort{}, &DeniedError{Network: network, Host: "<nil>", Rule: RuleMalformed, Detail: "nil *net.TCPAddr"}
+			return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: "<nil>", Rule: sockets.RuleMalformed, Detail: "nil *net.TCPAddr"}
 		}
 		ip, port, zone = t.IP, t.Port, t.Zone
 	default:
 		ap, err := netip.ParseAddrPort(a.String())
 		if err != nil {
-			return netip.AddrPort{}, &DeniedError{Network: network, Host: a.String(), Rule: RuleMalformed, Detail: err.Error()}
+			return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: a.String(), Rule: sockets.RuleMalformed, Detail: err.Error()}
 		}
 		return ap, nil
 	}
 	if port < 0 || port > 65535 {
-		return netip.AddrPort{}, &DeniedError{Network: network, Host: a.String(), Rule: RuleMalformed, Detail: "port " + strconv.Itoa(port) + " outside 0-65535"}
+		return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: a.String(), Rule: sockets.RuleMalformed, Detail: "port " + strconv.Itoa(port) + " outside 0-65535"}
 	}
 	na, ok := netip.AddrFromSlice(ip)
 	if !ok {
@@ -467,11 +470,11 @@ func addrPortOf(network string, a net.Addr) (netip.AddrPort, error) {
 		if len(ip) > 0 {
 			detail = "IP address of " + strconv.Itoa(len(ip)) + " bytes"
 		}
-		return netip.AddrPort{}, &DeniedError{Network: network, Host: a.String(), Rule: RuleMalformed, Detail: detail}
+		return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: a.String(), Rule: sockets.RuleMalformed, Detail: detail}
 	}
 	if zone != "" {
 		if na.Is4() {
-			return netip.AddrPort{}, &DeniedError{Network: network, Host: a.String(), Rule: RuleZone, Detail: "zone on an IPv4 address"}
+			return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: a.String(), Rule: sockets.RuleZone, Detail: "zone on an IPv4 address"}
 		}
 		na = na.WithZone(zone)
 	}
@@ -632,7 +635,7 @@ func (c *Conn) StartTLS(ctx context.Context, config *tls.Config) error {
 	if s.tls.Load() != nil {
 		return s.opErr("starttls", errAlreadyTLS)
 	}
-	if protocol(s.network) != "tcp" {
+	if dialhook.Protocol(s.network) != "tcp" {
 		return s.opErr("starttls", errors.ErrUnsupported)
 	}
 	if config == nil {

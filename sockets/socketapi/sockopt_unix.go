@@ -1,6 +1,6 @@
 //go:build unix
 
-package sockets
+package socketapi
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package sockets
+package socketapi
 
 import (
 	"bytes"
@@ -20,17 +20,17 @@ import (
 var (
 	// ErrBadDescriptor: the descriptor is not one this Registry made: garbage,
 	// forged, altered, truncated, or made by another Registry.
-	ErrBadDescriptor = errors.New("sockets: invalid socket descriptor")
+	ErrBadDescriptor = errors.New("socketapi: invalid socket descriptor")
 
 	// ErrWrongApp: the descriptor is genuine but belongs to another
 	// application than the attaching Dialer's AppID.
-	ErrWrongApp = errors.New("sockets: socket descriptor belongs to another application")
+	ErrWrongApp = errors.New("socketapi: socket descriptor belongs to another application")
 
 	// ErrStaleDescriptor: the descriptor was genuine, but its socket is no
 	// longer parked under it: it was picked up already (a replay), closed,
 	// reclaimed for idleness, expired ([ErrExpiredDescriptor] matches it
 	// too), or detached again under a newer descriptor.
-	ErrStaleDescriptor = errors.New("sockets: stale socket descriptor")
+	ErrStaleDescriptor = errors.New("socketapi: stale socket descriptor")
 
 	// ErrExpiredDescriptor: the descriptor of a socket received from
 	// another process ([Conn.DetachTo]) was presented after its socket's
@@ -41,58 +41,58 @@ var (
 	// be handed off, or, for [Conn.DetachTo], no [Registry] serves the
 	// path ([Registry.Listen]): no such file, or a socket file no process
 	// listens on.
-	ErrNoRegistry = errors.New("sockets: no registry for socket hand-off")
+	ErrNoRegistry = errors.New("socketapi: no registry for socket hand-off")
 
 	// ErrWeakKey: the Registry's Key is set but shorter than 32 bytes, so
 	// its descriptors could be forged; nothing is handed off or picked up
 	// through it.
-	ErrWeakKey = errors.New("sockets: registry key shorter than 32 bytes")
+	ErrWeakKey = errors.New("socketapi: registry key shorter than 32 bytes")
 
 	// ErrWrongKind: the descriptor is genuine but names a packet socket
 	// given to [Dialer.Attach], or a connection given to
 	// [Dialer.AttachPacket]. The socket stays parked.
-	ErrWrongKind = errors.New("sockets: socket descriptor names another kind of socket")
+	ErrWrongKind = errors.New("socketapi: socket descriptor names another kind of socket")
 
 	// ErrTLSNotMovable: [Conn.DetachTo] was asked to move a connection
 	// upgraded with [Conn.StartTLS] to another process. A TLS session's
 	// keys and sequence numbers live in the memory of the process that
 	// made it, so the socket alone cannot carry it on; hand it off within
 	// the process with [Conn.Detach] instead. The connection stays usable.
-	ErrTLSNotMovable = errors.New("sockets: a TLS connection cannot move to another process")
+	ErrTLSNotMovable = errors.New("socketapi: a TLS connection cannot move to another process")
 
 	// ErrForeignPeer: the process at the other end of a hand-off between
 	// processes runs as another user (its effective user ID, from the
 	// kernel's SO_PEERCRED, differs), or the registry's socket file does
 	// not let this user connect. Nothing was handed over.
-	ErrForeignPeer = errors.New("sockets: hand-off peer runs as another user")
+	ErrForeignPeer = errors.New("socketapi: hand-off peer runs as another user")
 
 	// ErrRegistryFull: the receiving Registry already holds as many
 	// sockets from other processes as it may ([Registry.MaxReceived]).
 	// The sender's connection stays usable.
-	ErrRegistryFull = errors.New("sockets: receiving registry is full")
+	ErrRegistryFull = errors.New("socketapi: receiving registry is full")
 
 	// ErrSenderGone: the sending process closed its end, or went away,
 	// before the move completed; the receiver closed the socket it got.
 	// Reported by the receiving side ([Registry.OnReceiveError]).
-	ErrSenderGone = errors.New("sockets: sender went away before the hand-off completed")
+	ErrSenderGone = errors.New("socketapi: sender went away before the hand-off completed")
 
 	// ErrReceiverGone: the receiving process closed its end, or went
 	// away, before the move completed. The sender's connection stays
 	// usable.
-	ErrReceiverGone = errors.New("sockets: receiver went away before the hand-off completed")
+	ErrReceiverGone = errors.New("socketapi: receiver went away before the hand-off completed")
 
 	// ErrBadTransfer: a hand-off between processes broke the protocol: a
 	// message that does not parse, no socket or more than one, a socket
 	// that is not a TCP or UDP socket of the kind announced (a listening
 	// one, say), or a reply that makes no sense. Nothing was handed over.
-	ErrBadTransfer = errors.New("sockets: malformed socket transfer")
+	ErrBadTransfer = errors.New("socketapi: malformed socket transfer")
 )
 
 // expiredError is the type of ErrExpiredDescriptor, which matches
 // ErrStaleDescriptor too.
 type expiredError struct{}
 
-func (*expiredError) Error() string        { return "sockets: expired socket descriptor" }
+func (*expiredError) Error() string        { return "socketapi: expired socket descriptor" }
 func (*expiredError) Is(target error) bool { return target == ErrStaleDescriptor }
 
 // HandOffError is the error of a hand-off: [Conn.Detach], [Conn.DetachTo],
@@ -102,7 +102,7 @@ func (*expiredError) Is(target error) bool { return target == ErrStaleDescriptor
 // [ErrWrongApp], [ErrStaleDescriptor] (or [ErrExpiredDescriptor]),
 // [ErrWrongKind], [ErrNoRegistry], [ErrWeakKey], [ErrTLSNotMovable],
 // [ErrForeignPeer], [ErrRegistryFull], [ErrSenderGone], [ErrReceiverGone],
-// [ErrBadTransfer], a *[DeniedError] when an attaching Dialer's policy
+// [ErrBadTransfer], a *[sockets.DeniedError] when an attaching Dialer's policy
 // refuses a socket received from another process, errors.ErrUnsupported
 // where hand-off between processes is not available, a context's error,
 // or, from a detach, the reason the connection cannot be handed off
@@ -126,7 +126,7 @@ func (e *HandOffError) Error() string {
 	if e == nil {
 		return "<nil>"
 	}
-	msg := "sockets: " + e.Op
+	msg := "socketapi: " + e.Op
 	if e.Path != "" {
 		if e.Op == "detach" {
 			msg += " to "
@@ -135,7 +135,7 @@ func (e *HandOffError) Error() string {
 		}
 		msg += strconv.Quote(e.Path)
 	}
-	msg += ": " + strings.TrimPrefix(errText(e.Err), "sockets: ")
+	msg += ": " + strings.TrimPrefix(errText(e.Err), "socketapi: ")
 	if errors.Is(e.Err, ErrWrongApp) {
 		msg += " (descriptor for " + strconv.Quote(e.App) + ", attaching as " + strconv.Quote(e.AttachApp) + ")"
 	}
@@ -276,7 +276,7 @@ const (
 
 // errLongAppID is the reason Detach refuses a Dialer whose AppID is too
 // long to fit a descriptor.
-var errLongAppID = errors.New("sockets: application identity longer than 1024 bytes")
+var errLongAppID = errors.New("socketapi: application identity longer than 1024 bytes")
 
 // minKeyLen is the shortest Key a Registry accepts: the output size of
 // SHA-256, the least RFC 2104 section 3 recommends for an HMAC key.
@@ -575,7 +575,7 @@ func retireForHandOff(h *handle, s *socket) (interrupted bool, err error) {
 // socket, and the idle time it had travels with it; its descriptor expires
 // when that time runs out. Its peer, the address that passed the sending
 // process's policy when it was dialed, is checked once more against d's
-// [Policy]; from then on it is metered in d's [Meter] (its [Conn.Usage]
+// [sockets.Policy]; from then on it is metered in d's [Meter] (its [Conn.Usage]
 // counts from its first byte, in whichever process).
 //
 // Attach fails with a *[HandOffError] that wraps [ErrBadDescriptor] for
@@ -583,7 +583,7 @@ func retireForHandOff(h *handle, s *socket) (interrupted bool, err error) {
 // descriptor of another application, [ErrStaleDescriptor] when the socket
 // was picked up already, closed or reclaimed ([ErrExpiredDescriptor] when
 // a received socket's time ran out), [ErrWrongKind] for the descriptor of
-// a packet socket (see [Dialer.AttachPacket]), a *[DeniedError] when d's
+// a packet socket (see [Dialer.AttachPacket]), a *[sockets.DeniedError] when d's
 // policy refuses a received connection's peer, [ErrNoRegistry] when d has
 // no Registry, and [ErrWeakKey] when the Registry's Key is too short. A
 // refusal for another application, another kind or the policy leaves the
@@ -597,7 +597,7 @@ func (d *Dialer) Attach(descriptor string) (*Conn, error) {
 
 // AttachPacket picks up an unconnected UDP socket received from another
 // process ([PacketConn.DetachTo]), as [Dialer.Attach] does a connection.
-// The returned *PacketConn sends with d's [Policy], which checks every
+// The returned *PacketConn sends with d's [sockets.Policy], which checks every
 // datagram's destination in this process, d's [Dialer.RoutePacket], and
 // d's [Meter]; its idle clock runs on from where it was. The meter's
 // record of the addresses the socket sent to stays behind: a reply from

@@ -1,4 +1,4 @@
-package sockets
+package socketapi
 
 import (
 	"errors"
@@ -31,7 +31,7 @@ type Linger struct {
 // syscall.EACCES (App Engine refused the option with PERMISSION_DENIED,
 // which its socket module raised as EACCES), os.ErrPermission and
 // syscall.EPERM.
-var ErrOptionNotPermitted = errors.New("sockets: socket option not permitted")
+var ErrOptionNotPermitted = errors.New("socketapi: socket option not permitted")
 
 // OptionError is the error of a socket option call. Err is
 // [ErrOptionNotPermitted] for an option that is not supported, syscall.EINVAL
@@ -55,7 +55,7 @@ func (e *OptionError) Error() string {
 	if e == nil {
 		return "<nil>"
 	}
-	return "sockets: " + e.Op + " " + e.Option + ": " + strings.TrimPrefix(errText(e.Err), "sockets: ")
+	return "socketapi: " + e.Op + " " + e.Option + ": " + strings.TrimPrefix(errText(e.Err), "socketapi: ")
 }
 
 // Unwrap returns Err.
@@ -207,4 +207,12 @@ func (c *Conn) handle() *handle {
 		return nil
 	}
 	return &c.h
+}
+
+// errText is err's message, "<nil>" for nil.
+func errText(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
 }

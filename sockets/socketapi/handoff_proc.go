@@ -1,4 +1,4 @@
-package sockets
+package socketapi
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/outbound-go/outbound/internal/dialhook"
 )
 
 // Hand-off between processes. The socket itself moves: the sending process
@@ -128,11 +130,11 @@ func parseTransfer(b []byte) (*transfer, error) {
 	t.usage.Sent = int64(binary.BigEndian.Uint64(b[16:]))
 	t.usage.Received = int64(binary.BigEndian.Uint64(b[24:]))
 	switch {
-	case protocol(t.network) == "":
+	case dialhook.Protocol(t.network) == "":
 		return bad("network " + t.network)
-	case t.kind == kindPacket && (protocol(t.network) != "udp" || t.peer.IsValid() || t.host != ""):
+	case t.kind == kindPacket && (dialhook.Protocol(t.network) != "udp" || t.peer.IsValid() || t.host != ""):
 		return bad("packet socket")
-	case t.kind == kindConn && (!t.peer.IsValid() || !familyMatches(t.network, t.peer.Addr())):
+	case t.kind == kindConn && (!t.peer.IsValid() || !dialhook.FamilyMatches(t.network, t.peer.Addr())):
 		return bad("connection without a valid peer")
 	case t.kind != kindConn && t.kind != kindPacket:
 		return bad("kind")
@@ -146,11 +148,11 @@ func parseTransfer(b []byte) (*transfer, error) {
 func fitsTransfer(c net.Conn, t *transfer) error {
 	switch c := c.(type) {
 	case *net.TCPConn:
-		if t.kind == kindConn && protocol(t.network) == "tcp" && c.RemoteAddr() != nil {
+		if t.kind == kindConn && dialhook.Protocol(t.network) == "tcp" && c.RemoteAddr() != nil {
 			return nil
 		}
 	case *net.UDPConn:
-		if protocol(t.network) != "udp" {
+		if dialhook.Protocol(t.network) != "udp" {
 			break
 		}
 		if t.kind == kindConn && c.RemoteAddr() != nil {
@@ -394,7 +396,7 @@ func (in *Inbox) serve() {
 }
 
 // errInboxClosed is the reason of the transfers that Close ended.
-var errInboxClosed = fmt.Errorf("sockets: inbox closed: %w", net.ErrClosed)
+var errInboxClosed = fmt.Errorf("socketapi: inbox closed: %w", net.ErrClosed)
 
 // closing reports whether Close was called.
 func (in *Inbox) closing() bool {
@@ -625,7 +627,7 @@ func (p *PacketConn) DetachTo(ctx context.Context, path string) (string, error) 
 }
 
 // errNoFD is the reason a connection without a file descriptor cannot move.
-var errNoFD = fmt.Errorf("sockets: connection has no file descriptor to move: %w", errors.ErrUnsupported)
+var errNoFD = fmt.Errorf("socketapi: connection has no file descriptor to move: %w", errors.ErrUnsupported)
 
 // detachTo runs the sending side of the exchange for s, whose handle is h.
 func detachTo(ctx context.Context, h *handle, s *socket, kind byte, path string) (string, error) {

@@ -1,17 +1,18 @@
-package sockets
+package socketapi
 
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"strconv"
+
+	"github.com/outbound-go/outbound/internal/dialhook"
 )
 
 // ErrNotImplemented is wrapped by the error of every call that App Engine's
 // Sockets API did not implement, such as a reverse lookup
 // ([Dialer.LookupAddr]). Such an error also matches errors.ErrUnsupported.
-var ErrNotImplemented = errors.New("sockets: not implemented")
+var ErrNotImplemented = errors.New("socketapi: not implemented")
 
 // NotImplementedError is the error of a call App Engine's Sockets API did
 // not implement. It matches [ErrNotImplemented] and errors.ErrUnsupported.
@@ -27,7 +28,7 @@ func (e *NotImplementedError) Error() string {
 	if e == nil {
 		return "<nil>"
 	}
-	return "sockets: " + e.Op + " of " + strconv.Quote(e.Arg) + ": not implemented"
+	return "socketapi: " + e.Op + " of " + strconv.Quote(e.Arg) + ": not implemented"
 }
 
 // Unwrap returns [ErrNotImplemented].
@@ -37,31 +38,14 @@ func (e *NotImplementedError) Unwrap() error { return ErrNotImplemented }
 func (e *NotImplementedError) Is(target error) bool { return target == errors.ErrUnsupported }
 
 // LookupNetIP returns the addresses of host through the Dialer's
-// [Resolver], as App Engine's forward lookups (gethostbyname) did. network
+// [sockets.Resolver], as App Engine's forward lookups (gethostbyname) did. network
 // is "ip", "ip4" or "ip6". An IP literal is returned as is, without a
 // lookup. A lookup is not a connection: the addresses are not checked
 // against the policy (a dial checks them). [Dialer.Timeout] bounds the
 // lookup. A malformed name, an unknown network or a failed lookup is a
-// *[LookupError].
+// *[sockets.LookupError].
 func (d *Dialer) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
-	d = d.orZero()
-	switch network {
-	case "ip", "ip4", "ip6":
-	default:
-		return nil, &LookupError{Host: host, Err: net.UnknownNetworkError(network)}
-	}
-	if a, ok := parseLiteral(host); ok {
-		return []netip.Addr{a}, nil
-	}
-	if err := validHostName(host); err != nil {
-		return nil, &LookupError{Host: host, Err: err}
-	}
-	if d.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
-		defer cancel()
-	}
-	return d.resolveName(ctx, network, host)
+	return dialhook.Lookup(&d.orZero().Dialer, ctx, network, host)
 }
 
 // LookupHost is [Dialer.LookupNetIP] for network "ip", with the addresses

@@ -1,6 +1,6 @@
 //go:build windows
 
-package sockets
+package socketapi
 
 import (
 	"errors"

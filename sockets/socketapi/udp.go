@@ -1,4 +1,4 @@
-package sockets
+package socketapi
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/outbound-go/outbound/internal/dialhook"
+	"github.com/outbound-go/outbound/sockets"
 )
 
 // PacketConn is an unconnected UDP socket made by [Dialer.ListenPacket]: it
@@ -18,8 +21,8 @@ import (
 //
 // Every write method ([PacketConn.WriteTo], [PacketConn.WriteToUDP],
 // [PacketConn.WriteToUDPAddrPort]) checks the destination of its datagram
-// against the Dialer's [Policy], exactly as a dial checks an address, and
-// sends nothing when it is refused: the error is a *[DeniedError]. A
+// against the Dialer's [sockets.Policy], exactly as a dial checks an address, and
+// sends nothing when it is refused: the error is a *[sockets.DeniedError]. A
 // PacketConn is reclaimed when idle and metered like a [Conn]: its bytes
 // are totalled in [Dialer.Meter] by IP address, per destination for the
 // datagrams sent, and for the datagrams received per source only when the
@@ -35,7 +38,7 @@ type PacketConn struct {
 	h       handle
 	udp     *net.UDPConn
 	network string
-	policy  *Policy
+	policy  *sockets.Policy
 	route   func(netip.AddrPort) netip.AddrPort
 	meter   *Meter
 
@@ -62,36 +65,36 @@ type hostCounter struct {
 
 // ListenPacket makes an unconnected UDP socket, as net.ListenPacket does,
 // for sending datagrams that the policy allows. network is udp, udp4 or
-// udp6 (tcp is refused with [RuleListen], others with [RuleNetwork]).
+// udp6 (tcp is refused with [sockets.RuleListen], others with [sockets.RuleNetwork]).
 // address is the local address and must be empty or the unspecified
 // address with port 0 (":0", "0.0.0.0:0", "[::]:0"): the system chooses the
-// port; anything else is refused with [RuleBind]. A Dialer with a
-// [Dialer.Proxy] refuses it with [RuleProxyNetwork]. The bind address is
+// port; anything else is refused with [sockets.RuleBind]. A Dialer with a
+// [Dialer.Proxy] refuses it with [sockets.RuleProxyNetwork]. The bind address is
 // checked once more just before the socket is bound. The refusals are
-// *[DeniedError]s and are returned before any socket is made.
+// *[sockets.DeniedError]s and are returned before any socket is made.
 func (d *Dialer) ListenPacket(ctx context.Context, network, address string) (*PacketConn, error) {
 	d = d.orZero()
-	switch protocol(network) {
+	switch dialhook.Protocol(network) {
 	case "udp":
 	case "tcp":
-		return nil, &DeniedError{Network: network, Host: address, Rule: RuleListen}
+		return nil, &sockets.DeniedError{Network: network, Host: address, Rule: sockets.RuleListen}
 	default:
-		return nil, &DeniedError{Network: network, Host: address, Rule: RuleNetwork}
+		return nil, &sockets.DeniedError{Network: network, Host: address, Rule: sockets.RuleNetwork}
 	}
 	if d.Proxy != nil {
-		return nil, &DeniedError{Network: network, Host: address, Rule: RuleProxyNetwork}
+		return nil, &sockets.DeniedError{Network: network, Host: address, Rule: sockets.RuleProxyNetwork}
 	}
 	if address == "" {
 		address = ":0"
 	}
 	if !unspecifiedPort0(address) {
-		return nil, &DeniedError{Network: network, Host: address, Rule: RuleBind}
+		return nil, &sockets.DeniedError{Network: network, Host: address, Rule: sockets.RuleBind}
 	}
 	lc := net.ListenConfig{
 		// The second wall: the socket is bound to what was checked.
 		Control: func(cnet, caddr string, _ syscall.RawConn) error {
 			if !unspecifiedPort0(caddr) {
-				return &DeniedError{Network: cnet, Host: caddr, Rule: RuleBind}
+				return &sockets.DeniedError{Network: cnet, Host: caddr, Rule: sockets.RuleBind}
 			}
 			return nil
 		},
@@ -103,7 +106,7 @@ func (d *Dialer) ListenPacket(ctx context.Context, network, address string) (*Pa
 	udp, ok := pc.(*net.UDPConn)
 	if !ok {
 		pc.Close()
-		return nil, fmt.Errorf("sockets: listen %s: unexpected socket type %T", network, pc)
+		return nil, fmt.Errorf("socketapi: listen %s: unexpected socket type %T", network, pc)
 	}
 	p := &PacketConn{
 		udp:     udp,
@@ -192,10 +195,10 @@ func (p *PacketConn) receivedCounter(a netip.Addr) *counter {
 // check applies the policy to the destination of one datagram.
 func (p *PacketConn) check(dst netip.AddrPort) error {
 	if !dst.Addr().IsValid() {
-		return &DeniedError{Network: p.network, Rule: RuleMalformed, Detail: "no valid destination address"}
+		return &sockets.DeniedError{Network: p.network, Rule: sockets.RuleMalformed, Detail: "no valid destination address"}
 	}
-	if !familyMatches(p.network, dst.Addr()) {
-		return &DeniedError{Network: p.network, Addr: dst, Rule: RuleMalformed, Detail: "address family does not match the network"}
+	if !dialhook.FamilyMatches(p.network, dst.Addr()) {
+		return &sockets.DeniedError{Network: p.network, Addr: dst, Rule: sockets.RuleMalformed, Detail: "address family does not match the network"}
 	}
 	return p.policy.Check(p.network, "", dst)
 }
@@ -234,10 +237,10 @@ func (p *PacketConn) send(b []byte, dst netip.AddrPort) (int, error) {
 }
 
 // WriteTo sends p as one datagram to addr, which must be a *net.UDPAddr, if
-// the policy allows addr; a refusal is a *[DeniedError] and nothing is sent.
+// the policy allows addr; a refusal is a *[sockets.DeniedError] and nothing is sent.
 // An addr that is not a well-formed UDP address (a port outside 0-65535, an
 // IP that is not 4 or 16 bytes, a zone on an IPv4 address, a nil or another
-// type) is refused for [RuleMalformed] (or [RuleZone]) before any other
+// type) is refused for [sockets.RuleMalformed] (or [sockets.RuleZone]) before any other
 // check: it is never cut down to a 16-bit port or another address.
 func (p *PacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
@@ -246,7 +249,7 @@ func (p *PacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 		if addr != nil {
 			s = addr.String()
 		}
-		return 0, &DeniedError{Network: p.netName(), Host: s, Rule: RuleMalformed, Detail: "destination is not a *net.UDPAddr"}
+		return 0, &sockets.DeniedError{Network: p.netName(), Host: s, Rule: sockets.RuleMalformed, Detail: "destination is not a *net.UDPAddr"}
 	}
 	return p.WriteToUDP(b, ua)
 }

@@ -1,6 +1,6 @@
 //go:build !unix && !windows
 
-package sockets
+package socketapi
 
 import (
 	"errors"

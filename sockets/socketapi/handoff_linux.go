@@ -1,6 +1,6 @@
 //go:build linux
 
-package sockets
+package socketapi
 
 import (
 	"context"

@@ -1,4 +1,8 @@
-package sockets
+// Package obs is the module's OpenTelemetry instrumentation: the
+// instruments both backends record, built once per MeterProvider. It uses
+// the OpenTelemetry metric API only; the application brings the SDK. It is
+// internal: the instrument names are documented in package transport.
+package obs
 
 import (
 	"context"
@@ -8,7 +12,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -16,13 +22,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
-
-// This file is the package's OpenTelemetry instrumentation. It uses the
-// OpenTelemetry metric API only; the application brings the SDK (and sets
-// it globally or passes a MeterProvider). A Dialer without Metrics records
-// nothing and pays nothing; a Dialer with Metrics whose instruments are
-// disabled (a no-op MeterProvider, or the global one before an SDK is set)
-// pays a few atomic loads per dial and wraps no connection.
 
 // ScopeName is the instrumentation scope (the meter name) of every
 // instrument this module records.
@@ -50,17 +49,30 @@ const (
 	AttrDirection   = attribute.Key("network.io.direction") // "transmit" or "receive"
 )
 
+// Refusal reports whether err holds a refusal of the destination policy,
+// and if so its rule's code and its network. Package sockets sets it when
+// it is initialised (obs cannot import it: sockets imports obs); until
+// then nothing is a refusal.
+var Refusal = func(error) (rule, network string, ok bool) { return "", "", false }
+
+// IsProxy reports whether err holds a failure of the egress proxy. Package
+// sockets sets it when it is initialised.
+var IsProxy = func(error) bool { return false }
+
+// ErrNoAddresses is a lookup that succeeded with no answer.
+var ErrNoAddresses = errors.New("no addresses")
+
 // durationBuckets are the bucket boundaries, in seconds, that
 // OpenTelemetry's HTTP and DNS conventions advise for durations.
 var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
-// Metrics records a Dialer's work as OpenTelemetry metrics: refusals by
+// Metrics records a dialer's work as OpenTelemetry metrics: refusals by
 // rule, the duration of each name lookup and connect attempt, and the
 // bytes its checked connections move; and, for the HTTP clients that make
 // them, the duration of TLS handshakes ([Metrics.RecordHandshake]) and
-// refusals made before a dial ([Metrics.RecordRefusal]). Set it as
-// [Dialer.Metrics]; build it once with [NewMetrics] and share it between
-// dialers. The README's "Metrics" section lists the instruments.
+// refusals made before a dial ([Metrics.RecordRefusal]). [For] builds the
+// instruments once per MeterProvider. Package transport's documentation
+// lists the instruments.
 //
 // Every attribute has a small, fixed set of values: no host name, address
 // or port is recorded. A nil *Metrics records nothing. A Metrics is safe
@@ -77,6 +89,33 @@ type Metrics struct {
 	// for bytes.
 	connectOK [2][2]metric.MeasurementOption
 	ioOpt     [2][2]metric.MeasurementOption
+}
+
+// cache holds the Metrics of each comparable MeterProvider [For] was
+// given, so that dialers configured with the same provider (a value in a
+// struct, copied freely) share one set of instruments.
+var cache sync.Map // metric.MeterProvider -> *Metrics
+
+// For returns the instruments on mp, nil meaning the global MeterProvider,
+// built on first use and shared after. The error is the provider's, if it
+// refuses an instrument; a failed build is not kept, so the next call
+// tries again.
+func For(mp metric.MeterProvider) (*Metrics, error) {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	if !reflect.TypeOf(mp).Comparable() {
+		return NewMetrics(mp)
+	}
+	if m, ok := cache.Load(mp); ok {
+		return m.(*Metrics), nil
+	}
+	m, err := NewMetrics(mp)
+	if err != nil {
+		return nil, err
+	}
+	got, _ := cache.LoadOrStore(mp, m)
+	return got.(*Metrics), nil
 }
 
 // NewMetrics creates the instruments on the meter [ScopeName] of mp. A nil
@@ -122,14 +161,6 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	return m, nil
 }
 
-// metrics returns d's Metrics, nil for a nil d.
-func (d *Dialer) metrics() *Metrics {
-	if d == nil {
-		return nil
-	}
-	return d.Metrics
-}
-
 // transportIndex is 0 for TCP networks and 1 for UDP ones.
 func transportIndex(network string) int {
 	if strings.HasPrefix(network, "udp") {
@@ -158,11 +189,11 @@ func (m *Metrics) RecordRefusal(ctx context.Context, err error) {
 	if m == nil || err == nil || !m.refusals.Enabled(ctx) {
 		return
 	}
-	de, ok := errors.AsType[*DeniedError](err)
+	rule, network, ok := Refusal(err)
 	if !ok {
 		return
 	}
-	m.refusals.Add(ctx, 1, metric.WithAttributes(AttrRule.String(de.ErrorType()), AttrTransport.String(transportName(de.Network))))
+	m.refusals.Add(ctx, 1, metric.WithAttributes(AttrRule.String(rule), AttrTransport.String(transportName(network))))
 }
 
 // HandshakeEnabled reports whether m records TLS handshakes: false for a
@@ -199,17 +230,17 @@ func (m *Metrics) RecordHandshake(ctx context.Context, start time.Time, err erro
 	m.handshake.Record(ctx, d, metric.WithAttributes(AttrErrorType.String(handshakeErrorType(err))))
 }
 
-// lookupStart is HandshakeStart for a name lookup.
-func (m *Metrics) lookupStart(ctx context.Context) time.Time {
+// LookupStart is HandshakeStart for a name lookup.
+func (m *Metrics) LookupStart(ctx context.Context) time.Time {
 	if m == nil || !m.lookup.Enabled(ctx) {
 		return time.Time{}
 	}
 	return time.Now()
 }
 
-// recordLookup records a lookup that started at start and failed with
+// RecordLookup records a lookup that started at start and failed with
 // err, or succeeded.
-func (m *Metrics) recordLookup(ctx context.Context, start time.Time, err error) {
+func (m *Metrics) RecordLookup(ctx context.Context, start time.Time, err error) {
 	if m == nil || start.IsZero() {
 		return
 	}
@@ -221,23 +252,23 @@ func (m *Metrics) recordLookup(ctx context.Context, start time.Time, err error) 
 	m.lookup.Record(ctx, d, metric.WithAttributes(AttrErrorType.String(lookupErrorType(err))))
 }
 
-// connectStart is HandshakeStart for a connect attempt.
-func (m *Metrics) connectStart(ctx context.Context) time.Time {
+// ConnectStart is HandshakeStart for a connect attempt.
+func (m *Metrics) ConnectStart(ctx context.Context) time.Time {
 	if m == nil || !m.connect.Enabled(ctx) {
 		return time.Time{}
 	}
 	return time.Now()
 }
 
-// recordConnect records a connect attempt to ap over network that started
+// RecordConnect records a connect attempt to ap over network that started
 // at start.
-func (m *Metrics) recordConnect(ctx context.Context, network string, ap netip.AddrPort, start time.Time, err error) {
+func (m *Metrics) RecordConnect(ctx context.Context, network string, ap netip.AddrPort, start time.Time, err error) {
 	if m == nil || start.IsZero() {
 		return
 	}
 	d := seconds(start)
 	t, f := transportIndex(network), 0
-	if !isIPv4(ap) {
+	if !ap.Addr().Unmap().Is4() {
 		f = 1
 	}
 	if err == nil {
@@ -250,9 +281,9 @@ func (m *Metrics) recordConnect(ctx context.Context, network string, ap netip.Ad
 		AttrErrorType.String(connectErrorType(err))))
 }
 
-// countIO returns c wrapped so that its bytes add to outbound.io, or c
+// CountIO returns c wrapped so that its bytes add to outbound.io, or c
 // itself when m records no bytes.
-func (m *Metrics) countIO(ctx context.Context, c net.Conn, network string) net.Conn {
+func (m *Metrics) CountIO(ctx context.Context, c net.Conn, network string) net.Conn {
 	if m == nil || !m.io.Enabled(ctx) {
 		return c
 	}
@@ -292,8 +323,8 @@ func commonErrorType(err error) string {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 		return "timeout"
 	}
-	if de, ok := errors.AsType[*DeniedError](err); ok {
-		return de.ErrorType()
+	if rule, _, ok := Refusal(err); ok {
+		return rule
 	}
 	var t interface{ Timeout() bool }
 	if errors.As(err, &t) && t.Timeout() {
@@ -308,7 +339,7 @@ func lookupErrorType(err error) string {
 	if s := commonErrorType(err); s != "" {
 		return s
 	}
-	if errors.Is(err, errNoAddresses) {
+	if errors.Is(err, ErrNoAddresses) {
 		return "host_not_found"
 	}
 	if dns, ok := errors.AsType[*net.DNSError](err); ok {
@@ -336,7 +367,7 @@ func connectErrorType(err error) string {
 	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
 		return "unreachable"
 	}
-	if _, ok := errors.AsType[*ProxyError](err); ok {
+	if IsProxy(err) {
 		return "proxy"
 	}
 	return "_OTHER"

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package sockets
+package socketapi
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // SO_PEERCRED and SCM_RIGHTS); elsewhere Listen and DetachTo fail with
 // errors.ErrUnsupported, and in-process hand-off works as everywhere.
 
-var errNoProcHandOff = fmt.Errorf("sockets: socket hand-off between processes on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+var errNoProcHandOff = fmt.Errorf("socketapi: socket hand-off between processes on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 
 const oobSize = 0
 
