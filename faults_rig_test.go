@@ -6,7 +6,7 @@ package outbound_test
 // loopback servers; a certificate authority made for the run; raw loopback
 // servers that misbehave on purpose; and the check that a test gives back
 // the goroutines and connections it started. The doubles, servers and
-// certificates come from the module's test kit, sockets/socketstest. No
+// certificates come from the module's test kit, sockets/lab. No
 // packet leaves loopback.
 
 import (
@@ -22,7 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 )
@@ -50,12 +50,12 @@ var (
 )
 
 // newFaultResolver returns a resolver whose every name has its own answer
-// function: a fixed address (socketstest.Fixed), a lookup that hangs until
-// its context ends (socketstest.Hang), or answers that change from one
+// function: a fixed address (lab.Fixed), a lookup that hangs until
+// its context ends (lab.Hang), or answers that change from one
 // lookup to the next (rebinding). It records every lookup; a name it does
 // not know is not found.
-func newFaultResolver(names map[string]socketstest.LookupFunc) *socketstest.Resolver {
-	r := &socketstest.Resolver{}
+func newFaultResolver(names map[string]lab.LookupFunc) *lab.Resolver {
+	r := &lab.Resolver{}
 	for name, f := range names {
 		r.SetFunc(name, f)
 	}
@@ -64,8 +64,8 @@ func newFaultResolver(names map[string]socketstest.LookupFunc) *socketstest.Reso
 
 // rebinding alternates its answers between a public and a private address,
 // lookup after lookup, as a DNS-rebinding attacker's server does.
-func rebinding() socketstest.LookupFunc {
-	return socketstest.Cycle([]netip.Addr{publicIP}, []netip.Addr{privateIP})
+func rebinding() lab.LookupFunc {
+	return lab.Cycle([]netip.Addr{publicIP}, []netip.Addr{privateIP})
 }
 
 // outboundOpts configures newOutbound.
@@ -85,13 +85,13 @@ type outboundOpts struct {
 type outbound struct {
 	backend transport.Backend
 	rt      *transport.Transport
-	conn    *socketstest.Connector
+	conn    *lab.Connector
 	policy  *sockets.Policy
 }
 
 func newOutbound(tb testing.TB, o outboundOpts) *outbound {
 	tb.Helper()
-	c := &socketstest.Connector{Target: o.target, Routes: o.routes}
+	c := &lab.Connector{Target: o.target, Routes: o.routes}
 	if o.leaks != nil {
 		o.leaks.watch(c)
 	}
@@ -136,7 +136,7 @@ type testPKI struct {
 }
 
 var pki = sync.OnceValue(func() *testPKI {
-	ca := socketstest.NewCA("Outbound fault-suite CA")
+	ca := lab.NewCA("Outbound fault-suite CA")
 	return &testPKI{roots: ca.Pool(), cert: ca.Issue("example.com", "*.example.com")}
 })
 
@@ -148,7 +148,7 @@ func (p *testPKI) serverTLS(protos ...string) *tls.Config {
 
 // rawServer is a loopback TCP server that hands each connection to a
 // handler, for servers that break the protocol on purpose.
-type rawServer struct{ *socketstest.Server }
+type rawServer struct{ *lab.Server }
 
 // startRaw starts a rawServer; tlsCfg, if not nil, makes it a TLS server.
 // The handler owns its connection; the server closes it when the handler
@@ -156,7 +156,7 @@ type rawServer struct{ *socketstest.Server }
 // the test, closing every connection.
 func startRaw(tb testing.TB, tlsCfg *tls.Config, handle func(c net.Conn, done <-chan struct{})) *rawServer {
 	tb.Helper()
-	return &rawServer{socketstest.NewTLSServer(tb, tlsCfg, func(ctx context.Context, c net.Conn) {
+	return &rawServer{lab.NewTLSServer(tb, tlsCfg, func(ctx context.Context, c net.Conn) {
 		handle(c, ctx.Done())
 	})}
 }
@@ -177,7 +177,7 @@ type leakCheck struct {
 	ignore goleak.Option
 
 	mu    sync.Mutex
-	seams []*socketstest.Connector
+	seams []*lab.Connector
 }
 
 // checkLeaks makes the test fail if, once everything it opened is closed,
@@ -218,7 +218,7 @@ func checkLeaks(t *testing.T) *leakCheck {
 }
 
 // watch adds the connections made through seam to the check.
-func (lc *leakCheck) watch(seam *socketstest.Connector) {
+func (lc *leakCheck) watch(seam *lab.Connector) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	lc.seams = append(lc.seams, seam)

@@ -31,7 +31,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"
@@ -86,7 +86,7 @@ type fault struct {
 
 // faultEnv is what a fault's start function may change.
 type faultEnv struct {
-	names        map[string]socketstest.LookupFunc
+	names        map[string]lab.LookupFunc
 	afterHeaders func()
 	hops         atomic.Int64
 }
@@ -343,7 +343,7 @@ var faults = []fault{
 			srv.Config.ErrorLog = quietLog
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
-			f.names["wrong.example.net"] = socketstest.Fixed(publicIP)
+			f.names["wrong.example.net"] = lab.Fixed(publicIP)
 			return "https://wrong.example.net/", srv.Listener.Addr().String()
 		},
 		want: map[transport.Backend]expectation{
@@ -380,7 +380,7 @@ var faults = []fault{
 				http.Redirect(w, r, "http://intranet.example.com/admin", http.StatusFound)
 			}))
 			t.Cleanup(srv.Close)
-			f.names["intranet.example.com"] = socketstest.Fixed(privateIP)
+			f.names["intranet.example.com"] = lab.Fixed(privateIP)
 			return "http://public.example.com/", srv.Listener.Addr().String()
 		},
 		client: fetchClient,
@@ -398,7 +398,7 @@ var faults = []fault{
 				t.Error("a request reached the server although its name never resolved")
 			}))
 			t.Cleanup(srv.Close)
-			f.names["hang.example.com"] = socketstest.Hang
+			f.names["hang.example.com"] = lab.Hang
 			return "http://hang.example.com/", srv.Listener.Addr().String()
 		},
 		want: map[transport.Backend]expectation{
@@ -506,11 +506,11 @@ func runFault(t *testing.T, f fault, b transport.Backend) {
 	if f.stall {
 		deadline = faultDeadline
 	}
-	env := &faultEnv{names: map[string]socketstest.LookupFunc{}}
+	env := &faultEnv{names: map[string]lab.LookupFunc{}}
 	u, target := f.start(t, env)
 	host := mustHost(t, u)
 	if _, ok := env.names[host]; !ok {
-		env.names[host] = socketstest.Fixed(publicIP)
+		env.names[host] = lab.Fixed(publicIP)
 	}
 	ob := newOutbound(t, outboundOpts{
 		backend:  b,
@@ -580,7 +580,7 @@ func TestDNSRebinding(t *testing.T) {
 				io.WriteString(w, "public")
 			}))
 			t.Cleanup(srv.Close)
-			res := newFaultResolver(map[string]socketstest.LookupFunc{"rebind.example.com": rebinding()})
+			res := newFaultResolver(map[string]lab.LookupFunc{"rebind.example.com": rebinding()})
 			ob := newOutbound(t, outboundOpts{backend: b, resolver: res, target: srv.Listener.Addr().String(), deadline: faultMaxDeadline, leaks: leaks})
 			const n = 40
 			var ok, denied int

@@ -29,7 +29,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"
@@ -67,7 +67,7 @@ type loadKind struct {
 
 // loadEnv is the servers and names of a load run.
 type loadEnv struct {
-	names  map[string]socketstest.LookupFunc
+	names  map[string]lab.LookupFunc
 	routes map[netip.AddrPort]string
 	kinds  []loadKind
 }
@@ -81,12 +81,12 @@ func (e *loadEnv) route(port uint16, target string) {
 // connect seam reaches it through publicIP and a port of its own.
 func newLoadEnv(t *testing.T) *loadEnv {
 	e := &loadEnv{
-		names: map[string]socketstest.LookupFunc{
-			"load.example.com":     socketstest.Fixed(publicIP),
-			"wrong.example.net":    socketstest.Fixed(publicIP),
-			"intranet.example.com": socketstest.Fixed(privateIP),
+		names: map[string]lab.LookupFunc{
+			"load.example.com":     lab.Fixed(publicIP),
+			"wrong.example.net":    lab.Fixed(publicIP),
+			"intranet.example.com": lab.Fixed(privateIP),
 			"rebind.example.com":   rebinding(),
-			"hang.example.com":     socketstest.Hang,
+			"hang.example.com":     lab.Hang,
 		},
 		routes: map[netip.AddrPort]string{},
 	}

@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 )
@@ -37,7 +37,7 @@ import (
 var proxyBenchBody = sync.OnceValue(func() []byte { return make([]byte, 4<<20) })
 
 func BenchmarkProxy(b *testing.B) {
-	cert, roots := socketstest.NewCert("127.0.0.1")
+	cert, roots := lab.NewCert("127.0.0.1")
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.Atoi(r.URL.Path[1:])
 		if err != nil || n < 0 || n > len(proxyBenchBody()) {

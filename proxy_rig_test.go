@@ -39,7 +39,7 @@ import (
 	"github.com/stripe/smokescreen/pkg/smokescreen"
 	"github.com/stripe/smokescreen/pkg/smokescreen/conntrack"
 
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 // squidProxy is a Squid process run for a test, with two ports: "open",
@@ -357,7 +357,7 @@ func startSmokescreen(tb testing.TB, tlsCfg *tls.Config, deny, allow []string, d
 // back. It is how a test sees what Outbound asked the proxy, and that a
 // refused dial asked it nothing.
 type recorder struct {
-	*socketstest.Server
+	*lab.Server
 	upstream string
 
 	mu    sync.Mutex
@@ -373,7 +373,7 @@ type recordedHead struct {
 func newRecorder(tb testing.TB, upstream string) *recorder {
 	tb.Helper()
 	r := &recorder{upstream: upstream}
-	r.Server = socketstest.NewServer(tb, r.relay)
+	r.Server = lab.NewServer(tb, r.relay)
 	return r
 }
 

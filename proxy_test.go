@@ -2,7 +2,7 @@ package outbound_test
 
 // Egress through a proxy fleet, against real proxies: Squid and
 // smokescreen (proxy_rig_test.go), in a network namespace of the test's
-// own (socketstest.InNetNS) where the "public" destinations are on the
+// own (lab.InNetNS) where the "public" destinations are on the
 // loopback interface, so that the proxies connect to them for real and
 // nothing leaves the machine. Both backends and the raw dialer go through
 // each proxy, and must show: the proxy is asked for the checked IP
@@ -31,7 +31,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"
@@ -49,7 +49,7 @@ var (
 
 // egCA signs every certificate of the namespace: the servers' (for
 // *.egress.example) and the https:// proxy's.
-var egCA = sync.OnceValue(func() *socketstest.CA { return socketstest.NewCA("egress test CA") })
+var egCA = sync.OnceValue(func() *lab.CA { return lab.NewCA("egress test CA") })
 
 // egServers are the namespace's servers: what each saw, and how many
 // connections the ones no one may reach accepted.
@@ -58,7 +58,7 @@ type egServers struct {
 	sni   []string // TLS server names, in order, HTTPS and SMTP
 	hosts []string // Host headers, in order
 
-	barred, private []*socketstest.Server
+	barred, private []*lab.Server
 }
 
 func (s *egServers) seen() (sni, hosts []string) {
@@ -70,7 +70,7 @@ func (s *egServers) seen() (sni, hosts []string) {
 // untouched fails t if a server no one may reach accepted a connection.
 func (s *egServers) untouched(t *testing.T) {
 	t.Helper()
-	for _, srv := range append(append([]*socketstest.Server(nil), s.barred...), s.private...) {
+	for _, srv := range append(append([]*lab.Server(nil), s.barred...), s.private...) {
 		if n := len(srv.Accepted()); n != 0 {
 			t.Errorf("%s accepted %d connections; want none", srv.Addr(), n)
 		}
@@ -119,19 +119,19 @@ func startEgServers(t *testing.T) *egServers {
 	serve(netip.AddrPortFrom(egWeb4, 443), serverTLS.Clone(), web("web4")) // a server changes its own
 	serve(netip.AddrPortFrom(egWeb4, 80), nil, web("web4"))
 	serve(netip.AddrPortFrom(egWeb6, 443), serverTLS.Clone(), web("web6"))
-	listen := func(ap netip.AddrPort, handle func(context.Context, net.Conn)) *socketstest.Server {
+	listen := func(ap netip.AddrPort, handle func(context.Context, net.Conn)) *lab.Server {
 		ln, err := net.Listen("tcp", ap.String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return socketstest.Serve(t, ln, handle)
+		return lab.Serve(t, ln, handle)
 	}
 	listen(netip.AddrPortFrom(egWeb4, 587), func(_ context.Context, c net.Conn) { egSMTP(c, serverTLS) })
 	hold := func(ctx context.Context, c net.Conn) { <-ctx.Done() }
 	s.barred = append(s.barred, listen(netip.AddrPortFrom(egBarred, 443), hold))
 	s.private = append(s.private, listen(netip.AddrPortFrom(egPrivate, 443), hold), listen(netip.AddrPortFrom(egPrivate, 80), hold))
-	socketstest.NewBlackHole(t, netip.AddrPortFrom(egDead4, 443))
-	socketstest.NewBlackHole(t, netip.AddrPortFrom(egDead6, 443))
+	lab.NewBlackHole(t, netip.AddrPortFrom(egDead4, 443))
+	lab.NewBlackHole(t, netip.AddrPortFrom(egDead6, 443))
 	return s
 }
 
@@ -237,10 +237,10 @@ func egGet(ctx context.Context, rt http.RoundTripper, rawURL string) (string, er
 }
 
 func TestProxy(t *testing.T) {
-	if !socketstest.InNetNS(t, egWeb4, egWeb6, egDead4, egDead6, egBarred, egPrivate) {
+	if !lab.InNetNS(t, egWeb4, egWeb6, egDead4, egDead6, egBarred, egPrivate) {
 		return
 	}
-	dns := socketstest.NewDNSServer(t)
+	dns := lab.NewDNSServer(t)
 	res := dns.Resolver()
 	for name, addrs := range map[string][]netip.Addr{
 		"www.egress.example":      {egWeb4},
@@ -252,9 +252,9 @@ func TestProxy(t *testing.T) {
 		"intranet.egress.example": {egPrivate},
 		"mixed.egress.example":    {egPrivate, egWeb4},
 	} {
-		var rrs []socketstest.Record
+		var rrs []lab.Record
 		for _, a := range addrs {
-			rrs = append(rrs, socketstest.Record{Addr: a, TTL: 60})
+			rrs = append(rrs, lab.Record{Addr: a, TTL: 60})
 		}
 		dns.Set(name, rrs...)
 	}
@@ -568,7 +568,7 @@ func egCredentials(t *testing.T, px *egProxy, res *net.Resolver) {
 // exchange, fail with their kinds, on both backends and the raw dialer.
 func egBadProxies(t *testing.T, res *net.Resolver) {
 	closed := &url.URL{Scheme: "http", Host: freePort(t)}
-	broken := socketstest.NewServer(t, func(_ context.Context, c net.Conn) {
+	broken := lab.NewServer(t, func(_ context.Context, c net.Conn) {
 		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
 			io.WriteString(c, "HTTP/1.1 2")
 		}
@@ -620,7 +620,7 @@ func egHTTPSProxy(t *testing.T, res *net.Resolver, servers *egServers) {
 		})
 	}
 	t.Run("untrusted", func(t *testing.T) {
-		other := socketstest.NewCA("another CA")
+		other := lab.NewCA("another CA")
 		for _, b := range []transport.Backend{transport.Sockets, transport.URLFetch} {
 			tr, err := transport.New(transport.Config{Backend: b, Resolver: res, Proxy: u, TLS: tlsconf.Config{RootCAs: other.Pool()}})
 			if err != nil {
@@ -642,7 +642,7 @@ func egHTTPSProxy(t *testing.T, res *net.Resolver, servers *egServers) {
 // backend, and never from the HTTP_PROXY family, which points here at a
 // decoy that must see no connection.
 func egFromEnv(t *testing.T, px *egProxy) {
-	decoy := socketstest.NewServer(t, func(context.Context, net.Conn) {})
+	decoy := lab.NewServer(t, func(context.Context, net.Conn) {})
 	for _, key := range []string{"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"} {
 		t.Setenv(key, "http://"+decoy.Addr())
 	}

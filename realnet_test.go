@@ -2,7 +2,7 @@ package outbound_test
 
 // Tests on the real network path: the kernel's connect, Go's own resolver
 // and real DNS packets, with no connect seam. The test binary re-runs
-// TestRealNet in a network namespace of its own (socketstest.InNetNS),
+// TestRealNet in a network namespace of its own (lab.InNetNS),
 // where the "public" addresses below are on the loopback interface and no
 // other address has a route: nothing can leave the namespace. Every case
 // is fetched with plain net/http, the sockets backend and the urlfetch
@@ -27,7 +27,7 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"
 )
@@ -74,8 +74,8 @@ const (
 
 type rnCase struct {
 	name    string
-	zone    []socketstest.Record // the host's records, unless dns is set
-	dns     func(s *socketstest.DNSServer, host string)
+	zone    []lab.Record // the host's records, unless dns is set
+	dns     func(s *lab.DNSServer, host string)
 	first   netip.Addr    // when valid, the address the resolver must give first: the case's premise
 	attempt time.Duration // when set, the resolver's timeout per attempt (resolv.conf's "options timeout:")
 	timeout time.Duration // the fetch's context
@@ -84,37 +84,37 @@ type rnCase struct {
 	private string // rnRefused: the private server plain net/http reaches
 }
 
-func rnRR(a netip.Addr) socketstest.Record { return socketstest.Record{Addr: a, TTL: 60} }
+func rnRR(a netip.Addr) lab.Record { return lab.Record{Addr: a, TTL: 60} }
 
 var rnCases = []rnCase{
-	{name: "working IPv4", zone: []socketstest.Record{rnRR(rnWeb4)}, timeout: 10 * time.Second, want: rnOK, server: "web4"},
-	{name: "working IPv6 and IPv4", zone: []socketstest.Record{rnRR(rnWeb4), rnRR(rnWeb6)}, first: rnWeb6, timeout: 10 * time.Second, want: rnOK, server: "web6"},
+	{name: "working IPv4", zone: []lab.Record{rnRR(rnWeb4)}, timeout: 10 * time.Second, want: rnOK, server: "web4"},
+	{name: "working IPv6 and IPv4", zone: []lab.Record{rnRR(rnWeb4), rnRR(rnWeb6)}, first: rnWeb6, timeout: 10 * time.Second, want: rnOK, server: "web6"},
 	// RFC 8305: the second family starts 300 ms after the first.
-	{name: "dead IPv6 first", zone: []socketstest.Record{rnRR(rnDead6), rnRR(rnWeb4)}, first: rnDead6, timeout: 10 * time.Second, want: rnOK, server: "web4"},
-	{name: "dead IPv4 first, IPv6 next", zone: []socketstest.Record{rnRR(rnDead4), rnRR(rnWeb6to4)}, first: rnDead4, timeout: 10 * time.Second, want: rnOK, server: "web6to4"},
+	{name: "dead IPv6 first", zone: []lab.Record{rnRR(rnDead6), rnRR(rnWeb4)}, first: rnDead6, timeout: 10 * time.Second, want: rnOK, server: "web4"},
+	{name: "dead IPv4 first, IPv6 next", zone: []lab.Record{rnRR(rnDead4), rnRR(rnWeb6to4)}, first: rnDead4, timeout: 10 * time.Second, want: rnOK, server: "web6to4"},
 	// One family, addresses in turn: each gets its share of the time
 	// left (net.Dialer's partial deadline). The dial's time is the
 	// dialer's timeout, 30 s for plain net/http (http.DefaultTransport's)
 	// and the sockets backend, the deadline for urlfetch (30 s here): the
 	// dead address gets 15 s.
-	{name: "dead IPv4 first in a round robin", zone: []socketstest.Record{rnRR(rnDead4), rnRR(rnWeb4)}, first: rnDead4, timeout: 20 * time.Second, want: rnOK, server: "web4"},
-	{name: "every address dead", zone: []socketstest.Record{rnRR(rnDead6), rnRR(rnDead4)}, timeout: 3 * time.Second, want: rnTimeout},
-	{name: "refused IPv4 first", zone: []socketstest.Record{rnRR(rnRefused4), rnRR(rnWeb4)}, first: rnRefused4, timeout: 10 * time.Second, want: rnOK, server: "web4"},
-	{name: "refused IPv6 first", zone: []socketstest.Record{rnRR(rnRefused6), rnRR(rnWeb4)}, first: rnRefused6, timeout: 10 * time.Second, want: rnOK, server: "web4"},
+	{name: "dead IPv4 first in a round robin", zone: []lab.Record{rnRR(rnDead4), rnRR(rnWeb4)}, first: rnDead4, timeout: 20 * time.Second, want: rnOK, server: "web4"},
+	{name: "every address dead", zone: []lab.Record{rnRR(rnDead6), rnRR(rnDead4)}, timeout: 3 * time.Second, want: rnTimeout},
+	{name: "refused IPv4 first", zone: []lab.Record{rnRR(rnRefused4), rnRR(rnWeb4)}, first: rnRefused4, timeout: 10 * time.Second, want: rnOK, server: "web4"},
+	{name: "refused IPv6 first", zone: []lab.Record{rnRR(rnRefused6), rnRR(rnWeb4)}, first: rnRefused6, timeout: 10 * time.Second, want: rnOK, server: "web4"},
 	{
 		name: "CNAME chain to a private address",
-		dns: func(s *socketstest.DNSServer, host string) {
-			s.Set(host, socketstest.CNAMERecord("hop1."+host, 60))
-			s.Set("hop1."+host, socketstest.CNAMERecord("hop2."+host, 60))
+		dns: func(s *lab.DNSServer, host string) {
+			s.Set(host, lab.CNAMERecord("hop1."+host, 60))
+			s.Set("hop1."+host, lab.CNAMERecord("hop2."+host, 60))
 			s.Set("hop2."+host, rnRR(rnPrivate1))
 		},
 		timeout: 10 * time.Second, want: rnRefused, private: "private1",
 	},
-	{name: "NXDOMAIN", dns: func(s *socketstest.DNSServer, host string) { s.Fail(host, dnsmessage.RCodeNameError) }, timeout: 10 * time.Second, want: rnNotFound},
-	{name: "SERVFAIL", dns: func(s *socketstest.DNSServer, host string) { s.Fail(host, dnsmessage.RCodeServerFailure) }, timeout: 10 * time.Second, want: rnDNSError},
-	{name: "DNS server never answers", dns: func(s *socketstest.DNSServer, host string) { s.Drop(host) }, timeout: 3 * time.Second, want: rnTimeout},
+	{name: "NXDOMAIN", dns: func(s *lab.DNSServer, host string) { s.Fail(host, dnsmessage.RCodeNameError) }, timeout: 10 * time.Second, want: rnNotFound},
+	{name: "SERVFAIL", dns: func(s *lab.DNSServer, host string) { s.Fail(host, dnsmessage.RCodeServerFailure) }, timeout: 10 * time.Second, want: rnDNSError},
+	{name: "DNS server never answers", dns: func(s *lab.DNSServer, host string) { s.Drop(host) }, timeout: 3 * time.Second, want: rnTimeout},
 	// The resolver gives up by itself, long before the context ends.
-	{name: "DNS never answers, resolver gives up", dns: func(s *socketstest.DNSServer, host string) { s.Drop(host) }, attempt: 250 * time.Millisecond, timeout: 10 * time.Second, want: rnTimeout},
+	{name: "DNS never answers, resolver gives up", dns: func(s *lab.DNSServer, host string) { s.Drop(host) }, attempt: 250 * time.Millisecond, timeout: 10 * time.Second, want: rnTimeout},
 }
 
 // rnHost is the name a case fetches.
@@ -288,7 +288,7 @@ func (tb *rnTable) format(names []string) string {
 }
 
 func TestRealNet(t *testing.T) {
-	if !socketstest.InNetNS(t, rnWeb4, rnWeb6, rnWeb6to4, rnDead4, rnDead6, rnRefused4, rnRefused6, rnPrivate1, rnPrivate2) {
+	if !lab.InNetNS(t, rnWeb4, rnWeb6, rnWeb6to4, rnDead4, rnDead6, rnRefused4, rnRefused6, rnPrivate1, rnPrivate2) {
 		return
 	}
 	// The premises: the public addresses pass both policies, the private
@@ -306,7 +306,7 @@ func TestRealNet(t *testing.T) {
 		}
 	}
 
-	dns := socketstest.NewDNSServer(t)
+	dns := lab.NewDNSServer(t)
 	res := dns.Resolver()
 	for _, s := range []struct {
 		name string
@@ -318,8 +318,8 @@ func TestRealNet(t *testing.T) {
 		"private1": rnStartServer(t, "private1", rnPrivate1),
 		"private2": rnStartServer(t, "private2", rnPrivate2),
 	}
-	socketstest.NewBlackHole(t, netip.AddrPortFrom(rnDead4, rnPort))
-	socketstest.NewBlackHole(t, netip.AddrPortFrom(rnDead6, rnPort))
+	lab.NewBlackHole(t, netip.AddrPortFrom(rnDead4, rnPort))
+	lab.NewBlackHole(t, netip.AddrPortFrom(rnDead6, rnPort))
 
 	table := &rnTable{rows: make(map[string]map[string]rnFetch)}
 	var names []string
@@ -446,16 +446,16 @@ func rnRunCase(t *testing.T, tc rnCase, host string, clients []rnClient, priv *r
 // public address to a private one between two fetches: the second fetch
 // is refused by both backends, which never connect to the private server,
 // while plain net/http reaches it.
-func rnRebinding(t *testing.T, dns *socketstest.DNSServer, clients []rnClient, priv *rnServer, table *rnTable) {
+func rnRebinding(t *testing.T, dns *lab.DNSServer, clients []rnClient, priv *rnServer, table *rnTable) {
 	const name = "TTL-0 rebinding (second fetch)"
 	host := "rebind.realnet.example"
-	dns.Set(host, socketstest.Record{Addr: rnWeb4, TTL: 0})
+	dns.Set(host, lab.Record{Addr: rnWeb4, TTL: 0})
 	for _, c := range clients {
 		if f := rnGet(c, host, 10*time.Second); f.err != nil || f.body != "web4" {
 			t.Fatalf("%s, first fetch: %v, %q; want a 200 from web4", c.name, f.err, f.body)
 		}
 	}
-	dns.Set(host, socketstest.Record{Addr: rnPrivate2, TTL: 0})
+	dns.Set(host, lab.Record{Addr: rnPrivate2, TTL: 0})
 	asked := 0
 	for _, q := range dns.Queries() {
 		if q.Name == host+"." && q.Type == dnsmessage.TypeA {

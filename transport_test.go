@@ -22,7 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"
 )
@@ -109,7 +109,7 @@ func TestFromEnvSwitch(t *testing.T) {
 // connect seam onto srv.
 type rig struct {
 	rt   http.RoundTripper
-	conn *socketstest.Connector
+	conn *lab.Connector
 }
 
 var hosts = map[string][]string{
@@ -120,8 +120,8 @@ var hosts = map[string][]string{
 
 func newRig(t *testing.T, srv *httptest.Server, cfg transport.Config) *rig {
 	t.Helper()
-	r := &rig{conn: &socketstest.Connector{Target: srv.Listener.Addr().String()}}
-	cfg.Resolver = socketstest.NewResolver(hosts)
+	r := &rig{conn: &lab.Connector{Target: srv.Listener.Addr().String()}}
+	cfg.Resolver = lab.NewResolver(hosts)
 	cfg.Dialer = &sockets.Dialer{Connect: r.conn.Connect}
 	rt, err := transport.New(cfg)
 	if err != nil {
@@ -460,10 +460,10 @@ func TestMetering(t *testing.T) {
 	})
 	t.Run("sockets", func(t *testing.T) {
 		meter := &sockets.Meter{}
-		conn := &socketstest.Connector{Target: srv.Listener.Addr().String()}
+		conn := &lab.Connector{Target: srv.Listener.Addr().String()}
 		rt, err := transport.New(transport.Config{
 			Backend:  transport.Sockets,
-			Resolver: socketstest.NewResolver(hosts),
+			Resolver: lab.NewResolver(hosts),
 			Dialer:   &sockets.Dialer{Connect: conn.Connect, Meter: meter},
 		})
 		if err != nil {

@@ -11,11 +11,11 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 // No test in this file sends a packet outside loopback: "public" names
-// resolve through a table resolver, and a socketstest.Connector, which
+// resolve through a table resolver, and a lab.Connector, which
 // refuses any target off loopback, stands in for the final connect step.
 
 // echoListener accepts connections on 127.0.0.1 and echoes what it reads;
@@ -77,10 +77,10 @@ func echo(t *testing.T, c net.Conn, msg string) {
 // checkedDialer returns a Dialer whose resolver answers www.example.com
 // with a public address and private.example with a private one, and
 // whose connect step goes to l.
-func checkedDialer(l *echoListener) (*sockets.Dialer, *socketstest.Connector) {
-	conn := &socketstest.Connector{Target: l.Addr().String()}
+func checkedDialer(l *echoListener) (*sockets.Dialer, *lab.Connector) {
+	conn := &lab.Connector{Target: l.Addr().String()}
 	return &sockets.Dialer{
-		Resolver: socketstest.NewResolver(map[string][]string{
+		Resolver: lab.NewResolver(map[string][]string{
 			"www.example.com": {"93.184.216.34"},
 			"private.example": {"10.0.0.1"},
 		}),
@@ -238,7 +238,7 @@ func TestDialCheckedMeter(t *testing.T) {
 // template is never changed.
 func TestWith(t *testing.T) {
 	tmplPolicy, cfgPolicy := sockets.DefaultPolicy(), sockets.PublicPolicy()
-	tmplResolver, cfgResolver := socketstest.NewResolver(nil), socketstest.NewResolver(nil)
+	tmplResolver, cfgResolver := lab.NewResolver(nil), lab.NewResolver(nil)
 	tmpl := &sockets.Dialer{Policy: tmplPolicy, Resolver: tmplResolver, Timeout: 7, AppID: "app"}
 	saved := *tmpl
 

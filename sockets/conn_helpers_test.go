@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 // The tests of connections, options, idle reclamation, hand-off, lookups,
@@ -30,7 +30,7 @@ func loopbackPolicy() *sockets.Policy {
 // echoTCP is a TCP server on loopback that echoes what it reads, or, with
 // sink set, discards it. It closes with the test.
 type echoTCP struct {
-	*socketstest.Server
+	*lab.Server
 	// eof receives once per connection when the client closed it (the
 	// server read EOF or an error).
 	eof chan struct{}
@@ -41,7 +41,7 @@ func startEchoTCP(t testing.TB) *echoTCP { return startEchoTCPWith(t, false, nil
 func startEchoTCPWith(t testing.TB, sink bool, cfg *tls.Config) *echoTCP {
 	t.Helper()
 	s := &echoTCP{eof: make(chan struct{}, 100)}
-	s.Server = socketstest.NewTLSServer(t, cfg, func(_ context.Context, c net.Conn) {
+	s.Server = lab.NewTLSServer(t, cfg, func(_ context.Context, c net.Conn) {
 		if sink {
 			io.Copy(io.Discard, c)
 		} else {
@@ -113,7 +113,7 @@ func (s *echoUDP) next(t *testing.T) string {
 // issued by an authority made for the test, and a pool that trusts it.
 func loopbackCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	return socketstest.NewCert("echo.example", "127.0.0.1")
+	return lab.NewCert("echo.example", "127.0.0.1")
 }
 
 // echoRoundTrip writes msg and reads the echo back.

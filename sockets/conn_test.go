@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 func TestDialReturnsConn(t *testing.T) {
@@ -181,9 +181,9 @@ func TestConnWithNetSMTP(t *testing.T) {
 	}()
 	defer func() { ln.Close(); wg.Wait() }()
 
-	seam := &socketstest.Connector{Target: ln.Addr().String()}
+	seam := &lab.Connector{Target: ln.Addr().String()}
 	d := &sockets.Dialer{
-		Resolver: socketstest.NewResolver(map[string][]string{"mail.example.com": {"93.184.216.34"}}),
+		Resolver: lab.NewResolver(map[string][]string{"mail.example.com": {"93.184.216.34"}}),
 		Connect:  seam.Connect,
 	}
 	conn, err := d.DialContext(t.Context(), "tcp", "mail.example.com:587")
@@ -247,9 +247,9 @@ func TestConnWithCryptoTLSAndHTTP(t *testing.T) {
 func TestConnStartTLS(t *testing.T) {
 	cert, pool := loopbackCert(t)
 	srv := startEchoTCPWith(t, false, &tls.Config{Certificates: []tls.Certificate{cert}})
-	seam := &socketstest.Connector{Target: srv.addr()}
+	seam := &lab.Connector{Target: srv.addr()}
 	d := &sockets.Dialer{
-		Resolver: socketstest.NewResolver(map[string][]string{"echo.example": {"93.184.216.34"}}),
+		Resolver: lab.NewResolver(map[string][]string{"echo.example": {"93.184.216.34"}}),
 		Connect:  seam.Connect,
 	}
 	c := dialConn(t, d, "tcp", "echo.example:993")
@@ -291,7 +291,7 @@ func TestStartTLSOnUDP(t *testing.T) {
 // fails with ErrWriteToConnected and sends nothing.
 func TestConnectedUDPAsPacketConn(t *testing.T) {
 	srv := startEchoUDP(t)
-	seam := &socketstest.Connector{Target: srv.addrPort().String()}
+	seam := &lab.Connector{Target: srv.addrPort().String()}
 	d := &sockets.Dialer{Connect: seam.Connect}
 	nc, err := d.DialContext(t.Context(), "udp", "8.8.8.8:53")
 	if err != nil {
@@ -436,9 +436,9 @@ func TestCloseReadStartTLS(t *testing.T) {
 		b, _ := io.ReadAll(c)
 		got <- string(b)
 	}()
-	seam := &socketstest.Connector{Target: ln.Addr().String()}
+	seam := &lab.Connector{Target: ln.Addr().String()}
 	d := &sockets.Dialer{
-		Resolver: socketstest.NewResolver(map[string][]string{"echo.example": {"93.184.216.34"}}),
+		Resolver: lab.NewResolver(map[string][]string{"echo.example": {"93.184.216.34"}}),
 		Connect:  seam.Connect,
 	}
 	c := dialConn(t, d, "tcp", "echo.example:993")

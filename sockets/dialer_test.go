@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"go.uber.org/goleak"
 )
 
@@ -36,8 +36,8 @@ func TestMain(m *testing.M) {
 // its addresses whatever network is asked, even none, so that the
 // Dialer's own family check and its handling of an empty answer are
 // exercised. It records every question.
-func newResolver(hosts map[string][]string) *socketstest.Resolver {
-	r := socketstest.NewResolver(hosts)
+func newResolver(hosts map[string][]string) *lab.Resolver {
+	r := lab.NewResolver(hosts)
 	r.Raw = true
 	return r
 }
@@ -104,7 +104,7 @@ func (s *connectSeam) attempts() []netip.AddrPort {
 
 // greeter is a loopback TCP server that writes "hello\n" to every
 // connection and closes it.
-type greeter struct{ *socketstest.Server }
+type greeter struct{ *lab.Server }
 
 // startGreeter starts a greeter listening on addr, a loopback "ip:port"
 // (port 0 for any).
@@ -114,7 +114,7 @@ func startGreeter(t *testing.T, addr string) *greeter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &greeter{socketstest.Serve(t, ln, func(_ context.Context, c net.Conn) {
+	return &greeter{lab.Serve(t, ln, func(_ context.Context, c net.Conn) {
 		io.WriteString(c, "hello\n")
 	})}
 }
@@ -265,7 +265,7 @@ func TestDialMixedAnswersConnectOnlyToAllowed(t *testing.T) {
 			if got := seam.attempts(); !slices.Equal(got, want) {
 				t.Errorf("connect attempts %v, want %v", got, want)
 			}
-			if got := r.Calls(); !slices.Equal(got, []socketstest.Lookup{{Network: c.wantLookup, Host: "mixed.example"}}) {
+			if got := r.Calls(); !slices.Equal(got, []lab.Lookup{{Network: c.wantLookup, Host: "mixed.example"}}) {
 				t.Errorf("lookups %v", got)
 			}
 		})

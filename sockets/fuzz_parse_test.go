@@ -19,7 +19,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 // descKey is the Registry key of FuzzAttach: fixed, so that the fuzzer's
@@ -45,10 +45,10 @@ func seal(body []byte) string {
 func FuzzAttach(f *testing.F) {
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	f.Cleanup(srv.Close)
-	conn := &socketstest.Connector{Target: srv.Listener.Addr().String()}
+	conn := &lab.Connector{Target: srv.Listener.Addr().String()}
 	reg := &sockets.Registry{Key: descKey}
 	d := &sockets.Dialer{
-		Resolver: socketstest.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
+		Resolver: lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
 		Connect:  conn.Connect,
 		Registry: reg,
 		AppID:    "fuzz-app",

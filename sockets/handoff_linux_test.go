@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"go.uber.org/goleak"
 )
 
@@ -780,7 +780,7 @@ func TestHandOffProcessIdleClock(t *testing.T) {
 // the sender's.
 func TestHandOffProcessTLS(t *testing.T) {
 	checkHygiene(t)
-	ca := socketstest.NewCA("hand-off CA")
+	ca := lab.NewCA("hand-off CA")
 	srv := startRecorder(t, &tls.Config{Certificates: []tls.Certificate{ca.Issue("127.0.0.1")}})
 	var received atomic.Int32
 	reg := &sockets.Registry{OnReceiveError: func(error) { received.Add(1) }}

@@ -9,11 +9,11 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 func TestLookupNetIP(t *testing.T) {
-	res := socketstest.NewResolver(map[string][]string{
+	res := lab.NewResolver(map[string][]string{
 		"mail.example.com": {"93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"},
 		"intranet.example": {"10.0.0.1"},
 	})
@@ -49,7 +49,7 @@ func TestLookupNetIP(t *testing.T) {
 }
 
 func TestLookupErrors(t *testing.T) {
-	res := socketstest.NewResolver(nil)
+	res := lab.NewResolver(nil)
 	d := &sockets.Dialer{Resolver: res}
 	cases := []struct {
 		name, network, host string
@@ -89,7 +89,7 @@ func TestLookupErrors(t *testing.T) {
 // TestLookupAddrNotImplemented: reverse lookups fail as on App Engine, for
 // any input, and never reach the resolver.
 func TestLookupAddrNotImplemented(t *testing.T) {
-	res := socketstest.NewResolver(nil)
+	res := lab.NewResolver(nil)
 	d := &sockets.Dialer{Resolver: res}
 	for _, addr := range []string{"8.8.8.8", "2001:4860:4860::8888", "127.0.0.1", "garbage", ""} {
 		names, err := d.LookupAddr(t.Context(), addr)

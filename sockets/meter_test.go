@@ -13,12 +13,12 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 func TestMeter(t *testing.T) {
 	srv := startEchoTCP(t)
-	seam := &socketstest.Connector{Target: srv.addr()}
+	seam := &lab.Connector{Target: srv.addr()}
 	type closed struct {
 		host string
 		u    sockets.Usage
@@ -31,7 +31,7 @@ func TestMeter(t *testing.T) {
 		mu.Unlock()
 	}}
 	d := &sockets.Dialer{
-		Resolver: socketstest.NewResolver(map[string][]string{
+		Resolver: lab.NewResolver(map[string][]string{
 			"echo.example":  {"93.184.216.34"},
 			"ECHO.example.": {"93.184.216.34"},
 			"other.example": {"93.184.216.35"},
@@ -241,7 +241,7 @@ func TestMeterBoundedHosts(t *testing.T) {
 // host as dialed.
 func TestMeterCap(t *testing.T) {
 	srv := startEchoTCP(t)
-	seam := &socketstest.Connector{Target: srv.addr()}
+	seam := &lab.Connector{Target: srv.addr()}
 	var mu sync.Mutex
 	closed := map[string]sockets.Usage{}
 	meter := &sockets.Meter{MaxHosts: 2, OnClose: func(host string, u sockets.Usage) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 // refusal is what a row expects of Check: zero rule for allowed.
@@ -324,7 +324,7 @@ func TestListsAreCopies(t *testing.T) {
 // allow-listed name is still resolved and checked.
 func TestListsBeforeLookup(t *testing.T) {
 	t.Parallel()
-	srv := socketstest.NewServer(t, func(_ context.Context, c net.Conn) { c.Close() })
+	srv := lab.NewServer(t, func(_ context.Context, c net.Conn) { c.Close() })
 	p := sockets.DefaultPolicy().
 		AllowHosts("*.example.com").
 		DenyHosts("admin.example.com").
@@ -345,13 +345,13 @@ func TestListsBeforeLookup(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			res := socketstest.NewResolver(map[string][]string{
+			res := lab.NewResolver(map[string][]string{
 				"admin.example.com":   {"93.184.216.34"},
 				"intranet.corp":       {"93.184.216.34"},
 				"www.example.com":     {"93.184.216.34"},
 				"private.example.com": {"10.0.0.1"},
 			})
-			conn := &socketstest.Connector{Target: srv.Addr()}
+			conn := &lab.Connector{Target: srv.Addr()}
 			d := &sockets.Dialer{Policy: p, Resolver: res, Connect: conn.Connect}
 			addr := net.JoinHostPort(c.host, itoa(c.port))
 			nc, err := d.DialContext(t.Context(), "tcp", addr)
@@ -388,7 +388,7 @@ func itoa(port uint16) string { return strconv.Itoa(int(port)) }
 // only narrow; its host and port lists refuse before any lookup.
 func TestContextPolicy(t *testing.T) {
 	t.Parallel()
-	srv := socketstest.NewServer(t, func(_ context.Context, c net.Conn) { c.Close() })
+	srv := lab.NewServer(t, func(_ context.Context, c net.Conn) { c.Close() })
 	dialerPolicy := sockets.DefaultPolicy()
 	for _, c := range []struct {
 		name    string
@@ -411,11 +411,11 @@ func TestContextPolicy(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			res := socketstest.NewResolver(map[string][]string{
+			res := lab.NewResolver(map[string][]string{
 				"www.example.com":     {"93.184.216.34"},
 				"private.example.com": {"10.0.0.1"},
 			})
-			conn := &socketstest.Connector{Target: srv.Addr()}
+			conn := &lab.Connector{Target: srv.Addr()}
 			d := &sockets.Dialer{Policy: c.dialer, Resolver: res, Connect: conn.Connect}
 			ctx := t.Context()
 			if c.ctx != nil {

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -48,7 +48,7 @@ type proxyRequest struct {
 
 // testProxy is an HTTP CONNECT proxy on loopback.
 type testProxy struct {
-	*socketstest.Server
+	*lab.Server
 
 	// Set before the first connection.
 	route map[string]string // request target -> loopback address it stands for
@@ -77,7 +77,7 @@ func newTestProxy(t *testing.T, configure func(p *testProxy)) *testProxy {
 	if configure != nil {
 		configure(p)
 	}
-	p.Server = socketstest.NewServer(t, p.serve)
+	p.Server = lab.NewServer(t, p.serve)
 	return p
 }
 
@@ -175,7 +175,7 @@ type pxServer struct {
 
 func newPXServer(t *testing.T) *pxServer {
 	t.Helper()
-	cert, roots := socketstest.NewCert("*.proxy.example")
+	cert, roots := lab.NewCert("*.proxy.example")
 	s := &pxServer{tls: &tls.Config{RootCAs: roots}}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -236,7 +236,7 @@ func TestProxyTunnelsToTheCheckedAddress(t *testing.T) {
 		p.route["93.184.216.34:443"] = srv.Listener.Addr().String()
 		p.route["[2606:4700::1111]:443"] = srv.Listener.Addr().String()
 	})
-	res := socketstest.NewResolver(map[string][]string{
+	res := lab.NewResolver(map[string][]string{
 		"www.proxy.example": {pxWeb4.String()},
 		"v6.proxy.example":  {pxWeb6.String()},
 	})
@@ -296,7 +296,7 @@ func TestProxyRefusalsSendNothing(t *testing.T) {
 	proxy := newTestProxy(t, func(p *testProxy) {
 		p.route["93.184.216.34:443"] = srv.Listener.Addr().String()
 	})
-	res := socketstest.NewResolver(map[string][]string{
+	res := lab.NewResolver(map[string][]string{
 		"intranet.proxy.example": {"10.1.0.1"},
 		"metadata.proxy.example": {"169.254.169.254"},
 		"mixed.proxy.example":    {"127.0.0.1", pxWeb4.String()},
@@ -357,7 +357,7 @@ func TestProxyCredentials(t *testing.T) {
 		p.route["93.184.216.34:443"] = srv.Listener.Addr().String()
 		p.user, p.pass = user, pass
 	})
-	res := socketstest.NewResolver(map[string][]string{"www.proxy.example": {pxWeb4.String()}})
+	res := lab.NewResolver(map[string][]string{"www.proxy.example": {pxWeb4.String()}})
 	for _, tc := range []struct {
 		name string
 		user *url.Userinfo
@@ -402,7 +402,7 @@ func TestProxyCredentials(t *testing.T) {
 }
 
 func TestProxyFailures(t *testing.T) {
-	res := socketstest.NewResolver(map[string][]string{
+	res := lab.NewResolver(map[string][]string{
 		"www.proxy.example": {pxWeb4.String()},
 		"wrong.proxy.test":  {"127.0.0.1"}, // a proxy's name, resolved through the Dialer's resolver
 	})
@@ -415,14 +415,14 @@ func TestProxyFailures(t *testing.T) {
 		ln.Close()
 		return addr
 	}()
-	proxyCert, proxyRoots := socketstest.NewCert("proxy.test", "127.0.0.1")
+	proxyCert, proxyRoots := lab.NewCert("proxy.test", "127.0.0.1")
 	tlsProxy := func(t *testing.T, reply string) string {
 		ln, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{proxyCert}})
-		s := socketstest.Serve(t, ln, func(_ context.Context, c net.Conn) {
+		s := lab.Serve(t, ln, func(_ context.Context, c net.Conn) {
 			if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
 				io.WriteString(c, reply)
 			}
@@ -615,7 +615,7 @@ func TestProxyInvalidURL(t *testing.T) {
 			if perr != nil {
 				return
 			}
-			res := socketstest.NewResolver(map[string][]string{"www.proxy.example": {pxWeb4.String()}})
+			res := lab.NewResolver(map[string][]string{"www.proxy.example": {pxWeb4.String()}})
 			d := &sockets.Dialer{Resolver: res, Proxy: u}
 			if c, err := d.DialContext(t.Context(), "tcp", "www.proxy.example:443"); !errors.As(err, &pe) || pe.Kind != sockets.ProxyInvalid {
 				if c != nil {
@@ -656,7 +656,7 @@ func TestProxyHappyEyeballs(t *testing.T) {
 		p.route["93.184.216.34:443"] = srv.Listener.Addr().String()
 		p.hang = func(target string) bool { return target == "[2a04:4e42::1]:443" }
 	})
-	res := socketstest.NewResolver(map[string][]string{
+	res := lab.NewResolver(map[string][]string{
 		"eyeballs.proxy.example": {pxDead6.String(), pxWeb4.String()},
 		"dead.proxy.example":     {pxDead6.String()},
 	})
@@ -710,7 +710,7 @@ func TestProxyHappyEyeballs(t *testing.T) {
 // greeting) may have its first bytes arrive with the proxy's reply; they
 // are read first.
 func TestProxyServerSpeaksFirst(t *testing.T) {
-	smtp := socketstest.NewServer(t, func(_ context.Context, c net.Conn) {
+	smtp := lab.NewServer(t, func(_ context.Context, c net.Conn) {
 		io.WriteString(c, "220 smtp.proxy.example ESMTP ready\r\n")
 		line, _ := bufio.NewReader(c).ReadString('\n')
 		io.WriteString(c, "250 got "+line)
@@ -719,7 +719,7 @@ func TestProxyServerSpeaksFirst(t *testing.T) {
 		p.route["93.184.216.34:587"] = smtp.Addr()
 		p.coalesce = true
 	})
-	res := socketstest.NewResolver(map[string][]string{"smtp.proxy.example": {pxWeb4.String()}})
+	res := lab.NewResolver(map[string][]string{"smtp.proxy.example": {pxWeb4.String()}})
 	d := &sockets.Dialer{Resolver: res, Proxy: proxy.URL(nil)}
 	c, err := d.DialConn(t.Context(), "tcp", "smtp.proxy.example:587")
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 // router is a RoutePacket seam that records every destination it is asked
@@ -289,7 +289,7 @@ func TestListenPacketBinding(t *testing.T) {
 // and refuses 10.0.0.1:53 without a connection attempt.
 func TestConnectedUDPDNS(t *testing.T) {
 	srv := startEchoUDP(t)
-	seam := &socketstest.Connector{Target: srv.addrPort().String()}
+	seam := &lab.Connector{Target: srv.addrPort().String()}
 	d := &sockets.Dialer{Connect: seam.Connect}
 	c := dialConn(t, d, "udp", "8.8.8.8:53")
 	if _, err := c.Write([]byte("query")); err != nil {
@@ -398,7 +398,7 @@ func TestWriteMalformedDestination(t *testing.T) {
 
 	srv := startEchoUDP(t)
 	r := &router{to: srv.addrPort()}
-	seam := &socketstest.Connector{Target: srv.addrPort().String()}
+	seam := &lab.Connector{Target: srv.addrPort().String()}
 	d := &sockets.Dialer{RoutePacket: r.route, Connect: seam.Connect}
 	conn := dialConn(t, d, "udp", "8.8.8.8:53") // connected; its peer is 8.8.8.8:53
 	var pcs []*sockets.PacketConn

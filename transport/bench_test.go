@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/transport"
 )
 
@@ -29,8 +29,8 @@ func BenchmarkRetriesOnSuccess(b *testing.B) {
 	build := func(retries int) *transport.Transport {
 		rt, err := transport.New(transport.Config{
 			Backend:  transport.Sockets,
-			Resolver: socketstest.NewResolver(map[string][]string{"example.com": {"93.184.216.34"}}),
-			Dialer:   &sockets.Dialer{Connect: (&socketstest.Connector{Target: srv.Listener.Addr().String()}).Connect},
+			Resolver: lab.NewResolver(map[string][]string{"example.com": {"93.184.216.34"}}),
+			Dialer:   &sockets.Dialer{Connect: (&lab.Connector{Target: srv.Listener.Addr().String()}).Connect},
 			Retries:  retries,
 		})
 		if err != nil {

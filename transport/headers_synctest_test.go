@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/transport"
 )
 
@@ -36,7 +36,7 @@ func TestResponseHeaderTimeoutDefault(t *testing.T) {
 		}
 		rt, err := transport.New(transport.Config{
 			Backend:  transport.Sockets,
-			Resolver: socketstest.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
+			Resolver: lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
 			Dialer:   &sockets.Dialer{Connect: connect},
 		})
 		if err != nil {

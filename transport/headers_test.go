@@ -15,18 +15,18 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 )
 
 // headerRig builds a sockets Transport with cfg whose name www.example.com
 // resolves to a public address that is connected to srv on loopback.
-func headerRig(t *testing.T, srv *socketstest.Server, cfg transport.Config) *transport.Transport {
+func headerRig(t *testing.T, srv *lab.Server, cfg transport.Config) *transport.Transport {
 	t.Helper()
-	seam := &socketstest.Connector{Target: srv.Addr()}
+	seam := &lab.Connector{Target: srv.Addr()}
 	cfg.Backend = transport.Sockets
-	cfg.Resolver = socketstest.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}})
+	cfg.Resolver = lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}})
 	cfg.Dialer = &sockets.Dialer{Connect: seam.Connect}
 	rt, err := transport.New(cfg)
 	if err != nil {
@@ -52,7 +52,7 @@ func readRequest(c net.Conn) error {
 // blocked on one is not durably blocked, so the bubble's time would not
 // advance; TestResponseHeaderTimeoutDefault uses an in-memory pipe.)
 func TestResponseHeaderTimeout(t *testing.T) {
-	srv := socketstest.NewServer(t, func(ctx context.Context, c net.Conn) {
+	srv := lab.NewServer(t, func(ctx context.Context, c net.Conn) {
 		if readRequest(c) == nil {
 			<-ctx.Done() // never answer
 		}
@@ -115,7 +115,7 @@ func TestMaxResponseHeaderBytes(t *testing.T) {
 		{"default/over", 0, 2 << 20, fmt.Sprintf("server response headers exceeded %d bytes", transport.DefaultMaxResponseHeaderBytes)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := socketstest.NewServer(t, oversized(tc.field))
+			srv := lab.NewServer(t, oversized(tc.field))
 			rt := headerRig(t, srv, transport.Config{MaxResponseHeaderBytes: tc.limit})
 			req, _ := http.NewRequest(http.MethodGet, "http://www.example.com/", nil)
 			resp, err := rt.RoundTrip(req)
@@ -181,7 +181,7 @@ func TestHeaderLimitsConfig(t *testing.T) {
 // enforces; a response within it is read, one over it fails the request
 // with net/http's HTTP/2 error.
 func TestMaxResponseHeaderBytesHTTP2(t *testing.T) {
-	cert, roots := socketstest.NewCert("www.example.com")
+	cert, roots := lab.NewCert("www.example.com")
 	for _, tc := range []struct {
 		name  string
 		field int    // one field of this many bytes
@@ -204,10 +204,10 @@ func TestMaxResponseHeaderBytesHTTP2(t *testing.T) {
 			srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 			srv.StartTLS()
 			defer srv.Close()
-			seam := &socketstest.Connector{Target: srv.Listener.Addr().String()}
+			seam := &lab.Connector{Target: srv.Listener.Addr().String()}
 			rt, err := transport.New(transport.Config{
 				Backend:                transport.Sockets,
-				Resolver:               socketstest.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
+				Resolver:               lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
 				Dialer:                 &sockets.Dialer{Connect: seam.Connect},
 				TLS:                    tlsconf.Config{RootCAs: roots},
 				MaxResponseHeaderBytes: 8 << 10,

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 )
@@ -86,13 +86,13 @@ func TestHTTPPathWrappers(t *testing.T) {
 				scheme = "https"
 			}
 			t.Run(tc.name+"/"+scheme, func(t *testing.T) {
-				d := &sockets.Dialer{Connect: (&socketstest.Connector{Target: s.Listener.Addr().String()}).Connect}
+				d := &sockets.Dialer{Connect: (&lab.Connector{Target: s.Listener.Addr().String()}).Connect}
 				if tc.meter {
 					d.Meter = &sockets.Meter{}
 				}
 				rt, err := transport.New(transport.Config{
 					Backend:  tc.backend,
-					Resolver: socketstest.NewResolver(map[string][]string{"example.com": {"93.184.216.34"}}),
+					Resolver: lab.NewResolver(map[string][]string{"example.com": {"93.184.216.34"}}),
 					Dialer:   d,
 					TLS:      tlsconf.Config{RootCAs: roots},
 				})

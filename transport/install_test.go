@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/transport"
 )
 
@@ -23,12 +23,12 @@ func TestInstallSocketsClone(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
-	res := socketstest.NewResolver(map[string][]string{
+	res := lab.NewResolver(map[string][]string{
 		"www.example.com":   {"93.184.216.34"}, // public
 		"intranet.example":  {"10.0.0.1"},      // private (RFC 1918)
 		"metadata.internal": {"169.254.169.254"},
 	})
-	seam := &socketstest.Connector{Target: srv.Listener.Addr().String()}
+	seam := &lab.Connector{Target: srv.Listener.Addr().String()}
 	rt, err := transport.New(transport.Config{
 		Backend:  transport.Sockets,
 		Resolver: res,

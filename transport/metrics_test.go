@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 )
@@ -28,7 +28,7 @@ import (
 type metricsRig struct {
 	rt       *transport.Transport
 	reader   *sdkmetric.ManualReader
-	conn     *socketstest.Connector
+	conn     *lab.Connector
 	mu       sync.Mutex
 	refusals []*sockets.DeniedError
 }
@@ -38,14 +38,14 @@ func newMetricsRig(t *testing.T, b transport.Backend, srv *httptest.Server) *met
 	r := &metricsRig{reader: sdkmetric.NewManualReader()}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r.reader))
 	t.Cleanup(func() { mp.Shutdown(context.Background()) })
-	r.conn = &socketstest.Connector{Target: srv.Listener.Addr().String()}
+	r.conn = &lab.Connector{Target: srv.Listener.Addr().String()}
 	roots := x509.NewCertPool()
 	if srv.Certificate() != nil {
 		roots.AddCert(srv.Certificate())
 	}
 	rt, err := transport.New(transport.Config{
 		Backend: b,
-		Resolver: socketstest.NewResolver(map[string][]string{
+		Resolver: lab.NewResolver(map[string][]string{
 			"www.example.com":  {"93.184.216.34"},
 			"internal.example": {"10.0.0.1"},
 		}),

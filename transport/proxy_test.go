@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"
@@ -120,14 +120,14 @@ func (p *connectProxy) serve(w http.ResponseWriter, r *http.Request) {
 type proxyRig struct {
 	srv       *httptest.Server
 	url       string
-	ca        *socketstest.CA
+	ca        *lab.CA
 	cfg       transport.Config
 	proxyCert tls.Certificate
 }
 
 func newProxyRig(t *testing.T) *proxyRig {
 	t.Helper()
-	ca := socketstest.NewCA("proxy wiring CA")
+	ca := lab.NewCA("proxy wiring CA")
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "hello "+r.Host+" "+r.TLS.ServerName)
 	}))
@@ -143,7 +143,7 @@ func newProxyRig(t *testing.T) *proxyRig {
 		proxyCert: ca.Issue("127.0.0.1"),
 		cfg: transport.Config{
 			Policy:       sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")),
-			Resolver:     socketstest.NewResolver(map[string][]string{"www.example.com": {"127.0.0.1"}}),
+			Resolver:     lab.NewResolver(map[string][]string{"www.example.com": {"127.0.0.1"}}),
 			TLS:          tlsconf.Config{RootCAs: ca.Pool()},
 			RetryWaitMin: 1, RetryWaitMax: 1,
 		},
@@ -215,7 +215,7 @@ func TestConfigProxy(t *testing.T) {
 				if body, err := rig.get(t, b, cfg); err != nil || body != want {
 					t.Fatalf("GET: %q, %v", body, err)
 				}
-				cfg.TLS = tlsconf.Config{RootCAs: socketstest.NewCA("another").Pool()}
+				cfg.TLS = tlsconf.Config{RootCAs: lab.NewCA("another").Pool()}
 				_, err := rig.get(t, b, cfg)
 				var pe *sockets.ProxyError
 				if !errors.As(err, &pe) || pe.Kind != sockets.ProxyUnreachable || !errors.Is(err, tlsconf.ErrCertificate) {

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/transport"
 )
 
@@ -20,7 +20,7 @@ import (
 // with counters of what the server saw.
 type tenantRig struct {
 	rt       *transport.Transport
-	seam     *socketstest.Connector
+	seam     *lab.Connector
 	requests atomic.Int32 // requests the server answered
 	conns    atomic.Int32 // connections the server accepted
 }
@@ -39,10 +39,10 @@ func newTenantRig(t *testing.T, backend transport.Backend) *tenantRig {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	r.seam = &socketstest.Connector{Target: srv.Listener.Addr().String()}
+	r.seam = &lab.Connector{Target: srv.Listener.Addr().String()}
 	rt, err := transport.New(transport.Config{
 		Backend:  backend,
-		Resolver: socketstest.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
+		Resolver: lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
 		Dialer:   &sockets.Dialer{Connect: r.seam.Connect},
 	})
 	if err != nil {
@@ -179,11 +179,11 @@ func newTenantRigPolicy(t *testing.T, backend transport.Backend, p *sockets.Poli
 	r := &tenantRig{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.requests.Add(1) }))
 	t.Cleanup(srv.Close)
-	r.seam = &socketstest.Connector{Target: srv.Listener.Addr().String()}
+	r.seam = &lab.Connector{Target: srv.Listener.Addr().String()}
 	rt, err := transport.New(transport.Config{
 		Backend:  backend,
 		Policy:   p,
-		Resolver: socketstest.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
+		Resolver: lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
 		Dialer:   &sockets.Dialer{Connect: r.seam.Connect},
 	})
 	if err != nil {

@@ -25,7 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"
@@ -44,8 +44,8 @@ const publicName = "example.com"
 // the default policy and then sent to srv on loopback.
 type rig struct {
 	rt   *transport.Transport
-	conn *socketstest.Connector
-	res  *socketstest.Resolver
+	conn *lab.Connector
+	res  *lab.Resolver
 }
 
 func newRig(t *testing.T, srv *httptest.Server, cfg transport.Config) *rig {
@@ -58,8 +58,8 @@ func newRig(t *testing.T, srv *httptest.Server, cfg transport.Config) *rig {
 func newBackendRig(t *testing.T, srv *httptest.Server, cfg transport.Config) *rig {
 	t.Helper()
 	r := &rig{
-		conn: &socketstest.Connector{Target: srv.Listener.Addr().String()},
-		res: socketstest.NewResolver(map[string][]string{
+		conn: &lab.Connector{Target: srv.Listener.Addr().String()},
+		res: lab.NewResolver(map[string][]string{
 			publicName:           {"93.184.216.34"},
 			"intranet.example":   {"10.0.0.1"},
 			"google.example":     {"142.250.0.1"},
@@ -740,7 +740,7 @@ func testRetries(t *testing.T, b transport.Backend) {
 		h := &retryServer{}
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
-		refuse := &socketstest.Connector{Target: closed}
+		refuse := &lab.Connector{Target: closed}
 		var tries atomic.Int32
 		cfg := fastRetries(2)
 		cfg.Backend = b
@@ -1042,7 +1042,7 @@ func syncRig(t *testing.T, cfg transport.Config, h http.Handler) *transport.Tran
 	pn := newPipeNet()
 	srv := &http.Server{Handler: h}
 	go srv.Serve(pn)
-	cfg.Resolver = socketstest.NewResolver(map[string][]string{publicName: {"93.184.216.34"}})
+	cfg.Resolver = lab.NewResolver(map[string][]string{publicName: {"93.184.216.34"}})
 	cfg.Dialer = &sockets.Dialer{Connect: pn.Connect}
 	rt, err := transport.New(cfg)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/urlfetch"
 )
 
@@ -144,7 +144,7 @@ func TestDeadlineWhileReading(t *testing.T) {
 		}
 		tr := &urlfetch.Transport{
 			Dialer: &sockets.Dialer{
-				Resolver: socketstest.NewResolver(map[string][]string{publicHost: {publicAddr}}),
+				Resolver: lab.NewResolver(map[string][]string{publicHost: {publicAddr}}),
 				Connect:  connect,
 			},
 			Deadline: deadline,
@@ -200,7 +200,7 @@ func TestDeadlineValues(t *testing.T) {
 				}
 				tr := &urlfetch.Transport{
 					Dialer: &sockets.Dialer{
-						Resolver: socketstest.NewResolver(map[string][]string{publicHost: {publicAddr}}),
+						Resolver: lab.NewResolver(map[string][]string{publicHost: {publicAddr}}),
 						Connect:  connect,
 					},
 					Deadline:   tt.deadline,

@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
@@ -24,7 +24,7 @@ import (
 // runs reply on the connection, for replies net/http's server never makes.
 func rawServer(t *testing.T, reply func(c net.Conn)) string {
 	t.Helper()
-	return socketstest.NewServer(t, func(_ context.Context, c net.Conn) {
+	return lab.NewServer(t, func(_ context.Context, c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
 			line, err := br.ReadString('\n')
@@ -40,11 +40,11 @@ func rawServer(t *testing.T, reply func(c net.Conn)) string {
 }
 
 // rawFixture is a Transport whose connections all go to addr.
-func rawFixture(t *testing.T, addr string, opts ...func(*urlfetch.Transport)) (*urlfetch.Transport, *socketstest.Connector) {
-	conn := &socketstest.Connector{Target: addr}
+func rawFixture(t *testing.T, addr string, opts ...func(*urlfetch.Transport)) (*urlfetch.Transport, *lab.Connector) {
+	conn := &lab.Connector{Target: addr}
 	tr := &urlfetch.Transport{
 		Dialer: &sockets.Dialer{
-			Resolver: socketstest.NewResolver(map[string][]string{publicHost: {publicAddr}}),
+			Resolver: lab.NewResolver(map[string][]string{publicHost: {publicAddr}}),
 			Connect:  conn.Connect,
 		},
 	}
@@ -267,11 +267,11 @@ func TestBodyClosedOnError(t *testing.T) {
 			if target == "" {
 				target = tlsSrv.addr()
 			}
-			conn := &socketstest.Connector{Target: target}
+			conn := &lab.Connector{Target: target}
 			tr := &urlfetch.Transport{
 				Policy: loopbackPolicy,
 				Dialer: &sockets.Dialer{
-					Resolver: socketstest.NewResolver(map[string][]string{publicHost: {publicAddr}, privateHost: {privateAddr}}),
+					Resolver: lab.NewResolver(map[string][]string{publicHost: {publicAddr}, privateHost: {privateAddr}}),
 					Connect:  conn.Connect,
 				},
 			}

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
@@ -352,13 +352,13 @@ func TestDowngradeCredentials(t *testing.T) {
 	tlsSrv := newServer(t, handler("https"), true) // certificate for example.com and *.example.com
 	plainSrv := newServer(t, handler("http"), false)
 	const addr = "93.184.216.34"
-	res := socketstest.NewResolver(map[string][]string{
+	res := lab.NewResolver(map[string][]string{
 		"example.com":        {addr},
 		"secure.example.com": {addr},
 		"sub.example.com":    {addr},
 		"other.example.net":  {addr},
 	})
-	conn := &socketstest.Connector{Routes: map[netip.AddrPort]string{
+	conn := &lab.Connector{Routes: map[netip.AddrPort]string{
 		netip.MustParseAddrPort(addr + ":443"): tlsSrv.addr(),
 		netip.MustParseAddrPort(addr + ":80"):  plainSrv.addr(),
 	}}

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
@@ -158,7 +158,7 @@ func FuzzRequest(f *testing.F) {
 	}
 	tr := &urlfetch.Transport{
 		Policy: policy,
-		Resolver: socketstest.NewResolver(map[string][]string{
+		Resolver: lab.NewResolver(map[string][]string{
 			"www.example.com":      {"93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"},
 			"google.example.com":   {"142.250.64.100"},
 			"intranet.example.com": {"10.0.0.1"},

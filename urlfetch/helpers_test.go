@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/urlfetch"
 )
 
@@ -108,8 +108,8 @@ func (c *countingConn) Write(p []byte) (int, error) {
 // names to public, private and Google addresses.
 type fixture struct {
 	srv  *server
-	conn *socketstest.Connector
-	res  *socketstest.Resolver
+	conn *lab.Connector
+	res  *lab.Resolver
 	tr   *urlfetch.Transport
 }
 
@@ -122,8 +122,8 @@ func newFixture(t testing.TB, srv *server, opts ...func(*urlfetch.Transport)) *f
 	t.Helper()
 	f := &fixture{
 		srv:  srv,
-		conn: &socketstest.Connector{Target: srv.addr()},
-		res: socketstest.NewResolver(map[string][]string{
+		conn: &lab.Connector{Target: srv.addr()},
+		res: lab.NewResolver(map[string][]string{
 			publicHost:  {publicAddr},
 			privateHost: {privateAddr},
 			googleHost:  {googleAddr},

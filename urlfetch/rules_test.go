@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
@@ -530,9 +530,9 @@ func mustGet(t testing.TB, u string) *http.Request {
 // refuses every target: a test that must fail before any lookup uses it,
 // so that nothing could leave the machine if it did not.
 var noNetwork = struct {
-	res    *socketstest.Resolver
+	res    *lab.Resolver
 	dialer *sockets.Dialer
-}{new(socketstest.Resolver), &sockets.Dialer{Connect: new(socketstest.Connector).Connect}}
+}{new(lab.Resolver), &sockets.Dialer{Connect: new(lab.Connector).Connect}}
 
 func TestConfigErrors(t *testing.T) {
 	tests := []struct {

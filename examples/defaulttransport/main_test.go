@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/transport"
 )
 
@@ -78,10 +78,10 @@ func TestRunThroughInstalledTransport(t *testing.T) {
 		t.Run(b.String(), func(t *testing.T) {
 			prev := guardDefault(t)
 			srv, hits := countingServer(t)
-			connector := &socketstest.Connector{Target: srv.Listener.Addr().String()}
+			connector := &lab.Connector{Target: srv.Listener.Addr().String()}
 			rt, err := transport.New(transport.Config{
 				Backend:  b,
-				Resolver: socketstest.NewResolver(map[string][]string{"www.example.com": {publicIP}}),
+				Resolver: lab.NewResolver(map[string][]string{"www.example.com": {publicIP}}),
 				Dialer:   &sockets.Dialer{Connect: connector.Connect},
 			})
 			if err != nil {

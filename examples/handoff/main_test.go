@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 const (
@@ -45,10 +45,10 @@ func startServer(t *testing.T, articles []article) *newsServer {
 
 // dialer resolves newsHost to a public address, which the default policy
 // checks, and connects it to srv on loopback.
-func dialer(srv *newsServer) (*sockets.Dialer, *socketstest.Connector) {
-	conn := &socketstest.Connector{Target: srv.Addr()}
+func dialer(srv *newsServer) (*sockets.Dialer, *lab.Connector) {
+	conn := &lab.Connector{Target: srv.Addr()}
 	return &sockets.Dialer{
-		Resolver: socketstest.NewResolver(map[string][]string{newsHost: {publicIP}}),
+		Resolver: lab.NewResolver(map[string][]string{newsHost: {publicIP}}),
 		Connect:  conn.Connect,
 		Registry: new(sockets.Registry),
 		AppID:    appID,
@@ -249,8 +249,8 @@ func webProcess(spec string) int {
 	// The web process has no Registry of its own: the socket goes to the
 	// worker's.
 	d := &sockets.Dialer{
-		Resolver: socketstest.NewResolver(map[string][]string{newsHost: {publicIP}}),
-		Connect:  (&socketstest.Connector{Target: ws.Server}).Connect,
+		Resolver: lab.NewResolver(map[string][]string{newsHost: {publicIP}}),
+		Connect:  (&lab.Connector{Target: ws.Server}).Connect,
 		AppID:    appID,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -19,7 +19,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -52,7 +52,7 @@ type mailServer struct {
 
 func startServer(t *testing.T) *mailServer {
 	t.Helper()
-	cert, roots := socketstest.NewCert(serverName)
+	cert, roots := lab.NewCert(serverName)
 	ms := &mailServer{roots: roots}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
 		return &session{ms: ms, conn: c}, nil
@@ -166,10 +166,10 @@ func (s *session) Logout() error { return nil }
 
 // dialer resolves names through a table and connects every allowed address
 // to target on loopback, under the default policy.
-func dialer(target string, hosts map[string][]string) (*sockets.Dialer, *socketstest.Connector) {
-	conn := &socketstest.Connector{Target: target}
+func dialer(target string, hosts map[string][]string) (*sockets.Dialer, *lab.Connector) {
+	conn := &lab.Connector{Target: target}
 	return &sockets.Dialer{
-		Resolver: socketstest.NewResolver(hosts),
+		Resolver: lab.NewResolver(hosts),
 		Connect:  conn.Connect,
 	}, conn
 }
@@ -280,6 +280,6 @@ func TestUntrustedCertificate(t *testing.T) {
 
 func otherRoots(t *testing.T) *x509.CertPool {
 	t.Helper()
-	_, roots := socketstest.NewCert(serverName)
+	_, roots := lab.NewCert(serverName)
 	return roots
 }

@@ -1,12 +1,10 @@
 package socketstest_test
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 
 	"github.com/outbound-go/outbound/sockets/socketstest"
 )
@@ -26,28 +24,4 @@ func ExampleNewCert() {
 	b, err := io.ReadAll(tc)
 	fmt.Println(string(b), err, tc.ConnectionState().PeerCertificates[0].DNSNames)
 	// Output: hello <nil> [www.example.com]
-}
-
-// A name whose answers alternate between a public and a private address,
-// as a DNS-rebinding attacker's server does, and a name that never
-// resolves.
-func ExampleResolver_SetFunc() {
-	public, private := netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("10.0.0.1")
-	var r socketstest.Resolver
-	r.SetFunc("rebind.example", socketstest.Cycle([]netip.Addr{public}, []netip.Addr{private}))
-	r.SetFunc("hang.example", socketstest.Hang)
-
-	for range 3 {
-		fmt.Println(r.LookupNetIP(context.Background(), "ip", "rebind.example"))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	fmt.Println(r.LookupNetIP(ctx, "ip", "hang.example"))
-	fmt.Println(r.Lookups())
-	// Output:
-	// [93.184.216.34] <nil>
-	// [10.0.0.1] <nil>
-	// [93.184.216.34] <nil>
-	// [] context canceled
-	// [rebind.example rebind.example rebind.example hang.example]
 }

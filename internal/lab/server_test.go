@@ -1,4 +1,4 @@
-package socketstest_test
+package lab_test
 
 import (
 	"bufio"
@@ -9,13 +9,13 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 // The handler serves each connection; the server closes it when the
 // handler returns, and records it in accept order.
 func TestServer(t *testing.T) {
-	srv := socketstest.NewServer(t, func(_ context.Context, c net.Conn) {
+	srv := lab.NewServer(t, func(_ context.Context, c net.Conn) {
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err == nil {
 			io.WriteString(c, "re: "+line)
@@ -53,7 +53,7 @@ func TestServerClose(t *testing.T) {
 	var n atomic.Int32
 	started := make(chan struct{})
 	ended := make(chan error, 2)
-	srv := socketstest.NewServer(t, func(ctx context.Context, c net.Conn) {
+	srv := lab.NewServer(t, func(ctx context.Context, c net.Conn) {
 		first := n.Add(1) == 1
 		started <- struct{}{}
 		if first {

@@ -1,4 +1,4 @@
-package socketstest_test
+package lab_test
 
 import (
 	"context"
@@ -7,17 +7,17 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 // Open lists the connections Connect made until each is closed, and never
 // a failed attempt.
 func TestConnectorOpen(t *testing.T) {
-	srv := socketstest.NewServer(t, func(ctx context.Context, _ net.Conn) { <-ctx.Done() })
+	srv := lab.NewServer(t, func(ctx context.Context, _ net.Conn) { <-ctx.Done() })
 	one := netip.MustParseAddrPort("93.184.216.34:443")
 	two := netip.MustParseAddrPort("[2606:2800:220:1::1]:443")
 	refused := netip.MustParseAddrPort("93.184.216.35:443")
-	c := &socketstest.Connector{Target: srv.Addr(), Routes: map[netip.AddrPort]string{refused: "10.0.0.1:443"}}
+	c := &lab.Connector{Target: srv.Addr(), Routes: map[netip.AddrPort]string{refused: "10.0.0.1:443"}}
 	ctx := context.Background()
 	first, err := c.Connect(ctx, "tcp", one)
 	if err != nil {

@@ -1,4 +1,4 @@
-package socketstest_test
+package lab_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 // verify checks cert's leaf against roots for host, as a TLS client does.
@@ -24,7 +24,7 @@ func verify(cert tls.Certificate, roots *x509.CertPool, host string, usage x509.
 }
 
 func TestCAIssue(t *testing.T) {
-	ca := socketstest.NewCA("Test CA")
+	ca := lab.NewCA("Test CA")
 	if !ca.Cert.IsCA || ca.Cert.Subject.CommonName != "Test CA" {
 		t.Fatalf("CA certificate: IsCA %v, name %q", ca.Cert.IsCA, ca.Cert.Subject.CommonName)
 	}
@@ -55,7 +55,7 @@ func TestCAIssue(t *testing.T) {
 	if err := verify(cert, ca.Pool(), "other.example.com", x509.ExtKeyUsageServerAuth); err == nil {
 		t.Error("verified for a name it does not hold")
 	}
-	if err := verify(cert, socketstest.NewCA("Other").Pool(), "www.example.com", x509.ExtKeyUsageServerAuth); err == nil {
+	if err := verify(cert, lab.NewCA("Other").Pool(), "www.example.com", x509.ExtKeyUsageServerAuth); err == nil {
 		t.Error("verified against another authority")
 	}
 	if err := verify(cert, ca.Pool(), "www.example.com", x509.ExtKeyUsageClientAuth); err == nil {
@@ -67,8 +67,8 @@ func TestCAIssue(t *testing.T) {
 }
 
 func TestCAIssueSpec(t *testing.T) {
-	ca := socketstest.NewCA("Spec CA")
-	client := ca.IssueSpec(socketstest.CertSpec{CommonName: "the client", Client: true})
+	ca := lab.NewCA("Spec CA")
+	client := ca.IssueSpec(lab.CertSpec{CommonName: "the client", Client: true})
 	if client.Leaf.Subject.CommonName != "the client" {
 		t.Errorf("common name %q", client.Leaf.Subject.CommonName)
 	}
@@ -79,7 +79,7 @@ func TestCAIssueSpec(t *testing.T) {
 		t.Error("a client certificate verified for a server")
 	}
 
-	expired := ca.IssueSpec(socketstest.CertSpec{Hosts: []string{"old.test"},
+	expired := ca.IssueSpec(lab.CertSpec{Hosts: []string{"old.test"},
 		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
 	var invalid x509.CertificateInvalidError
 	if err := verify(expired, ca.Pool(), "old.test", x509.ExtKeyUsageServerAuth); !errors.As(err, &invalid) || invalid.Reason != x509.Expired {
@@ -88,7 +88,7 @@ func TestCAIssueSpec(t *testing.T) {
 }
 
 func TestSelfSigned(t *testing.T) {
-	self := socketstest.SelfSigned(socketstest.CertSpec{Hosts: []string{"self.test"}})
+	self := lab.SelfSigned(lab.CertSpec{Hosts: []string{"self.test"}})
 	if self.Leaf.IsCA || !bytes.Equal(self.Leaf.RawIssuer, self.Leaf.RawSubject) {
 		t.Fatalf("not a self-signed leaf: IsCA %v, issuer %q", self.Leaf.IsCA, self.Leaf.Issuer)
 	}
@@ -104,13 +104,13 @@ func TestSelfSigned(t *testing.T) {
 
 // The PEM forms load as a CA file, a certificate file and a key file do.
 func TestPEM(t *testing.T) {
-	ca := socketstest.NewCA("PEM CA")
+	ca := lab.NewCA("PEM CA")
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(ca.PEM()) || !pool.Equal(ca.Pool()) {
 		t.Fatal("the CA's PEM does not load as its pool")
 	}
 	cert := ca.Issue("pem.test")
-	certPEM, keyPEM := socketstest.KeyPairPEM(cert)
+	certPEM, keyPEM := lab.KeyPairPEM(cert)
 	if b, _ := pem.Decode(keyPEM); b == nil || b.Type != "PRIVATE KEY" {
 		t.Fatalf("key PEM %q", keyPEM)
 	}
@@ -125,8 +125,8 @@ func TestPEM(t *testing.T) {
 
 // NewCert's certificate and pool make a TLS exchange on loopback.
 func TestNewCertHandshake(t *testing.T) {
-	cert, roots := socketstest.NewCert("tls.example", "127.0.0.1")
-	srv := socketstest.NewTLSServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, func(_ context.Context, c net.Conn) {
+	cert, roots := lab.NewCert("tls.example", "127.0.0.1")
+	srv := lab.NewTLSServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, func(_ context.Context, c net.Conn) {
 		io.WriteString(c, "hello")
 	})
 	for _, name := range []string{"tls.example", "127.0.0.1"} {

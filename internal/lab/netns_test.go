@@ -1,4 +1,4 @@
-package socketstest_test
+package lab_test
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 var (
@@ -20,7 +20,7 @@ var (
 // In the namespace, the addresses given are this machine's, on lo, and
 // every other address has no route: nothing can leave.
 func TestInNetNS(t *testing.T) {
-	if !socketstest.InNetNS(t, nsV4, nsV6) {
+	if !lab.InNetNS(t, nsV4, nsV6) {
 		return
 	}
 	ifaces, err := net.Interfaces()
@@ -70,7 +70,7 @@ func TestInNetNS(t *testing.T) {
 // is not re-run with it.
 func TestInNetNSSubtest(t *testing.T) {
 	t.Run("a.b", func(t *testing.T) {
-		if !socketstest.InNetNS(t, nsV4) {
+		if !lab.InNetNS(t, nsV4) {
 			return
 		}
 		if _, err := net.Listen("tcp", netip.AddrPortFrom(nsV4, 0).String()); err != nil {
@@ -93,11 +93,11 @@ func TestInNetNSSubtest(t *testing.T) {
 // refuses. An address on lo without a listener refuses at once.
 func TestBlackHole(t *testing.T) {
 	refused := netip.MustParseAddr("151.101.1.2")
-	if !socketstest.InNetNS(t, nsV4, nsV6, refused) {
+	if !lab.InNetNS(t, nsV4, nsV6, refused) {
 		return
 	}
 	for _, a := range []netip.Addr{nsV4, nsV6} {
-		b := socketstest.NewBlackHole(t, netip.AddrPortFrom(a, 80))
+		b := lab.NewBlackHole(t, netip.AddrPortFrom(a, 80))
 		if b.Addr() != netip.AddrPortFrom(a, 80) {
 			t.Errorf("Addr() = %v", b.Addr())
 		}
@@ -113,7 +113,7 @@ func TestBlackHole(t *testing.T) {
 
 // A black hole on a loopback address works outside a namespace as well.
 func TestBlackHoleLoopback(t *testing.T) {
-	b := socketstest.NewBlackHole(t, netip.MustParseAddrPort("127.0.0.1:0"))
+	b := lab.NewBlackHole(t, netip.MustParseAddrPort("127.0.0.1:0"))
 	if b.Addr().Port() == 0 || b.Addr().Addr() != netip.MustParseAddr("127.0.0.1") {
 		t.Fatalf("Addr() = %v", b.Addr())
 	}

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package socketstest
+package lab
 
 import (
 	"errors"

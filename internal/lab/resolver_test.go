@@ -1,4 +1,4 @@
-package socketstest_test
+package lab_test
 
 import (
 	"context"
@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 func TestResolverNames(t *testing.T) {
-	r := socketstest.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}})
+	r := lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}})
 	ctx := context.Background()
 	for _, host := range []string{"www.example.com", "WWW.Example.COM", "www.example.com."} {
 		if got, err := r.LookupNetIP(ctx, "ip", host); err != nil || len(got) != 1 {
@@ -24,9 +24,9 @@ func TestResolverNames(t *testing.T) {
 	if got, err := r.LookupNetIP(ctx, "ip", "www.example.com"); err != nil || !slices.Equal(got, []netip.Addr{netip.MustParseAddr("2606:2800:220:1::1")}) {
 		t.Errorf("after Set: %v, %v", got, err)
 	}
-	var want []socketstest.Lookup
+	var want []lab.Lookup
 	for _, host := range []string{"www.example.com", "WWW.Example.COM", "www.example.com.", "www.example.com"} {
-		want = append(want, socketstest.Lookup{Network: "ip", Host: host})
+		want = append(want, lab.Lookup{Network: "ip", Host: host})
 	}
 	if got := r.Calls(); !slices.Equal(got, want) {
 		t.Errorf("Calls() = %v, want %v", got, want)
@@ -45,7 +45,7 @@ func TestResolverRaw(t *testing.T) {
 	ctx := context.Background()
 	hosts := map[string][]string{"v4.example": {"93.184.216.34"}, "empty.example": {}}
 	for _, raw := range []bool{false, true} {
-		r := socketstest.NewResolver(hosts)
+		r := lab.NewResolver(hosts)
 		r.Raw = raw
 		got, err := r.LookupNetIP(ctx, "ip6", "v4.example")
 		if raw && (err != nil || len(got) != 1) {
@@ -67,10 +67,10 @@ func TestResolverRaw(t *testing.T) {
 
 func TestResolverFuncs(t *testing.T) {
 	public, private := netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("10.0.0.1")
-	var r socketstest.Resolver // the zero value works
-	r.SetFunc("fixed.example", socketstest.Fixed(public))
-	r.SetFunc("rebind.example", socketstest.Cycle([]netip.Addr{public}, []netip.Addr{private}))
-	r.SetFunc("hang.example", socketstest.Hang)
+	var r lab.Resolver // the zero value works
+	r.SetFunc("fixed.example", lab.Fixed(public))
+	r.SetFunc("rebind.example", lab.Cycle([]netip.Addr{public}, []netip.Addr{private}))
+	r.SetFunc("hang.example", lab.Hang)
 	ctx := context.Background()
 
 	if got, err := r.LookupNetIP(ctx, "ip", "fixed.example"); err != nil || !slices.Equal(got, []netip.Addr{public}) {

@@ -1,4 +1,4 @@
-package socketstest
+package lab
 
 import (
 	"context"

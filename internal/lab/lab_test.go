@@ -1,4 +1,4 @@
-package socketstest_test
+package lab_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 )
 
 // The Connector is what keeps seam-based tests on the machine: it must
@@ -31,7 +31,7 @@ func TestConnectorOnlyLoopback(t *testing.T) {
 	dest := netip.MustParseAddrPort("93.184.216.34:443")
 	port := ln.Addr().(*net.TCPAddr).Port
 	for _, target := range []string{"1.1.1.1:80", "10.0.0.1:80", "[::ffff:10.0.0.1]:80", "example.com:80", "", "0.0.0.0:80"} {
-		c := &socketstest.Connector{Target: target}
+		c := &lab.Connector{Target: target}
 		if conn, err := c.Connect(context.Background(), "tcp", dest); err == nil {
 			conn.Close()
 			t.Errorf("target %q: connected, want a refusal", target)
@@ -41,7 +41,7 @@ func TestConnectorOnlyLoopback(t *testing.T) {
 		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)).String(),
 		netip.AddrPortFrom(netip.MustParseAddr("::ffff:127.0.0.1"), uint16(port)).String(),
 	} {
-		c := &socketstest.Connector{Target: target}
+		c := &lab.Connector{Target: target}
 		conn, err := c.Connect(context.Background(), "tcp6", dest) // the stand-in's family may differ
 		if err != nil {
 			t.Fatalf("target %q: %v", target, err)
@@ -54,7 +54,7 @@ func TestConnectorOnlyLoopback(t *testing.T) {
 }
 
 func TestResolver(t *testing.T) {
-	r := socketstest.NewResolver(map[string][]string{"dual.example": {"93.184.216.34", "2606:2800:220:1::1"}})
+	r := lab.NewResolver(map[string][]string{"dual.example": {"93.184.216.34", "2606:2800:220:1::1"}})
 	ctx := context.Background()
 	for network, want := range map[string]int{"ip": 2, "ip4": 1, "ip6": 1} {
 		if got, err := r.LookupNetIP(ctx, network, "dual.example"); err != nil || len(got) != want {
