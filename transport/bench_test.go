@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/transport"
 )
 
@@ -28,10 +28,9 @@ func BenchmarkRetriesOnSuccess(b *testing.B) {
 	b.Cleanup(srv.Close)
 	build := func(retries int) *transport.Transport {
 		rt, err := transport.New(transport.Config{
-			Backend:  transport.Sockets,
-			Resolver: lab.NewResolver(map[string][]string{"example.com": {"93.184.216.34"}}),
-			Dialer:   &sockets.Dialer{Connect: (&lab.Connector{Target: srv.Listener.Addr().String()}).Connect},
-			Retries:  retries,
+			Backend: transport.Sockets,
+			Dialer:  sockets.Dialer{Resolver: lab.NewResolver(map[string][]string{"example.com": {"93.184.216.34"}}), Connect: (&lab.Connector{Target: srv.Listener.Addr().String()}).Connect},
+			Retries: retries,
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -13,38 +13,10 @@ import (
 // EnvSockets is the variable whose presence selects the sockets backend.
 const EnvSockets = "GAE_USE_SOCKETS_HTTPLIB"
 
-// Env is every environment variable the transport reads, in one place. It
-// is read only by [ConfigFromEnv] and [FromEnv], when the caller asks.
-//
-//	Variable                           Meaning
-//	GAE_USE_SOCKETS_HTTPLIB            present, with ANY value, the empty string included:
-//	                                   the sockets backend; absent: urlfetch. Only presence
-//	                                   is tested, as on App Engine.
-//	OUTBOUND_APP_ID                    the app id in urlfetch's User-Agent suffix
-//	GAE_APPLICATION                    the app id, when OUTBOUND_APP_ID is unset (App Engine
-//	                                   sets it, e.g. "s~my-app"), kept whole: App Engine
-//	                                   printed the partition too ("appid: s~my-app")
-//	OUTBOUND_DEADLINE                  urlfetch's deadline over one exchange, a Go duration
-//	                                   ("10s"); default 5s, at most 60s
-//	OUTBOUND_BACKGROUND                "true": urlfetch deadlines up to 10 minutes (tasks, cron)
-//	OUTBOUND_RETRIES                   how many times a failed request is tried again;
-//	                                   default 0
-//	OUTBOUND_RETRY_WAIT_MIN            least wait between tries, a Go duration; default 100ms
-//	OUTBOUND_RETRY_WAIT_MAX            most wait between tries; default 5s
-//	OUTBOUND_PROXY                     the egress proxy, an http:// or https:// URL with
-//	                                   optional credentials ("http://user:pass@proxy:3128"):
-//	                                   see [Config.Proxy]; unset or empty: direct
-//	OUTBOUND_TLS_CA_FILE, ...          TLS settings: see [tlsconf.Env]
-//
-// HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY and their lower-case forms
-// are never read: a proxy taken from the environment would carry
-// connections past the destination check. Only OUTBOUND_PROXY names one.
-//
-// Precedence: a variable that is unset leaves the [Config] field at its
-// zero value, which means the documented default. Code that needs another
-// value sets the field on the Config that [ConfigFromEnv] returns before it
-// calls [New].
-type Env struct {
+// env is every environment variable the transport reads, in one place, as
+// envconfig fills it. It is read only by [ConfigFromEnv] and [FromEnv],
+// whose documentation lists the variables.
+type env struct {
 	UseSockets   *string       `envconfig:"GAE_USE_SOCKETS_HTTPLIB"`
 	AppID        string        `envconfig:"OUTBOUND_APP_ID"`
 	GAEAppID     string        `envconfig:"GAE_APPLICATION"`
@@ -57,8 +29,8 @@ type Env struct {
 	tlsconf.Env                // the OUTBOUND_TLS_* variables
 }
 
-// Config converts e to a [Config].
-func (e Env) Config() (Config, error) {
+// config converts e to a [Config].
+func (e env) config() (Config, error) {
 	tc, err := e.Env.Config()
 	if err != nil {
 		return Config{}, err
@@ -92,19 +64,67 @@ func (e Env) Config() (Config, error) {
 	return cfg, nil
 }
 
-// ConfigFromEnv reads the variables listed at [Env] and returns the Config
-// they describe. A malformed value is an error that names the variable.
+// ConfigFromEnv reads the environment and returns the [Config] it
+// describes. These are every variable the transport reads, and the field
+// each one sets:
+//
+//	Variable                  Config field            Meaning
+//	GAE_USE_SOCKETS_HTTPLIB   Backend                 present, with ANY value, the empty string
+//	                                                  included: Sockets; absent: URLFetch. Only
+//	                                                  presence is tested, as on App Engine.
+//	OUTBOUND_APP_ID           URLFetch.AppID          the app id in urlfetch's User-Agent suffix
+//	GAE_APPLICATION           URLFetch.AppID          the app id when OUTBOUND_APP_ID is unset or
+//	                                                  empty (App Engine sets it, e.g. "s~my-app"),
+//	                                                  kept whole: App Engine printed the partition
+//	                                                  too ("appid: s~my-app")
+//	OUTBOUND_DEADLINE         URLFetch.Deadline       urlfetch's deadline over one exchange, a Go
+//	                                                  duration ("10s"); default 5s, cut to 60s
+//	                                                  (10 minutes with OUTBOUND_BACKGROUND)
+//	OUTBOUND_BACKGROUND       URLFetch.Background     "true": urlfetch deadlines up to 10 minutes
+//	                                                  (tasks, cron); any strconv.ParseBool form
+//	OUTBOUND_RETRIES          Retries                 how many times a failed request is tried
+//	                                                  again; default 0
+//	OUTBOUND_RETRY_WAIT_MIN   RetryWaitMin            least wait between tries, a Go duration;
+//	                                                  default 100ms
+//	OUTBOUND_RETRY_WAIT_MAX   RetryWaitMax            most wait between tries; default 5s
+//	OUTBOUND_PROXY            Dialer.Proxy            the egress proxy, an http:// or https:// URL
+//	                                                  with optional credentials
+//	                                                  ("http://user:pass@proxy:3128"), checked by
+//	                                                  sockets.ParseProxy; unset or empty: direct
+//	OUTBOUND_TLS_CA_FILE      TLS.CAFile              PEM bundle of extra CAs, trusted in addition
+//	                                                  to the system roots
+//	OUTBOUND_TLS_CERT_FILE    TLS.CertFile            PEM client certificate (with
+//	                                                  OUTBOUND_TLS_KEY_FILE)
+//	OUTBOUND_TLS_KEY_FILE     TLS.KeyFile             its PEM private key
+//	OUTBOUND_TLS_MIN_VERSION  TLS.MinVersion          "1.2" or "1.3"
+//	OUTBOUND_TLS_INSECURE_SKIP_VERIFY                 "true" turns certificate verification OFF
+//	                          TLS.InsecureSkipVerify  (debugging only; see tlsconf.Config)
+//
+// The OUTBOUND_TLS_* variables are [tlsconf.Env]'s. HTTP_PROXY,
+// HTTPS_PROXY, ALL_PROXY, NO_PROXY and their lower-case forms are never
+// read: a proxy taken from the environment would carry connections past
+// the destination check. Only OUTBOUND_PROXY names one.
+//
+// Precedence: a variable that is unset leaves its field at the zero value,
+// which means the documented default; so does an empty OUTBOUND_APP_ID,
+// GAE_APPLICATION, OUTBOUND_PROXY or OUTBOUND_TLS_* variable. Code that
+// needs another value sets the field on the Config that ConfigFromEnv
+// returns before it calls [New]. A malformed value is an error that names
+// the variable (an empty duration, number or boolean is malformed); a
+// malformed OUTBOUND_PROXY is a *sockets.ProxyError whose message never
+// repeats the URL's password.
 func ConfigFromEnv() (Config, error) {
-	var e Env
+	var e env
 	if err := envconfig.Process("", &e); err != nil {
 		return Config{}, fmt.Errorf("transport: reading the environment: %w", err)
 	}
-	return e.Config()
+	return e.config()
 }
 
-// FromEnv builds a Config from the environment and calls New.
-// GAE_USE_SOCKETS_HTTPLIB present, with any value including "", selects
-// Sockets; absent selects URLFetch. See [Env] for every variable.
+// FromEnv builds a Config from the environment with [ConfigFromEnv] and
+// calls [New] with it. GAE_USE_SOCKETS_HTTPLIB present, with any value
+// including "", selects Sockets; absent selects URLFetch. ConfigFromEnv
+// lists every variable, the Config field it sets and its default.
 func FromEnv() (*Transport, error) {
 	cfg, err := ConfigFromEnv()
 	if err != nil {

@@ -62,13 +62,13 @@ func TestConfigFromEnvSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.AppID != "s~my-app" || cfg.Deadline != 12*time.Second || !cfg.Background || cfg.Retries != 3 ||
+	if cfg.URLFetch.AppID != "s~my-app" || cfg.URLFetch.Deadline != 12*time.Second || !cfg.URLFetch.Background || cfg.Retries != 3 ||
 		cfg.RetryWaitMin != 10*time.Millisecond || cfg.RetryWaitMax != 2*time.Second || cfg.TLS.MinVersion != 0x0304 {
 		t.Fatalf("config = %+v", cfg)
 	}
 	t.Setenv("OUTBOUND_APP_ID", "explicit")
-	if cfg, _ := transport.ConfigFromEnv(); cfg.AppID != "explicit" {
-		t.Fatalf("OUTBOUND_APP_ID does not win over GAE_APPLICATION: %q", cfg.AppID)
+	if cfg, _ := transport.ConfigFromEnv(); cfg.URLFetch.AppID != "explicit" {
+		t.Fatalf("OUTBOUND_APP_ID does not win over GAE_APPLICATION: %q", cfg.URLFetch.AppID)
 	}
 }
 
@@ -86,8 +86,8 @@ func TestConfigFromEnvAppIDPartition(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.AppID != id {
-				t.Fatalf("AppID %q, want %q as App Engine printed it", cfg.AppID, id)
+			if cfg.URLFetch.AppID != id {
+				t.Fatalf("AppID %q, want %q as App Engine printed it", cfg.URLFetch.AppID, id)
 			}
 		})
 	}
@@ -97,8 +97,8 @@ func TestConfigFromEnvAppIDPartition(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.AppID != "" {
-			t.Fatalf("AppID %q, want empty (urlfetch's default)", cfg.AppID)
+		if cfg.URLFetch.AppID != "" {
+			t.Fatalf("AppID %q, want empty (urlfetch's default)", cfg.URLFetch.AppID)
 		}
 	})
 }
@@ -136,13 +136,13 @@ func TestConfigFromEnvProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Proxy != nil {
-		t.Fatalf("Proxy %v from the HTTP_PROXY family; want none", cfg.Proxy)
+	if cfg.Dialer.Proxy != nil {
+		t.Fatalf("Proxy %v from the HTTP_PROXY family; want none", cfg.Dialer.Proxy)
 	}
 
 	t.Setenv("OUTBOUND_PROXY", "")
-	if cfg, err := transport.ConfigFromEnv(); err != nil || cfg.Proxy != nil {
-		t.Fatalf("empty OUTBOUND_PROXY: %v, %v; want no proxy", cfg.Proxy, err)
+	if cfg, err := transport.ConfigFromEnv(); err != nil || cfg.Dialer.Proxy != nil {
+		t.Fatalf("empty OUTBOUND_PROXY: %v, %v; want no proxy", cfg.Dialer.Proxy, err)
 	}
 
 	t.Setenv("OUTBOUND_PROXY", "http://alice:s3cret@proxy.internal:3128")
@@ -150,10 +150,10 @@ func TestConfigFromEnvProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := cfg.Proxy; p == nil || p.Scheme != "http" || p.Host != "proxy.internal:3128" || p.User.Username() != "alice" {
+	if p := cfg.Dialer.Proxy; p == nil || p.Scheme != "http" || p.Host != "proxy.internal:3128" || p.User.Username() != "alice" {
 		t.Fatalf("Proxy %v; want http://alice:...@proxy.internal:3128", p)
 	}
-	if pw, _ := cfg.Proxy.User.Password(); pw != "s3cret" {
+	if pw, _ := cfg.Dialer.Proxy.User.Password(); pw != "s3cret" {
 		t.Fatalf("password %q", pw)
 	}
 	if _, err := transport.FromEnv(); err != nil {

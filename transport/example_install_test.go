@@ -15,8 +15,8 @@ import (
 // checked dialer: a private destination is refused before any connection.
 func ExampleInstall_clone() {
 	rt, err := transport.New(transport.Config{
-		Backend:  transport.Sockets,
-		Resolver: socketstest.NewResolver(map[string][]string{"intranet.example": {"10.0.0.1"}}),
+		Backend: transport.Sockets,
+		Dialer:  sockets.Dialer{Resolver: socketstest.NewResolver(map[string][]string{"intranet.example": {"10.0.0.1"}})},
 	})
 	if err != nil {
 		fmt.Println(err)

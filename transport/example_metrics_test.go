@@ -21,8 +21,8 @@ func ExampleConfig_metrics() {
 	defer mp.Shutdown(context.Background())
 
 	rt, err := transport.New(transport.Config{
-		Backend:       transport.Sockets,
-		MeterProvider: mp,
+		Backend: transport.Sockets,
+		Dialer:  sockets.Dialer{MeterProvider: mp},
 		OnRefusal: func(ctx context.Context, err *sockets.DeniedError) {
 			// An audit log line: the rule and the host as written.
 			fmt.Printf("audit: refused %s (rule %s)\n", err.Host, err.Rule.Code())
@@ -42,12 +42,12 @@ func ExampleConfig_metrics() {
 	}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != sockets.MetricRefusals {
+			if m.Name != "outbound.refusals" {
 				continue
 			}
 			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				rule, _ := dp.Attributes.Value(sockets.AttrRule)
-				fmt.Printf("%s{%s=%s} %d\n", m.Name, sockets.AttrRule, rule.AsString(), dp.Value)
+				rule, _ := dp.Attributes.Value("outbound.rule")
+				fmt.Printf("%s{outbound.rule=%s} %d\n", m.Name, rule.AsString(), dp.Value)
 			}
 		}
 	}

@@ -43,9 +43,8 @@ func ExampleNew() {
 
 	for _, b := range []transport.Backend{transport.URLFetch, transport.Sockets} {
 		rt, err := transport.New(transport.Config{
-			Backend:  b,
-			Resolver: res,
-			Dialer:   &sockets.Dialer{Connect: seam.Connect},
+			Backend: b,
+			Dialer:  sockets.Dialer{Resolver: res, Connect: seam.Connect},
 		})
 		if err != nil {
 			fmt.Println(err)
@@ -90,4 +89,62 @@ func ExampleRetryable() {
 	// POST with Idempotency-Key, 503: true
 	// GET, refused: false
 	// GET, deadline: false
+}
+
+// A service that fetches URLs for its tenants derives one Transport per
+// tenant from a base: each tenant's policy is part of the Transport it
+// holds, and its connections stay in a pool of its own. A nil policy is
+// the backend's default. Names resolve through a test resolver and allowed
+// connections go to a loopback server, so nothing leaves the machine.
+func ExampleTransport_ForPolicy() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	base, err := transport.New(transport.Config{
+		Backend: transport.Sockets,
+		Dialer: sockets.Dialer{
+			Resolver: socketstest.NewResolver(map[string][]string{
+				"api.partner.example": {"93.184.216.34"},
+				"www.example.com":     {"93.184.216.35"},
+			}),
+			Connect: (&socketstest.Connector{Target: srv.Listener.Addr().String()}).Connect,
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer base.CloseIdleConnections()
+
+	for _, tenant := range []struct {
+		name   string
+		policy *sockets.Policy
+	}{
+		{"open", nil},
+		{"partner-only", sockets.DefaultPolicy().AllowHosts("api.partner.example")},
+	} {
+		rt, err := base.ForPolicy(tenant.policy)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		for _, url := range []string{"http://api.partner.example/", "http://www.example.com/"} {
+			resp, err := (&http.Client{Transport: rt}).Get(url)
+			var denied *sockets.DeniedError
+			switch {
+			case errors.As(err, &denied):
+				fmt.Printf("%s: %s: refused (%s)\n", tenant.name, url, denied.ErrorType())
+			case err != nil:
+				fmt.Printf("%s: %s: %v\n", tenant.name, url, err)
+			default:
+				resp.Body.Close()
+				fmt.Printf("%s: %s: %s\n", tenant.name, url, resp.Status)
+			}
+		}
+		rt.CloseIdleConnections()
+	}
+	// Output:
+	// open: http://api.partner.example/: 200 OK
+	// open: http://www.example.com/: 200 OK
+	// partner-only: http://api.partner.example/: 200 OK
+	// partner-only: http://www.example.com/: refused (host_not_allowed)
 }

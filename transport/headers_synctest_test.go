@@ -10,8 +10,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/transport"
 )
 
@@ -35,9 +35,8 @@ func TestResponseHeaderTimeoutDefault(t *testing.T) {
 			return client, nil
 		}
 		rt, err := transport.New(transport.Config{
-			Backend:  transport.Sockets,
-			Resolver: lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
-			Dialer:   &sockets.Dialer{Connect: connect},
+			Backend: transport.Sockets,
+			Dialer:  sockets.Dialer{Resolver: lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}), Connect: connect},
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 )
@@ -26,8 +26,7 @@ func headerRig(t *testing.T, srv *lab.Server, cfg transport.Config) *transport.T
 	t.Helper()
 	seam := &lab.Connector{Target: srv.Addr()}
 	cfg.Backend = transport.Sockets
-	cfg.Resolver = lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}})
-	cfg.Dialer = &sockets.Dialer{Connect: seam.Connect}
+	cfg.Dialer = sockets.Dialer{Resolver: lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}), Connect: seam.Connect}
 	rt, err := transport.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +57,7 @@ func TestResponseHeaderTimeout(t *testing.T) {
 		}
 	})
 	const timeout = 100 * time.Millisecond
-	rt := headerRig(t, srv, transport.Config{ResponseHeaderTimeout: timeout, Retries: 2})
+	rt := headerRig(t, srv, transport.Config{Sockets: transport.SocketsConfig{ResponseHeaderTimeout: timeout}, Retries: 2})
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a backstop, never reached
 	defer cancel()
@@ -105,7 +104,7 @@ func oversized(n int) func(ctx context.Context, c net.Conn) {
 func TestMaxResponseHeaderBytes(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		limit   int64 // Config.MaxResponseHeaderBytes
+		limit   int64 // Config.Sockets.MaxResponseHeaderBytes
 		field   int   // size of the one header field's value
 		wantErr string
 	}{
@@ -116,7 +115,7 @@ func TestMaxResponseHeaderBytes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := lab.NewServer(t, oversized(tc.field))
-			rt := headerRig(t, srv, transport.Config{MaxResponseHeaderBytes: tc.limit})
+			rt := headerRig(t, srv, transport.Config{Sockets: transport.SocketsConfig{MaxResponseHeaderBytes: tc.limit}})
 			req, _ := http.NewRequest(http.MethodGet, "http://www.example.com/", nil)
 			resp, err := rt.RoundTrip(req)
 			if tc.wantErr == "" {
@@ -151,8 +150,8 @@ func TestHeaderLimitsConfig(t *testing.T) {
 		wantBytes   int64
 	}{
 		{"zero", transport.Config{}, transport.DefaultResponseHeaderTimeout, transport.DefaultMaxResponseHeaderBytes},
-		{"set", transport.Config{ResponseHeaderTimeout: 5 * time.Second, MaxResponseHeaderBytes: 64 << 10}, 5 * time.Second, 64 << 10},
-		{"negative timeout: none", transport.Config{ResponseHeaderTimeout: -1}, 0, transport.DefaultMaxResponseHeaderBytes},
+		{"set", transport.Config{Sockets: transport.SocketsConfig{ResponseHeaderTimeout: 5 * time.Second, MaxResponseHeaderBytes: 64 << 10}}, 5 * time.Second, 64 << 10},
+		{"negative timeout: none", transport.Config{Sockets: transport.SocketsConfig{ResponseHeaderTimeout: -1}}, 0, transport.DefaultMaxResponseHeaderBytes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Backend = transport.Sockets
@@ -170,7 +169,7 @@ func TestHeaderLimitsConfig(t *testing.T) {
 		})
 	}
 	for _, b := range []transport.Backend{transport.URLFetch, transport.Sockets} {
-		if _, err := transport.New(transport.Config{Backend: b, MaxResponseHeaderBytes: -1}); err == nil {
+		if _, err := transport.New(transport.Config{Backend: b, Sockets: transport.SocketsConfig{MaxResponseHeaderBytes: -1}}); err == nil {
 			t.Errorf("%v: New accepted a negative MaxResponseHeaderBytes", b)
 		}
 	}
@@ -206,11 +205,10 @@ func TestMaxResponseHeaderBytesHTTP2(t *testing.T) {
 			defer srv.Close()
 			seam := &lab.Connector{Target: srv.Listener.Addr().String()}
 			rt, err := transport.New(transport.Config{
-				Backend:                transport.Sockets,
-				Resolver:               lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}),
-				Dialer:                 &sockets.Dialer{Connect: seam.Connect},
-				TLS:                    tlsconf.Config{RootCAs: roots},
-				MaxResponseHeaderBytes: 8 << 10,
+				Backend: transport.Sockets,
+				Dialer:  sockets.Dialer{Resolver: lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}), Connect: seam.Connect},
+				TLS:     tlsconf.Config{RootCAs: roots},
+				Sockets: transport.SocketsConfig{MaxResponseHeaderBytes: 8 << 10},
 			})
 			if err != nil {
 				t.Fatal(err)

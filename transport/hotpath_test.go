@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -11,8 +12,12 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/internal/obs"
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 )
@@ -32,8 +37,8 @@ func wrappers(t *testing.T, c net.Conn) []string {
 		case *tls.Conn:
 			c = v.NetConn()
 			continue
-		case *sockets.Conn:
-			t.Fatalf("a *sockets.Conn on the HTTP path (wrappers %v)", out)
+		case *socketapi.Conn:
+			t.Fatalf("a *socketapi.Conn on the HTTP path (wrappers %v)", out)
 		}
 		out = append(out, reflect.TypeOf(c).String())
 		rv := reflect.ValueOf(c)
@@ -55,9 +60,10 @@ func wrappers(t *testing.T, c net.Conn) []string {
 
 // TestHTTPPathWrappers holds the HTTP path to what it uses: the sockets
 // backend hands net/http the connection its dialer made, unwrapped, or in
-// one byte counter when the Dialer has a Meter; the urlfetch backend wraps
-// it once, in the counter behind Stats. Neither carries the Sockets API's
-// *sockets.Conn.
+// one byte counter (outbound.io) when the Dialer's MeterProvider records;
+// the urlfetch backend wraps it once, in the counter behind Stats (and,
+// with a recording MeterProvider, in outbound.io's counter too). Neither
+// carries the Sockets API's *socketapi.Conn.
 func TestHTTPPathWrappers(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
@@ -73,12 +79,13 @@ func TestHTTPPathWrappers(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		backend transport.Backend
-		meter   bool
-		want    int // wrappers
+		meter   bool // a MeterProvider that records
+		want    int  // wrappers
 	}{
 		{"sockets", transport.Sockets, false, 0},
-		{"sockets with a Meter", transport.Sockets, true, 1},
+		{"sockets with a MeterProvider", transport.Sockets, true, 1},
 		{"urlfetch", transport.URLFetch, false, 1},
+		{"urlfetch with a MeterProvider", transport.URLFetch, true, 2},
 	} {
 		for _, s := range []*httptest.Server{plain, srv} {
 			scheme := "http"
@@ -86,15 +93,21 @@ func TestHTTPPathWrappers(t *testing.T) {
 				scheme = "https"
 			}
 			t.Run(tc.name+"/"+scheme, func(t *testing.T) {
-				d := &sockets.Dialer{Connect: (&lab.Connector{Target: s.Listener.Addr().String()}).Connect}
+				d := sockets.Dialer{
+					Resolver: lab.NewResolver(map[string][]string{"example.com": {"93.184.216.34"}}),
+					Connect:  (&lab.Connector{Target: s.Listener.Addr().String()}).Connect,
+				}
+				var reader *sdkmetric.ManualReader
 				if tc.meter {
-					d.Meter = &sockets.Meter{}
+					reader = sdkmetric.NewManualReader()
+					mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+					t.Cleanup(func() { mp.Shutdown(context.Background()) })
+					d.MeterProvider = mp
 				}
 				rt, err := transport.New(transport.Config{
-					Backend:  tc.backend,
-					Resolver: lab.NewResolver(map[string][]string{"example.com": {"93.184.216.34"}}),
-					Dialer:   d,
-					TLS:      tlsconf.Config{RootCAs: roots},
+					Backend: tc.backend,
+					Dialer:  d,
+					TLS:     tlsconf.Config{RootCAs: roots},
 				})
 				if err != nil {
 					t.Fatal(err)
@@ -118,8 +131,10 @@ func TestHTTPPathWrappers(t *testing.T) {
 					t.Errorf("%T: wrappers %v, want %d", got, w, tc.want)
 				}
 				if tc.meter {
-					if u := d.Meter.Host("example.com"); u.Sent == 0 || u.Received == 0 {
-						t.Errorf("Meter.Host(example.com) = %+v, want bytes both ways", u)
+					moved := sums(t, collect(t, reader), obs.MetricIO)
+					tx, rx := moved["network.io.direction=transmit,network.transport=tcp"], moved["network.io.direction=receive,network.transport=tcp"]
+					if tx == 0 || rx == 0 {
+						t.Errorf("%s = %v, want bytes both ways", obs.MetricIO, moved)
 					}
 				}
 			})

@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/transport"
 )
 
@@ -30,9 +30,8 @@ func TestInstallSocketsClone(t *testing.T) {
 	})
 	seam := &lab.Connector{Target: srv.Listener.Addr().String()}
 	rt, err := transport.New(transport.Config{
-		Backend:  transport.Sockets,
-		Resolver: res,
-		Dialer:   &sockets.Dialer{Connect: seam.Connect},
+		Backend: transport.Sockets,
+		Dialer:  sockets.Dialer{Resolver: res, Connect: seam.Connect},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -15,8 +15,9 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/internal/obs"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 )
@@ -45,13 +46,15 @@ func newMetricsRig(t *testing.T, b transport.Backend, srv *httptest.Server) *met
 	}
 	rt, err := transport.New(transport.Config{
 		Backend: b,
-		Resolver: lab.NewResolver(map[string][]string{
-			"www.example.com":  {"93.184.216.34"},
-			"internal.example": {"10.0.0.1"},
-		}),
-		Dialer:        &sockets.Dialer{Connect: r.conn.Connect},
-		TLS:           tlsconf.Config{RootCAs: roots},
-		MeterProvider: mp,
+		Dialer: sockets.Dialer{
+			Resolver: lab.NewResolver(map[string][]string{
+				"www.example.com":  {"93.184.216.34"},
+				"internal.example": {"10.0.0.1"},
+			}),
+			Connect:       r.conn.Connect,
+			MeterProvider: mp,
+		},
+		TLS: tlsconf.Config{RootCAs: roots},
 		OnRefusal: func(ctx context.Context, err *sockets.DeniedError) {
 			if ctx == nil {
 				t.Error("OnRefusal got a nil context")
@@ -88,14 +91,21 @@ func (r *metricsRig) get(t *testing.T, url string) (string, error) {
 // collect reads every metric recorded so far, by name.
 func (r *metricsRig) collect(t *testing.T) map[string]metricdata.Aggregation {
 	t.Helper()
+	return collect(t, r.reader)
+}
+
+// collect reads every metric reader has recorded so far, by name, and
+// checks that each is in the module's instrumentation scope.
+func collect(t *testing.T, reader *sdkmetric.ManualReader) map[string]metricdata.Aggregation {
+	t.Helper()
 	var rm metricdata.ResourceMetrics
-	if err := r.reader.Collect(context.Background(), &rm); err != nil {
+	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
 	out := make(map[string]metricdata.Aggregation)
 	for _, sm := range rm.ScopeMetrics {
-		if sm.Scope.Name != sockets.ScopeName {
-			t.Errorf("scope %q, want %q", sm.Scope.Name, sockets.ScopeName)
+		if sm.Scope.Name != obs.ScopeName {
+			t.Errorf("scope %q, want %q", sm.Scope.Name, obs.ScopeName)
 		}
 		for _, m := range sm.Metrics {
 			out[m.Name] = m.Data
@@ -173,13 +183,13 @@ func TestMetricsRefusal(t *testing.T) {
 				t.Fatalf("connect attempts %v, want none", a)
 			}
 			data := r.collect(t)
-			got := sums(t, data, sockets.MetricRefusals)
+			got := sums(t, data, obs.MetricRefusals)
 			want := map[string]int64{"network.transport=tcp,outbound.rule=private": 1}
 			if len(got) != len(want) || got["network.transport=tcp,outbound.rule=private"] != 1 {
-				t.Errorf("%s = %v, want %v", sockets.MetricRefusals, got, want)
+				t.Errorf("%s = %v, want %v", obs.MetricRefusals, got, want)
 			}
-			if c := counts(t, data, sockets.MetricConnectDuration); len(c) != 0 {
-				t.Errorf("%s = %v, want no connect", sockets.MetricConnectDuration, c)
+			if c := counts(t, data, obs.MetricConnectDuration); len(c) != 0 {
+				t.Errorf("%s = %v, want no connect", obs.MetricConnectDuration, c)
 			}
 			r.mu.Lock()
 			defer r.mu.Unlock()
@@ -201,9 +211,9 @@ func TestMetricsSchemeRefusal(t *testing.T) {
 			if _, err := r.get(t, "ftp://www.example.com/file"); !errors.Is(err, sockets.ErrDenied) {
 				t.Fatalf("err = %v, want a refusal", err)
 			}
-			got := sums(t, r.collect(t), sockets.MetricRefusals)
+			got := sums(t, r.collect(t), obs.MetricRefusals)
 			if len(got) != 1 || got["network.transport=tcp,outbound.rule=scheme"] != 1 {
-				t.Errorf("%s = %v, want one scheme refusal", sockets.MetricRefusals, got)
+				t.Errorf("%s = %v, want one scheme refusal", obs.MetricRefusals, got)
 			}
 			r.mu.Lock()
 			defer r.mu.Unlock()
@@ -238,24 +248,24 @@ func TestMetricsFetch(t *testing.T) {
 			for _, c := range []struct {
 				name, attrs string
 			}{
-				{sockets.MetricDNSLookupDuration, ""},
-				{sockets.MetricConnectDuration, "network.transport=tcp,network.type=ipv4"},
-				{sockets.MetricTLSDuration, ""},
+				{obs.MetricDNSLookupDuration, ""},
+				{obs.MetricConnectDuration, "network.transport=tcp,network.type=ipv4"},
+				{obs.MetricTLSDuration, ""},
 			} {
 				n := counts(t, data, c.name)
 				if len(n) != 1 || n[c.attrs] != 1 {
 					t.Errorf("%s = %v, want one measurement with {%s}", c.name, n, c.attrs)
 				}
 			}
-			moved := sums(t, data, sockets.MetricIO)
+			moved := sums(t, data, obs.MetricIO)
 			tx, rx := moved["network.io.direction=transmit,network.transport=tcp"], moved["network.io.direction=receive,network.transport=tcp"]
 			// The request line alone is longer than 16 bytes; the reply
 			// carries the body, and TLS records wrap both.
 			if len(moved) != 2 || tx < 16 || rx < int64(len(body)) {
-				t.Errorf("%s = %v, want bytes in both directions", sockets.MetricIO, moved)
+				t.Errorf("%s = %v, want bytes in both directions", obs.MetricIO, moved)
 			}
-			if c := sums(t, data, sockets.MetricRefusals); len(c) != 0 {
-				t.Errorf("%s = %v, want none", sockets.MetricRefusals, c)
+			if c := sums(t, data, obs.MetricRefusals); len(c) != 0 {
+				t.Errorf("%s = %v, want none", obs.MetricRefusals, c)
 			}
 		})
 	}
@@ -273,12 +283,12 @@ func TestMetricsLookupFailure(t *testing.T) {
 				t.Fatal("fetch of an unknown name succeeded")
 			}
 			data := r.collect(t)
-			n := counts(t, data, sockets.MetricDNSLookupDuration)
+			n := counts(t, data, obs.MetricDNSLookupDuration)
 			if len(n) != 1 || n["error.type=host_not_found"] < 1 {
-				t.Errorf("%s = %v, want lookups with error.type=host_not_found", sockets.MetricDNSLookupDuration, n)
+				t.Errorf("%s = %v, want lookups with error.type=host_not_found", obs.MetricDNSLookupDuration, n)
 			}
-			if c := counts(t, data, sockets.MetricConnectDuration); len(c) != 0 {
-				t.Errorf("%s = %v, want no connect", sockets.MetricConnectDuration, c)
+			if c := counts(t, data, obs.MetricConnectDuration); len(c) != 0 {
+				t.Errorf("%s = %v, want no connect", obs.MetricConnectDuration, c)
 			}
 		})
 	}
@@ -298,9 +308,9 @@ func TestMetricsTLSFailure(t *testing.T) {
 			if _, err := r.get(t, "https://www.example.com/"); err == nil {
 				t.Fatal("fetch from an untrusted server succeeded")
 			}
-			n := counts(t, r.collect(t), sockets.MetricTLSDuration)
+			n := counts(t, r.collect(t), obs.MetricTLSDuration)
 			if n["error.type=certificate"] < 1 {
-				t.Errorf("%s = %v, want a handshake with error.type=certificate", sockets.MetricTLSDuration, n)
+				t.Errorf("%s = %v, want a handshake with error.type=certificate", obs.MetricTLSDuration, n)
 			}
 		})
 	}

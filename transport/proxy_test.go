@@ -14,14 +14,13 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
-	"github.com/outbound-go/outbound/urlfetch"
 )
 
-// The wiring of Config.Proxy, on loopback: a destination on 127.0.0.1,
+// The wiring of Config.Dialer.Proxy, on loopback: a destination on 127.0.0.1,
 // allowed by a widened policy, and a CONNECT proxy built on net/http that
 // tunnels to loopback targets only. The tests against real proxies
 // (Squid, smokescreen) are in the module's proxy_test.go.
@@ -142,8 +141,10 @@ func newProxyRig(t *testing.T) *proxyRig {
 		ca:        ca,
 		proxyCert: ca.Issue("127.0.0.1"),
 		cfg: transport.Config{
-			Policy:       sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")),
-			Resolver:     lab.NewResolver(map[string][]string{"www.example.com": {"127.0.0.1"}}),
+			Dialer: sockets.Dialer{
+				Policy:   sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")),
+				Resolver: lab.NewResolver(map[string][]string{"www.example.com": {"127.0.0.1"}}),
+			},
 			TLS:          tlsconf.Config{RootCAs: ca.Pool()},
 			RetryWaitMin: 1, RetryWaitMax: 1,
 		},
@@ -180,7 +181,7 @@ func TestConfigProxy(t *testing.T) {
 			t.Run("through the proxy, with credentials", func(t *testing.T) {
 				p := newConnectProxy(t, nil, func(p *connectProxy) { p.user, p.pass = "alice", "s3cret" })
 				cfg := rig.cfg
-				cfg.Proxy = p.URL(url.UserPassword("alice", "s3cret"))
+				cfg.Dialer.Proxy = p.URL(url.UserPassword("alice", "s3cret"))
 				if body, err := rig.get(t, b, cfg); err != nil || body != want {
 					t.Fatalf("GET: %q, %v; want %q", body, err, want)
 				}
@@ -188,30 +189,20 @@ func TestConfigProxy(t *testing.T) {
 					t.Fatalf("CONNECTs %v; want one to %s, the checked address", got, target)
 				}
 			})
-			t.Run("Config.Proxy wins over Dialer.Proxy, which is not changed", func(t *testing.T) {
-				live := newConnectProxy(t, nil, nil)
+			t.Run("an unreachable Dialer.Proxy is never bypassed", func(t *testing.T) {
 				dead := &url.URL{Scheme: "http", Host: "127.0.0.1:1"}
-				tmpl := &sockets.Dialer{Proxy: dead}
 				cfg := rig.cfg
-				cfg.Dialer, cfg.Proxy = tmpl, live.URL(nil)
-				if body, err := rig.get(t, b, cfg); err != nil || body != want {
-					t.Fatalf("GET: %q, %v", body, err)
-				}
-				if tmpl.Proxy != dead || tmpl.ProxyTLS != nil {
-					t.Errorf("the Dialer template was changed: %+v", tmpl)
-				}
-				cfg.Dialer, cfg.Proxy = &sockets.Dialer{Proxy: live.URL(nil)}, nil
-				if body, err := rig.get(t, b, cfg); err != nil || body != want {
-					t.Fatalf("GET with Dialer.Proxy alone: %q, %v", body, err)
-				}
-				if n := len(live.Targets()); n != 2 {
-					t.Errorf("%d CONNECTs; want 2", n)
+				cfg.Dialer.Proxy = dead
+				_, err := rig.get(t, b, cfg)
+				var pe *sockets.ProxyError
+				if !errors.As(err, &pe) || pe.Kind != sockets.ProxyUnreachable {
+					t.Fatalf("%v; want ProxyUnreachable, not a direct connection", err)
 				}
 			})
 			t.Run("https proxy verified with Config.TLS", func(t *testing.T) {
 				p := newConnectProxy(t, &rig.proxyCert, nil)
 				cfg := rig.cfg
-				cfg.Proxy = p.URL(nil)
+				cfg.Dialer.Proxy = p.URL(nil)
 				if body, err := rig.get(t, b, cfg); err != nil || body != want {
 					t.Fatalf("GET: %q, %v", body, err)
 				}
@@ -234,14 +225,15 @@ func TestConfigProxy(t *testing.T) {
 				} {
 					p := newConnectProxy(t, nil, func(p *connectProxy) { p.refuse = tc.status })
 					cfg := rig.cfg
-					cfg.Proxy, cfg.Retries = p.URL(nil), 2
+					cfg.Dialer.Proxy, cfg.Retries = p.URL(nil), 2
 					_, err := rig.get(t, b, cfg)
 					var pe *sockets.ProxyError
 					if !errors.As(err, &pe) || pe.StatusCode != tc.status {
 						t.Fatalf("%d: %v; want a ProxyError with the status", tc.status, err)
 					}
-					if errors.Is(err, sockets.ErrDenied) || urlfetch.IsPermanent(err) != (tc.tries == 1) {
-						t.Errorf("%d: %v: matches ErrDenied, or IsPermanent is %v", tc.status, err, urlfetch.IsPermanent(err))
+					get := httptest.NewRequest(http.MethodGet, rig.url, nil)
+					if errors.Is(err, sockets.ErrDenied) || transport.Retryable(get, nil, err) != (tc.tries > 1) {
+						t.Errorf("%d: %v: matches ErrDenied, or Retryable is %v", tc.status, err, transport.Retryable(get, nil, err))
 					}
 					if n := len(p.Targets()); n != tc.tries {
 						t.Errorf("%d: %d CONNECTs with Retries 2; want %d", tc.status, n, tc.tries)
@@ -251,7 +243,7 @@ func TestConfigProxy(t *testing.T) {
 			t.Run("refused before the proxy", func(t *testing.T) {
 				p := newConnectProxy(t, nil, nil)
 				cfg := rig.cfg
-				cfg.Policy, cfg.Proxy = nil, p.URL(nil) // loopback refused again
+				cfg.Dialer.Policy, cfg.Dialer.Proxy = nil, p.URL(nil) // loopback refused again
 				if _, err := rig.get(t, b, cfg); !errors.Is(err, sockets.ErrDenied) {
 					t.Fatalf("%v; want a refusal", err)
 				}
@@ -261,14 +253,14 @@ func TestConfigProxy(t *testing.T) {
 			})
 			t.Run("New refuses an unusable proxy", func(t *testing.T) {
 				for _, cfg := range []transport.Config{
-					{Backend: b, Proxy: &url.URL{Scheme: "socks5", Host: "proxy.example:1080", User: url.UserPassword("u", "pw")}},
-					{Backend: b, Proxy: &url.URL{Scheme: "http", Host: "proxy.example:0"}},
-					{Backend: b, Dialer: &sockets.Dialer{Proxy: &url.URL{Scheme: "http"}}},
+					{Backend: b, Dialer: sockets.Dialer{Proxy: &url.URL{Scheme: "socks5", Host: "proxy.example:1080", User: url.UserPassword("u", "pw")}}},
+					{Backend: b, Dialer: sockets.Dialer{Proxy: &url.URL{Scheme: "http", Host: "proxy.example:0"}}},
+					{Backend: b, Dialer: sockets.Dialer{Proxy: &url.URL{Scheme: "http"}}},
 				} {
 					_, err := transport.New(cfg)
 					var pe *sockets.ProxyError
 					if !errors.As(err, &pe) || pe.Kind != sockets.ProxyInvalid {
-						t.Errorf("New(%v): %v; want ProxyInvalid", cfg.Proxy, err)
+						t.Errorf("New(%v): %v; want ProxyInvalid", cfg.Dialer.Proxy, err)
 					}
 				}
 			})

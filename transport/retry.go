@@ -39,7 +39,7 @@ import (
 // a certificate error, an invalid
 // request or configuration, a cancelled context, and a deadline: anything
 // matching context.DeadlineExceeded, the request context's, urlfetch's over
-// one exchange ([Config.Deadline]) or the sockets dialer's timeout. A
+// one exchange ([URLFetchConfig.Deadline]) or the sockets dialer's timeout. A
 // deadline is the time the caller gave the request or the connection:
 // another try would spend it again, so it is final.
 // Any other reply (500 and 501 among them) is final.

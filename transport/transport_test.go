@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -24,8 +25,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"
@@ -71,9 +72,9 @@ func newBackendRig(t *testing.T, srv *httptest.Server, cfg transport.Config) *ri
 			"other.example":      {"93.184.216.34"},
 		}),
 	}
-	cfg.Resolver = r.res
-	if cfg.Dialer == nil {
-		cfg.Dialer = &sockets.Dialer{Connect: r.conn.Connect}
+	cfg.Dialer.Resolver = r.res
+	if cfg.Dialer.Connect == nil {
+		cfg.Dialer.Connect = r.conn.Connect
 	}
 	if srv.Certificate() != nil {
 		pool := x509.NewCertPool()
@@ -350,8 +351,8 @@ func TestBadRequestsAreTyped(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// One sentinel on both backends: transport's is urlfetch's.
-			if _, err := rt.RoundTrip(nil); !errors.Is(err, transport.ErrInvalidRequest) || !errors.Is(err, urlfetch.ErrInvalidRequest) {
+			// One sentinel on both backends: transport's own.
+			if _, err := rt.RoundTrip(nil); !errors.Is(err, transport.ErrInvalidRequest) {
 				t.Fatalf("%v retries=%d: nil request: %v", b, retries, err)
 			}
 			body := &closeRecorder{Reader: strings.NewReader("x")}
@@ -376,10 +377,10 @@ func TestSocketsRefusesSchemes(t *testing.T) {
 	t.Cleanup(srv.Close)
 	r := newRig(t, srv, transport.Config{})
 	for url, rule := range map[string]sockets.Rule{
-		"ftp://" + publicName + "/file":    transport.RuleScheme,
-		"FTP://" + publicName + ":2121/f":  transport.RuleScheme,
-		"file:///etc/passwd":               transport.RuleScheme,
-		"gopher://" + publicName + ":70/1": transport.RuleScheme,
+		"ftp://" + publicName + "/file":    sockets.RuleScheme,
+		"FTP://" + publicName + ":2121/f":  sockets.RuleScheme,
+		"file:///etc/passwd":               sockets.RuleScheme,
+		"gopher://" + publicName + ":70/1": sockets.RuleScheme,
 	} {
 		body := &closeRecorder{Reader: strings.NewReader("x")}
 		req, _ := http.NewRequest("PUT", url, body)
@@ -400,8 +401,8 @@ func TestSocketsRefusesSchemes(t *testing.T) {
 // New validates the urlfetch configuration as it does the sockets one.
 func TestNewValidatesURLFetch(t *testing.T) {
 	for name, cfg := range map[string]transport.Config{
-		"negative deadline": {Deadline: -time.Second},
-		"app id with CRLF":  {AppID: "app\r\nX-Evil: 1"},
+		"negative deadline": {URLFetch: transport.URLFetchConfig{Deadline: -time.Second}},
+		"app id with CRLF":  {URLFetch: transport.URLFetchConfig{AppID: "app\r\nX-Evil: 1"}},
 		"missing CA file":   {TLS: tlsconf.Config{CAFile: "/nonexistent/ca.pem"}},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -745,12 +746,12 @@ func testRetries(t *testing.T, b transport.Backend) {
 		cfg := fastRetries(2)
 		cfg.Backend = b
 		r := &rig{}
-		cfg.Dialer = &sockets.Dialer{Connect: func(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+		cfg.Dialer.Connect = func(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
 			if tries.Add(1) == 1 {
 				return refuse.Connect(ctx, network, addr)
 			}
 			return r.conn.Connect(ctx, network, addr)
-		}}
+		}
 		*r = *newBackendRig(t, srv, cfg)
 		resp, err := r.rt.RoundTrip(httptest.NewRequest(http.MethodGet, publicURL, nil))
 		if err != nil {
@@ -843,7 +844,7 @@ func TestRetriesSkipURLFetchDeadline(t *testing.T) {
 			calls.Add(1)
 			<-r.Context().Done()
 		})
-		rt := syncRig(t, transport.Config{Backend: transport.URLFetch, Deadline: 5 * time.Second, Retries: 2, RetryWaitMin: time.Second}, stall)
+		rt := syncRig(t, transport.Config{Backend: transport.URLFetch, URLFetch: transport.URLFetchConfig{Deadline: 5 * time.Second}, Retries: 2, RetryWaitMin: time.Second}, stall)
 		start := time.Now()
 		_, err := rt.RoundTrip(httptest.NewRequest(http.MethodGet, publicURL, nil))
 		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, urlfetch.ErrDeadlineExceeded) {
@@ -953,17 +954,23 @@ func TestRetryable(t *testing.T) {
 		{"urlfetch DNS", get, nil, fetchErr(urlfetch.ErrDNS), true},
 		{"urlfetch malformed reply", get, nil, fetchErr(urlfetch.ErrMalformedReply), true},
 		{"POST, connection refused", req(http.MethodPost, strings.NewReader("x")), nil, syscall.ECONNREFUSED, false},
+		{"an error of no known kind", get, nil, errors.New("other"), true},
+		{"urlfetch DNS in a *url.Error", get, nil, &url.Error{Op: "Get", URL: publicURL, Err: fetchErr(urlfetch.ErrDNS)}, true},
 
 		// Errors that are never retried.
 		{"refusal", get, nil, fmt.Errorf("dial: %w", sockets.ErrDenied), false},
-		{"urlfetch refusal", get, nil, fetchErr(urlfetch.ErrRefused), false},
+		{"refusal by rule", get, nil, &sockets.DeniedError{Rule: sockets.RuleSMTP}, false},
+		{"urlfetch refusal", get, nil, fetchErr(sockets.ErrDenied), false},
+		{"urlfetch invalid URL", get, nil, fetchErr(urlfetch.ErrInvalidURL), false},
+		{"urlfetch invalid method", get, nil, fetchErr(urlfetch.ErrInvalidMethod), false},
+		{"urlfetch request too large in a *url.Error", get, nil, &url.Error{Op: "Get", URL: publicURL, Err: fetchErr(urlfetch.ErrPayloadTooLarge)}, false},
 		{"urlfetch request too large", get, nil, fetchErr(urlfetch.ErrPayloadTooLarge), false},
 		{"urlfetch response too large", get, nil, fetchErr(urlfetch.ErrResponseTooLarge), false},
 		{"urlfetch redirects", get, nil, fetchErr(urlfetch.ErrTooManyRedirects), false},
 		{"urlfetch invalid request", get, nil, fetchErr(urlfetch.ErrInvalidRequest), false},
 		{"urlfetch configuration", get, nil, fetchErr(urlfetch.ErrConfig), false},
 		{"certificate", get, nil, &tlsconf.CertificateError{Host: publicName}, false},
-		{"urlfetch certificate", get, nil, fetchErr(urlfetch.ErrCertificate), false},
+		{"urlfetch certificate", get, nil, fetchErr(tlsconf.ErrCertificate), false},
 		{"cancelled", get, nil, context.Canceled, false},
 		{"urlfetch cancelled", get, nil, fetchErr(urlfetch.ErrCanceled), false},
 		{"deadline", get, nil, context.DeadlineExceeded, false},
@@ -974,12 +981,6 @@ func TestRetryable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := transport.Retryable(tt.req, tt.resp, tt.err); got != tt.want {
 				t.Fatalf("Retryable = %v, want %v", got, tt.want)
-			}
-			// One answer: for an error, urlfetch.IsPermanent agrees.
-			if tt.err != nil && tt.req == get && !errors.Is(tt.err, transport.ErrInvalidRequest) {
-				if permanent := urlfetch.IsPermanent(tt.err); permanent == tt.want {
-					t.Fatalf("urlfetch.IsPermanent = %v, Retryable = %v", permanent, tt.want)
-				}
 			}
 		})
 	}
@@ -1042,8 +1043,8 @@ func syncRig(t *testing.T, cfg transport.Config, h http.Handler) *transport.Tran
 	pn := newPipeNet()
 	srv := &http.Server{Handler: h}
 	go srv.Serve(pn)
-	cfg.Resolver = lab.NewResolver(map[string][]string{publicName: {"93.184.216.34"}})
-	cfg.Dialer = &sockets.Dialer{Connect: pn.Connect}
+	cfg.Dialer.Resolver = lab.NewResolver(map[string][]string{publicName: {"93.184.216.34"}})
+	cfg.Dialer.Connect = pn.Connect
 	rt, err := transport.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -59,8 +59,8 @@ func TestClientRedirectLimit(t *testing.T) {
 	if _, ok := errors.AsType[*url.Error](err); !ok {
 		t.Errorf("error %v is not wrapped by the client in a *url.Error", err)
 	}
-	if !urlfetch.IsPermanent(err) {
-		t.Error("too many redirects is not permanent")
+	if !final(err) {
+		t.Error("too many redirects is not final")
 	}
 }
 
@@ -147,7 +147,7 @@ func TestClientRedirectChecked(t *testing.T) {
 		t.Run(tt.to, func(t *testing.T) {
 			// The default policy here: only the public test name reaches
 			// the server, through the Connector.
-			f := newFixture(t, redirectServer(t), func(tr *urlfetch.Transport) { tr.Policy = nil })
+			f := newFixture(t, redirectServer(t), func(tr *urlfetch.Transport) { tr.Dialer.Policy = nil })
 			client := urlfetch.NewClient(f.tr)
 			_, err := client.Get("http://" + publicHost + ":8000/to?u=" + url.QueryEscape(tt.to))
 			mustKind(t, err, tt.kind)

@@ -12,8 +12,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/urlfetch"
 )
 
@@ -27,8 +27,8 @@ func checkDeadlineError(t testing.TB, err error) {
 	if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
 		t.Errorf("error %v is not a net.Error with Timeout", err)
 	}
-	if !urlfetch.IsPermanent(err) {
-		t.Errorf("a deadline error is not permanent: the caller's time is spent")
+	if !final(err) {
+		t.Errorf("a deadline error is not final: the caller's time is spent")
 	}
 }
 
@@ -143,7 +143,7 @@ func TestDeadlineWhileReading(t *testing.T) {
 			return client, nil
 		}
 		tr := &urlfetch.Transport{
-			Dialer: &sockets.Dialer{
+			Dialer: sockets.Dialer{
 				Resolver: lab.NewResolver(map[string][]string{publicHost: {publicAddr}}),
 				Connect:  connect,
 			},
@@ -199,7 +199,7 @@ func TestDeadlineValues(t *testing.T) {
 					return client, nil
 				}
 				tr := &urlfetch.Transport{
-					Dialer: &sockets.Dialer{
+					Dialer: sockets.Dialer{
 						Resolver: lab.NewResolver(map[string][]string{publicHost: {publicAddr}}),
 						Connect:  connect,
 					},

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
@@ -43,7 +43,7 @@ func rawServer(t *testing.T, reply func(c net.Conn)) string {
 func rawFixture(t *testing.T, addr string, opts ...func(*urlfetch.Transport)) (*urlfetch.Transport, *lab.Connector) {
 	conn := &lab.Connector{Target: addr}
 	tr := &urlfetch.Transport{
-		Dialer: &sockets.Dialer{
+		Dialer: sockets.Dialer{
 			Resolver: lab.NewResolver(map[string][]string{publicHost: {publicAddr}}),
 			Connect:  conn.Connect,
 		},
@@ -64,8 +64,8 @@ func TestConnectionClosed(t *testing.T) {
 		tr, _ := rawFixture(t, addr)
 		_, err := tr.RoundTrip(mustGet(t, "http://"+publicHost+":8080/"))
 		mustKind(t, err, urlfetch.ErrConnectionClosed)
-		if urlfetch.IsPermanent(err) {
-			t.Error("a closed connection is permanent")
+		if final(err) {
+			t.Error("a closed connection is final")
 		}
 	})
 	t.Run("in the body", func(t *testing.T) {
@@ -184,8 +184,8 @@ func TestCertificates(t *testing.T) {
 		if _, ok := errors.AsType[x509.UnknownAuthorityError](err); !ok {
 			t.Errorf("error %v: no x509.UnknownAuthorityError", err)
 		}
-		if !urlfetch.IsPermanent(err) {
-			t.Error("a certificate error is not permanent")
+		if !final(err) {
+			t.Error("a certificate error is not final")
 		}
 	})
 	t.Run("name mismatch", func(t *testing.T) {
@@ -228,7 +228,7 @@ func TestCertificates(t *testing.T) {
 		}
 	})
 	t.Run("bad TLS configuration", func(t *testing.T) {
-		tr := &urlfetch.Transport{TLS: tlsconf.Config{CAFile: t.TempDir() + "/missing.pem"}, Resolver: noNetwork.res, Dialer: noNetwork.dialer}
+		tr := &urlfetch.Transport{TLS: tlsconf.Config{CAFile: t.TempDir() + "/missing.pem"}, Dialer: noNetwork}
 		_, err := tr.RoundTrip(mustGet(t, "https://"+publicHost+"/"))
 		mustKind(t, err, urlfetch.ErrConfig)
 	})
@@ -269,8 +269,8 @@ func TestBodyClosedOnError(t *testing.T) {
 			}
 			conn := &lab.Connector{Target: target}
 			tr := &urlfetch.Transport{
-				Policy: loopbackPolicy,
-				Dialer: &sockets.Dialer{
+				Dialer: sockets.Dialer{
+					Policy:   loopbackPolicy,
 					Resolver: lab.NewResolver(map[string][]string{publicHost: {publicAddr}, privateHost: {privateAddr}}),
 					Connect:  conn.Connect,
 				},

@@ -22,7 +22,7 @@ func ExampleTransport() {
 	defer srv.Close()
 
 	tr := &urlfetch.Transport{
-		Policy: sockets.PublicPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")),
+		Dialer: sockets.Dialer{Policy: sockets.PublicPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))},
 		AppID:  "my-app",
 		OnStats: func(req *http.Request, s urlfetch.Stats) {
 			fmt.Println("sent and received:", s.BytesSent > 0, s.BytesReceived > 0)
@@ -57,8 +57,7 @@ func ExampleTransport_refusals() {
 	// App Engine's rules, with a connect step that refuses everything, so
 	// that nothing could leave the machine if a rule ever let one through.
 	tr := urlfetch.Transport{
-		Resolver: new(socketstest.Resolver),
-		Dialer:   &sockets.Dialer{Connect: new(socketstest.Connector).Connect},
+		Dialer: sockets.Dialer{Resolver: new(socketstest.Resolver), Connect: new(socketstest.Connector).Connect},
 	}
 	for _, raw := range []string{
 		"ftp://example.com/file",
@@ -71,15 +70,15 @@ func ExampleTransport_refusals() {
 		if errors.As(err, &denied) {
 			fmt.Printf("%s: refused (%s): %s\n", raw, denied.ErrorType(), denied.Rule)
 		}
-		fmt.Println("  permanent:", urlfetch.IsPermanent(err), "ErrDenied:", errors.Is(err, sockets.ErrDenied))
+		fmt.Println("  ErrDenied:", errors.Is(err, sockets.ErrDenied))
 	}
 	// Output:
 	// ftp://example.com/file: refused (scheme): scheme not allowed (only http and https)
-	//   permanent: true ErrDenied: true
+	//   ErrDenied: true
 	// http://example.com:1000/: refused (port): port not allowed (only 80-90, 440-450, 1024-65535)
-	//   permanent: true ErrDenied: true
+	//   ErrDenied: true
 	// http://10.0.0.1/: refused (private): private (RFC 1918)
-	//   permanent: true ErrDenied: true
+	//   ErrDenied: true
 }
 
 // A body longer than 32 MiB ends with ErrResponseTooLarge after exactly
@@ -90,7 +89,7 @@ func ExampleReadAll() {
 		io.CopyN(w, zeros{}, urlfetch.MaxResponseBody+1)
 	}))
 	defer srv.Close()
-	tr := &urlfetch.Transport{Policy: sockets.PublicPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))}
+	tr := &urlfetch.Transport{Dialer: sockets.Dialer{Policy: sockets.PublicPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))}}
 	defer tr.CloseIdleConnections()
 
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
@@ -117,8 +116,8 @@ func (zeros) Read(p []byte) (int, error) {
 // relations of App Engine's error classes.
 func ExampleErrDownload() {
 	tr := urlfetch.Transport{
-		Resolver: new(socketstest.Resolver), // knows no name
-		Dialer:   &sockets.Dialer{Connect: new(socketstest.Connector).Connect},
+		// A resolver that knows no name.
+		Dialer: sockets.Dialer{Resolver: new(socketstest.Resolver), Connect: new(socketstest.Connector).Connect},
 	}
 	get, _ := http.NewRequest(http.MethodGet, "http://www.example.com/", nil)
 	_, err := tr.RoundTrip(get)

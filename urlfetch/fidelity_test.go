@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
@@ -218,8 +218,8 @@ func TestErrorRelations(t *testing.T) {
 	req.ContentLength = urlfetch.MaxRequestBody + 1
 	_, err := f.tr.RoundTrip(req)
 	mustKind(t, err, urlfetch.ErrPayloadTooLarge)
-	if !errors.Is(err, urlfetch.ErrInvalidURL) || errors.Is(err, urlfetch.ErrDownload) || !urlfetch.IsPermanent(err) {
-		t.Errorf("payload too large %v: want ErrInvalidURL, not ErrDownload, permanent", err)
+	if !errors.Is(err, urlfetch.ErrInvalidURL) || errors.Is(err, urlfetch.ErrDownload) || !final(err) {
+		t.Errorf("payload too large %v: want ErrInvalidURL, not ErrDownload, final", err)
 	}
 	_, err = f.get(t, "http://"+unknownHost+"/")
 	mustKind(t, err, urlfetch.ErrDNS)
@@ -367,7 +367,7 @@ func TestDowngradeCredentials(t *testing.T) {
 	backends := map[string]func(t *testing.T) http.RoundTripper{
 		"urlfetch": func(t *testing.T) http.RoundTripper {
 			tr := &urlfetch.Transport{
-				Dialer: &sockets.Dialer{Resolver: res, Connect: conn.Connect},
+				Dialer: sockets.Dialer{Resolver: res, Connect: conn.Connect},
 				TLS:    tlsconf.Config{RootCAs: pool},
 			}
 			t.Cleanup(tr.CloseIdleConnections)
@@ -528,8 +528,8 @@ func mustLookupTimeout(t *testing.T, err error) {
 	if !errors.Is(err, urlfetch.ErrDownload) {
 		t.Errorf("error %v: want ErrDownload (App Engine's DNSLookupFailedError is a DownloadError)", err)
 	}
-	if urlfetch.IsPermanent(err) != urlfetch.IsPermanent(&urlfetch.Error{Kind: urlfetch.ErrDeadlineExceeded}) {
-		t.Errorf("error %v: IsPermanent differs from a deadline's", err)
+	if final(err) != final(&urlfetch.Error{Kind: urlfetch.ErrDeadlineExceeded}) {
+		t.Errorf("error %v: final differs from a deadline's", err)
 	}
 	if _, ok := errors.AsType[*sockets.LookupError](err); !ok {
 		t.Errorf("error %v holds no *sockets.LookupError", err)
@@ -543,7 +543,7 @@ func TestLookupTimeout(t *testing.T) {
 	t.Run("dialer deadline", func(t *testing.T) {
 		r := newHangingResolver()
 		r.free()
-		tr := &urlfetch.Transport{Dialer: &sockets.Dialer{Resolver: r, Timeout: 50 * time.Millisecond, Connect: refuseConnect(t)}}
+		tr := &urlfetch.Transport{Dialer: sockets.Dialer{Resolver: r, Timeout: 50 * time.Millisecond, Connect: refuseConnect(t)}}
 		defer tr.CloseIdleConnections()
 		_, err := tr.RoundTrip(mustGet(t, "http://"+publicHost+"/"))
 		mustLookupTimeout(t, err)
@@ -551,7 +551,7 @@ func TestLookupTimeout(t *testing.T) {
 	t.Run("exchange deadline", func(t *testing.T) {
 		r := newHangingResolver()
 		defer r.free()
-		tr := &urlfetch.Transport{Resolver: r, Deadline: 50 * time.Millisecond, Dialer: &sockets.Dialer{Connect: refuseConnect(t)}}
+		tr := &urlfetch.Transport{Deadline: 50 * time.Millisecond, Dialer: sockets.Dialer{Resolver: r, Connect: refuseConnect(t)}}
 		defer tr.CloseIdleConnections()
 		_, err := tr.RoundTrip(mustGet(t, "http://"+publicHost+"/"))
 		mustLookupTimeout(t, err)
@@ -561,7 +561,7 @@ func TestLookupTimeout(t *testing.T) {
 		defer r.free()
 		// The Transport's deadline bounds how long the dial, which net/http
 		// lets run on after the request, keeps the resolver.
-		tr := &urlfetch.Transport{Resolver: r, Deadline: 300 * time.Millisecond, Dialer: &sockets.Dialer{Connect: refuseConnect(t)}}
+		tr := &urlfetch.Transport{Deadline: 300 * time.Millisecond, Dialer: sockets.Dialer{Resolver: r, Connect: refuseConnect(t)}}
 		defer tr.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
@@ -573,7 +573,7 @@ func TestLookupTimeout(t *testing.T) {
 		// The neighbour: a cancel is a cancel, not a timeout.
 		r := newHangingResolver()
 		defer r.free()
-		tr := &urlfetch.Transport{Resolver: r, Deadline: 300 * time.Millisecond, Dialer: &sockets.Dialer{Connect: refuseConnect(t)}}
+		tr := &urlfetch.Transport{Deadline: 300 * time.Millisecond, Dialer: sockets.Dialer{Resolver: r, Connect: refuseConnect(t)}}
 		defer tr.CloseIdleConnections()
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() { <-r.started; cancel() }()
@@ -605,7 +605,7 @@ func TestLookupTimeout(t *testing.T) {
 			context.AfterFunc(ctx, func() { c.Close() })
 			return c, nil
 		}}
-		tr := &urlfetch.Transport{Resolver: res, Dialer: &sockets.Dialer{Timeout: 200 * time.Millisecond, Connect: refuseConnect(t)}}
+		tr := &urlfetch.Transport{Dialer: sockets.Dialer{Resolver: res, Timeout: 200 * time.Millisecond, Connect: refuseConnect(t)}}
 		defer tr.CloseIdleConnections()
 		_, err = tr.RoundTrip(mustGet(t, "http://silent.example.test/"))
 		mustLookupTimeout(t, err)

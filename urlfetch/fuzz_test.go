@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
@@ -157,15 +157,17 @@ func FuzzRequest(f *testing.F) {
 		policy: policy,
 	}
 	tr := &urlfetch.Transport{
-		Policy: policy,
-		Resolver: lab.NewResolver(map[string][]string{
-			"www.example.com":      {"93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"},
-			"google.example.com":   {"142.250.64.100"},
-			"intranet.example.com": {"10.0.0.1"},
-			"mixed.example.com":    {"10.1.2.3", "93.184.216.34"},
-			"down.example.com":     {"93.184.216.35"},
-		}),
-		Dialer:   &sockets.Dialer{Connect: seam.connect},
+		Dialer: sockets.Dialer{
+			Policy: policy,
+			Resolver: lab.NewResolver(map[string][]string{
+				"www.example.com":      {"93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"},
+				"google.example.com":   {"142.250.64.100"},
+				"intranet.example.com": {"10.0.0.1"},
+				"mixed.example.com":    {"10.1.2.3", "93.184.216.34"},
+				"down.example.com":     {"93.184.216.35"},
+			}),
+			Connect: seam.connect,
+		},
 		TLS:      tlsconf.Config{RootCAs: roots},
 		Deadline: 2 * time.Second,
 	}
@@ -238,8 +240,8 @@ func checkFuzzError(t *testing.T, err error, u *url.URL) {
 		if !denied || de.Rule.Code() == "" {
 			t.Fatalf("refusal %v names no rule", err)
 		}
-		if !errors.Is(err, sockets.ErrDenied) || !urlfetch.IsPermanent(err) {
-			t.Fatalf("refusal %v does not match sockets.ErrDenied or is not permanent", err)
+		if !errors.Is(err, sockets.ErrDenied) || !final(err) {
+			t.Fatalf("refusal %v does not match sockets.ErrDenied or is not final", err)
 		}
 	}
 	if e.URL != "" {

@@ -48,13 +48,12 @@ func TestTrailersAndTransferEncodingDropped(t *testing.T) {
 	}
 }
 
-// The Transport's Policy wins over its Dialer's, as transport.Config's does:
-// a deny list set on the Transport is never silently lost.
-func TestTransportPolicyWinsOverDialers(t *testing.T) {
+// The Dialer's Policy is the Transport's one policy: a deny list set there
+// is never silently lost.
+func TestTransportDialerPolicy(t *testing.T) {
 	srv := newServer(t, okHandler, false)
 	f := newFixture(t, srv, func(tr *urlfetch.Transport) {
-		tr.Policy = sockets.PublicPolicy().Deny(netip.MustParsePrefix(publicAddr + "/32"))
-		tr.Dialer = &sockets.Dialer{Policy: sockets.PublicPolicy(), Connect: tr.Dialer.Connect}
+		tr.Dialer.Policy = sockets.PublicPolicy().Deny(netip.MustParsePrefix(publicAddr + "/32"))
 	})
 	_, err := f.get(t, "http://"+publicHost+":"+portOf(srv)+"/")
 	var de *sockets.DeniedError

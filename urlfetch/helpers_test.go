@@ -1,6 +1,7 @@
 package urlfetch_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log"
@@ -13,8 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
 
@@ -130,12 +132,10 @@ func newFixture(t testing.TB, srv *server, opts ...func(*urlfetch.Transport)) *f
 		}),
 	}
 	f.tr = &urlfetch.Transport{
-		Policy:   loopbackPolicy,
-		Dialer:   &sockets.Dialer{Connect: f.conn.Connect},
+		Dialer:   sockets.Dialer{Policy: loopbackPolicy, Resolver: f.res, Connect: f.conn.Connect},
 		AppID:    "test-app",
 		Deadline: urlfetch.MaxDeadline,
 	}
-	f.tr.Resolver = f.res
 	for _, o := range opts {
 		o(f.tr)
 	}
@@ -181,6 +181,29 @@ func mustKind(t testing.TB, err, k error) *urlfetch.Error {
 		t.Errorf("error %q lacks the package prefix", e)
 	}
 	return e
+}
+
+// finalKinds are the failures that sending the same request again cannot
+// cure: the kinds that package transport's retry rule (transport.Retryable,
+// whose own test holds the decision for each kind) never retries. A
+// failure that matches none of them may be transient. urlfetch's tests
+// check with final that a real exchange's error carries the kind that puts
+// it on the right side.
+var finalKinds = []error{
+	sockets.ErrDenied, tlsconf.ErrCertificate,
+	urlfetch.ErrInvalidURL, urlfetch.ErrInvalidMethod, urlfetch.ErrInvalidRequest,
+	urlfetch.ErrPayloadTooLarge, urlfetch.ErrResponseTooLarge, urlfetch.ErrTooManyRedirects,
+	urlfetch.ErrConfig, context.Canceled, context.DeadlineExceeded,
+}
+
+// final reports whether err matches one of finalKinds.
+func final(err error) bool {
+	for _, k := range finalKinds {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // closeRecorder is a request body that records Close and counts the bytes

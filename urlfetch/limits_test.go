@@ -74,8 +74,8 @@ func TestRequestBodyLimit(t *testing.T) {
 			if tt.known && le.Size != tt.size || !tt.known && le.Size != -1 {
 				t.Errorf("LimitError.Size = %d", le.Size)
 			}
-			if !urlfetch.IsPermanent(err) {
-				t.Error("payload too large is not permanent")
+			if !final(err) {
+				t.Error("payload too large is not final")
 			}
 			if n := body.read.Load(); tt.known && n != 0 || n > limit+1 {
 				t.Errorf("%d bytes read from the body, want at most %d", n, limit+1)

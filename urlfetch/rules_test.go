@@ -15,8 +15,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
@@ -57,8 +57,8 @@ func TestSchemesRefused(t *testing.T) {
 					t.Errorf("refusal %v: detail %s host %q, want %s %q", err, re.Detail, re.Host, want, tt.url.Hostname())
 				}
 			}
-			if !urlfetch.IsPermanent(err) {
-				t.Errorf("IsPermanent(%v) = false", err)
+			if !final(err) {
+				t.Errorf("final(%v) = false", err)
 			}
 			if !body.closed.Load() || body.read.Load() != 0 {
 				t.Errorf("body closed %v, %d bytes read; want closed, unread", body.closed.Load(), body.read.Load())
@@ -111,8 +111,8 @@ func TestMethods(t *testing.T) {
 			if !ok || re.Rule != urlfetch.RuleMethod || re.Detail != strconv.Quote(m) || re.ErrorType() != "method" {
 				t.Errorf("error %v: want a *sockets.DeniedError for RuleMethod and %q", err, m)
 			}
-			if !errors.Is(err, urlfetch.ErrRefused) || !errors.Is(err, sockets.ErrDenied) || !urlfetch.IsPermanent(err) {
-				t.Errorf("error %v does not match ErrRefused, sockets.ErrDenied and IsPermanent", err)
+			if !errors.Is(err, urlfetch.ErrRefused) || !errors.Is(err, sockets.ErrDenied) || !final(err) {
+				t.Errorf("error %v does not match ErrRefused, sockets.ErrDenied and a final kind", err)
 			}
 			if !body.closed.Load() {
 				t.Error("request body not closed")
@@ -188,8 +188,8 @@ func TestPorts(t *testing.T) {
 				if wantDetail := strconv.Quote(tt.port); tt.want == urlfetch.RulePort && re.Detail != wantDetail || tt.want != urlfetch.RulePort && re.Detail != "" {
 					t.Errorf("error %v: detail %s", err, re.Detail)
 				}
-				if !errors.Is(err, sockets.ErrDenied) || !urlfetch.IsPermanent(err) {
-					t.Errorf("error %v does not match sockets.ErrDenied and IsPermanent", err)
+				if !errors.Is(err, sockets.ErrDenied) || !final(err) {
+					t.Errorf("error %v does not match sockets.ErrDenied and a final kind", err)
 				}
 				if len(after) != len(before) {
 					t.Errorf("a connection was attempted: %v", after[len(before):])
@@ -425,8 +425,8 @@ func TestDestinationDenied(t *testing.T) {
 			if !ok || !errors.Is(err, sockets.ErrDenied) {
 				t.Fatalf("error %v: want a *sockets.DeniedError", err)
 			}
-			if de.Rule.Code() == "" || !urlfetch.IsPermanent(err) {
-				t.Errorf("denial %v: rule %v, permanent %v", err, de.Rule, urlfetch.IsPermanent(err))
+			if de.Rule.Code() == "" || !final(err) {
+				t.Errorf("denial %v: rule %v, final %v", err, de.Rule, final(err))
 			}
 			if !body.closed.Load() {
 				t.Error("request body not closed")
@@ -456,14 +456,14 @@ func TestZeroTransportRefusesLoopback(t *testing.T) {
 // are reachable, which the sockets default policy refuses.
 func TestGoogleRanges(t *testing.T) {
 	srv := newServer(t, okHandler, false)
-	f := newFixture(t, srv, func(tr *urlfetch.Transport) { tr.Policy = nil })
+	f := newFixture(t, srv, func(tr *urlfetch.Transport) { tr.Dialer.Policy = nil })
 	resp, err := f.get(t, "http://"+googleHost+"/")
 	if err != nil {
 		t.Fatalf("Google address through the default policy: %v", err)
 	}
 	resp.Body.Close()
 
-	g := newFixture(t, srv, func(tr *urlfetch.Transport) { tr.Policy = sockets.DefaultPolicy() })
+	g := newFixture(t, srv, func(tr *urlfetch.Transport) { tr.Dialer.Policy = sockets.DefaultPolicy() })
 	_, err = g.get(t, "http://"+googleHost+"/")
 	if de, ok := errors.AsType[*sockets.DeniedError](err); !ok || de.Rule != sockets.RuleGoogle {
 		t.Fatalf("with sockets.DefaultPolicy: got %v, want a refusal by %q", err, sockets.RuleGoogle)
@@ -483,8 +483,8 @@ func TestDNSFailure(t *testing.T) {
 	if dns, ok := errors.AsType[*net.DNSError](err); !ok || !dns.IsNotFound {
 		t.Errorf("error %v: no *net.DNSError with IsNotFound", err)
 	}
-	if urlfetch.IsPermanent(err) {
-		t.Error("a DNS failure is reported permanent")
+	if final(err) {
+		t.Error("a DNS failure is reported final")
 	}
 }
 
@@ -504,16 +504,16 @@ func TestNoProxy(t *testing.T) {
 	}
 }
 
-// TestDialerNotChanged checks that a caller's Dialer is used on a copy.
+// TestDialerNotChanged checks that the Transport dials with a copy of its
+// Dialer: the defaults it uses are never written into the field.
 func TestDialerNotChanged(t *testing.T) {
 	srv := newServer(t, okHandler, false)
-	d := &sockets.Dialer{}
-	tr := &urlfetch.Transport{Dialer: d}
+	tr := &urlfetch.Transport{}
 	defer tr.CloseIdleConnections()
 	_, err := tr.RoundTrip(mustGet(t, srv.URL))
 	mustKind(t, err, urlfetch.ErrRefused) // PublicPolicy: loopback refused
-	if d.Policy != nil || d.Resolver != nil {
-		t.Fatalf("the caller's Dialer was changed: %+v", d)
+	if d := tr.Dialer; d.Policy != nil || d.Resolver != nil || d.Timeout != 0 {
+		t.Fatalf("the Transport's Dialer was changed: %+v", d)
 	}
 }
 
@@ -526,22 +526,19 @@ func mustGet(t testing.TB, u string) *http.Request {
 	return req
 }
 
-// noNetwork is a resolver that knows no name and a connect step that
-// refuses every target: a test that must fail before any lookup uses it,
-// so that nothing could leave the machine if it did not.
-var noNetwork = struct {
-	res    *lab.Resolver
-	dialer *sockets.Dialer
-}{new(lab.Resolver), &sockets.Dialer{Connect: new(lab.Connector).Connect}}
+// noNetwork is a Dialer with a resolver that knows no name and a connect
+// step that refuses every target: a test that must fail before any lookup
+// uses it, so that nothing could leave the machine if it did not.
+var noNetwork = sockets.Dialer{Resolver: new(lab.Resolver), Connect: new(lab.Connector).Connect}
 
 func TestConfigErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		tr   *urlfetch.Transport
 	}{
-		{"negative deadline", &urlfetch.Transport{Deadline: -1, Resolver: noNetwork.res, Dialer: noNetwork.dialer}},
-		{"app id with a newline", &urlfetch.Transport{AppID: "app\r\nX-Evil: 1", Resolver: noNetwork.res, Dialer: noNetwork.dialer}},
-		{"app id with a space", &urlfetch.Transport{AppID: "my app", Resolver: noNetwork.res, Dialer: noNetwork.dialer}},
+		{"negative deadline", &urlfetch.Transport{Deadline: -1, Dialer: noNetwork}},
+		{"app id with a newline", &urlfetch.Transport{AppID: "app\r\nX-Evil: 1", Dialer: noNetwork}},
+		{"app id with a space", &urlfetch.Transport{AppID: "my app", Dialer: noNetwork}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -552,8 +549,8 @@ func TestConfigErrors(t *testing.T) {
 			if !body.closed.Load() {
 				t.Error("request body not closed")
 			}
-			if !urlfetch.IsPermanent(err) {
-				t.Error("a configuration error is not permanent")
+			if !final(err) {
+				t.Error("a configuration error is not final")
 			}
 		})
 	}
@@ -583,8 +580,8 @@ func TestInvalidRequests(t *testing.T) {
 			if !errors.Is(err, urlfetch.ErrInvalidRequest) && !errors.Is(err, urlfetch.ErrInvalidURL) {
 				t.Fatalf("got %v, want an invalid request or URL", err)
 			}
-			if !urlfetch.IsPermanent(err) {
-				t.Errorf("IsPermanent(%v) = false", err)
+			if !final(err) {
+				t.Errorf("final(%v) = false", err)
 			}
 			if req.Body != nil && !body.closed.Load() {
 				t.Error("request body not closed")
@@ -684,42 +681,6 @@ func TestOneSentinelPerConcern(t *testing.T) {
 			t.Errorf("%v: invalid url %v, invalid method %v, refused %v; want %v %v %v", c.err,
 				errors.Is(c.err, urlfetch.ErrInvalidURL), errors.Is(c.err, urlfetch.ErrInvalidMethod), errors.Is(c.err, urlfetch.ErrRefused),
 				c.invalidURL, c.invalidMethod, c.refd)
-		}
-	}
-}
-
-// TestIsPermanent lists which errors a retry layer may retry.
-func TestIsPermanent(t *testing.T) {
-	e := func(k error) error { return &urlfetch.Error{Kind: k, Method: "GET", URL: "http://x/"} }
-	tests := []struct {
-		err  error
-		want bool
-	}{
-		{nil, false},
-		{errors.New("other"), false},
-		{e(urlfetch.ErrDeadlineExceeded), true},
-		{context.DeadlineExceeded, true},
-		{context.Canceled, true},
-		{e(urlfetch.ErrDNS), false},
-		{e(urlfetch.ErrConnectionClosed), false},
-		{e(urlfetch.ErrMalformedReply), false},
-		{e(urlfetch.ErrInvalidURL), true},
-		{e(urlfetch.ErrInvalidMethod), true},
-		{e(urlfetch.ErrInvalidRequest), true},
-		{e(urlfetch.ErrPayloadTooLarge), true},
-		{e(urlfetch.ErrResponseTooLarge), true},
-		{e(urlfetch.ErrTooManyRedirects), true},
-		{e(urlfetch.ErrCertificate), true},
-		{e(urlfetch.ErrRefused), true},
-		{e(urlfetch.ErrConfig), true},
-		{e(urlfetch.ErrCanceled), true},
-		{&sockets.DeniedError{Rule: sockets.RuleSMTP}, true},
-		{&url.Error{Op: "Get", URL: "http://x/", Err: e(urlfetch.ErrPayloadTooLarge)}, true},
-		{&url.Error{Op: "Get", URL: "http://x/", Err: e(urlfetch.ErrDNS)}, false},
-	}
-	for _, tt := range tests {
-		if got := urlfetch.IsPermanent(tt.err); got != tt.want {
-			t.Errorf("IsPermanent(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }
