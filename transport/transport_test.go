@@ -814,10 +814,21 @@ func testRetries(t *testing.T, b transport.Backend) {
 			req, _ := http.NewRequest(http.MethodGet, withUser, nil)
 			req.Header.Set("X-Trace", "t1")
 			resp, err := r.rt.RoundTrip(req)
+			if b == transport.URLFetch {
+				// App Engine refused "the login and password portion":
+				// nothing is sent, and a refusal is not retried.
+				if !errors.Is(err, urlfetch.ErrInvalidURL) || len(once.headers)+len(twice.headers) != 0 {
+					t.Fatalf("err = %v, the servers saw %d requests; want an invalid URL, none sent", err, len(once.headers)+len(twice.headers))
+				}
+				continue
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			mustRead(t, resp)
+		}
+		if b == transport.URLFetch {
+			return
 		}
 		want := once.headers[0]
 		if want.Get("Authorization") != "" || want.Get("X-Trace") != "t1" {

@@ -137,9 +137,9 @@ func TestClientRedirectChecked(t *testing.T) {
 		to   string
 		kind error
 	}{
-		{"http://10.0.0.1/", urlfetch.ErrRefused},
-		{"http://" + privateHost + "/", urlfetch.ErrRefused},
-		{"http://127.0.0.1:8080/", urlfetch.ErrRefused}, // loopback: never public
+		{"http://10.0.0.1/", sockets.ErrDenied},
+		{"http://" + privateHost + "/", sockets.ErrDenied},
+		{"http://127.0.0.1:8080/", sockets.ErrDenied}, // loopback: never public
 		{"http://" + publicHost + ":1000/", urlfetch.ErrInvalidURL},
 		{"ftp://" + publicHost + "/", urlfetch.ErrInvalidURL},
 	}

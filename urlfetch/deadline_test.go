@@ -24,7 +24,7 @@ func checkDeadlineError(t testing.TB, err error) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v does not match context.DeadlineExceeded", err)
 	}
-	if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
+	if ne, ok := errors.AsType[timeoutError](err); !ok || !ne.Timeout() {
 		t.Errorf("error %v is not a net.Error with Timeout", err)
 	}
 	if !final(err) {

@@ -16,8 +16,15 @@
 //
 //   - schemes: http and https only;
 //   - methods: GET, POST, HEAD, PUT, DELETE, PATCH;
-//   - ports: none given, 80-90, 440-450, 1024-65535;
+//   - ports: none given, 80-90, 440-450, 1024-65535; port 0 (":0") means
+//     the scheme's default port, as App Engine took it: the request goes
+//     to port 80 or 443, with no port in its Host header. Port 0 written
+//     otherwise (":00") is refused, as on the sockets backend;
 //   - URL length: at most [MaxURLLength] (10,240) characters;
+//   - credentials: a URL with user information ("http://user:pass@host/",
+//     a login alone, or an empty one) is an invalid URL, never sent as
+//     Authorization, as App Engine refused "the login and password
+//     portion";
 //   - request body: at most [MaxRequestBody] (10 MiB); a body of unknown
 //     length is read into memory, up to the limit and one byte, before
 //     anything is sent. The body of a GET, HEAD or DELETE is dropped
@@ -60,18 +67,41 @@
 //     decompressed, unless the application set Accept-Encoding itself (then
 //     the body comes as the server sent it), as net/http does;
 //   - certificates: verified by default; skipping verification takes the
-//     explicit, named option tlsconf.Config.InsecureSkipVerify;
-//   - malformed replies: a status of 600 or more, or a redirect status
-//     (301, 302, 303, 307, 308) without a Location header, is not a
-//     response but an error matching [ErrMalformedReply]; the reply is
-//     closed unread and its connection not reused;
-//   - redirects: a Transport follows none; [NewClient] makes a client that
-//     follows at most 5, for 301, 302, 303 and 307, but not 308. On 301,
-//     302 and 303 GET and HEAD are kept and any other method becomes GET
-//     without its body; 307 keeps both. A redirect from https to http is
-//     followed, as App Engine followed it, but from that hop on no
-//     Authorization, Cookie or Proxy-Authorization header is sent, nor
-//     the user information of the URL (see [CheckRedirect]).
+//     explicit, named option tlsconf.Config.InsecureSkipVerify. Any TLS
+//     handshake that fails for a reason of TLS (a refused certificate, a
+//     reply that is not TLS, no common version or application protocol, an
+//     alert) is a certificate error, tlsconf.ErrCertificate, as App Engine took
+//     any SSL error but a timeout for one; a timeout during the handshake
+//     is a deadline error, and a connection the server closes or resets
+//     during the handshake a closed connection, failures of the network
+//     rather than of TLS (Python raised those as socket errors, except
+//     that OpenSSL reported a clean close as an SSL error);
+//   - status: Response.Status is the code and the reason phrase of that
+//     code (http.StatusText), whatever the server wrote after the code, as
+//     the service passed on the code alone; for a code with no text, the
+//     code again ("599 599"), as App Engine's Go runtime wrote it (its
+//     Python runtime wrote "599 Unknown");
+//   - malformed replies: a status of 600 or more is not a response but an
+//     error matching [ErrMalformedReply]; the reply is closed unread and
+//     its connection not reused;
+//   - redirects: a Transport follows none, as the service did when asked
+//     not to (App Engine's Go runtime always asked so), and returns any
+//     3xx as it came, with or without a Location header;
+//   - redirects through [NewClient]: at most 5 are followed, for 301, 302,
+//     303 and 307, each hop checked again; a 308 is returned as it came,
+//     and so is a redirect without a Location header (App Engine's Python
+//     stub, following, failed a 301, 302, 303 or 307 without one as a
+//     malformed reply, but its Go runtime, whose http.Client did the
+//     following, returned the response: the Go runtime's behaviour is
+//     kept). On 301, 302 and 303 GET and HEAD are kept and any other method
+//     becomes GET without its body, the application's Content-Type still
+//     sent; 307 keeps both. No hop gets a Referer header but the one the
+//     application set, and that one only on a hop to the same origin
+//     (scheme, host and port) as its request. A redirect from https to
+//     http is followed, as App Engine followed it, but from that hop on no
+//     Authorization, Cookie or Proxy-Authorization header is sent (see
+//     [CheckRedirect]); a hop whose URL has user information is refused,
+//     as any such URL is.
 //
 // The bytes each exchange moves are counted on the wire and reported to
 // [Transport.OnStats], as App Engine billed them (see [Stats]).
@@ -82,22 +112,23 @@
 // sentinel errors: [ErrInvalidURL], [ErrInvalidMethod], [ErrInvalidRequest],
 // [ErrPayloadTooLarge], [ErrResponseTooLarge], [ErrDeadlineExceeded] (also
 // context.DeadlineExceeded), [ErrCanceled], [ErrDNS], [ErrConnectionClosed],
-// [ErrMalformedReply], [ErrTooManyRedirects], [ErrCertificate] (which is
-// tlsconf.ErrCertificate) and [ErrConfig]. As App Engine's error classes
-// did, [ErrPayloadTooLarge] also matches [ErrInvalidURL], and [ErrDNS],
+// [ErrMalformedReply], [ErrTooManyRedirects], tlsconf.ErrCertificate (which is
+// tlsconf.ErrCertificate) and [ErrConfig] (which [Transport.Validate]
+// returns naming no request). As App Engine's error classes did,
+// [ErrPayloadTooLarge] also matches [ErrInvalidURL], and [ErrDNS],
 // [ErrConnectionClosed], [ErrMalformedReply], [ErrTooManyRedirects] and
 // [ErrDeadlineExceeded] match [ErrDownload], App Engine's DownloadError. A
 // lookup of the host name that timed out is [ErrDNS] and a timeout: it
 // matches [ErrDeadlineExceeded] and context.DeadlineExceeded too, and
-// [Error.Timeout] reports true. Every refusal matches [ErrRefused], which
-// is sockets.ErrDenied, and its Err is a *sockets.DeniedError, as on the
+// [Error.Timeout] reports true. Every refusal matches sockets.ErrDenied,
+// and its Err is a *sockets.DeniedError, as on the
 // sockets backend: a scheme, method or port refused by a rule of the
-// service ([RuleScheme], [RuleMethod], [RulePort], or sockets.RuleSMTP
+// service ([sockets.RuleScheme], [sockets.RuleMethod], [sockets.RulePort], or sockets.RuleSMTP
 // and the policy's other port rules, so that a URL is refused for the same
 // rule on both backends) and a destination refused by the policy; its Rule
-// tells them apart. [IsPermanent]
-// tells the failures a retry cannot cure (refusals, invalid requests,
-// limits) from those it may.
+// tells them apart. A TLS failure matches tlsconf.ErrCertificate. Package
+// transport's Retryable and Classify tell the failures a retry cannot cure
+// (refusals, invalid requests, limits, certificates) from those it may.
 //
 // # Use
 //
@@ -109,11 +140,8 @@
 //	}
 //	client := urlfetch.NewClient(tr)
 //	resp, err := client.Get("https://www.example.com/")
-//	if err != nil {
-//		if urlfetch.IsPermanent(err) {
-//			// refused or over a limit: do not retry
-//		}
-//		return err
+//	if errors.Is(err, sockets.ErrDenied) {
+//		return err // refused: final, do not retry
 //	}
 //	body, err := urlfetch.ReadAll(resp) // reads in place, closes the body
 //	if errors.Is(err, urlfetch.ErrResponseTooLarge) {
@@ -122,7 +150,11 @@
 //
 // Tests reach a loopback server by widening the policy explicitly:
 //
-//	t := &urlfetch.Transport{
+//	t := &urlfetch.Transport{Dialer: sockets.Dialer{
 //		Policy: sockets.PublicPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")),
-//	}
+//	}}
+//
+// or, keeping the production policy, by resolving a public name to a
+// public address and connecting it to the loopback server with the
+// connect seam (package socketstest).
 package urlfetch

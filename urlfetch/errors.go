@@ -3,7 +3,6 @@ package urlfetch
 import (
 	"context"
 	"errors"
-	"net"
 	"strconv"
 	"strings"
 
@@ -37,16 +36,18 @@ func (k *kind) Unwrap() []error { return k.parents }
 // "except urlfetch.DownloadError:" reads errors.Is(err, urlfetch.ErrDownload).
 var (
 	// ErrInvalidURL: the URL is missing, relative, malformed, longer than
-	// [MaxURLLength], or refused by the scheme or port rule; the error of a
-	// refusal also matches [ErrRefused] and holds a *sockets.DeniedError
-	// whose Rule is [RuleScheme], [RulePort] or, for the ports the sockets
-	// policy refuses whatever the address (0, 25 and 21), the same rule as
-	// there (sockets.RulePort0, RuleSMTP, RuleFTP).
+	// [MaxURLLength], has user information (a login or password, which
+	// App Engine did not allow), or is refused by the scheme or port rule;
+	// the error of a refusal also matches sockets.ErrDenied and holds a
+	// *sockets.DeniedError whose Rule is [sockets.RuleScheme], [sockets.RulePort] or, for
+	// the ports the sockets policy refuses whatever the address (0 written
+	// otherwise than ":0", such as ":00", which is the default port; 25;
+	// 21), the same rule as there (sockets.RulePort0, RuleSMTP, RuleFTP).
 	ErrInvalidURL error = &kind{text: "invalid url"}
 
 	// ErrInvalidMethod: the method is not GET, POST, HEAD, PUT, DELETE or
-	// PATCH. The error also matches [ErrRefused] and holds a
-	// *sockets.DeniedError whose Rule is [RuleMethod].
+	// PATCH. The error also matches sockets.ErrDenied and holds a
+	// *sockets.DeniedError whose Rule is [sockets.RuleMethod].
 	ErrInvalidMethod error = &kind{text: "invalid method"}
 
 	// ErrInvalidRequest: the request is nil, carries a header name or value
@@ -69,7 +70,7 @@ var (
 	// ErrDeadlineExceeded: the exchange did not end before its deadline
 	// (see [Transport.Deadline]) or the request context's. It also matches
 	// context.DeadlineExceeded and [ErrDownload], and the [*Error] is a
-	// net.Error whose Timeout method reports true. Every [*Error] that is a
+	// timeout: its Timeout method reports true. Every [*Error] that is a
 	// timeout matches it, also a lookup that timed out (see [ErrDNS]).
 	ErrDeadlineExceeded error = &kind{text: "deadline exceeded", parents: []error{ErrDownload, context.DeadlineExceeded}}
 
@@ -90,10 +91,9 @@ var (
 	// reply arrived. It also matches [ErrDownload].
 	ErrConnectionClosed error = &kind{text: "connection closed", parents: []error{ErrDownload}}
 
-	// ErrMalformedReply: the server's reply is not valid HTTP/1.x (or, on
-	// https, not valid TLS), or it has a status of 600 or more, or a
-	// redirect status (301, 302, 303, 307, 308) without a Location header.
-	// It also matches [ErrDownload].
+	// ErrMalformedReply: the server's reply is not valid HTTP/1.x, or it
+	// has a status of 600 or more. (A redirect status without a Location
+	// header is a response.) It also matches [ErrDownload].
 	ErrMalformedReply error = &kind{text: "malformed reply", parents: []error{ErrDownload}}
 
 	// ErrTooManyRedirects: a client made by [NewClient] was redirected more
@@ -109,27 +109,11 @@ var (
 	// not match it.
 	ErrDownload error = &kind{text: "download error"}
 
-	// ErrCertificate: the server's certificate was refused (or the server
-	// refused the client's); errors.As finds the *tlsconf.CertificateError.
-	// It is tlsconf.ErrCertificate, the same value, which matches
-	// certificate failures on both backends of package transport: prefer
-	// that name in code that does not otherwise use urlfetch.
-	ErrCertificate = tlsconf.ErrCertificate
-
-	// ErrRefused is matched by every refusal: a scheme, method or port
-	// refused by a rule of the fetch service (which also matches
-	// [ErrInvalidURL] or [ErrInvalidMethod]) and a destination refused by
-	// the policy. The refusal is a *sockets.DeniedError, reachable with
-	// errors.As, whose Rule says which rule refused. It is
-	// sockets.ErrDenied, the same value, which matches refusals on both
-	// backends of package transport: prefer that name in code that does not
-	// otherwise use urlfetch. A refusal is final: nothing was sent, and a
-	// retry would be refused again.
-	ErrRefused = sockets.ErrDenied
-
 	// ErrConfig: the [Transport]'s configuration is invalid (a negative
 	// Deadline, an AppID that cannot go in a header, a TLS configuration
-	// that tlsconf.Client refuses). Every RoundTrip fails with it.
+	// that tlsconf.Client refuses). [Transport.Validate] returns it, as an
+	// [*Error] that names no request, and every RoundTrip fails with it,
+	// with the same cause (Err).
 	ErrConfig error = &kind{text: "invalid configuration"}
 )
 
@@ -139,9 +123,12 @@ var (
 // [ErrDeadlineExceeded]), which request failed, and why (Err).
 //
 // errors.Is(err, Kind) holds, and so does errors.Is or errors.As for
-// anything in Err's chain. An Error is a net.Error: Timeout reports whether
-// the exchange ran out of time (the deadline was exceeded, or the lookup of
-// the host name timed out).
+// anything in Err's chain. Timeout reports whether the exchange ran out of
+// time (the deadline was exceeded, or the lookup of the host name timed
+// out). Kind is one of this package's sentinel errors, sockets.ErrDenied
+// for a refusal (Err is then the *sockets.DeniedError), or
+// tlsconf.ErrCertificate for a TLS failure (Err is then the
+// *tlsconf.CertificateError).
 type Error struct {
 	// Kind is the sentinel error for the kind of failure.
 	Kind error
@@ -153,8 +140,8 @@ type Error struct {
 	// credential ends up in a log. Empty when the request had no URL.
 	URL string
 
-	// Err is the cause: a *sockets.DeniedError (every refusal), a
-	// [*LimitError], a *sockets.LookupError, a *tlsconf.CertificateError,
+	// Err is the cause: a *sockets.DeniedError (every refusal), a size
+	// limit's error, a *sockets.LookupError, a *tlsconf.CertificateError,
 	// or the error net/http or the network reported. It may be nil when
 	// Kind says it all.
 	Err error
@@ -187,9 +174,9 @@ func kindText(k error) string {
 	switch k {
 	case nil:
 		return ""
-	case ErrRefused:
+	case sockets.ErrDenied:
 		return "refused"
-	case ErrCertificate:
+	case tlsconf.ErrCertificate:
 		return "certificate error"
 	}
 	if k, ok := k.(*kind); ok {
@@ -243,31 +230,11 @@ func timedOut(err error) bool {
 	return errors.As(err, &t) && t.Timeout()
 }
 
-// Temporary reports the same as Timeout; it exists so that an *Error is a
-// net.Error.
-func (e *Error) Temporary() bool { return e.Timeout() }
-
-var _ net.Error = (*Error)(nil)
-
-// Rule is sockets.Rule: one type names every rule that refuses, on either
-// backend of package transport.
-type Rule = sockets.Rule
-
-// The rules a [Transport] applies before anything is sent, besides the
-// sockets policy's port rules (sockets.RulePort0, RuleSMTP, RuleFTP). They
-// hold whatever destination policy the Transport uses. A refusal is a
-// *sockets.DeniedError whose Rule is one of them and whose Detail is the
-// refused value, quoted, for RuleScheme, RuleMethod and RulePort.
-const (
-	RuleScheme = sockets.RuleScheme // a scheme other than http and https
-	RuleMethod = sockets.RuleMethod // a method other than GET, POST, HEAD, PUT, DELETE, PATCH
-	RulePort   = sockets.RulePort   // a port outside 80-90, 440-450, 1024-65535
-)
-
-// LimitError reports a size limit of the fetch service that a request or a
+// limitError reports a size limit of the fetch service that a request or a
 // response went over. It is not a refusal (it does not match
-// [ErrRefused]): no rule refused the request, and a smaller one passes.
-type LimitError struct {
+// sockets.ErrDenied): no rule refused the request, and a smaller one
+// passes.
+type limitError struct {
 	// What names the thing measured: "url", "request body" or
 	// "response body".
 	What string
@@ -283,7 +250,7 @@ type LimitError struct {
 // Error returns a message such as
 //
 //	urlfetch: request body of 11534336 bytes is over the limit of 10485760
-func (e *LimitError) Error() string {
+func (e *limitError) Error() string {
 	unit := " bytes"
 	if e.What == "url" {
 		unit = " characters"
@@ -293,44 +260,4 @@ func (e *LimitError) Error() string {
 		size = strconv.FormatInt(e.Size, 10) + unit
 	}
 	return "urlfetch: " + e.What + " of " + size + " is over the limit of " + strconv.FormatInt(e.Limit, 10)
-}
-
-// IsPermanent reports whether err is a failure that repeating the same
-// request cannot cure, so that a retry layer must not retry it: every
-// refusal (anything matching [ErrRefused], which is sockets.ErrDenied, on
-// either backend), an invalid URL, method or request, a
-// size limit ([ErrPayloadTooLarge], [ErrResponseTooLarge]), too many
-// redirects, a certificate error (anything matching
-// tlsconf.ErrCertificate), an invalid configuration, a canceled request
-// (context.Canceled), and a deadline ([ErrDeadlineExceeded], or anything
-// matching context.DeadlineExceeded): a deadline, the request context's or
-// the exchange's ([Transport.Deadline]), is the time the caller gave the
-// request, and another try would spend it again. So is a failure of an
-// egress proxy (a *sockets.ProxyError) that is not Temporary: the proxy
-// refused the destination or wants credentials, and would again. A DNS
-// failure, a closed connection, a malformed reply and a proxy that is
-// unreachable, broke the tunnel or could not reach the destination (502,
-// 503, 504) may be transient: IsPermanent reports false for them, for
-// nil, and for any other error.
-func IsPermanent(err error) bool {
-	if err == nil {
-		return false
-	}
-	for _, k := range permanent {
-		if errors.Is(err, k) {
-			return true
-		}
-	}
-	// An egress proxy's refusal, or its demand for credentials.
-	pe, ok := errors.AsType[*sockets.ProxyError](err)
-	return ok && !pe.Temporary()
-}
-
-var permanent = []error{
-	ErrRefused, ErrInvalidURL, ErrInvalidMethod, ErrInvalidRequest,
-	ErrPayloadTooLarge, ErrResponseTooLarge, ErrTooManyRedirects, ErrConfig,
-	ErrCertificate,
-	// Matched by ErrCanceled and ErrDeadlineExceeded, and by the same
-	// failures reported by net/http or the sockets dialer.
-	context.Canceled, context.DeadlineExceeded,
 }

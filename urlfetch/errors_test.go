@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/outbound-go/outbound/internal/lab"
@@ -143,26 +142,8 @@ func TestMalformedReply(t *testing.T) {
 		_, err = io.ReadAll(resp.Body)
 		mustKind(t, err, urlfetch.ErrMalformedReply)
 	})
-	t.Run("https to a plain server", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		defer func() { ln.Close(); wg.Wait() }()
-		wg.Go(func() {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n")
-			waitClose(c)
-		})
-		tr, _ := rawFixture(t, ln.Addr().String())
-		_, err = tr.RoundTrip(mustGet(t, "https://"+publicHost+"/"))
-		mustKind(t, err, urlfetch.ErrMalformedReply)
-	})
+	// https to a plain server is a certificate error, as every failure of
+	// TLS is: see TestTLSFailuresAreCertificateErrors.
 }
 
 // quiet is a logger that drops the InsecureSkipVerify warning.
@@ -173,7 +154,7 @@ func TestCertificates(t *testing.T) {
 	t.Run("refused by default", func(t *testing.T) {
 		f := newFixture(t, srv)
 		_, err := f.get(t, srv.URL)
-		mustKind(t, err, urlfetch.ErrCertificate)
+		mustKind(t, err, tlsconf.ErrCertificate)
 		if !errors.Is(err, tlsconf.ErrCertificate) {
 			t.Errorf("error %v does not match tlsconf.ErrCertificate", err)
 		}
@@ -193,7 +174,7 @@ func TestCertificates(t *testing.T) {
 		pool.AddCert(srv.Certificate())
 		f := newFixture(t, srv, func(tr *urlfetch.Transport) { tr.TLS.RootCAs = pool })
 		_, err := f.get(t, "https://"+publicHost+"/") // the certificate is for example.com
-		mustKind(t, err, urlfetch.ErrCertificate)
+		mustKind(t, err, tlsconf.ErrCertificate)
 		if _, ok := errors.AsType[x509.HostnameError](err); !ok {
 			t.Errorf("error %v: no x509.HostnameError", err)
 		}
@@ -254,10 +235,10 @@ func TestBodyClosedOnError(t *testing.T) {
 		{"port", "http://" + publicHost + ":1000/", 5, "", nil, urlfetch.ErrInvalidURL},
 		{"url length", "http://" + publicHost + "/" + strings.Repeat("a", urlfetch.MaxURLLength), 5, "", nil, urlfetch.ErrInvalidURL},
 		{"payload", "http://" + publicHost + "/", urlfetch.MaxRequestBody + 1, "", nil, urlfetch.ErrPayloadTooLarge},
-		{"denied", "http://" + privateHost + "/", 5, "", nil, urlfetch.ErrRefused},
+		{"denied", "http://" + privateHost + "/", 5, "", nil, sockets.ErrDenied},
 		{"dns", "http://" + unknownHost + "/", 5, "", nil, urlfetch.ErrDNS},
 		{"config", "http://" + publicHost + "/", 5, "", func(tr *urlfetch.Transport) { tr.Deadline = -1 }, urlfetch.ErrConfig},
-		{"certificate", "https://127.0.0.1/", 5, "", nil, urlfetch.ErrCertificate},
+		{"certificate", "https://127.0.0.1/", 5, "", nil, tlsconf.ErrCertificate},
 		{"malformed", "http://" + publicHost + "/", 5, garbage, nil, urlfetch.ErrMalformedReply},
 		{"closed", "http://" + publicHost + "/", 5, hangup, nil, urlfetch.ErrConnectionClosed},
 	}

@@ -70,7 +70,7 @@ var fuzzKinds = []error{
 	urlfetch.ErrInvalidURL, urlfetch.ErrInvalidMethod, urlfetch.ErrInvalidRequest,
 	urlfetch.ErrPayloadTooLarge, urlfetch.ErrResponseTooLarge, urlfetch.ErrDeadlineExceeded,
 	urlfetch.ErrCanceled, urlfetch.ErrDNS, urlfetch.ErrConnectionClosed, urlfetch.ErrMalformedReply,
-	urlfetch.ErrTooManyRedirects, urlfetch.ErrCertificate, urlfetch.ErrRefused, urlfetch.ErrConfig,
+	urlfetch.ErrTooManyRedirects, tlsconf.ErrCertificate, sockets.ErrDenied, urlfetch.ErrConfig,
 }
 
 // FuzzRequest drives Transport.RoundTrip with arbitrary URLs, methods and a
@@ -212,7 +212,7 @@ func FuzzRequest(f *testing.F) {
 		}
 		switch {
 		case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "":
-			if !errors.Is(err, urlfetch.ErrInvalidURL) || !errors.Is(err, urlfetch.ErrRefused) {
+			if !errors.Is(err, urlfetch.ErrInvalidURL) || !errors.Is(err, sockets.ErrDenied) {
 				t.Fatalf("scheme %q: got %v, want a scheme refusal", u.Scheme, err)
 			}
 		case !slices.Contains([]string{"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH"}, m):
@@ -235,7 +235,7 @@ func checkFuzzError(t *testing.T, err error, u *url.URL) {
 	if !slices.Contains(fuzzKinds, e.Kind) {
 		t.Fatalf("error %v has kind %v, not one of the sentinels", err, e.Kind)
 	}
-	if errors.Is(err, urlfetch.ErrRefused) {
+	if errors.Is(err, sockets.ErrDenied) {
 		de, denied := errors.AsType[*sockets.DeniedError](err)
 		if !denied || de.Rule.Code() == "" {
 			t.Fatalf("refusal %v names no rule", err)

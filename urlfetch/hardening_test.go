@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/urlfetch"
 )
 
@@ -65,17 +66,38 @@ func TestTransportDialerPolicy(t *testing.T) {
 	}
 }
 
+// TestValidate checks that Validate returns the error RoundTrip returns
+// for a bad configuration: both match ErrConfig and hold the same cause,
+// and RoundTrip's names the request besides.
 func TestValidate(t *testing.T) {
 	if err := (&urlfetch.Transport{}).Validate(); err != nil {
 		t.Fatalf("zero Transport: %v", err)
 	}
-	for name, tr := range map[string]*urlfetch.Transport{
-		"negative deadline": {Deadline: -1},
-		"app id with CRLF":  {AppID: "app\r\nX-Evil: 1"},
+	for name, mk := range map[string]func() *urlfetch.Transport{
+		"negative deadline": func() *urlfetch.Transport { return &urlfetch.Transport{Deadline: -1} },
+		"app id with CRLF":  func() *urlfetch.Transport { return &urlfetch.Transport{AppID: "app\r\nX-Evil: 1"} },
+		"missing CA file": func() *urlfetch.Transport {
+			return &urlfetch.Transport{TLS: tlsconf.Config{CAFile: t.TempDir() + "/missing.pem"}}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if err := tr.Validate(); err == nil {
-				t.Fatal("Validate accepted it")
+			tr := mk()
+			tr.Dialer = noNetwork
+			verr := tr.Validate()
+			ve := mustKind(t, verr, urlfetch.ErrConfig)
+			if ve.Err == nil || ve.Method != "" || ve.URL != "" {
+				t.Errorf("Validate: %#v, want a cause and no request", ve)
+			}
+			if !final(verr) {
+				t.Errorf("Validate: %v is not permanent", verr)
+			}
+			if again := tr.Validate(); again != verr {
+				t.Errorf("Validate again: %v, want the same error", again)
+			}
+			_, rerr := tr.RoundTrip(mustGet(t, "http://"+publicHost+"/"))
+			re := mustKind(t, rerr, urlfetch.ErrConfig)
+			if re.Err != ve.Err || re.Method != http.MethodGet || re.URL != "http://"+publicHost+"/" {
+				t.Errorf("RoundTrip: %#v, want the cause of Validate's %#v for the request", re, ve)
 			}
 		})
 	}

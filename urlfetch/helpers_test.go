@@ -286,3 +286,10 @@ func drain(t testing.TB, r io.Reader) (int64, error) {
 		}
 	}
 }
+
+// timeoutError is an error that says whether it is a timeout, as
+// net.Error does without its deprecated Temporary.
+type timeoutError interface {
+	error
+	Timeout() bool
+}

@@ -28,8 +28,9 @@ func allowedMethod(method string) bool {
 // service connects to it (80-90, 440-450, 1024-65535). The ports the
 // sockets policy refuses whatever the address (0, 25, and 21 over TCP) are
 // refused for the policy's own rules, so that a URL is refused for the
-// same rule on either backend of package transport.
-func portRule(port uint64) Rule {
+// same rule on either backend of package transport. (A port written "0"
+// never comes here: it is the scheme's default port, see defaultPort.)
+func portRule(port uint64) sockets.Rule {
 	switch {
 	case port == 0:
 		return sockets.RulePort0
@@ -40,7 +41,7 @@ func portRule(port uint64) Rule {
 	case 80 <= port && port <= 90 || 440 <= port && port <= 450 || 1024 <= port && port <= 65535:
 		return 0
 	}
-	return RulePort
+	return sockets.RulePort
 }
 
 // strippedHeaders are the headers an application cannot set; Host and
@@ -80,13 +81,13 @@ func checkURL(u *url.URL) (kind, cause error) {
 	case "":
 		return ErrInvalidURL, errors.New("urlfetch: missing scheme (a relative url)")
 	default:
-		return ErrInvalidURL, &sockets.DeniedError{Network: "tcp", Host: u.Hostname(), Rule: RuleScheme, Detail: strconv.Quote(u.Scheme)}
+		return ErrInvalidURL, &sockets.DeniedError{Network: "tcp", Host: u.Hostname(), Rule: sockets.RuleScheme, Detail: strconv.Quote(u.Scheme)}
 	}
 	if u.Opaque != "" {
 		return ErrInvalidURL, errors.New("urlfetch: opaque url")
 	}
 	if n := len(u.String()); n > MaxURLLength {
-		return ErrInvalidURL, &LimitError{What: "url", Limit: MaxURLLength, Size: int64(n)}
+		return ErrInvalidURL, &limitError{What: "url", Limit: MaxURLLength, Size: int64(n)}
 	}
 	if u.Hostname() == "" {
 		return ErrInvalidURL, errors.New("urlfetch: missing host")
@@ -94,18 +95,27 @@ func checkURL(u *url.URL) (kind, cause error) {
 	if !validHost(u.Host) {
 		return ErrInvalidURL, fmt.Errorf("urlfetch: invalid host %q", u.Host)
 	}
-	if p := port(u.Host); p != "" {
+	// Port "0" is the scheme's default port (see defaultPort); "00" and
+	// the like are refused as port 0.
+	if p := port(u.Host); p != "" && p != "0" {
 		n, err := strconv.ParseUint(p, 10, 16)
 		if err != nil {
 			return ErrInvalidURL, fmt.Errorf("urlfetch: port %q is not a number from 0 to 65535", p)
 		}
 		if r := portRule(n); r != 0 {
 			de := &sockets.DeniedError{Network: "tcp", Host: u.Hostname(), Rule: r}
-			if r == RulePort {
+			if r == sockets.RulePort {
 				de.Detail = strconv.Quote(p)
 			}
 			return ErrInvalidURL, de
 		}
+	}
+	if u.User != nil {
+		// google/appengine/api/urlfetch_errors.py, InvalidURLError: "The
+		// login and password portion is not allowed." Refused, even when
+		// empty ("http://@host/"), rather than sent as Authorization, as
+		// http.Client would send it.
+		return ErrInvalidURL, errors.New("urlfetch: the login and password portion of a url is not allowed")
 	}
 	return nil, nil
 }
@@ -119,6 +129,21 @@ func port(host string) string {
 		return ""
 	}
 	return host[i+1:]
+}
+
+// defaultPort returns u with its port dropped when it is "0", which App
+// Engine took for the scheme's default port: allowed
+// (google/appengine/api/urlfetch_stub.py, _IsAllowedPort: "port == 0"),
+// then dropped from the host, the Host header included (_RetrieveURL: "if
+// port == '0': host = host.replace(':0', "")"). Any other u is returned as
+// it is; u is never changed.
+func defaultPort(u *url.URL) *url.URL {
+	if port(u.Host) != "0" {
+		return u
+	}
+	c := *u
+	c.Host = strings.TrimSuffix(u.Host, ":0")
+	return &c
 }
 
 // header returns the header to send: the request's, canonicalized, without
@@ -172,7 +197,7 @@ func (b *backend) prepare(ex *exchange, req *http.Request) (*http.Request, *reqB
 	}
 	if !allowedMethod(ex.method) {
 		closeBody(req)
-		return nil, nil, ex.fail(ErrInvalidMethod, &sockets.DeniedError{Network: "tcp", Host: req.URL.Hostname(), Rule: RuleMethod, Detail: strconv.Quote(req.Method)})
+		return nil, nil, ex.fail(ErrInvalidMethod, &sockets.DeniedError{Network: "tcp", Host: req.URL.Hostname(), Rule: sockets.RuleMethod, Detail: strconv.Quote(req.Method)})
 	}
 	h, err := b.header(req.Header)
 	if err != nil {
@@ -188,7 +213,7 @@ func (b *backend) prepare(ex *exchange, req *http.Request) (*http.Request, *reqB
 		hasBody = false
 	case req.ContentLength > MaxRequestBody:
 		closeBody(req)
-		return nil, nil, ex.fail(ErrPayloadTooLarge, &LimitError{What: "request body", Limit: MaxRequestBody, Size: req.ContentLength})
+		return nil, nil, ex.fail(ErrPayloadTooLarge, &limitError{What: "request body", Limit: MaxRequestBody, Size: req.ContentLength})
 	case req.ContentLength > 0 && !hasBody:
 		closeBody(req)
 		return nil, nil, ex.fail(ErrInvalidRequest, fmt.Errorf("urlfetch: ContentLength %d with no body", req.ContentLength))
@@ -197,6 +222,7 @@ func (b *backend) prepare(ex *exchange, req *http.Request) (*http.Request, *reqB
 	ctx, cancel := context.WithTimeout(req.Context(), b.deadline)
 	ex.start(ctx, cancel)
 	out := req.WithContext(ex.trace(ctx)) // a shallow copy; req is never changed
+	out.URL = defaultPort(req.URL)
 	out.Method = ex.method
 	out.Header = h
 	out.Host = "" // the Host header comes from the URL
@@ -255,7 +281,7 @@ func (ex *exchange) bufferBody(body io.ReadCloser) ([]byte, error) {
 		case r.err != nil:
 			return nil, ex.fail(ErrInvalidRequest, fmt.Errorf("urlfetch: reading the request body: %w", r.err))
 		case len(r.buf) > MaxRequestBody:
-			return nil, ex.fail(ErrPayloadTooLarge, &LimitError{What: "request body", Limit: MaxRequestBody, Size: -1})
+			return nil, ex.fail(ErrPayloadTooLarge, &limitError{What: "request body", Limit: MaxRequestBody, Size: -1})
 		}
 		return r.buf, nil
 	case <-ex.ctx.Done():

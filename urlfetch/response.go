@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -17,8 +18,9 @@ import (
 )
 
 // respond wraps the reply of net/http: the body is bounded by the response
-// limit and ends the exchange when it ends. A reply App Engine took for
-// malformed is closed and returned as an error.
+// limit and ends the exchange when it ends, and the Status is written from
+// the code. A reply App Engine took for malformed is closed and returned as
+// an error.
 func (b *backend) respond(ex *exchange, req *http.Request, resp *http.Response) (*http.Response, error) {
 	if err := malformedStatus(resp); err != nil {
 		// Closed unread: net/http then closes the connection rather than
@@ -27,6 +29,7 @@ func (b *backend) respond(ex *exchange, req *http.Request, resp *http.Response) 
 		return nil, ex.fail(ErrMalformedReply, err)
 	}
 	resp.Request = req
+	resp.Status = statusLine(resp.StatusCode)
 	if resp.Body == nil || resp.Body == http.NoBody {
 		resp.Body = http.NoBody
 		ex.finish()
@@ -34,7 +37,7 @@ func (b *backend) respond(ex *exchange, req *http.Request, resp *http.Response) 
 	}
 	if b.strict && resp.ContentLength > MaxResponseBody {
 		resp.Body.Close()
-		return nil, ex.fail(ErrResponseTooLarge, &LimitError{What: "response body", Limit: MaxResponseBody, Size: resp.ContentLength})
+		return nil, ex.fail(ErrResponseTooLarge, &limitError{What: "response body", Limit: MaxResponseBody, Size: resp.ContentLength})
 	}
 	body := &body{ex: ex, rc: resp.Body, remaining: MaxResponseBody, size: -1}
 	if resp.ContentLength > MaxResponseBody {
@@ -55,28 +58,29 @@ func (b *backend) respond(ex *exchange, req *http.Request, resp *http.Response) 
 }
 
 // malformedStatus returns why App Engine took resp for a malformed reply,
-// or nil: a status of 600 or more, or a redirect without a Location header
-// (google/appengine/api/urlfetch_stub.py, _RetrieveURL: "Status %s
-// unknown", 'Missing "Location" header for redirect.').
+// or nil: a status of 600 or more (google/appengine/api/urlfetch_stub.py,
+// _RetrieveURL: "Status %s unknown"). A redirect without a Location header
+// is a response: the service, which a Transport is, never follows, and
+// took a missing Location for a malformed reply only when it followed
+// ("if http_response.status in REDIRECT_STATUSES and follow_redirects").
 func malformedStatus(resp *http.Response) error {
-	switch code := resp.StatusCode; {
-	case code >= 600:
+	if code := resp.StatusCode; code >= 600 {
 		return fmt.Errorf("urlfetch: status %d is not an HTTP status (600 or more)", code)
-	case isRedirect(code) && resp.Header.Get("Location") == "":
-		return fmt.Errorf("urlfetch: redirect status %d without a Location header", code)
 	}
 	return nil
 }
 
-// isRedirect reports whether code is a redirect status that names its
-// target in Location.
-func isRedirect(code int) bool {
-	switch code {
-	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
-		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		return true
+// statusLine returns the Status of a response with code: the code and its
+// reason phrase, as App Engine's Go runtime wrote it, whatever the server
+// sent (google.golang.org/appengine/urlfetch, statusCodeToText):
+// http.StatusText, or the code again for a code it has no text for ("599
+// 599"; Python's httplib wrote "Unknown").
+func statusLine(code int) string {
+	text := http.StatusText(code)
+	if text == "" {
+		text = strconv.Itoa(code)
 	}
-	return false
+	return strconv.Itoa(code) + " " + text
 }
 
 // body is a response body bounded by the response limit. Its errors are
@@ -110,7 +114,7 @@ func (b *body) Read(p []byte) (int, error) {
 	if int64(n) > b.remaining {
 		n = int(b.remaining)
 		b.remaining = 0
-		b.err = b.ex.err(ErrResponseTooLarge, &LimitError{What: "response body", Limit: MaxResponseBody, Size: b.size})
+		b.err = b.ex.err(ErrResponseTooLarge, &limitError{What: "response body", Limit: MaxResponseBody, Size: b.size})
 		b.end()
 		return n, b.err
 	}
@@ -201,19 +205,16 @@ func (ex *exchange) classify(err error, rb *reqBody, closed bool) *Error {
 	}
 	fromDial := false
 	if de, ok := errors.AsType[*dialError](err); ok {
-		if de.malformed {
-			return ex.err(ErrMalformedReply, de.err)
-		}
 		err, fromDial = de.err, true
 	}
 	if _, ok := errors.AsType[*sockets.DeniedError](err); ok {
-		return ex.err(ErrRefused, err)
+		return ex.err(sockets.ErrDenied, err)
 	}
 	if _, ok := errors.AsType[*sockets.LookupError](err); ok {
 		return ex.err(ErrDNS, err)
 	}
 	if cerr := tlsconf.AsCertificateError(ex.host, err); errors.Is(cerr, tlsconf.ErrCertificate) {
-		return ex.err(ErrCertificate, cerr)
+		return ex.err(tlsconf.ErrCertificate, cerr)
 	}
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
 		return ex.err(ErrDeadlineExceeded, err)

@@ -27,7 +27,7 @@ func TestSchemesRefused(t *testing.T) {
 	tests := []struct {
 		name    string
 		url     *url.URL
-		refusal bool // a *sockets.DeniedError for RuleScheme; otherwise an invalid URL
+		refusal bool // a *sockets.DeniedError for sockets.RuleScheme; otherwise an invalid URL
 	}{
 		{"ftp", &url.URL{Scheme: "ftp", Host: host, Path: "/"}, true},
 		{"file", &url.URL{Scheme: "file", Path: "/etc/passwd"}, true},
@@ -50,7 +50,7 @@ func TestSchemesRefused(t *testing.T) {
 				t.Fatalf("refusal = %v, want %v (%v)", isRefusal, tt.refusal, err)
 			}
 			if tt.refusal {
-				if re.Rule != urlfetch.RuleScheme || re.ErrorType() != "scheme" || !errors.Is(err, sockets.ErrDenied) || !errors.Is(err, urlfetch.ErrRefused) {
+				if re.Rule != sockets.RuleScheme || re.ErrorType() != "scheme" || !errors.Is(err, sockets.ErrDenied) || !errors.Is(err, sockets.ErrDenied) {
 					t.Errorf("refusal %v: rule %v, ErrDenied %v", err, re.Rule, errors.Is(err, sockets.ErrDenied))
 				}
 				if want := strconv.Quote(tt.url.Scheme); re.Detail != want || re.Host != tt.url.Hostname() {
@@ -108,11 +108,11 @@ func TestMethods(t *testing.T) {
 			_, err := f.tr.RoundTrip(req)
 			mustKind(t, err, urlfetch.ErrInvalidMethod)
 			re, ok := errors.AsType[*sockets.DeniedError](err)
-			if !ok || re.Rule != urlfetch.RuleMethod || re.Detail != strconv.Quote(m) || re.ErrorType() != "method" {
-				t.Errorf("error %v: want a *sockets.DeniedError for RuleMethod and %q", err, m)
+			if !ok || re.Rule != sockets.RuleMethod || re.Detail != strconv.Quote(m) || re.ErrorType() != "method" {
+				t.Errorf("error %v: want a *sockets.DeniedError for sockets.RuleMethod and %q", err, m)
 			}
-			if !errors.Is(err, urlfetch.ErrRefused) || !errors.Is(err, sockets.ErrDenied) || !final(err) {
-				t.Errorf("error %v does not match ErrRefused, sockets.ErrDenied and a final kind", err)
+			if !errors.Is(err, sockets.ErrDenied) || !errors.Is(err, sockets.ErrDenied) || !final(err) {
+				t.Errorf("error %v does not match sockets.ErrDenied, sockets.ErrDenied and a final kind", err)
 			}
 			if !body.closed.Load() {
 				t.Error("request body not closed")
@@ -142,27 +142,27 @@ func TestPorts(t *testing.T) {
 	f := newFixture(t, newServer(t, okHandler, false))
 	// The ports the sockets policy refuses whatever the address are
 	// refused for the policy's rules, as on the sockets backend.
-	const allowed urlfetch.Rule = 0
+	const allowed sockets.Rule = 0
 	tests := []struct {
 		port string
-		want urlfetch.Rule
+		want sockets.Rule
 	}{
-		{"", allowed}, // none given: 80
-		{"0", sockets.RulePort0},
-		{"1", urlfetch.RulePort},
+		{"", allowed},             // none given: 80
+		{"00", sockets.RulePort0}, // "0" is the default port: see TestPortZero
+		{"1", sockets.RulePort},
 		{"21", sockets.RuleFTP},
 		{"25", sockets.RuleSMTP},
-		{"79", urlfetch.RulePort},
+		{"79", sockets.RulePort},
 		{"80", allowed},
 		{"90", allowed},
-		{"91", urlfetch.RulePort},
-		{"439", urlfetch.RulePort},
+		{"91", sockets.RulePort},
+		{"439", sockets.RulePort},
 		{"440", allowed},
 		{"443", allowed},
 		{"450", allowed},
-		{"451", urlfetch.RulePort},
-		{"1000", urlfetch.RulePort},
-		{"1023", urlfetch.RulePort},
+		{"451", sockets.RulePort},
+		{"1000", sockets.RulePort},
+		{"1023", sockets.RulePort},
 		{"1024", allowed},
 		{"8000", allowed},
 		{"65535", allowed},
@@ -185,7 +185,7 @@ func TestPorts(t *testing.T) {
 				}
 				// The port rule's text does not say which port; its
 				// Detail does. The sockets rules name their port.
-				if wantDetail := strconv.Quote(tt.port); tt.want == urlfetch.RulePort && re.Detail != wantDetail || tt.want != urlfetch.RulePort && re.Detail != "" {
+				if wantDetail := strconv.Quote(tt.port); tt.want == sockets.RulePort && re.Detail != wantDetail || tt.want != sockets.RulePort && re.Detail != "" {
 					t.Errorf("error %v: detail %s", err, re.Detail)
 				}
 				if !errors.Is(err, sockets.ErrDenied) || !final(err) {
@@ -224,7 +224,7 @@ func TestPorts(t *testing.T) {
 func TestPortRuleWithWidePolicy(t *testing.T) {
 	f := newFixture(t, newServer(t, okHandler, false))
 	_, err := f.get(t, "http://127.0.0.1:1000/")
-	if re, ok := errors.AsType[*sockets.DeniedError](err); !ok || re.Rule != urlfetch.RulePort {
+	if re, ok := errors.AsType[*sockets.DeniedError](err); !ok || re.Rule != sockets.RulePort {
 		t.Fatalf("got %v, want a port refusal", err)
 	}
 	if f.attempts() != 0 {
@@ -420,7 +420,7 @@ func TestDestinationDenied(t *testing.T) {
 			body := newBody(1)
 			req, _ := http.NewRequest(http.MethodPut, u, body)
 			_, err := f.tr.RoundTrip(req)
-			mustKind(t, err, urlfetch.ErrRefused)
+			mustKind(t, err, sockets.ErrDenied)
 			de, ok := errors.AsType[*sockets.DeniedError](err)
 			if !ok || !errors.Is(err, sockets.ErrDenied) {
 				t.Fatalf("error %v: want a *sockets.DeniedError", err)
@@ -446,7 +446,7 @@ func TestZeroTransportRefusesLoopback(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	_, err := tr.RoundTrip(req)
-	mustKind(t, err, urlfetch.ErrRefused)
+	mustKind(t, err, sockets.ErrDenied)
 	if n := srv.lis.accepts.Load(); n != 0 {
 		t.Fatalf("the server accepted %d connections", n)
 	}
@@ -511,7 +511,7 @@ func TestDialerNotChanged(t *testing.T) {
 	tr := &urlfetch.Transport{}
 	defer tr.CloseIdleConnections()
 	_, err := tr.RoundTrip(mustGet(t, srv.URL))
-	mustKind(t, err, urlfetch.ErrRefused) // PublicPolicy: loopback refused
+	mustKind(t, err, sockets.ErrDenied) // PublicPolicy: loopback refused
 	if d := tr.Dialer; d.Policy != nil || d.Resolver != nil || d.Timeout != 0 {
 		t.Fatalf("the Transport's Dialer was changed: %+v", d)
 	}
@@ -637,7 +637,7 @@ func TestErrorText(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("message\n%v\nwant\n%s", err, want)
 	}
-	// A refused destination: the kind ErrRefused (sockets.ErrDenied) reads
+	// A refused destination: the kind sockets.ErrDenied (sockets.ErrDenied) reads
 	// "refused", then the policy's refusal.
 	_, err = f.get(t, "http://"+privateHost+"/")
 	want = `urlfetch: GET http://` + privateHost + `/: refused: sockets: tcp to ` + privateAddr + `:80 (host "` + privateHost + `") refused: private (RFC 1918)`
@@ -651,35 +651,35 @@ func TestErrorText(t *testing.T) {
 // the same failure on both backends of package transport, and that the
 // kinds of a refusal stay apart.
 func TestOneSentinelPerConcern(t *testing.T) {
-	if urlfetch.ErrRefused != sockets.ErrDenied {
-		t.Error("ErrRefused is not sockets.ErrDenied")
+	if sockets.ErrDenied != sockets.ErrDenied {
+		t.Error("sockets.ErrDenied is not sockets.ErrDenied")
 	}
-	if urlfetch.ErrCertificate != tlsconf.ErrCertificate {
-		t.Error("ErrCertificate is not tlsconf.ErrCertificate")
+	if tlsconf.ErrCertificate != tlsconf.ErrCertificate {
+		t.Error("tlsconf.ErrCertificate is not tlsconf.ErrCertificate")
 	}
 	// The sockets backend's errors, as it returns them.
-	if de := (&sockets.DeniedError{Rule: sockets.RuleSMTP}); !errors.Is(de, urlfetch.ErrRefused) {
-		t.Error("a *sockets.DeniedError does not match ErrRefused")
+	if de := (&sockets.DeniedError{Rule: sockets.RuleSMTP}); !errors.Is(de, sockets.ErrDenied) {
+		t.Error("a *sockets.DeniedError does not match sockets.ErrDenied")
 	}
-	if ce := (&tlsconf.CertificateError{Host: "x", Reason: "expired"}); !errors.Is(ce, urlfetch.ErrCertificate) {
-		t.Error("a *tlsconf.CertificateError does not match ErrCertificate")
+	if ce := (&tlsconf.CertificateError{Host: "x", Reason: "expired"}); !errors.Is(ce, tlsconf.ErrCertificate) {
+		t.Error("a *tlsconf.CertificateError does not match tlsconf.ErrCertificate")
 	}
 	// A refused scheme is an invalid URL and a refusal, not an invalid
 	// method; a refused destination is a refusal only.
-	scheme := &urlfetch.Error{Kind: urlfetch.ErrInvalidURL, Err: &sockets.DeniedError{Rule: urlfetch.RuleScheme}}
-	dest := &urlfetch.Error{Kind: urlfetch.ErrRefused, Err: &sockets.DeniedError{Rule: sockets.RulePrivate}}
+	scheme := &urlfetch.Error{Kind: urlfetch.ErrInvalidURL, Err: &sockets.DeniedError{Rule: sockets.RuleScheme}}
+	dest := &urlfetch.Error{Kind: sockets.ErrDenied, Err: &sockets.DeniedError{Rule: sockets.RulePrivate}}
 	for _, c := range []struct {
 		err                             error
 		invalidURL, invalidMethod, refd bool
 	}{
 		{scheme, true, false, true},
 		{dest, false, false, true},
-		{&urlfetch.Error{Kind: urlfetch.ErrInvalidMethod, Err: &sockets.DeniedError{Rule: urlfetch.RuleMethod}}, false, true, true},
+		{&urlfetch.Error{Kind: urlfetch.ErrInvalidMethod, Err: &sockets.DeniedError{Rule: sockets.RuleMethod}}, false, true, true},
 		{&urlfetch.Error{Kind: urlfetch.ErrInvalidURL, Err: errors.New("urlfetch: missing host")}, true, false, false},
 	} {
-		if errors.Is(c.err, urlfetch.ErrInvalidURL) != c.invalidURL || errors.Is(c.err, urlfetch.ErrInvalidMethod) != c.invalidMethod || errors.Is(c.err, urlfetch.ErrRefused) != c.refd {
+		if errors.Is(c.err, urlfetch.ErrInvalidURL) != c.invalidURL || errors.Is(c.err, urlfetch.ErrInvalidMethod) != c.invalidMethod || errors.Is(c.err, sockets.ErrDenied) != c.refd {
 			t.Errorf("%v: invalid url %v, invalid method %v, refused %v; want %v %v %v", c.err,
-				errors.Is(c.err, urlfetch.ErrInvalidURL), errors.Is(c.err, urlfetch.ErrInvalidMethod), errors.Is(c.err, urlfetch.ErrRefused),
+				errors.Is(c.err, urlfetch.ErrInvalidURL), errors.Is(c.err, urlfetch.ErrInvalidMethod), errors.Is(c.err, sockets.ErrDenied),
 				c.invalidURL, c.invalidMethod, c.refd)
 		}
 	}

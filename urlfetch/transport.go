@@ -127,7 +127,7 @@ type Transport struct {
 
 	once sync.Once
 	b    *backend
-	err  error
+	err  *Error // a bad configuration: Kind ErrConfig, no request
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -187,17 +187,29 @@ func (t *Transport) dialer() *sockets.Dialer {
 }
 
 // Validate checks t's configuration (deadline, app id, TLS settings) and
-// builds its connection pool, as the first RoundTrip would, and returns the
-// error every RoundTrip would return if the configuration is bad. Calling
-// it is optional.
+// builds its connection pool, as the first RoundTrip would. If the
+// configuration is bad, it returns an [*Error] that matches [ErrConfig],
+// names no request, and holds the cause; every RoundTrip then fails with
+// an *Error of the same Kind and the same Err, for its request. Calling it
+// is optional.
 func (t *Transport) Validate() error {
-	_, err := t.backend()
-	return err
+	if _, err := t.backend(); err != nil {
+		return err
+	}
+	return nil
 }
 
-// backend returns the backend, building it on first use.
-func (t *Transport) backend() (*backend, error) {
-	t.once.Do(func() { t.b, t.err = t.build() })
+// backend returns the backend, building it on first use, or the error of a
+// bad configuration.
+func (t *Transport) backend() (*backend, *Error) {
+	t.once.Do(func() {
+		b, err := t.build()
+		if err != nil {
+			t.err = &Error{Kind: ErrConfig, Err: err}
+			return
+		}
+		t.b = b
+	})
 	return t.b, t.err
 }
 
@@ -270,10 +282,11 @@ func (t *Transport) CloseIdleConnections() {
 // RoundTrip makes one exchange: it checks req against the rules of the
 // fetch service, sends it, and returns the reply. It follows no redirect
 // (see [NewClient] for a client that does). A reply with any HTTP status
-// is a response, not an error, but for those App Engine took for
-// malformed: a status of 600 or more, or a redirect status (301, 302, 303,
-// 307, 308) without a Location header, is an error matching
-// [ErrMalformedReply].
+// is a response, not an error, a redirect status without a Location header
+// included, as App Engine's service returned it when not following, but
+// for a status of 600 or more, which App Engine took for malformed: it is
+// an error matching [ErrMalformedReply]. The response's Status is written
+// from its code (see the package documentation).
 //
 // RoundTrip never changes req, and always closes req.Body, also on error.
 // Every error, from RoundTrip or from reading the response body, is an
@@ -297,10 +310,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ex.url = req.URL
 		ex.host = req.URL.Hostname()
 	}
-	b, err := t.backend()
-	if err != nil {
+	b, cfgErr := t.backend()
+	if cfgErr != nil {
 		closeBody(req)
-		return nil, ex.fail(ErrConfig, err)
+		return nil, ex.fail(ErrConfig, cfgErr.Err)
 	}
 	out, rb, err := b.prepare(ex, req)
 	if err != nil {
@@ -335,8 +348,7 @@ func (l lookupTracker) LookupNetIP(ctx context.Context, network, host string) ([
 
 // dialError marks an error of a dial: it never comes from the reply.
 type dialError struct {
-	err       error
-	malformed bool // the server did not speak TLS
+	err error
 }
 
 func (e *dialError) Error() string { return e.err.Error() }
@@ -380,8 +392,27 @@ func (b *backend) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 		if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
 			mc.setOwner(ex)
 		}
-		_, malformed := errors.AsType[tls.RecordHeaderError](err)
-		return nil, &dialError{err: err, malformed: malformed}
+		return nil, &dialError{err: handshakeError(ctx, host, err)}
 	}
 	return tc, nil
+}
+
+// handshakeError returns the error of a TLS handshake with host that
+// failed with err: a *tlsconf.CertificateError for any failure of TLS
+// itself (a reply that is not TLS, no common version or application
+// protocol, an alert, a refused certificate), as App Engine took any SSL
+// error but a timeout for a certificate error
+// (google/appengine/api/urlfetch_stub.py, _RetrieveURL: "except
+// _fancy_urllib_SSLError", DEADLINE_EXCEEDED "if 'timed out' in
+// e.message else SSL_CERTIFICATE_ERROR"). A timeout, a cancel, and a
+// connection the peer closed or reset are returned as they are: they
+// fail the exchange or the network, not TLS, and are classified as such.
+func handshakeError(ctx context.Context, host string, err error) error {
+	if _, ok := errors.AsType[*tlsconf.CertificateError](err); ok {
+		return err
+	}
+	if ctx.Err() != nil || timedOut(err) || errors.Is(err, context.Canceled) || errors.Is(err, net.ErrClosed) || closedConn(err) {
+		return err
+	}
+	return &tlsconf.CertificateError{Host: host, Reason: "TLS handshake failed: " + err.Error(), Err: err}
 }
