@@ -1,6 +1,9 @@
 package transport
 
 import (
+	"context"
+	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,9 +40,9 @@ func newSockets(cfg Config) (*socketsTransport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &socketsTransport{metrics: m, Transport: &http.Transport{
+	return &socketsTransport{metrics: m, onRefusal: cfg.OnRefusal, Transport: &http.Transport{
 		Proxy:                 nil,
-		DialContext:           d.DialContext,
+		DialContext:           dialHooked(&d, cfg.OnRefusal),
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          100,
@@ -63,7 +66,25 @@ func newSockets(cfg Config) (*socketsTransport, error) {
 // certificate failures reported as *tlsconf.CertificateError.
 type socketsTransport struct {
 	*http.Transport
-	metrics *obs.Metrics // the dialer's: refusals here, TLS handshakes (metrics.go)
+	metrics   *obs.Metrics                                // the dialer's: refusals here, TLS handshakes (metrics.go)
+	onRefusal func(context.Context, *sockets.DeniedError) // Config.OnRefusal, for the refusals made here
+}
+
+// dialHooked returns d's DialContext, calling hook with every refusal
+// when hook is set. The refusal hook is the dial's, so that the
+// *http.Transport that Install puts in http.DefaultTransport, and its
+// clones, keep it.
+func dialHooked(d *sockets.Dialer, hook func(context.Context, *sockets.DeniedError)) func(context.Context, string, string) (net.Conn, error) {
+	if hook == nil {
+		return d.DialContext
+	}
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, address)
+		if de, ok := errors.AsType[*sockets.DeniedError](err); ok {
+			hook(ctx, de)
+		}
+		return c, err
+	}
 }
 
 // RoundTrip is only reached through Transport.RoundTrip, which has refused
@@ -73,6 +94,9 @@ func (t *socketsTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		closeBody(req)
 		err := &sockets.DeniedError{Network: "tcp", Host: req.URL.Hostname(), Rule: sockets.RuleScheme, Detail: strconv.Quote(req.URL.Scheme)}
 		t.metrics.RecordRefusal(req.Context(), err)
+		if t.onRefusal != nil {
+			t.onRefusal(req.Context(), err)
+		}
 		return nil, err
 	}
 	resp, err := t.Transport.RoundTrip(traceTLS(t.metrics, req))

@@ -196,7 +196,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	} else {
 		resp, err = t.retry.roundTrip(t.base, req)
 	}
-	if err != nil && t.onRefusal != nil {
+	if err != nil && t.onRefusal != nil && t.backend == URLFetch {
+		// The sockets backend calls the hook where it refuses (sockets.go).
 		t.refused(req, err) // metrics.go
 	}
 	return resp, err
@@ -236,16 +237,28 @@ func (t *Transport) CloseIdleConnections() {
 	}
 }
 
-// BackendOf reports the backend of rt, if rt is a [*Transport] (or wraps
-// one and says so with a Backend() Backend method), or the *http.Transport
-// that [Install] put in place of a sockets *Transport. Code that holds a
-// *Transport calls [Transport.Backend] instead.
+// BackendOf reports the backend of rt: a [*Transport], the *http.Transport
+// that [Install] put in place of a sockets *Transport, or a wrapper around
+// either that says so, by a Backend() Backend method of its own or by an
+// Unwrap() http.RoundTripper method, whose chain BackendOf follows (at most
+// 16 wrappers deep). It reports false for anything else, among them a
+// wrapper that hides what it wraps: otelhttp's Transport (v0.72) has no
+// Unwrap, so code that wraps a Transport in it keeps the *Transport and
+// calls [Transport.Backend]. The clones of the installed *http.Transport
+// are not recognised either.
 func BackendOf(rt http.RoundTripper) (Backend, bool) {
-	if ht, ok := rt.(*http.Transport); ok && ht != nil && ht == installed.Load() {
-		return Sockets, true
-	}
-	if b, ok := rt.(interface{ Backend() Backend }); ok {
-		return b.Backend(), true
+	for range 16 {
+		if ht, ok := rt.(*http.Transport); ok && ht != nil && ht == installed.Load() {
+			return Sockets, true
+		}
+		if b, ok := rt.(interface{ Backend() Backend }); ok {
+			return b.Backend(), true
+		}
+		u, ok := rt.(interface{ Unwrap() http.RoundTripper })
+		if !ok {
+			break
+		}
+		rt = u.Unwrap()
 	}
 	return 0, false
 }
@@ -342,16 +355,24 @@ func (cfg *Config) tlsConfig() tlsconf.Config {
 //
 // works, and its clones stay safe: each keeps the checked dialer
 // (DialContext, which checks every address against the policy before it
-// connects, and the egress proxy of Config.Dialer if any), no Proxy, the TLS
-// configuration from tlsconf, and the timeouts and header limits.
-// What lives in rt's RoundTrip is not there: Config.Retries, the
-// refusal of a scheme other than http and https (net/http refuses a scheme other than http and
-// https itself, with its own error, before any dial), the refusal hook
-// and metrics recorded there, and *tlsconf.CertificateError (certificate
-// failures are crypto/tls's and crypto/x509's errors). Give the
-// *Transport itself to an http.Client for those. A clone whose caller sets
-// a Proxy or replaces DialContext is no longer checked. [BackendOf]
-// reports Sockets for the installed *http.Transport, not for its clones.
+// connects, and the egress proxy of Config.Dialer if any), with the
+// refusal hook (Config.OnRefusal) and the dial's metrics (refusals,
+// lookups, connects, bytes), which belong to the dialer; no Proxy; the TLS
+// configuration from tlsconf; and the timeouts and header limits. What
+// lives only in rt's RoundTrip is not kept: Config.Retries, the TLS
+// handshake durations, and *tlsconf.CertificateError (certificate
+// failures are then crypto/tls's and crypto/x509's own errors, which
+// [Classify] still calls Certificate). A clone whose caller sets a Proxy
+// or replaces DialContext is no longer checked. [BackendOf] reports
+// Sockets for the installed *http.Transport, not for its clones.
+//
+// A library that cloned http.DefaultTransport before Install (at init,
+// say) keeps the unchecked transport it cloned: call Install at the start
+// of main, before such libraries make their clients, or give them rt.
+//
+// Install the *Transport itself, not a wrapper around it (otelhttp's, a
+// retry library's): a wrapper is installed as it is, and the idiom above
+// then panics. Wrap at the client instead.
 //
 // Any other rt, the urlfetch backend's *Transport among them, is
 // installed as it is: urlfetch is not an http.Transport, and its limits
