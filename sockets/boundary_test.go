@@ -1,7 +1,6 @@
 package sockets_test
 
 import (
-	"fmt"
 	"go/ast"
 	"go/build"
 	"go/importer"
@@ -17,62 +16,56 @@ import (
 	"testing"
 )
 
-// The two halves of the package, by file (see "Two halves" in the package
-// documentation). A new file joins one of them here; TestBoundary fails
-// for a file in neither (doc.go, which declares nothing, aside).
+// The package is the policy core: the policy and its tables, the errors,
+// and the checked dialer. App Engine's Sockets-API emulation wraps it from
+// package socketapi, above it, as tls.Dialer wraps net.Dialer; the
+// metrics live in internal/obs. A new file joins coreFiles here on
+// purpose, or TestBoundary fails.
 var (
-	// policyHalf is the policy and its checked dialer: small, and the
-	// part every backend's security rests on.
-	policyHalf = []string{
+	// coreFiles are the package's files: small, and the part every
+	// backend's security rests on.
+	coreFiles = []string{
+		"doc.go",
 		"policy.go", "policy_rules.go", "table.go", "google.go", "errors.go",
 		"dialer.go", "dialrace.go", "checked.go",
-		"observe.go", // the dial's OpenTelemetry metrics
-		"proxy*.go",  // the connect step through an egress proxy
+		"proxy*.go", // the connect step through an egress proxy
 	}
 
-	// emulationHalf is App Engine's Sockets API emulation, built on the
-	// policy half: *Conn and its features, and the exported dial methods
-	// that hand out the policy half's connections (wrap.go).
-	emulationHalf = []string{
-		"conn.go", "options.go", "idle.go", "handoff*.go", "udp.go",
-		"meter.go", "lookup.go", "sockopt_*.go", "wrap.go",
+	// moduleImports are the only packages of the module the core may
+	// import: nothing above it (socketapi, urlfetch, transport), and no
+	// test kit.
+	moduleImports = []string{
+		"github.com/outbound-go/outbound/internal/dialhook", // lends the checked dial to socketapi
+		"github.com/outbound-go/outbound/internal/obs",      // the OpenTelemetry instruments
+		"github.com/outbound-go/outbound/tlsconf",           // TLS with an https:// proxy
 	}
 
-	// emulationFields are the Dialer's fields that configure the
-	// emulation. The Dialer declares them, in dialer.go, but the policy
-	// half never reads them.
+	// emulationFields are the fields that configure the emulation. They
+	// belong to socketapi.Dialer, which embeds the core's Dialer; the
+	// core's Dialer must not grow them back.
 	emulationFields = []string{"IdleTimeout", "Meter", "Registry", "AppID", "RoutePacket"}
 )
 
-// half returns "policy" or "emulation" for a file name, or "".
-func half(name string) string {
-	for _, h := range []struct {
-		name     string
-		patterns []string
-	}{{"policy", policyHalf}, {"emulation", emulationHalf}} {
-		for _, p := range h.patterns {
-			if ok, _ := filepath.Match(p, name); ok {
-				return h.name
-			}
+// isCore reports whether a file name is one of coreFiles.
+func isCore(name string) bool {
+	for _, p := range coreFiles {
+		if ok, _ := filepath.Match(p, name); ok {
+			return true
 		}
 	}
-	return ""
+	return false
 }
 
-// TestBoundary holds the policy half to its promise: none of its files
-// refers to anything the emulation half declares (a type, function,
-// method, variable, constant or field), nor reads one of the Dialer's
-// emulation fields. So the security-critical code can be read, and
-// changed, without the emulation, and nothing in the emulation can change
-// what the policy half allows. The only names of the emulation the policy
-// half may write are the types of the Dialer's emulation fields (*Meter,
-// *Registry), in the Dialer's declaration. The emulation builds on the
-// policy half, never the other way round.
+// TestBoundary holds the core to its promise: its files are the policy,
+// the errors and the checked dialer and nothing else; it imports no
+// package of the module above it (the emulation in socketapi, urlfetch,
+// transport) or beside it, directly or not, so the security-critical code
+// can be read, and changed, without them, and nothing in them can change
+// what the core allows; and its Dialer carries no field of the emulation.
+// The emulation builds on the core, never the other way round.
 //
-// The check is exact: the package is type-checked from source, and every
-// identifier of a policy-half file is resolved to the object it denotes,
-// so a name the two halves share by chance (Close, Read, ...) is told
-// apart by what it refers to.
+// The package is type-checked from source, so the check is of what the
+// package declares, not of its text.
 func TestBoundary(t *testing.T) {
 	pkg, err := build.ImportDir(".", 0)
 	if err != nil {
@@ -81,8 +74,8 @@ func TestBoundary(t *testing.T) {
 	fset := token.NewFileSet()
 	var files []*ast.File
 	for _, name := range pkg.GoFiles {
-		if half(name) == "" && name != "doc.go" {
-			t.Errorf("%s belongs to neither half: add it to policyHalf or emulationHalf in boundary_test.go", name)
+		if !isCore(name) {
+			t.Errorf("%s is not a file of the policy core: the Sockets-API emulation belongs in package socketapi; a core file joins coreFiles in boundary_test.go", name)
 		}
 		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
 		if err != nil {
@@ -91,90 +84,45 @@ func TestBoundary(t *testing.T) {
 		files = append(files, f)
 	}
 	for _, name := range pkg.IgnoredGoFiles { // other systems' files
-		if strings.HasSuffix(name, "_test.go") {
+		if !strings.HasSuffix(name, "_test.go") && !isCore(name) {
+			t.Errorf("%s is not a file of the policy core", name)
+		}
+	}
+
+	// Every package of the module the core depends on, directly or not.
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to list the dependencies")
+	}
+	out, err := exec.Command(goCmd, "list", "-deps", "-f", "{{.ImportPath}}", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	const module = "github.com/outbound-go/outbound"
+	for line := range strings.Lines(string(out)) {
+		path := strings.TrimSpace(line)
+		if path == module+"/sockets" || path != module && !strings.HasPrefix(path, module+"/") {
 			continue
 		}
-		if half(name) == "" {
-			t.Errorf("%s belongs to neither half: add it to policyHalf or emulationHalf in boundary_test.go", name)
+		if !slices.Contains(moduleImports, path) {
+			t.Errorf("the core depends on %s: only %v are allowed", path, moduleImports)
 		}
 	}
-	info := &types.Info{
-		Defs:       make(map[*ast.Ident]types.Object),
-		Uses:       make(map[*ast.Ident]types.Object),
-		Selections: make(map[*ast.SelectorExpr]*types.Selection),
-	}
+
+	info := &types.Info{Defs: make(map[*ast.Ident]types.Object)}
 	conf := types.Config{Importer: newImporter(t, fset)}
 	tpkg, err := conf.Check(pkg.ImportPath, fset, files, info)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fileOf := func(pos token.Pos) string { return filepath.Base(fset.Position(pos).Filename) }
-
-	// The Dialer's declaration, where the emulation fields' types are
-	// named.
 	dialer, _ := tpkg.Scope().Lookup("Dialer").(*types.TypeName)
 	if dialer == nil {
 		t.Fatal("no Dialer type")
 	}
-	var dialerDecl *ast.TypeSpec
-	for _, f := range files {
-		ast.Inspect(f, func(n ast.Node) bool {
-			if ts, ok := n.(*ast.TypeSpec); ok && info.Defs[ts.Name] == dialer {
-				dialerDecl = ts
-			}
-			return dialerDecl == nil
-		})
-	}
-	if dialerDecl == nil || half(fileOf(dialerDecl.Pos())) != "policy" {
-		t.Fatal("the Dialer is not declared in the policy half")
-	}
-	inDialerDecl := func(pos token.Pos) bool { return dialerDecl.Pos() <= pos && pos < dialerDecl.End() }
-
-	var checked int
-	var problems []string
-	for _, f := range files {
-		name := fileOf(f.Pos())
-		if half(name) != "policy" {
-			continue
-		}
-		checked++
-		for id, obj := range info.Uses {
-			if fileOf(id.Pos()) != name || obj.Pkg() != tpkg || !obj.Pos().IsValid() {
-				continue
-			}
-			if half(fileOf(obj.Pos())) != "emulation" {
-				continue
-			}
-			if _, isType := obj.(*types.TypeName); isType && inDialerDecl(id.Pos()) {
-				continue // the type of an emulation field
-			}
-			problems = append(problems, fmt.Sprintf("%s: the policy half refers to %s, declared in %s (emulation half)", fset.Position(id.Pos()), obj.Name(), fileOf(obj.Pos())))
-		}
-		for sel, s := range info.Selections {
-			if fileOf(sel.Pos()) != name || s.Kind() != types.FieldVal {
-				continue
-			}
-			if named, ok := types.Unalias(deref(s.Recv())).(*types.Named); ok && named.Obj() == dialer && slices.Contains(emulationFields, s.Obj().Name()) {
-				problems = append(problems, fmt.Sprintf("%s: the policy half reads the Dialer's emulation field %s", fset.Position(sel.Pos()), s.Obj().Name()))
-			}
-		}
-	}
-	if checked == 0 {
-		t.Fatal("no policy-half file found")
-	}
-	slices.Sort(problems)
-	for _, p := range problems {
-		t.Error(p)
-	}
-	// Every emulation field exists: a renamed field must be renamed here.
 	st := dialer.Type().Underlying().(*types.Struct)
-	for _, f := range emulationFields {
-		found := false
-		for i := range st.NumFields() {
-			found = found || st.Field(i).Name() == f
-		}
-		if !found {
-			t.Errorf("the Dialer has no field %s: update emulationFields", f)
+	for i := range st.NumFields() {
+		if name := st.Field(i).Name(); slices.Contains(emulationFields, name) {
+			t.Errorf("the Dialer has the emulation's field %s: it belongs to socketapi.Dialer", name)
 		}
 	}
 }

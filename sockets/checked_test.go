@@ -4,14 +4,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"reflect"
 	"sync"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/internal/obs"
+	"github.com/outbound-go/outbound/sockets"
 )
 
 // No test in this file sends a packet outside loopback: "public" names
@@ -88,57 +90,48 @@ func checkedDialer(l *echoListener) (*sockets.Dialer, *lab.Connector) {
 	}, conn
 }
 
-// TestDialCheckedReturnsConnectionAsMade shows that DialChecked connects
+// TestDialContextReturnsConnectionAsMade shows that DialContext connects
 // to the exact address that passed the policy and hands out the
-// connection the connect step made, not a *Conn.
-func TestDialCheckedReturnsConnectionAsMade(t *testing.T) {
+// connection the connect step made, unwrapped.
+func TestDialContextReturnsConnectionAsMade(t *testing.T) {
 	l := newEchoListener(t)
 	d, conn := checkedDialer(l)
-	c, err := d.DialChecked(context.Background(), "tcp", "www.example.com:443")
+	c, err := d.DialContext(context.Background(), "tcp", "www.example.com:443")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	if _, ok := c.(*net.TCPConn); !ok {
-		t.Errorf("DialChecked returned a %T, want the *net.TCPConn the connect step made", c)
+		t.Errorf("DialContext returned a %T, want the *net.TCPConn the connect step made", c)
 	}
 	if got, want := conn.Attempts(), []netip.AddrPort{netip.MustParseAddrPort("93.184.216.34:443")}; !reflect.DeepEqual(got, want) {
 		t.Errorf("connect attempts = %v, want %v", got, want)
 	}
 	echo(t, c, "hello")
-
-	// DialContext makes the same connection and wraps it.
-	wc, err := d.DialContext(context.Background(), "tcp", "www.example.com:443")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wc.Close()
-	if _, ok := wc.(*sockets.Conn); !ok {
-		t.Errorf("DialContext returned a %T, want a *sockets.Conn", wc)
-	}
 }
 
-// TestDialCheckedRealConnect dials through the real connect step, with
+// TestDialContextRealConnect dials through the real connect step, with
 // the second check in net.Dialer's ControlContext, to a loopback server
 // the policy allows.
-func TestDialCheckedRealConnect(t *testing.T) {
+func TestDialContextRealConnect(t *testing.T) {
 	l := newEchoListener(t)
 	d := &sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))}
-	c, err := d.DialChecked(context.Background(), "tcp", l.Addr().String())
+	c, err := d.DialContext(context.Background(), "tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	if _, ok := c.(*net.TCPConn); !ok {
-		t.Errorf("DialChecked returned a %T, want a *net.TCPConn", c)
+		t.Errorf("DialContext returned a %T, want a *net.TCPConn", c)
 	}
 	echo(t, c, "hello")
 }
 
-// TestDialCheckedRefusesAsDialContext shows that DialChecked refuses
-// exactly what DialContext refuses, with the same errors, and attempts no
-// connection for a refusal.
-func TestDialCheckedRefusesAsDialContext(t *testing.T) {
+// TestDialContextRefusals shows that DialContext refuses before any
+// connection is attempted, and that a failed lookup is not a refusal.
+// (Package socketapi holds its Dialer to the same refusals, error for
+// error.)
+func TestDialContextRefusals(t *testing.T) {
 	l := newEchoListener(t)
 	for _, tc := range []struct {
 		name, network, addr string
@@ -157,17 +150,16 @@ func TestDialCheckedRefusesAsDialContext(t *testing.T) {
 			d, conn := checkedDialer(l)
 			d.LocalAddr = tc.local
 			before := l.count()
-			c, err := d.DialChecked(context.Background(), tc.network, tc.addr)
+			c, err := d.DialContext(context.Background(), tc.network, tc.addr)
 			if err == nil {
 				c.Close()
-				t.Fatalf("DialChecked(%s, %s) connected", tc.network, tc.addr)
-			}
-			_, werr := d.DialContext(context.Background(), tc.network, tc.addr)
-			if werr == nil || werr.Error() != err.Error() || reflect.TypeOf(werr) != reflect.TypeOf(err) {
-				t.Errorf("DialChecked: %T %v\nDialContext: %T %v", err, err, werr, werr)
+				t.Fatalf("DialContext(%s, %s) connected", tc.network, tc.addr)
 			}
 			if got := errors.Is(err, sockets.ErrDenied); got != tc.denied {
 				t.Errorf("errors.Is(%v, ErrDenied) = %v, want %v", err, got, tc.denied)
+			}
+			if _, ok := errors.AsType[*sockets.LookupError](err); ok == tc.denied {
+				t.Errorf("error %v (%T): a *LookupError is %v, want %v", err, err, ok, !tc.denied)
 			}
 			if n := len(conn.Attempts()); n != 0 {
 				t.Errorf("%d connect attempts, want none", n)
@@ -179,98 +171,32 @@ func TestDialCheckedRefusesAsDialContext(t *testing.T) {
 	}
 }
 
-// TestDialCheckedMeter shows that a Dialer with a Meter counts the bytes
-// of DialChecked's connections for the host as dialed, and reports each
-// connection to OnClose once, and that without a Meter nothing is
-// counted.
-func TestDialCheckedMeter(t *testing.T) {
+// TestDialContextCountsBytes shows that a Dialer whose MeterProvider
+// records counts the bytes of its connections on outbound.io, exactly and
+// in both directions, whatever the case of the host dialed, and that a
+// second Close is harmless.
+func TestDialContextCountsBytes(t *testing.T) {
 	l := newEchoListener(t)
 	d, _ := checkedDialer(l)
-	var (
-		mu     sync.Mutex
-		closes []sockets.Usage
-		hosts  []string
-	)
-	d.Meter = &sockets.Meter{OnClose: func(host string, u sockets.Usage) {
-		mu.Lock()
-		defer mu.Unlock()
-		closes = append(closes, u)
-		hosts = append(hosts, host)
-	}}
-	c, err := d.DialChecked(context.Background(), "tcp", "WWW.Example.com.:443")
+	mp, collect := sdkMetrics(t)
+	d.MeterProvider = mp
+	c, err := d.DialContext(context.Background(), "tcp", "WWW.Example.com.:443")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := c.(*sockets.Conn); ok {
-		t.Error("DialChecked returned a *sockets.Conn")
-	}
 	echo(t, c, "hello, meter")
-	want := sockets.Usage{Sent: 12, Received: 12}
-	if got := d.Meter.Host("www.example.com"); got != want {
-		t.Errorf("Meter.Host while open = %+v, want %+v", got, want)
+	want := map[string]int64{
+		"network.io.direction=transmit,network.transport=tcp": 12,
+		"network.io.direction=receive,network.transport=tcp":  12,
+	}
+	if got := collect()[obs.MetricIO]; !maps.Equal(got, want) {
+		t.Errorf("%s while open = %v, want %v", obs.MetricIO, got, want)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	c.Close() // a second Close reports nothing more
-	if got := d.Meter.Host("www.example.com"); got != want {
-		t.Errorf("Meter.Host after Close = %+v, want %+v", got, want)
-	}
-	mu.Lock()
-	if len(closes) != 1 || closes[0] != want || hosts[0] != "www.example.com" {
-		t.Errorf("OnClose calls: hosts %q, usage %+v; want one, www.example.com, %+v", hosts, closes, want)
-	}
-	mu.Unlock()
-
-	d.Meter = nil
-	c, err = d.DialChecked(context.Background(), "tcp", "www.example.com:443")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, ok := c.(*net.TCPConn); !ok {
-		t.Errorf("without a Meter, DialChecked returned a %T, want a *net.TCPConn", c)
-	}
-}
-
-// TestWith is the merge of a Policy and a Resolver named beside a Dialer
-// template: what is named wins, the template gives the rest, and the
-// template is never changed.
-func TestWith(t *testing.T) {
-	tmplPolicy, cfgPolicy := sockets.DefaultPolicy(), sockets.PublicPolicy()
-	tmplResolver, cfgResolver := lab.NewResolver(nil), lab.NewResolver(nil)
-	tmpl := &sockets.Dialer{Policy: tmplPolicy, Resolver: tmplResolver, Timeout: 7, AppID: "app"}
-	saved := *tmpl
-
-	for _, tc := range []struct {
-		name       string
-		d          *sockets.Dialer
-		p          *sockets.Policy
-		r          sockets.Resolver
-		wantPolicy *sockets.Policy
-		wantRes    sockets.Resolver
-	}{
-		{"nothing named", tmpl, nil, nil, tmplPolicy, tmplResolver},
-		{"policy named", tmpl, cfgPolicy, nil, cfgPolicy, tmplResolver},
-		{"resolver named", tmpl, nil, cfgResolver, tmplPolicy, cfgResolver},
-		{"both named", tmpl, cfgPolicy, cfgResolver, cfgPolicy, cfgResolver},
-		{"nil template", nil, cfgPolicy, nil, cfgPolicy, nil},
-		{"nil template, nothing named", nil, nil, nil, nil, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := tc.d.With(tc.p, tc.r)
-			if got == nil || got == tc.d {
-				t.Fatalf("With returned %p, want a new Dialer", got)
-			}
-			if got.Policy != tc.wantPolicy || got.Resolver != tc.wantRes {
-				t.Errorf("Policy %p, Resolver %v; want %p, %v", got.Policy, got.Resolver, tc.wantPolicy, tc.wantRes)
-			}
-			if tc.d != nil && (got.Timeout != tc.d.Timeout || got.AppID != tc.d.AppID) {
-				t.Errorf("the template's other fields were not copied: %+v", got)
-			}
-		})
-	}
-	if !reflect.DeepEqual(*tmpl, saved) {
-		t.Errorf("With changed the template: %+v, was %+v", *tmpl, saved)
+	c.Close() // a second Close counts nothing more
+	if got := collect()[obs.MetricIO]; !maps.Equal(got, want) {
+		t.Errorf("%s after Close = %v, want %v", obs.MetricIO, got, want)
 	}
 }

@@ -46,8 +46,9 @@ type Resolver interface {
 // first connection wins; any other is closed, and the dial returns only
 // once all its attempts have ended. When every attempt fails, the error
 // is the first one of the first family, as net.Dialer's is; an attempt cut
-// off by the deadline fails with a [net.Error] whose Timeout reports true
-// and that matches context.DeadlineExceeded (see [TimeoutError]).
+// off by the deadline fails with an error that matches
+// context.DeadlineExceeded and whose Timeout reports true, with net's own
+// error (a [net.Error]) inside it.
 //
 // [Dialer.DialContext] returns the connection as made: it is the dial of
 // an HTTP client (http.Transport.DialContext). App Engine's Sockets API
@@ -115,9 +116,9 @@ type Dialer struct {
 	// against the policy, and nothing else is widened. A refusal is made
 	// before a byte is sent to the proxy; the proxy's own failures are
 	// *[ProxyError]s. UDP is refused ([RuleProxyNetwork]), and Connect
-	// is not called. A connection's RemoteAddr is the proxy's; [Conn.Peer]
-	// is the destination. Nil means direct connections; the environment
-	// (HTTP_PROXY and its family) is never read.
+	// is not called. A connection's RemoteAddr is the proxy's. Nil means
+	// direct connections; the environment (HTTP_PROXY and its family) is
+	// never read.
 	Proxy *url.URL
 
 	// ProxyTLS configures TLS with an https:// Proxy, on a clone whose

@@ -228,7 +228,7 @@ func (d *Dialer) dialSerial(ctx context.Context, network, host string, addrs []n
 
 // attempt connects to ap, and returns a connection or an error, never both
 // and never neither (a Connect seam might). A timeout caused by ctx's
-// deadline always matches context.DeadlineExceeded (see [TimeoutError]).
+// deadline always matches context.DeadlineExceeded (see timeoutError).
 func (d *Dialer) attempt(ctx context.Context, network, host string, ap netip.AddrPort) (net.Conn, error) {
 	m := d.metrics(ctx)
 	start := m.ConnectStart(ctx)
@@ -239,7 +239,7 @@ func (d *Dialer) attempt(ctx context.Context, network, host string, ap netip.Add
 			c.Close()
 		}
 		if deadlineTimeout(ctx, err) && !errors.Is(err, context.DeadlineExceeded) {
-			err = &TimeoutError{Err: err}
+			err = &timeoutError{Err: err}
 		}
 	case c == nil:
 		err = errNoConn

@@ -68,7 +68,7 @@ func TestDialRealConnectBlackHole(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := &sockets.Dialer{Policy: pol, Timeout: 300 * time.Millisecond}
-		_, err = d.DialConn(t.Context(), "tcp", hole.String())
+		_, err = d.DialContext(t.Context(), "tcp", hole.String())
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("error %v (%T); want a net.Error timeout matching DeadlineExceeded", err, err)
@@ -108,12 +108,12 @@ func TestDialRealConnectBlackHole(t *testing.T) {
 			Resolver: newResolver(map[string][]string{"rr.example": {"127.0.0.2", "127.0.0.1"}}),
 			Timeout:  4 * time.Second,
 		}
-		conn, err := d.DialConn(t.Context(), "tcp", net.JoinHostPort("rr.example", strconv.Itoa(int(hole.Port()))))
+		conn, err := d.DialContext(t.Context(), "tcp", net.JoinHostPort("rr.example", strconv.Itoa(int(hole.Port()))))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if conn.Peer().Addr() != netip.MustParseAddr("127.0.0.1") {
-			t.Errorf("connected to %v, want 127.0.0.1", conn.Peer())
+		if peer := conn.RemoteAddr().(*net.TCPAddr).AddrPort(); peer.Addr().Unmap() != netip.MustParseAddr("127.0.0.1") {
+			t.Errorf("connected to %v, want 127.0.0.1", peer)
 		}
 		readHello(t, conn)
 	})

@@ -246,7 +246,7 @@ func raceCalls(pairs ...any) []raceCall {
 func TestDialRaceConnects(t *testing.T) {
 	t.Parallel()
 	srv := startGreeter(t, "127.0.0.1:0")
-	udp := startEchoUDP(t)
+	udp := startRaceEchoUDP(t)
 	for _, c := range []struct {
 		name          string
 		network       string
@@ -403,7 +403,7 @@ func TestDialRaceConnects(t *testing.T) {
 				seam := newRaceSeam(t, srv.addr(), udp.addrPort().String(), answers)
 				d := raceDialer(seam, c.answers, c.timeout, c.fallbackDelay)
 				start := time.Now()
-				conn, err := d.DialConn(t.Context(), c.network, raceHost+":443")
+				conn, err := d.DialContext(t.Context(), c.network, raceHost+":443")
 				elapsed := time.Since(start)
 				if err != nil {
 					t.Fatalf("after %v: %v", elapsed, err)
@@ -412,13 +412,13 @@ func TestDialRaceConnects(t *testing.T) {
 				if elapsed != c.at {
 					t.Errorf("connected after %v, want %v", elapsed, c.at)
 				}
-				if got, want := conn.Peer(), netip.MustParseAddrPort(c.want); got != want {
+				if got, want := racePeer(t, conn), netip.MustParseAddrPort(c.want); got != want {
 					t.Errorf("connected to %v, want %v", got, want)
 				}
 				if got := seam.attempts(); !slices.Equal(got, c.calls) {
 					t.Errorf("attempts %v, want %v", got, c.calls)
 				}
-				seam.checkSettled(t, conn.Peer())
+				seam.checkSettled(t, racePeer(t, conn))
 				if c.network == "udp" {
 					raceUDPRoundTrip(t, conn)
 				} else {
@@ -504,7 +504,7 @@ func TestDialRaceFails(t *testing.T) {
 				seam := newRaceSeam(t, "", "", answers)
 				d := raceDialer(seam, c.answers, c.timeout, c.fallback)
 				start := time.Now()
-				conn, err := d.DialConn(t.Context(), c.network, raceHost+":443")
+				conn, err := d.DialContext(t.Context(), c.network, raceHost+":443")
 				elapsed := time.Since(start)
 				if err == nil {
 					conn.Close()
@@ -546,7 +546,7 @@ func TestDialRaceTimeoutError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		seam := newRaceSeam(t, "", "", map[string]raceAnswer{raceV4a: answerBlackHoleNet})
 		d := raceDialer(seam, []string{raceV4a}, 2*time.Second, 0)
-		_, err := d.DialConn(t.Context(), "tcp", raceHost+":443")
+		_, err := d.DialContext(t.Context(), "tcp", raceHost+":443")
 		var te *sockets.TimeoutError
 		if !errors.As(err, &te) {
 			t.Fatalf("error %v (%T); want a *TimeoutError", err, err)
@@ -555,7 +555,7 @@ func TestDialRaceTimeoutError(t *testing.T) {
 		if !errors.As(err, &oe) || !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Errorf("error %v does not wrap net's error", err)
 		}
-		if !te.Timeout() || !te.Temporary() || !errors.Is(err, context.DeadlineExceeded) {
+		if !te.Timeout() || !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("error %v is not a timeout matching DeadlineExceeded", err)
 		}
 		if want := "sockets: dial tcp 1.1.1.1:443: i/o timeout"; err.Error() != want {
@@ -569,7 +569,7 @@ func TestDialRaceTimeoutError(t *testing.T) {
 		d := raceDialer(seam, []string{raceV4a}, 0, 0)
 		ctx, cancel := context.WithCancel(t.Context())
 		time.AfterFunc(time.Second, cancel)
-		_, err := d.DialConn(ctx, "tcp", raceHost+":443")
+		_, err := d.DialContext(ctx, "tcp", raceHost+":443")
 		var te *sockets.TimeoutError
 		if errors.As(err, &te) || !errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("canceled: %v (%T); want context.Canceled, not a timeout", err, err)
@@ -581,7 +581,6 @@ func TestDialRaceTimeoutError(t *testing.T) {
 		_ = e.Error()
 		_ = e.Unwrap()
 		_ = e.Timeout()
-		_ = e.Temporary()
 		if errors.Is(e, context.Canceled) {
 			t.Errorf("%#v matches context.Canceled", e)
 		}
@@ -603,7 +602,7 @@ func TestDialRaceClosesLosers(t *testing.T) {
 			seam.lateBy[netip.MustParseAddrPort(raceV6a)] = 400 * time.Millisecond
 			d := raceDialer(seam, []string{raceV6a, raceV4a}, 30*time.Second, 0)
 			start := time.Now()
-			conn, err := d.DialConn(t.Context(), "tcp", raceHost+":443")
+			conn, err := d.DialContext(t.Context(), "tcp", raceHost+":443")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -613,13 +612,13 @@ func TestDialRaceClosesLosers(t *testing.T) {
 			if elapsed := time.Since(start); elapsed != 400*time.Millisecond {
 				t.Errorf("returned after %v, want 400ms", elapsed)
 			}
-			if conn.Peer() != netip.MustParseAddrPort(raceV4a) {
-				t.Errorf("connected to %v, want %v", conn.Peer(), raceV4a)
+			if racePeer(t, conn) != netip.MustParseAddrPort(raceV4a) {
+				t.Errorf("connected to %v, want %v", racePeer(t, conn), raceV4a)
 			}
 			if n := seam.openedCount(); n != 2 {
 				t.Errorf("%d connections made, want 2", n)
 			}
-			seam.checkSettled(t, conn.Peer())
+			seam.checkSettled(t, racePeer(t, conn))
 			readHello(t, conn)
 		})
 	})
@@ -630,7 +629,7 @@ func TestDialRaceClosesLosers(t *testing.T) {
 			seam.lateBy[netip.MustParseAddrPort(raceV6a)] = 400 * time.Millisecond
 			seam.lateBy[netip.MustParseAddrPort(raceV4a)] = 100 * time.Millisecond
 			d := raceDialer(seam, []string{raceV6a, raceV4a}, 30*time.Second, 0)
-			conn, err := d.DialConn(t.Context(), "tcp", raceHost+":443")
+			conn, err := d.DialContext(t.Context(), "tcp", raceHost+":443")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -638,7 +637,7 @@ func TestDialRaceClosesLosers(t *testing.T) {
 			if n := seam.openedCount(); n != 2 {
 				t.Errorf("%d connections made, want 2", n)
 			}
-			seam.checkSettled(t, conn.Peer())
+			seam.checkSettled(t, racePeer(t, conn))
 			readHello(t, conn)
 		})
 	})
@@ -650,11 +649,11 @@ func TestDialRaceClosesLosers(t *testing.T) {
 		for range 20 {
 			seam := newRaceSeam(t, srv.addr(), "", map[string]raceAnswer{raceV6a: answerAccept, raceV4a: answerAccept})
 			d := raceDialer(seam, []string{raceV6a, raceV4a}, 30*time.Second, time.Nanosecond)
-			conn, err := d.DialConn(t.Context(), "tcp", raceHost+":443")
+			conn, err := d.DialContext(t.Context(), "tcp", raceHost+":443")
 			if err != nil {
 				t.Fatal(err)
 			}
-			seam.checkSettled(t, conn.Peer())
+			seam.checkSettled(t, racePeer(t, conn))
 			readHello(t, conn)
 		}
 	})
@@ -680,7 +679,7 @@ func TestDialRaceCancel(t *testing.T) {
 				ctx, cancel := context.WithCancel(t.Context())
 				time.AfterFunc(c.cancelAt, cancel)
 				start := time.Now()
-				_, err := d.DialConn(ctx, "tcp", raceHost+":443")
+				_, err := d.DialContext(ctx, "tcp", raceHost+":443")
 				if elapsed := time.Since(start); elapsed != c.cancelAt {
 					t.Errorf("returned after %v, want %v", elapsed, c.cancelAt)
 				}
@@ -717,21 +716,73 @@ func TestDialRaceOnlyCheckedAddresses(t *testing.T) {
 			Connect: seam.connect,
 			Timeout: 30 * time.Second,
 		}
-		conn, err := d.DialConn(t.Context(), "tcp", raceHost+":443")
+		conn, err := d.DialContext(t.Context(), "tcp", raceHost+":443")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		if conn.Peer() != netip.MustParseAddrPort(raceV4b) {
-			t.Errorf("connected to %v, want %v", conn.Peer(), raceV4b)
+		if racePeer(t, conn) != netip.MustParseAddrPort(raceV4b) {
+			t.Errorf("connected to %v, want %v", racePeer(t, conn), raceV4b)
 		}
 		if got, want := seam.attempts(), raceCalls(raceV6a, 0, raceV4a, 300*time.Millisecond, raceV4b, 300*time.Millisecond); !slices.Equal(got, want) {
 			t.Errorf("attempts %v, want %v", got, want)
 		}
-		seam.checkSettled(t, conn.Peer())
+		seam.checkSettled(t, racePeer(t, conn))
 		readHello(t, conn)
 	})
 }
+
+// racePeer returns the address the seam connected c to: DialContext
+// hands out the seam's connection as made.
+func racePeer(t *testing.T, c net.Conn) netip.AddrPort {
+	t.Helper()
+	tc, ok := c.(*raceTrackedConn)
+	if !ok {
+		t.Fatalf("DialContext returned a %T, want the seam's connection as made", c)
+	}
+	return tc.addr
+}
+
+// raceEchoUDP is a UDP server on 127.0.0.1 that answers each datagram with
+// "re:" and the datagram.
+type raceEchoUDP struct {
+	pc   *net.UDPConn
+	done chan struct{}
+}
+
+func startRaceEchoUDP(t *testing.T) *raceEchoUDP {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &raceEchoUDP{pc: pc, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteToUDPAddrPort(append([]byte("re:"), buf[:n]...), from)
+		}
+	}()
+	t.Cleanup(func() {
+		pc.Close()
+		<-s.done
+	})
+	return s
+}
+
+func (s *raceEchoUDP) addrPort() netip.AddrPort { return s.pc.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// raceNullConn is a connection that does nothing, at no cost.
+type raceNullConn struct{ net.Conn }
+
+func (raceNullConn) Read(p []byte) (int, error)  { return len(p), nil }
+func (raceNullConn) Write(p []byte) (int, error) { return len(p), nil }
+func (raceNullConn) Close() error                { return nil }
 
 // raceUDPRoundTrip sends a datagram on c and reads the echo server's reply.
 func raceUDPRoundTrip(t *testing.T, c net.Conn) {
@@ -856,8 +907,8 @@ func TestDialLookupTimeout(t *testing.T) {
 			t.Fatalf("error %v (%T); want a *LookupError for silent.example", err, err)
 		}
 		var ne net.Error
-		if !le.Timeout() || !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("error %v: Timeout %v, matches DeadlineExceeded %v; want both", err, le.Timeout(), errors.Is(err, context.DeadlineExceeded))
+		if !isTimeout(err) || !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("error %v: Timeout %v, matches DeadlineExceeded %v; want both", err, isTimeout(err), errors.Is(err, context.DeadlineExceeded))
 		}
 		if errors.Is(err, sockets.ErrDenied) {
 			t.Errorf("a lookup timeout matches ErrDenied: %v", err)
@@ -880,7 +931,7 @@ func TestDialLookupTimeout(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
 				defer cancel()
 			}
-			_, err := d.DialConn(ctx, "tcp", "silent.example:443")
+			_, err := d.DialContext(ctx, "tcp", "silent.example:443")
 			check(t, err)
 			if dns.queries.Load() == 0 {
 				t.Error("the resolver sent no query to the DNS server")
@@ -899,7 +950,7 @@ func TestDialLookupTimeout(t *testing.T) {
 					defer cancel()
 				}
 				start := time.Now()
-				_, err := d.DialConn(ctx, "tcp", "silent.example:443")
+				_, err := d.DialContext(ctx, "tcp", "silent.example:443")
 				if elapsed := time.Since(start); elapsed != 3*time.Second {
 					t.Errorf("gave up after %v, want 3s", elapsed)
 				}
@@ -1038,7 +1089,7 @@ func BenchmarkDialFirstAddressWorks(b *testing.B) {
 // "dual-stack" answers IPv4 and IPv6 (the race is set up, the fallback
 // never starts); "dual-stack-no-race" is the same with FallbackDelay -1.
 func BenchmarkDialRaceOverhead(b *testing.B) {
-	connect := func(context.Context, string, netip.AddrPort) (net.Conn, error) { return nullConn{}, nil }
+	connect := func(context.Context, string, netip.AddrPort) (net.Conn, error) { return raceNullConn{}, nil }
 	v4, v6 := netip.MustParseAddrPort(raceV4a).Addr(), netip.MustParseAddrPort(raceV6a).Addr()
 	for _, c := range []struct {
 		name          string
@@ -1054,7 +1105,7 @@ func BenchmarkDialRaceOverhead(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				conn, err := d.DialConn(ctx, "tcp", raceHost+":443")
+				conn, err := d.DialContext(ctx, "tcp", raceHost+":443")
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -26,8 +26,9 @@ var ErrDenied = errors.New("sockets: denied by policy")
 // stable across versions: compare with the constants, and record the code.
 // The zero Rule is no rule, and no refusal carries it.
 //
-// Address blocks of the never-public table ([NeverPublic]) carry the rules
-// from [RuleUnspecified] to [RuleNotGlobalUnicast]; several blocks may
+// Address blocks of the never-public table (IANA's special-purpose
+// registries) carry the rules from [RuleUnspecified] to
+// [RuleNotGlobalUnicast]; several blocks may
 // share one (three blocks are [RulePrivate]). [RuleScheme], [RuleMethod]
 // and [RulePort] are the fetch service's rules (package urlfetch), and
 // RuleScheme is the sockets backend's too (package transport).
@@ -342,13 +343,6 @@ func (e *DeniedError) Is(target error) bool {
 	return e != nil && e.Rule == RuleBind && (target == syscall.EACCES || target == os.ErrPermission)
 }
 
-// Timeout reports false: a refusal is not a timeout. With Temporary it makes
-// *DeniedError a [net.Error] that no retry logic treats as transient.
-func (e *DeniedError) Timeout() bool { return false }
-
-// Temporary reports false: a refusal is final.
-func (e *DeniedError) Temporary() bool { return false }
-
 // LookupError reports that resolving a host name failed. Err is the
 // resolver's error (often a *net.DNSError).
 type LookupError struct {
@@ -371,45 +365,39 @@ func (e *LookupError) Unwrap() error {
 	return e.Err
 }
 
-// Timeout reports whether the lookup timed out.
-func (e *LookupError) Timeout() bool {
-	var t interface{ Timeout() bool }
-	return e.Unwrap() != nil && errors.As(e.Err, &t) && t.Timeout()
-}
-
 // Is reports whether a timed-out lookup matches context.DeadlineExceeded:
 // a resolver that gives up by itself (a *net.DNSError with IsTimeout) is a
 // timeout as much as one cut off by the context, and callers test both
-// with errors.Is(err, context.DeadlineExceeded).
+// with errors.Is(err, context.DeadlineExceeded). The resolver's error,
+// which Unwrap returns, says more (a *net.DNSError's IsNotFound,
+// IsTimeout and Timeout).
 func (e *LookupError) Is(target error) bool {
-	return target == context.DeadlineExceeded && e != nil && e.Timeout()
+	if target != context.DeadlineExceeded || e == nil || e.Err == nil {
+		return false
+	}
+	var t interface{ Timeout() bool }
+	return errors.As(e.Err, &t) && t.Timeout()
 }
 
-// Temporary reports whether the lookup failure is temporary, as the resolver
-// says.
-func (e *LookupError) Temporary() bool {
-	var t interface{ Temporary() bool }
-	return e.Unwrap() != nil && errors.As(e.Err, &t) && t.Temporary()
-}
-
-// TimeoutError reports a connect attempt that its deadline cut off: the
+// timeoutError reports a connect attempt that its deadline cut off: the
 // dial's ([Dialer.Timeout] or the context's) or the attempt's share of it
-// (see [Dialer]). Err is the connect step's error, usually a *net.OpError.
+// (see [Dialer]). Err is the connect step's error, usually a *net.OpError,
+// and always one whose Timeout reports true.
 //
 // It exists because net's own error for an expired connect deadline is a
 // timeout but does not always match context.DeadlineExceeded (that depends
-// on whether the socket's deadline or the context's timer fires first).
-// A TimeoutError always matches it through errors.Is, and is a [net.Error]
-// whose Timeout reports true. A connect error that already matches
+// on whether the socket's deadline or the context's timer fires first). A
+// timeoutError always matches it through errors.Is, and its Timeout
+// reports true. A connect error that already matches
 // context.DeadlineExceeded is returned as it is, not wrapped.
-type TimeoutError struct {
+type timeoutError struct {
 	Err error
 }
 
 // Error returns a message such as
 //
 //	sockets: dial tcp 192.0.2.1:443: i/o timeout
-func (e *TimeoutError) Error() string {
+func (e *timeoutError) Error() string {
 	if e == nil {
 		return "<nil>"
 	}
@@ -417,7 +405,7 @@ func (e *TimeoutError) Error() string {
 }
 
 // Unwrap returns the connect step's error.
-func (e *TimeoutError) Unwrap() error {
+func (e *timeoutError) Unwrap() error {
 	if e == nil {
 		return nil
 	}
@@ -425,13 +413,10 @@ func (e *TimeoutError) Unwrap() error {
 }
 
 // Is reports whether target is context.DeadlineExceeded.
-func (e *TimeoutError) Is(target error) bool { return e != nil && target == context.DeadlineExceeded }
+func (e *timeoutError) Is(target error) bool { return e != nil && target == context.DeadlineExceeded }
 
 // Timeout reports true.
-func (e *TimeoutError) Timeout() bool { return true }
-
-// Temporary reports true, as net's timeouts do.
-func (e *TimeoutError) Temporary() bool { return true }
+func (e *timeoutError) Timeout() bool { return true }
 
 // errText returns err's message, or "<nil>" for a nil err, so that the
 // Error method of an error value built without its Err does not panic.

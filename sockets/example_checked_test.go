@@ -6,17 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
-	"time"
 
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/sockets/socketstest"
 )
 
-// An HTTP client dials with DialChecked: every connection is checked as
-// DialContext checks it, and handed to net/http as it was made, without
-// the Sockets API's *Conn, which an HTTP connection pool does not use.
-func ExampleDialer_DialChecked() {
+// An HTTP client dials with DialContext: every connection is checked, and
+// handed to net/http as it was made.
+func ExampleDialer_DialContext() {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "hello")
 	}))
@@ -31,7 +28,7 @@ func ExampleDialer_DialChecked() {
 		}),
 		Connect: (&socketstest.Connector{Target: srv.Listener.Addr().String()}).Connect,
 	}
-	client := &http.Client{Transport: &http.Transport{DialContext: d.DialChecked}}
+	client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 	defer client.CloseIdleConnections()
 
 	resp, err := client.Get("http://www.example.com/")
@@ -48,16 +45,4 @@ func ExampleDialer_DialChecked() {
 	// Output:
 	// 200 OK hello
 	// true
-}
-
-// With merges a policy and a resolver named beside a Dialer template, as
-// both HTTP backends do: what is named wins, the template gives the rest.
-func ExampleDialer_With() {
-	tmpl := &sockets.Dialer{Timeout: 10 * time.Second}
-	test := sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))
-
-	d := tmpl.With(test, nil)
-	fmt.Println(d.Policy == test, d.Timeout, tmpl.Policy == nil)
-	// Output:
-	// true 10s true
 }

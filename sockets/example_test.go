@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/outbound-go/outbound/sockets"
 )
@@ -144,11 +142,12 @@ func ExampleDialer() {
 }
 
 func ExampleParseGoogleRanges() {
-	g, err := sockets.ParseGoogleRanges(strings.NewReader(`{
+	// A goog.json alone (no cloud.json): the whole of it.
+	g, err := sockets.ParseGoogleRanges([]byte(`{
 	  "syncToken": "1735787045",
 	  "creationTime": "2025-01-02T03:04:05.5",
 	  "prefixes": [{"ipv4Prefix": "192.0.0.0/8"}, {"ipv6Prefix": "2001:4860::/32"}]
-	}`))
+	}`), nil)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -159,7 +158,7 @@ func ExampleParseGoogleRanges() {
 	fmt.Println(p.Check("tcp", "", netip.MustParseAddrPort("192.0.3.1:443")))
 	fmt.Println(p.Check("tcp", "", netip.MustParseAddrPort("142.250.0.1:443")))
 
-	_, err = sockets.ParseGoogleRanges(strings.NewReader(`{"prefixes": [{"ipv6Prefix": "10.0.0.0/8"}]}`))
+	_, err = sockets.ParseGoogleRanges([]byte(`{"prefixes": [{"ipv6Prefix": "10.0.0.0/8"}]}`), nil)
 	fmt.Println(err)
 	// Output:
 	// 2025-01-02 [192.0.0.0/8 2001:4860::/32]
@@ -178,9 +177,10 @@ func ExampleEmbeddedGoogleRanges() {
 	// true true false
 }
 
-func ExampleEmbeddedGoogleServices() {
-	// goog.json minus cloud.json: what DefaultPolicy refuses.
-	g := sockets.EmbeddedGoogleServices()
+func ExamplePolicy_GoogleRanges() {
+	// The embedded goog.json minus the embedded cloud.json: what
+	// DefaultPolicy refuses.
+	g := sockets.DefaultPolicy().GoogleRanges()
 	fmt.Println(g.Created.Format("2006-01-02"), g.CloudCreated.Format("2006-01-02"))
 	fmt.Println(g.Contains(netip.MustParseAddr("142.250.0.1")), g.Contains(netip.MustParseAddr("34.64.32.1")), g.Contains(netip.MustParseAddr("1.1.1.1")))
 	// Output:
@@ -213,7 +213,7 @@ func ExamplePolicy_WithGoogleRanges() {
 // and https://www.gstatic.com/ipranges/cloud.json. A long-running program
 // fetches both now and then, saves them, and installs the newer pair; here
 // two small files stand in for them.
-func ExampleLoadGoogleServices() {
+func ExampleParseGoogleRanges_services() {
 	dir, err := os.MkdirTemp("", "ipranges")
 	if err != nil {
 		fmt.Println(err)
@@ -233,7 +233,18 @@ func ExampleLoadGoogleServices() {
 		}
 	}
 
-	g, err := sockets.LoadGoogleServices(googPath, cloudPath)
+	goog, err := os.ReadFile(googPath)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cloud, err := os.ReadFile(cloudPath)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// goog.json minus cloud.json: the ranges of Google's services.
+	g, err := sockets.ParseGoogleRanges(goog, cloud)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -245,21 +256,14 @@ func ExampleLoadGoogleServices() {
 	fmt.Println(p.Check("tcp", "", netip.MustParseAddrPort("1.1.200.1:443"))) // a Google Cloud customer
 	fmt.Println(p.Check("udp", "", netip.MustParseAddrPort("8.8.8.8:53")))    // the exceptions stay
 
-	_, err = sockets.LoadGoogleServices(googPath, filepath.Join(dir, "missing.json"))
-	fmt.Println(errors.Is(err, fs.ErrNotExist))
+	_, err = sockets.ParseGoogleRanges(goog, []byte(`{"prefixes": []}`))
+	fmt.Println(err)
 	// Output:
 	// 2026-01-01 2026-01-01 [1.1.0.0/17 8.8.8.0/24]
 	// sockets: tcp to 1.1.1.1:443 refused: google range
 	// <nil>
 	// <nil>
-	// true
-}
-
-func ExampleListen() {
-	_, err := sockets.Listen("tcp", ":8080")
-	fmt.Println(err)
-	// Output:
-	// sockets: tcp to ":8080" refused: listening not allowed
+	// sockets: cloud ranges: no prefixes
 }
 
 // An IPv6-only network reaches IPv4 through NAT64: the opt-in allows
@@ -333,32 +337,4 @@ func ExamplePolicy_AllowHosts() {
 	// img.cdn.example:80 port_not_allowed
 	// api.example.com:443 private
 	// <nil>
-}
-
-// A service that fetches URLs for many tenants carries each tenant's
-// policy on the request's context. It narrows the Dialer's policy, never
-// widens it.
-func ExampleWithPolicy() {
-	d := &sockets.Dialer{
-		Resolver: exampleResolver{"hooks.tenant-a.example": {netip.MustParseAddr("93.184.215.14")}},
-		Connect: func(_ context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
-			client, server := net.Pipe()
-			server.Close()
-			return client, nil
-		},
-	}
-	tenantA := sockets.DefaultPolicy().AllowHosts("*.tenant-a.example")
-	tenantB := sockets.DefaultPolicy().AllowHosts("*.tenant-b.example")
-
-	for name, p := range map[string]*sockets.Policy{"A": tenantA, "B": tenantB} {
-		ctx := sockets.WithPolicy(context.Background(), p)
-		conn, err := d.DialContext(ctx, "tcp", "hooks.tenant-a.example:443")
-		if err == nil {
-			conn.Close()
-		}
-		fmt.Println(name, err)
-	}
-	// Unordered output:
-	// A <nil>
-	// B sockets: tcp to "hooks.tenant-a.example" refused: host not on the policy's host allow list
 }

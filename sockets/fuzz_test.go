@@ -348,9 +348,9 @@ func fuzzPrefixes(b []byte) []netip.Prefix {
 	return out
 }
 
-// fuzzRanges parses prefixes written as a goog.json document (with
-// cloud.json's extra fields when cloud is set), or returns nil for none.
-func fuzzRanges(t *testing.T, prefixes []netip.Prefix, cloud bool) *sockets.GoogleRanges {
+// fuzzDoc writes prefixes as a goog.json document (with cloud.json's
+// extra fields when cloud is set), or returns nil for none.
+func fuzzDoc(t *testing.T, prefixes []netip.Prefix, cloud bool) []byte {
 	if len(prefixes) == 0 {
 		return nil
 	}
@@ -380,17 +380,14 @@ func fuzzRanges(t *testing.T, prefixes []netip.Prefix, cloud bool) *sockets.Goog
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := sockets.ParseGoogleRanges(strings.NewReader(string(data)))
-	if err != nil {
-		t.Fatalf("ParseGoogleRanges(%s): %v", data, err)
-	}
-	return g
+	return data
 }
 
-// FuzzGoogleServices holds GoogleServices to its definition: an address is
-// in goog minus cloud exactly when a linear scan finds it in a goog prefix
-// and in no cloud prefix. It checks Contains and Prefixes at the edges of
-// every prefix of both lists and at the fuzzer's own addresses.
+// FuzzGoogleServices holds ParseGoogleRanges of a goog.json and a
+// cloud.json to its definition: an address is in goog minus cloud exactly
+// when a linear scan finds it in a goog prefix and in no cloud prefix; with
+// no cloud.json, in a goog prefix. It checks Contains and Prefixes at the
+// edges of every prefix of both lists and at the fuzzer's own addresses.
 func FuzzGoogleServices(f *testing.F) {
 	v4p := func(s string) []byte {
 		p := netip.MustParsePrefix(s)
@@ -420,9 +417,17 @@ func FuzzGoogleServices(f *testing.F) {
 		if len(googP)+len(cloudP) > 64 {
 			return // the edges of 64 prefixes are enough; keep each run quick
 		}
-		g := sockets.GoogleServices(fuzzRanges(t, googP, false), fuzzRanges(t, cloudP, true))
-		if g == nil {
-			t.Fatal("GoogleServices returned nil")
+		goog, cloud := fuzzDoc(t, googP, false), fuzzDoc(t, cloudP, true)
+		g, err := sockets.ParseGoogleRanges(goog, cloud)
+		if len(googP) == 0 {
+			// A goog.json without prefixes is refused.
+			if err == nil || !strings.HasPrefix(err.Error(), "sockets: google ranges: ") {
+				t.Fatalf("ParseGoogleRanges of no goog prefixes = %v, %v; want an error", g, err)
+			}
+			return
+		}
+		if err != nil || g == nil {
+			t.Fatalf("ParseGoogleRanges(%s, %s): %v", goog, cloud, err)
 		}
 		ps := g.Prefixes()
 		for i, p := range ps {

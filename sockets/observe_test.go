@@ -9,27 +9,26 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/outbound-go/outbound/internal/obs"
 	"github.com/outbound-go/outbound/sockets"
 )
 
-// sdkMetrics returns Metrics recording into the OpenTelemetry SDK, and a
-// function that collects what they recorded: for each instrument, its
-// total (a counter's sum, a histogram's count) by attribute set.
-func sdkMetrics(t *testing.T) (*sockets.Metrics, func() map[string]map[string]int64) {
+// sdkMetrics returns a MeterProvider of the OpenTelemetry SDK, and a
+// function that collects what it recorded: for each instrument, its total
+// (a counter's sum, a histogram's count) by attribute set.
+func sdkMetrics(t *testing.T) (metric.MeterProvider, func() map[string]map[string]int64) {
 	t.Helper()
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { mp.Shutdown(context.Background()) })
-	m, err := sockets.NewMetrics(mp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, func() map[string]map[string]int64 {
+	return mp, func() map[string]map[string]int64 {
 		var rm metricdata.ResourceMetrics
 		if err := reader.Collect(context.Background(), &rm); err != nil {
 			t.Fatal(err)
@@ -65,11 +64,12 @@ func attrString(s attribute.Set) string {
 	return strings.Join(parts, ",")
 }
 
-// loopbackDialer allows loopback, which the default policy refuses.
-func loopbackDialer(m *sockets.Metrics) *sockets.Dialer {
+// loopbackDialer allows loopback, which the default policy refuses, and
+// records its metrics on mp.
+func loopbackDialer(mp metric.MeterProvider) *sockets.Dialer {
 	return &sockets.Dialer{
-		Policy:  sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.0/8")),
-		Metrics: m,
+		Policy:        sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.0/8")),
+		MeterProvider: mp,
 	}
 }
 
@@ -97,25 +97,18 @@ func echoOnce(t *testing.T) string {
 }
 
 // TestMetricsNoWrapperWhenDisabled: with a no-op MeterProvider, or the
-// global one with no SDK set, DialChecked returns the connection as made.
+// global one (a nil MeterProvider) with no SDK set, DialContext returns the
+// connection as made.
 func TestMetricsNoWrapperWhenDisabled(t *testing.T) {
-	global, err := sockets.NewMetrics(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	noopM, err := sockets.NewMetrics(noop.NewMeterProvider())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, m := range map[string]*sockets.Metrics{"global": global, "noop": noopM, "nil": nil} {
+	for name, mp := range map[string]metric.MeterProvider{"global": otel.GetMeterProvider(), "noop": noop.NewMeterProvider(), "nil": nil} {
 		t.Run(name, func(t *testing.T) {
-			c, err := loopbackDialer(m).DialChecked(context.Background(), "tcp", echoOnce(t))
+			c, err := loopbackDialer(mp).DialContext(context.Background(), "tcp", echoOnce(t))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
 			if _, ok := c.(*net.TCPConn); !ok {
-				t.Errorf("DialChecked returned a %T, want the *net.TCPConn as made", c)
+				t.Errorf("DialContext returned a %T, want the *net.TCPConn as made", c)
 			}
 		})
 	}
@@ -124,8 +117,8 @@ func TestMetricsNoWrapperWhenDisabled(t *testing.T) {
 // TestMetricsBytesAndConnect: a checked connection's bytes are counted
 // exactly, in both directions, and its connect is recorded.
 func TestMetricsBytesAndConnect(t *testing.T) {
-	m, collect := sdkMetrics(t)
-	c, err := loopbackDialer(m).DialChecked(context.Background(), "tcp", echoOnce(t))
+	mp, collect := sdkMetrics(t)
+	c, err := loopbackDialer(mp).DialContext(context.Background(), "tcp", echoOnce(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,16 +130,16 @@ func TestMetricsBytesAndConnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := collect()
-	moved := got[sockets.MetricIO]
+	moved := got[obs.MetricIO]
 	if moved["network.io.direction=transmit,network.transport=tcp"] != 5 || moved["network.io.direction=receive,network.transport=tcp"] != 3 || len(moved) != 2 {
-		t.Errorf("%s = %v, want 5 transmitted and 3 received", sockets.MetricIO, moved)
+		t.Errorf("%s = %v, want 5 transmitted and 3 received", obs.MetricIO, moved)
 	}
-	conn := got[sockets.MetricConnectDuration]
+	conn := got[obs.MetricConnectDuration]
 	if conn["network.transport=tcp,network.type=ipv4"] != 1 || len(conn) != 1 {
-		t.Errorf("%s = %v, want one IPv4 connect", sockets.MetricConnectDuration, conn)
+		t.Errorf("%s = %v, want one IPv4 connect", obs.MetricConnectDuration, conn)
 	}
-	if n := got[sockets.MetricDNSLookupDuration]; len(n) != 0 {
-		t.Errorf("%s = %v, want no lookup for an IP literal", sockets.MetricDNSLookupDuration, n)
+	if n := got[obs.MetricDNSLookupDuration]; len(n) != 0 {
+		t.Errorf("%s = %v, want no lookup for an IP literal", obs.MetricDNSLookupDuration, n)
 	}
 }
 
@@ -159,21 +152,21 @@ func TestMetricsConnectRefused(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	m, collect := sdkMetrics(t)
-	if _, err := loopbackDialer(m).DialChecked(context.Background(), "tcp", addr); err == nil {
+	mp, collect := sdkMetrics(t)
+	if _, err := loopbackDialer(mp).DialContext(context.Background(), "tcp", addr); err == nil {
 		t.Fatal("dial of a closed port succeeded")
 	}
-	conn := collect()[sockets.MetricConnectDuration]
+	conn := collect()[obs.MetricConnectDuration]
 	if conn["error.type=connection_refused,network.transport=tcp,network.type=ipv4"] != 1 || len(conn) != 1 {
-		t.Errorf("%s = %v, want one refused connect", sockets.MetricConnectDuration, conn)
+		t.Errorf("%s = %v, want one refused connect", obs.MetricConnectDuration, conn)
 	}
 }
 
 // TestMetricsDialRefusals: each dial the policy refuses counts once, by
-// rule and transport, on DialContext and DialChecked alike.
+// rule and transport.
 func TestMetricsDialRefusals(t *testing.T) {
-	m, collect := sdkMetrics(t)
-	d := &sockets.Dialer{Metrics: m}
+	mp, collect := sdkMetrics(t)
+	d := &sockets.Dialer{MeterProvider: mp}
 	ctx := context.Background()
 	for _, c := range []struct{ network, addr string }{
 		{"tcp", "10.0.0.1:80"},
@@ -184,8 +177,8 @@ func TestMetricsDialRefusals(t *testing.T) {
 			t.Fatalf("DialContext(%s, %s) = %v, want a refusal", c.network, c.addr, err)
 		}
 	}
-	if _, err := d.DialChecked(ctx, "tcp", "10.1.2.3:443"); !errors.Is(err, sockets.ErrDenied) {
-		t.Fatalf("DialChecked = %v, want a refusal", err)
+	if _, err := d.DialContext(ctx, "tcp", "10.1.2.3:443"); !errors.Is(err, sockets.ErrDenied) {
+		t.Fatalf("DialContext = %v, want a refusal", err)
 	}
 	got := collect()
 	want := map[string]int64{
@@ -193,16 +186,16 @@ func TestMetricsDialRefusals(t *testing.T) {
 		"network.transport=udp,outbound.rule=private":   1,
 		"network.transport=tcp,outbound.rule=smtp_port": 1,
 	}
-	ref := got[sockets.MetricRefusals]
+	ref := got[obs.MetricRefusals]
 	if len(ref) != len(want) {
-		t.Errorf("%s = %v, want %v", sockets.MetricRefusals, ref, want)
+		t.Errorf("%s = %v, want %v", obs.MetricRefusals, ref, want)
 	}
 	for k, v := range want {
 		if ref[k] != v {
-			t.Errorf("%s{%s} = %d, want %d", sockets.MetricRefusals, k, ref[k], v)
+			t.Errorf("%s{%s} = %d, want %d", obs.MetricRefusals, k, ref[k], v)
 		}
 	}
-	if n := got[sockets.MetricConnectDuration]; len(n) != 0 {
-		t.Errorf("%s = %v, want no connect attempt", sockets.MetricConnectDuration, n)
+	if n := got[obs.MetricConnectDuration]; len(n) != 0 {
+		t.Errorf("%s = %v, want no connect attempt", obs.MetricConnectDuration, n)
 	}
 }

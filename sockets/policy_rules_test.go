@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 )
 
 // refusal is what a row expects of Check: zero rule for allowed.
@@ -382,97 +382,6 @@ func TestListsBeforeLookup(t *testing.T) {
 }
 
 func itoa(port uint16) string { return strconv.Itoa(int(port)) }
-
-// TestContextPolicy holds the per-request policy to its rule: a dial must
-// pass both the Dialer's policy and the context's, so the context's can
-// only narrow; its host and port lists refuse before any lookup.
-func TestContextPolicy(t *testing.T) {
-	t.Parallel()
-	srv := lab.NewServer(t, func(_ context.Context, c net.Conn) { c.Close() })
-	dialerPolicy := sockets.DefaultPolicy()
-	for _, c := range []struct {
-		name    string
-		dialer  *sockets.Policy
-		ctx     *sockets.Policy // nil: none on the context
-		host    string
-		rule    sockets.Rule
-		lookups int
-	}{
-		{"none", nil, nil, "www.example.com", 0, 1},
-		{"context allows", nil, sockets.DefaultPolicy().AllowHosts("www.example.com"), "www.example.com", 0, 1},
-		{"context host deny", nil, sockets.DefaultPolicy().DenyHosts("www.example.com"), "www.example.com", sockets.RuleHostDenied, 0},
-		{"context host allow list", nil, sockets.DefaultPolicy().AllowHosts("other.example"), "www.example.com", sockets.RuleHostNotAllowed, 0},
-		{"context port list", nil, sockets.DefaultPolicy().AllowPorts(8443), "www.example.com", sockets.RulePortNotAllowed, 0},
-		{"context address deny", nil, sockets.DefaultPolicy().Deny(pfx("93.184.216.0/24")), "www.example.com", sockets.RuleDenyList, 1},
-		// The context cannot widen the Dialer's policy.
-		{"context wider than dialer", sockets.DefaultPolicy().Deny(pfx("93.184.216.0/24")), sockets.DefaultPolicy().Allow(pfx("93.184.216.0/24")), "www.example.com", sockets.RuleDenyList, 1},
-		{"context allows private", dialerPolicy, sockets.DefaultPolicy().Allow(pfx("10.0.0.0/8")), "private.example.com", sockets.RulePrivate, 1},
-		{"dialer host list", sockets.DefaultPolicy().DenyHosts("www.example.com"), sockets.DefaultPolicy(), "www.example.com", sockets.RuleHostDenied, 0},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			res := lab.NewResolver(map[string][]string{
-				"www.example.com":     {"93.184.216.34"},
-				"private.example.com": {"10.0.0.1"},
-			})
-			conn := &lab.Connector{Target: srv.Addr()}
-			d := &sockets.Dialer{Policy: c.dialer, Resolver: res, Connect: conn.Connect}
-			ctx := t.Context()
-			if c.ctx != nil {
-				ctx = sockets.WithPolicy(ctx, c.ctx)
-			}
-			for _, dial := range []struct {
-				name string
-				f    func(context.Context, string, string) (net.Conn, error)
-			}{{"DialContext", d.DialContext}, {"DialChecked", d.DialChecked}} {
-				nc, err := dial.f(ctx, "tcp", net.JoinHostPort(c.host, "443"))
-				if nc != nil {
-					nc.Close()
-				}
-				if c.rule == 0 {
-					if err != nil {
-						t.Fatalf("%s: %v, want a connection", dial.name, err)
-					}
-					continue
-				}
-				var de *sockets.DeniedError
-				if !errors.As(err, &de) || de.Rule != c.rule {
-					t.Fatalf("%s: %v, want a refusal for %s", dial.name, err, c.rule.Code())
-				}
-			}
-			if got := len(res.Lookups()); got != 2*c.lookups {
-				t.Errorf("lookups = %v, want %d", res.Lookups(), 2*c.lookups)
-			}
-			want := 0
-			if c.rule == 0 {
-				want = 2
-			}
-			if got := conn.Attempts(); len(got) != want {
-				t.Errorf("attempts = %v, want %d", got, want)
-			}
-		})
-	}
-}
-
-// TestPolicyFrom covers the context plumbing itself.
-func TestPolicyFrom(t *testing.T) {
-	t.Parallel()
-	if p := sockets.PolicyFrom(context.Background()); p != nil {
-		t.Errorf("PolicyFrom(Background) = %p, want nil", p)
-	}
-	p := sockets.DefaultPolicy().AllowPorts(443)
-	ctx := sockets.WithPolicy(context.Background(), p)
-	if got := sockets.PolicyFrom(ctx); got != p {
-		t.Errorf("PolicyFrom = %p, want %p", got, p)
-	}
-	q := sockets.DefaultPolicy()
-	if got := sockets.PolicyFrom(sockets.WithPolicy(ctx, q)); got != q {
-		t.Errorf("PolicyFrom after a second WithPolicy = %p, want the second %p", got, q)
-	}
-	if got := sockets.PolicyFrom(sockets.WithPolicy(context.Background(), nil)); got == nil {
-		t.Error("WithPolicy(ctx, nil): PolicyFrom = nil, want the default policy")
-	}
-}
 
 // TestPolicyFeaturesCheckDoesNotAllocate extends the allocation promise
 // to policies with host and port lists and NAT64: an allowed Check costs

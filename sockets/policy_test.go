@@ -2,10 +2,8 @@ package sockets_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
-	"io"
-	"io/fs"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -59,12 +57,16 @@ const customGoogle = `{
 
 func mustParseGoogle(t testing.TB, doc string) *sockets.GoogleRanges {
 	t.Helper()
-	g, err := sockets.ParseGoogleRanges(strings.NewReader(doc))
+	g, err := sockets.ParseGoogleRanges([]byte(doc), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return g
 }
+
+// embeddedServices is the ranges of Google's services from the embedded
+// goog.json and cloud.json: the ranges DefaultPolicy refuses.
+func embeddedServices() *sockets.GoogleRanges { return sockets.DefaultPolicy().GoogleRanges() }
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
@@ -116,7 +118,7 @@ func checkPolicies(t testing.TB) map[string]*sockets.Policy {
 		"zeroGoogle":    sockets.DefaultPolicy().WithGoogleRanges(&sockets.GoogleRanges{}),
 		"whole":         sockets.DefaultPolicy().WithGoogleRanges(sockets.EmbeddedGoogleRanges()),
 		"publicWhole":   sockets.PublicPolicy().WithGoogleRanges(sockets.EmbeddedGoogleRanges()),
-		"services":      sockets.PublicPolicy().WithGoogleRanges(sockets.EmbeddedGoogleServices()),
+		"services":      sockets.PublicPolicy().WithGoogleRanges(embeddedServices()),
 		"zero":          {},
 	}
 }
@@ -666,9 +668,8 @@ func assertRule(t *testing.T, err error, network, host string, ap netip.AddrPort
 	if got, want := de.ErrorType(), want.Code(); got != want || got == "" {
 		t.Errorf("ErrorType() = %q, want %q", got, want)
 	}
-	var ne net.Error
-	if !errors.As(err, &ne) || ne.Timeout() {
-		t.Errorf("refusal is not a net.Error with Timeout() false")
+	if isTimeout(err) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("refusal is a timeout")
 	}
 }
 
@@ -736,7 +737,7 @@ func TestPolicyCopies(t *testing.T) {
 	if err := base.Check("tcp", "", one); err != nil {
 		t.Errorf("Deny changed the original policy: %v", err)
 	}
-	if g := base.GoogleRanges(); g == nil || !slices.Equal(g.Prefixes(), sockets.EmbeddedGoogleServices().Prefixes()) {
+	if g := base.GoogleRanges(); g == nil || !slices.Equal(g.Prefixes(), embeddedServices().Prefixes()) {
 		t.Error("WithGoogleRanges changed the original policy")
 	}
 	if wide.Check("tcp", "", loop) != nil || narrow.Check("tcp", "", one) == nil {
@@ -766,7 +767,7 @@ func TestPolicyCopies(t *testing.T) {
 		t.Error("a change to the GoogleRanges given to WithGoogleRanges reached the policy")
 	}
 	// Turning the rule off and on again: the last call decides.
-	again := base.WithGoogleRanges(nil).WithGoogleRanges(sockets.EmbeddedGoogleServices())
+	again := base.WithGoogleRanges(nil).WithGoogleRanges(embeddedServices())
 	google := netip.MustParseAddrPort("142.250.64.100:443")
 	assertRule(t, again.Check("tcp", "", google), "tcp", "", google, sockets.RuleGoogle, direct)
 	if len(again.Exceptions()) == 0 {
@@ -852,7 +853,6 @@ func TestEmbeddedGoogleRangesCopies(t *testing.T) {
 	want := sockets.EmbeddedGoogleRanges()
 	for name, get := range map[string]func() *sockets.GoogleRanges{
 		"EmbeddedGoogleRanges":         sockets.EmbeddedGoogleRanges,
-		"EmbeddedGoogleServices":       sockets.EmbeddedGoogleServices,
 		"DefaultPolicy().GoogleRanges": func() *sockets.GoogleRanges { return sockets.DefaultPolicy().GoogleRanges() },
 		"nil Policy GoogleRanges":      (*sockets.Policy)(nil).GoogleRanges,
 		"zero Policy GoogleRanges":     (&sockets.Policy{}).GoogleRanges,
@@ -897,7 +897,7 @@ func TestNilPolicy(t *testing.T) {
 	assertRule(t, noGoogle.Check("tcp", "", google), "tcp", "", google, allowed, direct)
 	assertRule(t, noGoogle.Check("tcp", "", private), "tcp", "", private, sockets.RulePrivate, direct)
 
-	if g := p.GoogleRanges(); g == nil || !slices.Equal(g.Prefixes(), sockets.EmbeddedGoogleServices().Prefixes()) {
+	if g := p.GoogleRanges(); g == nil || !slices.Equal(g.Prefixes(), embeddedServices().Prefixes()) {
 		t.Error("a nil Policy's GoogleRanges are not the embedded services' ones")
 	}
 	if !slices.Equal(p.Exceptions(), sockets.DefaultPolicy().Exceptions()) {
@@ -950,59 +950,63 @@ func TestParseGoogleRanges(t *testing.T) {
 		{"bad creationTime", `{"creationTime":"yesterday","prefixes":[{"ipv4Prefix":"1.2.3.0/24"}]}`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			g, err := sockets.ParseGoogleRanges(strings.NewReader(c.doc))
+			g, err := sockets.ParseGoogleRanges([]byte(c.doc), nil)
 			if err == nil || g != nil {
-				t.Fatalf("ParseGoogleRanges(%q) = %v, %v; want an error", c.doc, g, err)
+				t.Fatalf("ParseGoogleRanges(%q, nil) = %v, %v; want an error", c.doc, g, err)
 			}
 			if !strings.HasPrefix(err.Error(), "sockets: google ranges: ") {
 				t.Errorf("error %q lacks the package prefix", err)
+			}
+			// The same document as the cloud.json is refused as that.
+			g, err = sockets.ParseGoogleRanges([]byte(customGoogle), []byte(c.doc))
+			if err == nil || g != nil {
+				t.Fatalf("ParseGoogleRanges(goog, %q) = %v, %v; want an error", c.doc, g, err)
+			}
+			if !strings.HasPrefix(err.Error(), "sockets: cloud ranges: ") {
+				t.Errorf("error %q does not name the cloud ranges", err)
 			}
 		})
 	}
 }
 
-// TestParseGoogleRangesTooLarge feeds a valid document larger than the
-// 16 MiB limit: only the limit can refuse it.
+// TestParseGoogleRangesTooLarge feeds valid documents larger than the
+// 16 MiB limit: only the limit can refuse them, as goog.json and as
+// cloud.json.
 func TestParseGoogleRangesTooLarge(t *testing.T) {
 	t.Parallel()
-	doc := io.MultiReader(
-		strings.NewReader(`{"syncToken":"`),
-		bytes.NewReader(bytes.Repeat([]byte("a"), 16<<20)),
-		strings.NewReader(`","prefixes":[{"ipv4Prefix":"1.2.3.0/24"}]}`),
-	)
-	if g, err := sockets.ParseGoogleRanges(doc); err == nil {
-		t.Fatalf("ParseGoogleRanges accepted a document over 16 MiB (%d prefixes)", len(g.Prefixes()))
+	const tail = `","prefixes":[{"ipv4Prefix":"1.2.3.0/24"}]}`
+	doc := slices.Concat([]byte(`{"syncToken":"`), bytes.Repeat([]byte("a"), 16<<20), []byte(tail))
+	if g, err := sockets.ParseGoogleRanges(doc, nil); err == nil || !strings.HasPrefix(err.Error(), "sockets: google ranges: ") {
+		t.Fatalf("ParseGoogleRanges accepted a document over 16 MiB (%v, %v)", g, err)
 	}
-	// A reader that fails is reported with its error.
-	errRead := errors.New("disk on fire")
-	if _, err := sockets.ParseGoogleRanges(io.MultiReader(strings.NewReader("{"), errReader{errRead})); !errors.Is(err, errRead) {
-		t.Errorf("ParseGoogleRanges with a failing reader = %v, want it to wrap %v", err, errRead)
+	if g, err := sockets.ParseGoogleRanges([]byte(customGoogle), doc); err == nil || !strings.HasPrefix(err.Error(), "sockets: cloud ranges: ") {
+		t.Fatalf("ParseGoogleRanges accepted a cloud.json over 16 MiB (%v, %v)", g, err)
+	}
+	// At the limit exactly, the document is read.
+	doc = slices.Concat([]byte(`{"syncToken":"`), bytes.Repeat([]byte("a"), 16<<20-len(`{"syncToken":"`)-len(tail)), []byte(tail))
+	if len(doc) != 16<<20 {
+		t.Fatalf("document of %d bytes", len(doc))
+	}
+	if _, err := sockets.ParseGoogleRanges(doc, nil); err != nil {
+		t.Errorf("ParseGoogleRanges of a document of exactly 16 MiB: %v", err)
 	}
 }
 
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }
-
-func TestLoadGoogleRanges(t *testing.T) {
+// TestGoogleRangesReplaced installs the whole of a newer goog.json: its
+// ranges are refused, and the embedded ones no longer are.
+func TestGoogleRangesReplaced(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "goog.json")
-	if err := os.WriteFile(path, []byte(customGoogle), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g, err := sockets.LoadGoogleRanges(path)
+	g, err := sockets.ParseGoogleRanges([]byte(customGoogle), nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !g.CloudCreated.IsZero() || g.CloudSyncToken != "" {
+		t.Errorf("ranges parsed without a cloud.json have cloud fields: %v %q", g.CloudCreated, g.CloudSyncToken)
 	}
 	p := sockets.DefaultPolicy().WithGoogleRanges(g)
 	assertRule(t, p.Check("tcp", "x", netip.MustParseAddrPort("1.1.1.1:443")), "tcp", "x", netip.MustParseAddrPort("1.1.1.1:443"), sockets.RuleGoogle, direct)
 	if err := p.Check("tcp", "x", netip.MustParseAddrPort("142.250.0.1:443")); err != nil {
 		t.Errorf("an old range is still refused: %v", err)
-	}
-
-	_, err = sockets.LoadGoogleRanges(filepath.Join(t.TempDir(), "missing.json"))
-	if !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("LoadGoogleRanges(missing) = %v, want fs.ErrNotExist", err)
 	}
 }
 
@@ -1039,8 +1043,9 @@ func TestDeniedErrorMessage(t *testing.T) {
 		}
 	}
 	de := &sockets.DeniedError{Rule: sockets.RuleListen}
-	if de.Timeout() || de.Temporary() || !errors.Is(de, sockets.ErrDenied) || errors.Unwrap(de) != sockets.ErrDenied {
-		t.Error("DeniedError is not a final, non-timeout refusal wrapping ErrDenied")
+	var timeout interface{ Timeout() bool }
+	if errors.As(de, &timeout) || errors.Is(de, context.DeadlineExceeded) || !errors.Is(de, sockets.ErrDenied) || errors.Unwrap(de) != sockets.ErrDenied {
+		t.Error("DeniedError is not a non-timeout refusal wrapping ErrDenied")
 	}
 }
 
@@ -1117,11 +1122,12 @@ func containing(list []netip.Prefix, a netip.Addr) string {
 }
 
 // TestEmbeddedGoogleServices checks the embedded goog.json minus cloud.json
+// (the ranges DefaultPolicy refuses, which its GoogleRanges returns)
 // against the fuzz reference at every edge of every prefix of both files:
 // its first and last address and the addresses just outside.
 func TestEmbeddedGoogleServices(t *testing.T) {
 	t.Parallel()
-	g := sockets.EmbeddedGoogleServices()
+	g := embeddedServices()
 	whole := sockets.EmbeddedGoogleRanges()
 	// Both files come from Google's sync of 2024-04-25.
 	created := time.Date(2024, 4, 25, 7, 5, 3, 689940000, time.UTC)
@@ -1190,11 +1196,15 @@ const customCloud = `{
   ]
 }`
 
+// TestGoogleServices parses a goog.json with the cloud.json of the same
+// sync: the ranges of Google's services, their difference.
 func TestGoogleServices(t *testing.T) {
 	t.Parallel()
 	goog := mustParseGoogle(t, customGoogle)
-	cloud := mustParseGoogle(t, customCloud)
-	g := sockets.GoogleServices(goog, cloud)
+	g, err := sockets.ParseGoogleRanges([]byte(customGoogle), []byte(customCloud))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !g.Created.Equal(goog.Created) || g.SyncToken != "1735787045" {
 		t.Errorf("Created %v, SyncToken %q: not goog's", g.Created, g.SyncToken)
 	}
@@ -1240,12 +1250,10 @@ func TestGoogleServices(t *testing.T) {
 	if got := g.Prefixes(); !slices.Equal(got, want) {
 		t.Errorf("Prefixes() = %v\nwant %v", got, want)
 	}
-	// The inputs are unchanged.
-	if !goog.Contains(netip.MustParseAddr("1.1.1.200")) || !cloud.Contains(netip.MustParseAddr("9.9.9.9")) || !goog.CloudCreated.IsZero() {
-		t.Error("GoogleServices changed its inputs")
-	}
+	// The whole of goog.json, parsed alone, keeps its prefixes in file
+	// order.
 	if !slices.Equal(goog.Prefixes(), []netip.Prefix{pfx("1.1.1.0/24"), pfx("2606:4700::/32"), pfx("8.8.8.0/24")}) {
-		t.Errorf("goog's prefixes changed: %v", goog.Prefixes())
+		t.Errorf("goog's prefixes: %v", goog.Prefixes())
 	}
 
 	// A policy with the pair refuses the difference, with the exceptions.
@@ -1268,49 +1276,45 @@ func TestGoogleServices(t *testing.T) {
 		assertRule(t, p.Check(c.network, "", ap), c.network, "", ap, c.want, c.via)
 	}
 
-	// Missing and empty sides.
-	if n := sockets.GoogleServices(goog, nil); !slices.Equal(n.Prefixes(), goog.Prefixes()) || !n.CloudCreated.IsZero() || n.CloudSyncToken != "" {
-		t.Errorf("GoogleServices(goog, nil) = %v, cloud %v %q; want goog unchanged", n.Prefixes(), n.CloudCreated, n.CloudSyncToken)
+	// A cloud.json that takes everything away leaves an empty, non-nil
+	// set: given to WithGoogleRanges, it keeps the rule on.
+	n, err := sockets.ParseGoogleRanges([]byte(customCloud), []byte(customCloud))
+	if err != nil {
+		t.Fatal(err)
 	}
-	// An empty cloud takes nothing away; the prefixes come in address
-	// order, as for any non-nil cloud.
-	if n := sockets.GoogleServices(goog, &sockets.GoogleRanges{}); !slices.Equal(n.Prefixes(), []netip.Prefix{pfx("1.1.1.0/24"), pfx("8.8.8.0/24"), pfx("2606:4700::/32")}) {
-		t.Errorf("GoogleServices(goog, empty) = %v; want goog's prefixes in address order", n.Prefixes())
-	}
-	for name, n := range map[string]*sockets.GoogleRanges{
-		"nil goog":   sockets.GoogleServices(nil, cloud),
-		"empty goog": sockets.GoogleServices(&sockets.GoogleRanges{}, cloud),
-		"both nil":   sockets.GoogleServices(nil, nil),
-		"all taken":  sockets.GoogleServices(cloud, cloud),
-	} {
-		// Never nil: given to WithGoogleRanges, it keeps the rule on.
-		if n == nil || n.Prefixes() != nil || n.Contains(netip.MustParseAddr("9.9.9.9")) {
-			t.Errorf("%s: %v, want an empty, non-nil set", name, n)
-			continue
-		}
-		if len(sockets.DefaultPolicy().WithGoogleRanges(n).Exceptions()) == 0 {
-			t.Errorf("%s: the Google rule is off", name)
-		}
+	if n == nil || n.Prefixes() != nil || n.Contains(netip.MustParseAddr("9.9.9.9")) {
+		t.Errorf("all taken: %v, want an empty, non-nil set", n)
+	} else if len(sockets.DefaultPolicy().WithGoogleRanges(n).Exceptions()) == 0 {
+		t.Error("all taken: the Google rule is off")
 	}
 }
 
+// TestParseGoogleServices: a pair of documents through ParseGoogleRanges.
 func TestParseGoogleServices(t *testing.T) {
 	t.Parallel()
-	g, err := sockets.ParseGoogleServices(strings.NewReader(customGoogle), strings.NewReader(customCloud))
+	g, err := sockets.ParseGoogleRanges([]byte(customGoogle), []byte(customCloud))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if g.SyncToken != "1735787045" || g.CloudSyncToken != "1735787999" || !g.Contains(netip.MustParseAddr("1.1.1.6")) || g.Contains(netip.MustParseAddr("1.1.1.7")) {
-		t.Errorf("ParseGoogleServices: tokens %q %q, prefixes %v", g.SyncToken, g.CloudSyncToken, g.Prefixes())
+		t.Errorf("ParseGoogleRanges: tokens %q %q, prefixes %v", g.SyncToken, g.CloudSyncToken, g.Prefixes())
 	}
-	// The embedded files through the public parser give the embedded set.
+	// The embedded files through the public parser give the embedded sets:
+	// the services' (DefaultPolicy's) and the whole of goog.json.
 	goog, cloud := mustReadFile(t, "goog.json"), mustReadFile(t, "cloud.json")
-	g, err = sockets.ParseGoogleServices(bytes.NewReader(goog), bytes.NewReader(cloud))
+	g, err = sockets.ParseGoogleRanges(goog, cloud)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(g.Prefixes(), sockets.EmbeddedGoogleServices().Prefixes()) {
-		t.Error("ParseGoogleServices of the embedded files differs from EmbeddedGoogleServices")
+	if !slices.Equal(g.Prefixes(), embeddedServices().Prefixes()) || g.CloudSyncToken != embeddedServices().CloudSyncToken {
+		t.Error("ParseGoogleRanges of the embedded files differs from DefaultPolicy().GoogleRanges()")
+	}
+	g, err = sockets.ParseGoogleRanges(goog, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(g.Prefixes(), sockets.EmbeddedGoogleRanges().Prefixes()) || !g.Created.Equal(sockets.EmbeddedGoogleRanges().Created) {
+		t.Error("ParseGoogleRanges of the embedded goog.json differs from EmbeddedGoogleRanges")
 	}
 
 	for _, c := range []struct {
@@ -1323,9 +1327,9 @@ func TestParseGoogleServices(t *testing.T) {
 		{"both bad", `[]`, `[]`, "sockets: google ranges: "},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			g, err := sockets.ParseGoogleServices(strings.NewReader(c.goog), strings.NewReader(c.cloud))
+			g, err := sockets.ParseGoogleRanges([]byte(c.goog), []byte(c.cloud))
 			if err == nil || g != nil {
-				t.Fatalf("ParseGoogleServices = %v, %v; want an error", g, err)
+				t.Fatalf("ParseGoogleRanges = %v, %v; want an error", g, err)
 			}
 			if !strings.HasPrefix(err.Error(), c.prefix) {
 				t.Errorf("error %q, want the prefix %q", err, c.prefix)
@@ -1344,7 +1348,7 @@ func mustReadFile(t *testing.T, name string) []byte {
 }
 
 // TestLoadGoogleServices replaces the embedded pair at run time with a
-// newer one read from files.
+// newer one read from files, as a long-running program does.
 func TestLoadGoogleServices(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -1354,7 +1358,7 @@ func TestLoadGoogleServices(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g, err := sockets.LoadGoogleServices(googPath, cloudPath)
+	g, err := sockets.ParseGoogleRanges(mustReadFile(t, googPath), mustReadFile(t, cloudPath))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1369,16 +1373,5 @@ func TestLoadGoogleServices(t *testing.T) {
 	} {
 		ap := netip.MustParseAddrPort(c.addr)
 		assertRule(t, p.Check("tcp", "x", ap), "tcp", "x", ap, c.want, direct)
-	}
-
-	missing := filepath.Join(dir, "missing.json")
-	for _, c := range []struct{ goog, cloud, prefix string }{
-		{missing, cloudPath, "sockets: google ranges: "},
-		{googPath, missing, "sockets: cloud ranges: "},
-	} {
-		_, err := sockets.LoadGoogleServices(c.goog, c.cloud)
-		if !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), c.prefix) {
-			t.Errorf("LoadGoogleServices(%s, %s) = %v, want fs.ErrNotExist with the prefix %q", c.goog, c.cloud, err, c.prefix)
-		}
 	}
 }

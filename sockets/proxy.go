@@ -94,9 +94,12 @@ func (f ProxyFailure) String() string {
 // policy allowed the destination (or was not asked yet, for
 // ProxyInvalid).
 //
-// Temporary says whether the same dial may succeed later: a proxy that
-// refused a destination or wants credentials will do so again, and a
-// retry must not treat it as a passing fault of the destination.
+// Kind and StatusCode say whether the same dial may succeed later: a
+// proxy that refused a destination or wants credentials will do so again,
+// and a retry must not treat it as a passing fault of the destination
+// (package transport's retry decision reads them). A proxy that could not
+// be reached in time holds the timeout in Err: errors.Is(err,
+// context.DeadlineExceeded) and errors.As with a [net.Error] find it.
 type ProxyError struct {
 	Kind ProxyFailure
 
@@ -160,40 +163,12 @@ func (e *ProxyError) Unwrap() error {
 // Is reports whether target is [ErrProxy].
 func (e *ProxyError) Is(target error) bool { return e != nil && target == ErrProxy }
 
-// Timeout reports whether Err is a timeout: the proxy could not be reached
-// in time.
-func (e *ProxyError) Timeout() bool {
-	var t interface{ Timeout() bool }
-	return e.Unwrap() != nil && (errors.Is(e.Err, context.DeadlineExceeded) || errors.As(e.Err, &t) && t.Timeout())
-}
-
-// Temporary reports whether the same dial may succeed later: true for an
-// unreachable proxy (but for a refused certificate), a broken exchange,
-// and a refusal with status 429, 502, 503 or 504 (the proxy is busy, or
-// could not reach the destination: the same failures a direct dial may
-// see); false for an invalid proxy URL, a demand for credentials and any
-// other refusal, which the proxy's policy will repeat.
-func (e *ProxyError) Temporary() bool {
-	if e == nil {
-		return false
-	}
-	switch e.Kind {
-	case ProxyUnreachable:
-		return !errors.Is(e.Err, tlsconf.ErrCertificate)
-	case ProxyBroken:
-		return true
-	case ProxyRefused:
-		switch e.StatusCode {
-		case 429, 502, 503, 504:
-			return true
-		}
-	}
-	return false
-}
-
 // ErrorType returns the kind as a short code, such as "proxy_refused", for
 // OpenTelemetry's error.type.
 func (e *ProxyError) ErrorType() string {
+	if e == nil {
+		return "proxy_error"
+	}
 	switch e.Kind {
 	case ProxyInvalid:
 		return "proxy_invalid"

@@ -10,21 +10,21 @@ import (
 	"go4.org/netipx"
 )
 
-// Block is one entry of the never-public table: an address block and the
+// block is one entry of the never-public table: an address block and the
 // [Rule] a refusal inside it carries. Several blocks share a rule (the
 // three private blocks are [RulePrivate]); the rule's String names the
 // RFCs behind it.
-type Block struct {
+type block struct {
 	Prefix netip.Prefix
 	Rule   Rule
 }
 
-// TableSource says where the never-public table comes from and when it was
+// tableSource says where the never-public table comes from and when it was
 // transcribed. Google's ranges are data of their own, dated by the files
-// they come from: see [EmbeddedGoogleServices].
-const TableSource = "IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890), transcribed 2026-11-23"
+// they come from: see [EmbeddedGoogleRanges].
+const tableSource = "IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890), transcribed 2026-11-23"
 
-// neverPublic is the never-public table, from [TableSource]. The most
+// neverPublic is the never-public table, from tableSource. The most
 // specific block that holds an address names the rule. IPv6 is built by
 // construction: everything outside 2000::/3 is refused, for
 // [RuleNotGlobalUnicast] (see neverPublicSet), the entries below outside
@@ -33,7 +33,7 @@ const TableSource = "IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 
 //
 // 2002::/16 (6to4) is not here: it is refused when the IPv4 address it
 // carries is refused. IPv4-mapped addresses are unmapped before any check.
-var neverPublic = []Block{
+var neverPublic = []block{
 	// IPv4 (IANA IPv4 Special-Purpose Address Registry, plus multicast and
 	// the reserved class E space).
 	{netip.MustParsePrefix("0.0.0.0/8"), RuleUnspecified},         // this network (RFC 791)
@@ -88,14 +88,10 @@ var (
 	globalUnicast = netip.MustParsePrefix("2000::/3")
 )
 
-// NeverPublic returns a copy of the never-public table, from [TableSource].
-// Addresses outside 2000::/3 are refused as well, whether or not a block
-// names them ([RuleNotGlobalUnicast] when none does), and so are 6to4
-// addresses (2002::/16) whose IPv4 address is refused (for that address's
-// rule, with [Form6to4]).
-func NeverPublic() []Block {
-	return append([]Block(nil), neverPublic...)
-}
+// Besides the blocks of neverPublic, addresses outside 2000::/3 are
+// refused, whether or not a block names them ([RuleNotGlobalUnicast] when
+// none does), and so are 6to4 addresses (2002::/16) whose IPv4 address is
+// refused (for that address's rule, with [Form6to4]).
 
 // neverPublicSet is every never-public address with its rule, built once.
 var neverPublicSet = sync.OnceValue(func() *ruleSet { return newRuleSet(neverPublic) })
@@ -254,7 +250,7 @@ func (s *ruleSet) rule(a netip.Addr) Rule {
 // each family's space at the first address of every block and the one
 // after its last, so that one rule holds for each piece (the rule of its
 // first address), and joins neighbouring pieces with the same rule.
-func newRuleSet(blocks []Block) *ruleSet {
+func newRuleSet(blocks []block) *ruleSet {
 	// ruleOf is the rule of the most specific block holding a.
 	ruleOf := func(a netip.Addr) Rule {
 		best, rule := -1, Rule(0)

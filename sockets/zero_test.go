@@ -2,7 +2,6 @@ package sockets_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -17,17 +16,12 @@ import (
 var zeroReceivers = []any{
 	(*sockets.Policy)(nil), &sockets.Policy{},
 	(*sockets.GoogleRanges)(nil), &sockets.GoogleRanges{},
-	(*sockets.Meter)(nil), &sockets.Meter{},
-	(*sockets.Registry)(nil), &sockets.Registry{},
-	(*sockets.Conn)(nil), &sockets.Conn{},
-	(*sockets.PacketConn)(nil), &sockets.PacketConn{},
 	(*sockets.Dialer)(nil), &sockets.Dialer{},
 	(*sockets.DeniedError)(nil), &sockets.DeniedError{},
 	(*sockets.LookupError)(nil), &sockets.LookupError{},
-	(*sockets.HandOffError)(nil), &sockets.HandOffError{},
-	(*sockets.OptionError)(nil), &sockets.OptionError{},
-	(*sockets.NotImplementedError)(nil), &sockets.NotImplementedError{},
-	sockets.Usage{},
+	(*sockets.ProxyError)(nil), &sockets.ProxyError{},
+	(*sockets.TimeoutError)(nil), &sockets.TimeoutError{},
+	sockets.Rule(0), sockets.Form(0), sockets.ProxyFailure(0),
 }
 
 // TestNilAndZeroReceivers calls every exported method of a nil and a zero
@@ -76,55 +70,17 @@ func TestNilDialer(t *testing.T) {
 	ctx := t.Context()
 	loop := netip.MustParseAddrPort("127.0.0.1:9")
 
-	_, err := d.DialConn(ctx, "tcp", loop.String())
+	_, err := d.DialContext(ctx, "tcp", loop.String())
 	assertRule(t, err, "tcp", "127.0.0.1", loop, sockets.RuleLoopback, direct)
 	_, err = d.DialContext(ctx, "udp", loop.String())
 	assertRule(t, err, "udp", "127.0.0.1", loop, sockets.RuleLoopback, direct)
-	_, err = d.Dial("tcp", loop.String())
-	assertRule(t, err, "tcp", "127.0.0.1", loop, sockets.RuleLoopback, direct)
 	_, err = d.Resolve(ctx, "tcp", "127.0.0.1", 9)
 	assertRule(t, err, "tcp", "127.0.0.1", loop, sockets.RuleLoopback, direct)
-
-	addrs, err := d.LookupNetIP(ctx, "ip", "127.0.0.1")
-	if err != nil || !slices.Equal(addrs, []netip.Addr{loop.Addr()}) {
-		t.Errorf("LookupNetIP of a literal = %v, %v", addrs, err)
-	}
-	hosts, err := d.LookupHost(ctx, "::1")
-	if err != nil || !slices.Equal(hosts, []string{"::1"}) {
-		t.Errorf("LookupHost of a literal = %v, %v", hosts, err)
-	}
-	if _, err := d.LookupAddr(ctx, "127.0.0.1"); !errors.Is(err, sockets.ErrNotImplemented) {
-		t.Errorf("LookupAddr = %v, want ErrNotImplemented", err)
-	}
-	_, err = d.Attach("anything")
-	wantHandOffErr(t, err, "attach", sockets.ErrNoRegistry)
-
-	pc, err := d.ListenPacket(ctx, "udp4", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	_, err = pc.WriteToUDPAddrPort([]byte("x"), loop)
-	assertRule(t, err, "udp4", "", loop, sockets.RuleLoopback, direct)
-	if u := pc.Usage(); u != (sockets.Usage{}) {
-		t.Errorf("a refused datagram was sent: %+v", u)
-	}
 }
 
-// TestNilReaders: a nil *Meter reads as an empty Meter, a nil *Registry
-// holds nothing, and a nil *GoogleRanges contains nothing.
+// TestNilReaders: a nil *GoogleRanges contains nothing, and neither do the
+// ranges of a policy without the Google rule.
 func TestNilReaders(t *testing.T) {
-	var m *sockets.Meter
-	if m.String() != "{}" || m.Total() != (sockets.Usage{}) || m.Host("x") != (sockets.Usage{}) {
-		t.Errorf("nil Meter is not empty: %s %+v %+v", m.String(), m.Total(), m.Host("x"))
-	}
-	if snap := m.Snapshot(); snap == nil || len(snap) != 0 {
-		t.Errorf("nil Meter Snapshot() = %#v, want an empty map", snap)
-	}
-	var r *sockets.Registry
-	if r.Len() != 0 {
-		t.Errorf("nil Registry Len() = %d", r.Len())
-	}
 	var g *sockets.GoogleRanges
 	if g.Prefixes() != nil || g.Contains(netip.MustParseAddr("8.8.8.8")) {
 		t.Error("nil GoogleRanges is not empty")
@@ -141,14 +97,13 @@ func TestZeroErrors(t *testing.T) {
 		err  error
 		want string
 	}{
-		{&sockets.HandOffError{Op: "attach"}, "sockets: attach: <nil>"},
 		{&sockets.LookupError{Host: "x.example"}, `sockets: lookup "x.example": <nil>`},
-		{&sockets.OptionError{Op: "getsockopt", Option: "SO_DEBUG"}, "sockets: getsockopt SO_DEBUG: <nil>"},
+		{&sockets.TimeoutError{}, "sockets: <nil>"},
+		{&sockets.ProxyError{Kind: sockets.ProxyBroken}, "sockets: proxy: proxy broke the tunnel"},
 		{(*sockets.DeniedError)(nil), "<nil>"},
-		{(*sockets.HandOffError)(nil), "<nil>"},
 		{(*sockets.LookupError)(nil), "<nil>"},
-		{(*sockets.OptionError)(nil), "<nil>"},
-		{(*sockets.NotImplementedError)(nil), "<nil>"},
+		{(*sockets.TimeoutError)(nil), "<nil>"},
+		{(*sockets.ProxyError)(nil), "<nil>"},
 	} {
 		if got := c.err.Error(); got != c.want {
 			t.Errorf("%#v.Error() = %q, want %q", c.err, got, c.want)
