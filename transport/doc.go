@@ -30,9 +30,12 @@
 // connection goes through Config.Dialer with the Sockets API policy,
 // TLS from [github.com/outbound-go/outbound/tlsconf], keep-alive, and HTTP/2
 // negotiated by ALPN; it streams bodies with no size limit of its own and
-// takes its deadlines from the request context, but for bounds on a
-// response's headers: 30 seconds to arrive and 1 MiB by default
-// (Config.Sockets.ResponseHeaderTimeout and MaxResponseHeaderBytes).
+// takes its deadlines from the request context, as net/http does, but for
+// a bound on the size of a response's headers, 1 MiB by default
+// (Config.Sockets.MaxResponseHeaderBytes); a bound on the time they take
+// to arrive is Config.Sockets.ResponseHeaderTimeout. [SafeClient], for
+// fetching URLs that others choose, sets both, and a timeout on the whole
+// exchange.
 // [Install] of the sockets backend puts its *http.Transport in
 // http.DefaultTransport, so that code which clones http.DefaultTransport
 // gets the checked dialer too. Neither backend ever uses a proxy from the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"net/netip"
 	"testing"
 	"testing/synctest"
@@ -15,12 +14,12 @@ import (
 	"github.com/outbound-go/outbound/transport"
 )
 
-// TestResponseHeaderTimeoutDefault holds the zero Config to the default
-// header timeout, exactly, on synctest's clock: the connection is an
+// TestSafeClientResponseHeaderTimeout holds SafeClient to its header
+// timeout, exactly, on synctest's clock: the connection is an
 // in-memory pipe (through the Dialer's Connect seam, after the policy
 // check), whose far end reads the request and never answers, so the
 // bubble's time advances only by the timeout.
-func TestResponseHeaderTimeoutDefault(t *testing.T) {
+func TestSafeClientResponseHeaderTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -34,17 +33,13 @@ func TestResponseHeaderTimeoutDefault(t *testing.T) {
 			}()
 			return client, nil
 		}
-		rt, err := transport.New(transport.Config{
-			Backend: transport.Sockets,
-			Dialer:  sockets.Dialer{Resolver: lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}), Connect: connect},
-		})
+		client, err := transport.SafeClient(&sockets.Dialer{Resolver: lab.NewResolver(map[string][]string{"www.example.com": {"93.184.216.34"}}), Connect: connect})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer rt.CloseIdleConnections()
-		req, _ := http.NewRequest(http.MethodGet, "http://www.example.com/", nil)
+		defer client.CloseIdleConnections()
 		start := time.Now()
-		resp, err := rt.RoundTrip(req)
+		resp, err := client.Get("http://www.example.com/")
 		if err == nil {
 			resp.Body.Close()
 			t.Fatalf("got %s from a server that never answers", resp.Status)
@@ -52,8 +47,8 @@ func TestResponseHeaderTimeoutDefault(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("error %v, want a timeout", err)
 		}
-		if got := time.Since(start); got != transport.DefaultResponseHeaderTimeout {
-			t.Errorf("failed after %v, want exactly %v", got, transport.DefaultResponseHeaderTimeout)
+		if got := time.Since(start); got != 10*time.Second {
+			t.Errorf("failed after %v, want exactly 10s", got)
 		}
 	})
 }

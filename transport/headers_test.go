@@ -149,7 +149,7 @@ func TestHeaderLimitsConfig(t *testing.T) {
 		wantTimeout time.Duration
 		wantBytes   int64
 	}{
-		{"zero", transport.Config{}, transport.DefaultResponseHeaderTimeout, transport.DefaultMaxResponseHeaderBytes},
+		{"zero: no timeout, as in net/http", transport.Config{}, 0, transport.DefaultMaxResponseHeaderBytes},
 		{"set", transport.Config{Sockets: transport.SocketsConfig{ResponseHeaderTimeout: 5 * time.Second, MaxResponseHeaderBytes: 64 << 10}}, 5 * time.Second, 64 << 10},
 		{"negative timeout: none", transport.Config{Sockets: transport.SocketsConfig{ResponseHeaderTimeout: -1}}, 0, transport.DefaultMaxResponseHeaderBytes},
 	} {

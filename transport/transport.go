@@ -125,10 +125,11 @@ type SocketsConfig struct {
 	// ResponseHeaderTimeout bounds how long the backend waits for a
 	// response's headers once the request, body included, is written, as
 	// http.Transport's field of that name does: a server that takes the
-	// request and never answers fails the request with a net.Error whose
+	// request and never answers fails the request with an error whose
 	// Timeout reports true and which matches context.DeadlineExceeded (so
-	// it is never retried). Zero means [DefaultResponseHeaderTimeout], 30
-	// seconds; negative means no bound but the request context's.
+	// it is never retried). Zero or negative means no bound but the
+	// request context's, as in net/http: the bound costs every request a
+	// timer. [SafeClient] sets 10 seconds.
 	ResponseHeaderTimeout time.Duration
 
 	// MaxResponseHeaderBytes limits the size of a response's headers, as
@@ -139,8 +140,8 @@ type SocketsConfig struct {
 	// headers exceeded N bytes", the connection closed; over HTTP/2 a
 	// stream error ("response header list larger than advertised limit"),
 	// or a COMPRESSION_ERROR of the connection for one field longer than
-	// the limit. Zero means [DefaultMaxResponseHeaderBytes], 1 MiB;
-	// negative is an error.
+	// the limit. Zero means 1 MiB, net/http's server-side limit (a tenth
+	// of its client default); negative is an error.
 	MaxResponseHeaderBytes int64
 }
 
