@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -84,8 +84,8 @@ func TestFromEnv(t *testing.T) {
 
 // FromEnv's result builds a working configuration from real files.
 func TestFromEnvFiles(t *testing.T) {
-	ca := socketstest.NewCA("Env CA")
-	certPEM, keyPEM := socketstest.KeyPairPEM(ca.IssueSpec(socketstest.CertSpec{CommonName: "env client", Client: true}))
+	ca := lab.NewCA("Env CA")
+	certPEM, keyPEM := lab.KeyPairPEM(ca.IssueSpec(lab.CertSpec{CommonName: "env client", Client: true}))
 	setEnv(t, map[string]string{
 		"OUTBOUND_TLS_CA_FILE":     writeFile(t, "ca.PEM()", ca.PEM()),
 		"OUTBOUND_TLS_CERT_FILE":   writeFile(t, "cert.pem", certPEM),

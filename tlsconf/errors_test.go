@@ -11,13 +11,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
 func TestAsCertificateError(t *testing.T) {
 	t.Parallel()
-	ca := socketstest.NewCA("Classify CA")
+	ca := lab.NewCA("Classify CA")
 	many := &x509.Certificate{DNSNames: strings.Split("a b c d e f g h i j", " ")}
 	verification := func(err error) error { return &tls.CertificateVerificationError{Err: err} }
 	inURL := func(err error) error {

@@ -4,7 +4,7 @@ import (
 	"crypto/x509"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -13,9 +13,9 @@ import (
 // must be exactly what the reference builds from them, and it must never
 // accept bytes in which the reference finds no certificate.
 func FuzzCAPEM(f *testing.F) {
-	ca := socketstest.NewCA("Fuzz CA")
-	other := socketstest.NewCA("Other CA")
-	_, keyPEM := socketstest.KeyPairPEM(ca.IssueSpec(socketstest.CertSpec{CommonName: "leaf"}))
+	ca := lab.NewCA("Fuzz CA")
+	other := lab.NewCA("Other CA")
+	_, keyPEM := lab.KeyPairPEM(ca.IssueSpec(lab.CertSpec{CommonName: "leaf"}))
 	for _, seed := range [][]byte{
 		// One certificate.
 		ca.PEM(),

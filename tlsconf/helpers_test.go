@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 	"go.uber.org/goleak"
 )
@@ -46,7 +46,7 @@ type serverResult struct {
 func startServer(t *testing.T, cfg *tls.Config) (addr string, results <-chan serverResult) {
 	t.Helper()
 	out := make(chan serverResult, 16)
-	srv := socketstest.NewTLSServer(t, cfg, func(_ context.Context, c net.Conn) {
+	srv := lab.NewTLSServer(t, cfg, func(_ context.Context, c net.Conn) {
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		tc := c.(*tls.Conn)
 		err := tc.Handshake()
@@ -70,7 +70,7 @@ func startServer(t *testing.T, cfg *tls.Config) (addr string, results <-chan ser
 func startStallServer(t *testing.T) (addr string, accepted <-chan struct{}) {
 	t.Helper()
 	out := make(chan struct{}, 16)
-	srv := socketstest.NewServer(t, func(_ context.Context, c net.Conn) {
+	srv := lab.NewServer(t, func(_ context.Context, c net.Conn) {
 		select {
 		case out <- struct{}{}:
 		default:

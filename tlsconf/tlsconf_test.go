@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets/socketstest"
+	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -67,9 +67,9 @@ func TestClientDefaults(t *testing.T) {
 
 func TestClientDoesNotAliasInput(t *testing.T) {
 	t.Parallel()
-	ca := socketstest.NewCA("Alias CA")
-	other := socketstest.NewCA("Other CA")
-	clientCert := ca.IssueSpec(socketstest.CertSpec{CommonName: "client", Client: true})
+	ca := lab.NewCA("Alias CA")
+	other := lab.NewCA("Other CA")
+	clientCert := ca.IssueSpec(lab.CertSpec{CommonName: "client", Client: true})
 
 	roots := poolOf(ca.Cert)
 	before := roots.Clone()
@@ -105,7 +105,7 @@ func TestClientDoesNotAliasInput(t *testing.T) {
 // Extra CAs are added to the system roots, not substituted for them.
 func TestClientAddsToSystemRoots(t *testing.T) {
 	t.Parallel()
-	ca := socketstest.NewCA("Extra CA")
+	ca := lab.NewCA("Extra CA")
 	want, err := x509.SystemCertPool()
 	if err != nil {
 		t.Skipf("no system roots: %v", err)
@@ -130,10 +130,10 @@ func TestClientAddsToSystemRoots(t *testing.T) {
 
 func TestClientErrors(t *testing.T) {
 	t.Parallel()
-	ca := socketstest.NewCA("Errors CA")
-	cert := ca.IssueSpec(socketstest.CertSpec{CommonName: "client", Client: true})
-	certPEM, keyPEM := socketstest.KeyPairPEM(cert)
-	_, otherKeyPEM := socketstest.KeyPairPEM(ca.IssueSpec(socketstest.CertSpec{CommonName: "other", Client: true}))
+	ca := lab.NewCA("Errors CA")
+	cert := ca.IssueSpec(lab.CertSpec{CommonName: "client", Client: true})
+	certPEM, keyPEM := lab.KeyPairPEM(cert)
+	_, otherKeyPEM := lab.KeyPairPEM(ca.IssueSpec(lab.CertSpec{CommonName: "other", Client: true}))
 	certFile := writeFile(t, "cert.pem", certPEM)
 	keyFile := writeFile(t, "key.pem", keyPEM)
 	otherKeyFile := writeFile(t, "other-key.pem", otherKeyPEM)
@@ -187,12 +187,12 @@ func TestClientErrors(t *testing.T) {
 // configurations, over real handshakes on loopback.
 func TestVerification(t *testing.T) {
 	t.Parallel()
-	ca := socketstest.NewCA("Test CA")
-	good := ca.IssueSpec(socketstest.CertSpec{CommonName: "good", Hosts: []string{"good.test", "127.0.0.1", "::1"}})
-	expired := ca.IssueSpec(socketstest.CertSpec{CommonName: "old", Hosts: []string{"old.test"},
+	ca := lab.NewCA("Test CA")
+	good := ca.IssueSpec(lab.CertSpec{CommonName: "good", Hosts: []string{"good.test", "127.0.0.1", "::1"}})
+	expired := ca.IssueSpec(lab.CertSpec{CommonName: "old", Hosts: []string{"old.test"},
 		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
-	self := socketstest.SelfSigned(socketstest.CertSpec{CommonName: "self", Hosts: []string{"self.test"}})
-	selfPEM, _ := socketstest.KeyPairPEM(self)
+	self := lab.SelfSigned(lab.CertSpec{CommonName: "self", Hosts: []string{"self.test"}})
+	selfPEM, _ := lab.KeyPairPEM(self)
 
 	goodAddr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{good}})
 	expiredAddr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{expired}})
@@ -219,7 +219,7 @@ func TestVerification(t *testing.T) {
 
 		{"self-signed, unknown", tlsconf.Config{}, selfAddr, "self.test", "self.test", `signed by unknown authority (issuer "CN=self")`},
 		{"private CA, unknown", tlsconf.Config{}, goodAddr, "good.test", "good.test", `signed by unknown authority (issuer "CN=Test CA")`},
-		{"private CA, other roots", tlsconf.Config{RootCAs: poolOf(socketstest.NewCA("Other").Cert)}, goodAddr, "good.test", "good.test", "signed by unknown authority"},
+		{"private CA, other roots", tlsconf.Config{RootCAs: poolOf(lab.NewCA("Other").Cert)}, goodAddr, "good.test", "good.test", "signed by unknown authority"},
 		{"wrong name", withCA, goodAddr, "bad.test", "bad.test", `not valid for name "bad.test" (valid for good.test, 127.0.0.1, ::1)`},
 		{"wrong IP", withCA, goodAddr, "127.0.0.2", "127.0.0.2", `not valid for name "127.0.0.2"`},
 		{"expired", withCA, expiredAddr, "old.test", "old.test", "expired or not yet valid: current time"},
@@ -269,7 +269,7 @@ func TestVerification(t *testing.T) {
 
 func TestMinVersion(t *testing.T) {
 	t.Parallel()
-	ca := socketstest.NewCA("Version CA")
+	ca := lab.NewCA("Version CA")
 	cert := ca.Issue("v.test")
 	server := func(lo, hi uint16) string {
 		addr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: lo, MaxVersion: hi})
@@ -335,7 +335,7 @@ func TestMinVersion(t *testing.T) {
 
 func TestInsecureSkipVerify(t *testing.T) {
 	t.Parallel()
-	self := socketstest.SelfSigned(socketstest.CertSpec{Hosts: []string{"self.test"}})
+	self := lab.SelfSigned(lab.CertSpec{Hosts: []string{"self.test"}})
 	addr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{self}})
 
 	for _, tt := range []struct {
@@ -376,11 +376,11 @@ func TestInsecureSkipVerify(t *testing.T) {
 
 func TestClientCertificate(t *testing.T) {
 	t.Parallel()
-	ca := socketstest.NewCA("mTLS CA")
+	ca := lab.NewCA("mTLS CA")
 	serverCert := ca.Issue("mtls.test")
-	clientCert := ca.IssueSpec(socketstest.CertSpec{CommonName: "the client", Client: true})
-	certPEM, keyPEM := socketstest.KeyPairPEM(clientCert)
-	expired := ca.IssueSpec(socketstest.CertSpec{CommonName: "old client", Client: true,
+	clientCert := ca.IssueSpec(lab.CertSpec{CommonName: "the client", Client: true})
+	certPEM, keyPEM := lab.KeyPairPEM(clientCert)
+	expired := ca.IssueSpec(lab.CertSpec{CommonName: "old client", Client: true,
 		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
 	certFile := writeFile(t, "client.pem", certPEM)
 	keyFile := writeFile(t, "client-key.pem", keyPEM)
@@ -460,7 +460,7 @@ func TestClientCertificate(t *testing.T) {
 
 func TestALPN(t *testing.T) {
 	t.Parallel()
-	ca := socketstest.NewCA("ALPN CA")
+	ca := lab.NewCA("ALPN CA")
 	cert := ca.Issue("alpn.test")
 	httpAddr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
 	mailAddr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{cert}})
@@ -541,7 +541,7 @@ func TestForHost(t *testing.T) {
 // Handshake must not modify the shared base configuration.
 func TestHandshakeKeepsBase(t *testing.T) {
 	t.Parallel()
-	ca := socketstest.NewCA("Base CA")
+	ca := lab.NewCA("Base CA")
 	cert := ca.Issue("base.test")
 	addr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{cert}})
 	base := mustClient(t, tlsconf.Config{CAPEM: ca.PEM()}, tlsconf.HTTPProtos()...)
@@ -562,7 +562,7 @@ func TestHandshakeKeepsBase(t *testing.T) {
 
 func TestSessionResumption(t *testing.T) {
 	t.Parallel()
-	ca := socketstest.NewCA("Resume CA")
+	ca := lab.NewCA("Resume CA")
 	cert := ca.Issue("resume.test")
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
@@ -717,7 +717,7 @@ func TestHTTPTransport(t *testing.T) {
 	})
 	t.Run("untrusted", func(t *testing.T) {
 		t.Parallel()
-		_, err := get(t, tlsconf.Config{RootCAs: poolOf(socketstest.NewCA("Not httptest").Cert)})
+		_, err := get(t, tlsconf.Config{RootCAs: poolOf(lab.NewCA("Not httptest").Cert)})
 		if err == nil {
 			t.Fatal("request succeeded")
 		}
