@@ -6,33 +6,23 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/outbound-go/outbound/internal/dialhook"
-	"github.com/outbound-go/outbound/sockets"
 )
-
-// connStateError is the type of the errors an operation on a [Conn] or
-// [PacketConn] returns once the socket is no longer the caller's. Each also
-// matches net.ErrClosed, since the handle is closed for the caller.
-type connStateError struct{ msg string }
-
-func (e *connStateError) Error() string        { return e.msg }
-func (e *connStateError) Is(target error) bool { return target == net.ErrClosed }
 
 // ErrReclaimed is wrapped in the error of every operation on a socket that
 // was reclaimed for being idle longer than its idle timeout (see
 // [Dialer.IdleTimeout]). The socket was closed and its resources freed; open
 // a new connection. errors.Is(err, net.ErrClosed) is true as well.
-var ErrReclaimed error = &connStateError{"socketapi: connection reclaimed after being idle"}
+var ErrReclaimed error = &sentinel{"socketapi: connection reclaimed after being idle", []error{net.ErrClosed}}
 
 // ErrHandedOff is wrapped in the error of every operation on a [Conn] whose
 // socket was handed off with [Conn.Detach]: the socket belongs to whoever
 // attaches the descriptor. errors.Is(err, net.ErrClosed) is true as well.
-var ErrHandedOff error = &connStateError{"socketapi: connection handed off as a descriptor"}
+var ErrHandedOff error = &sentinel{"socketapi: connection handed off as a descriptor", []error{net.ErrClosed}}
 
 // errZeroConn is the error of every operation on a nil or zero Conn or
 // PacketConn.
@@ -263,14 +253,15 @@ func (s *socket) report() {
 
 // Conn is a connection made by a [Dialer]: TCP, or connected UDP. It is a
 // [net.Conn], so net/smtp, crypto/tls, net/http and other standard code use
-// it unchanged, and, for UDP, a [net.PacketConn] too. Besides the policy
-// check that made it, it carries the rest of App Engine's Sockets API:
+// it unchanged. (An unconnected UDP socket, a [net.PacketConn], is a
+// [PacketConn].) Besides the policy check that made it, it carries the rest
+// of App Engine's Sockets API:
 //
-//   - Socket options ([Conn.GetsockoptInt], [Conn.SetsockoptInt] and the
-//     Linger forms): the eight options App Engine supports read back fixed
-//     placeholders and accept any value silently; SO_ERROR reads the real
-//     value; every other option is refused with an *[OptionError] that
-//     matches [ErrOptionNotPermitted], syscall.EACCES and os.ErrPermission.
+//   - Socket options ([Conn.GetsockoptInt], [Conn.SetsockoptInt]): the
+//     eight options App Engine supports read back fixed placeholders and
+//     accept any value silently; SO_ERROR reads the real value; every other
+//     option is refused with an *[Error] that matches
+//     [ErrOptionNotPermitted], syscall.EACCES and os.ErrPermission.
 //   - Idle reclamation: a connection unused for its idle timeout
 //     ([Dialer.IdleTimeout], 10 minutes by default) is closed and its
 //     resources freed; every later operation fails with an error that
@@ -299,10 +290,7 @@ type Conn struct {
 	h handle
 }
 
-var (
-	_ net.Conn       = (*Conn)(nil)
-	_ net.PacketConn = (*Conn)(nil)
-)
+var _ net.Conn = (*Conn)(nil)
 
 // newConn wraps raw, which connected to peer after peer passed the policy.
 func newConn(raw net.Conn, network, host string, peer netip.AddrPort, d *Dialer) *Conn {
@@ -392,103 +380,6 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// ReadFrom reads one datagram (UDP) or some bytes (TCP) and returns the
-// remote address, so that a connected Conn serves as a [net.PacketConn].
-func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, err := c.Read(p)
-	return n, c.RemoteAddr(), err
-}
-
-// WriteTo writes p to the connection's peer. addr must be nil or the peer
-// (the address that passed the policy, or [Conn.RemoteAddr]); any other
-// destination fails with [net.ErrWriteToConnected], as on a connected
-// *net.UDPConn, and nothing is sent. A malformed addr (a port outside
-// 0-65535, an IP that is not 4 or 16 bytes, a typed nil) is refused with a
-// *[sockets.DeniedError] for [sockets.RuleMalformed] before it is compared, so that no
-// conversion can turn it into the peer's address.
-func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	s := c.sock()
-	if s == nil {
-		return 0, &net.OpError{Op: "write", Err: errZeroConn}
-	}
-	if addr != nil {
-		ap, err := addrPortOf(s.network, addr)
-		if err != nil {
-			return 0, err
-		}
-		ap = unmapPort(ap)
-		remote, rerr := addrPortOf(s.network, s.raw.RemoteAddr())
-		if ap != unmapPort(s.peer) && (rerr != nil || ap != unmapPort(remote)) {
-			return 0, &net.OpError{Op: "write", Net: s.network, Source: s.raw.LocalAddr(), Addr: addr, Err: net.ErrWriteToConnected}
-		}
-	}
-	return c.Write(p)
-}
-
-// addrPortOf converts a, the destination given to a write, to the exact
-// address and port to check. It takes a *net.UDPAddr, a *net.TCPAddr, or
-// any other net.Addr whose String is "ip:port". It refuses, with a
-// *sockets.DeniedError for [sockets.RuleMalformed] over network, what the standard AddrPort
-// methods would quietly turn into another destination: a port outside
-// 0-65535, of which they keep the low 16 bits (so -65483 and 65589 would
-// both become 53), an IP that is not 4 or 16 bytes long (nil included), and
-// a nil address. A zone on an IPv4 address, which netip drops, is refused
-// for [sockets.RuleZone]; a zone on an IPv6 address is kept, for the policy to
-// refuse.
-func addrPortOf(network string, a net.Addr) (netip.AddrPort, error) {
-	var (
-		ip   net.IP
-		port int
-		zone string
-	)
-	switch t := a.(type) {
-	case nil:
-		return netip.AddrPort{}, &sockets.DeniedError{Network: network, Rule: sockets.RuleMalformed, Detail: "no destination address"}
-	case *net.UDPAddr:
-		if t == nil {
-			return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: "<nil>", Rule: sockets.RuleMalformed, Detail: "nil *net.UDPAddr"}
-		}
-		ip, port, zone = t.IP, t.Port, t.Zone
-	case *net.TCPAddr:
-		if t == nil {
-			return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: "<nil>", Rule: sockets.RuleMalformed, Detail: "nil *net.TCPAddr"}
-		}
-		ip, port, zone = t.IP, t.Port, t.Zone
-	default:
-		ap, err := netip.ParseAddrPort(a.String())
-		if err != nil {
-			return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: a.String(), Rule: sockets.RuleMalformed, Detail: err.Error()}
-		}
-		return ap, nil
-	}
-	if port < 0 || port > 65535 {
-		return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: a.String(), Rule: sockets.RuleMalformed, Detail: "port " + strconv.Itoa(port) + " outside 0-65535"}
-	}
-	na, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		detail := "no IP address"
-		if len(ip) > 0 {
-			detail = "IP address of " + strconv.Itoa(len(ip)) + " bytes"
-		}
-		return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: a.String(), Rule: sockets.RuleMalformed, Detail: detail}
-	}
-	if zone != "" {
-		if na.Is4() {
-			return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: a.String(), Rule: sockets.RuleZone, Detail: "zone on an IPv4 address"}
-		}
-		na = na.WithZone(zone)
-	}
-	return netip.AddrPortFrom(na, uint16(port)), nil
-}
-
-// unmapPort unmaps an IPv4-mapped address; the zero AddrPort stays zero.
-func unmapPort(ap netip.AddrPort) netip.AddrPort {
-	if !ap.Addr().Is4In6() {
-		return ap
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
-
 // Close closes the connection; a TLS connection sends its close_notify
 // first. Operations in progress are unblocked and fail. Closing a
 // connection that was reclaimed, handed off or already closed returns an
@@ -562,7 +453,8 @@ func (c *Conn) LocalAddr() net.Addr {
 }
 
 // RemoteAddr returns the remote address of the socket, or nil for a zero
-// Conn. (With [Dialer.Connect] set, it is whatever Connect connected to.)
+// Conn. (With a [sockets.Dialer.Connect] seam, it is whatever Connect
+// connected to; [Conn.Peer] is the address that passed the policy.)
 func (c *Conn) RemoteAddr() net.Addr {
 	if s := c.sock(); s != nil {
 		return s.raw.RemoteAddr()
@@ -610,7 +502,7 @@ func (c *Conn) setDeadline(op string, t time.Time, set func(net.Conn, time.Time)
 // time, also after the connection is closed, reclaimed or handed off.
 func (c *Conn) Usage() Usage {
 	if s := c.sock(); s != nil {
-		return s.usage.load().Add(s.base)
+		return s.usage.load().add(s.base)
 	}
 	return Usage{}
 }

@@ -21,8 +21,9 @@ import (
 //
 // The zero Dialer is usable: the default policy, the system resolver, the
 // 10-minute idle timeout, no totals per host, no hand-off. A nil *Dialer
-// behaves as the zero Dialer. A Dialer is safe for concurrent use; do not
-// change its fields while it is in use.
+// behaves as the zero Dialer in the methods this package declares (the
+// embedded Dialer's Resolve needs a Dialer). A Dialer is safe for
+// concurrent use; do not change its fields while it is in use.
 type Dialer struct {
 	sockets.Dialer
 
@@ -38,8 +39,8 @@ type Dialer struct {
 	// unused before it is reclaimed: closed, its resources freed, and
 	// every later operation failed with [ErrReclaimed]. Every read, write
 	// and KeepAlive restarts the clock when it ends (see [Conn] for an
-	// operation left waiting). Zero or negative means
-	// [DefaultIdleTimeout], App Engine's 10 minutes.
+	// operation left waiting). Zero or negative means 10 minutes, App
+	// Engine's idle timeout.
 	IdleTimeout time.Duration
 
 	// Meter, if set, totals the bytes of every connection and packet

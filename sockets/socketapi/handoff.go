@@ -10,13 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
 
-// The errors of a hand-off. Each is wrapped in a *[HandOffError].
+// The errors of a hand-off. Each is wrapped in an *[Error] for Op
+// "detach", "attach", "listen" or "receive".
 var (
 	// ErrBadDescriptor: the descriptor is not one this Registry made: garbage,
 	// forged, altered, truncated, or made by another Registry.
@@ -35,7 +34,7 @@ var (
 	// ErrExpiredDescriptor: the descriptor of a socket received from
 	// another process ([Conn.DetachTo]) was presented after its socket's
 	// idle time ran out. It matches [ErrStaleDescriptor] too.
-	ErrExpiredDescriptor error = &expiredError{}
+	ErrExpiredDescriptor error = &sentinel{"socketapi: expired socket descriptor", []error{ErrStaleDescriptor}}
 
 	// ErrNoRegistry: the Dialer has no Registry, so its connections cannot
 	// be handed off, or, for [Conn.DetachTo], no [Registry] serves the
@@ -88,68 +87,6 @@ var (
 	ErrBadTransfer = errors.New("socketapi: malformed socket transfer")
 )
 
-// expiredError is the type of ErrExpiredDescriptor, which matches
-// ErrStaleDescriptor too.
-type expiredError struct{}
-
-func (*expiredError) Error() string        { return "socketapi: expired socket descriptor" }
-func (*expiredError) Is(target error) bool { return target == ErrStaleDescriptor }
-
-// HandOffError is the error of a hand-off: [Conn.Detach], [Conn.DetachTo],
-// [PacketConn.DetachTo], [Dialer.Attach], [Dialer.AttachPacket],
-// [Registry.Listen], and the receiving side's failures given to
-// [Registry.OnReceiveError]. Err is, or wraps, one of [ErrBadDescriptor],
-// [ErrWrongApp], [ErrStaleDescriptor] (or [ErrExpiredDescriptor]),
-// [ErrWrongKind], [ErrNoRegistry], [ErrWeakKey], [ErrTLSNotMovable],
-// [ErrForeignPeer], [ErrRegistryFull], [ErrSenderGone], [ErrReceiverGone],
-// [ErrBadTransfer], a *[sockets.DeniedError] when an attaching Dialer's policy
-// refuses a socket received from another process, errors.ErrUnsupported
-// where hand-off between processes is not available, a context's error,
-// or, from a detach, the reason the connection cannot be handed off
-// ([ErrReclaimed], [ErrHandedOff], net.ErrClosed). A sentinel may be
-// joined with the system error behind it, as in
-// "no registry ...: dial unix ...: connect: no such file or directory";
-// use errors.Is.
-type HandOffError struct {
-	Op        string // "detach", "attach", "listen" or "receive"
-	App       string // the application the descriptor or its socket belongs to; empty when unknown
-	AttachApp string // the AppID of the Dialer that tried to attach, for ErrWrongApp
-	Path      string // the registry's Unix socket, for a hand-off between processes; empty otherwise
-	Err       error
-}
-
-// Error returns a message such as
-//
-//	sockets: attach: stale socket descriptor
-//	sockets: detach to "/run/worker/registry.sock": receiving registry is full
-func (e *HandOffError) Error() string {
-	if e == nil {
-		return "<nil>"
-	}
-	msg := "socketapi: " + e.Op
-	if e.Path != "" {
-		if e.Op == "detach" {
-			msg += " to "
-		} else {
-			msg += " on "
-		}
-		msg += strconv.Quote(e.Path)
-	}
-	msg += ": " + strings.TrimPrefix(errText(e.Err), "socketapi: ")
-	if errors.Is(e.Err, ErrWrongApp) {
-		msg += " (descriptor for " + strconv.Quote(e.App) + ", attaching as " + strconv.Quote(e.AttachApp) + ")"
-	}
-	return msg
-}
-
-// Unwrap returns Err.
-func (e *HandOffError) Unwrap() error {
-	if e == nil {
-		return nil
-	}
-	return e.Err
-}
-
 // Registry holds the sockets handed off as descriptors until they are picked
 // up, as App Engine let a socket opened in one request be used in a later
 // task. Share one Registry between the [Dialer] that makes connections and
@@ -189,14 +126,14 @@ type Registry struct {
 	// ([Registry.Listen]) that wait in the Registry to be attached, those
 	// still being received included: each holds a file descriptor. A
 	// transfer beyond it is refused with [ErrRegistryFull], and the
-	// sender keeps its connection. Zero or negative means
-	// [DefaultMaxReceived]. Sockets detached within the process
-	// ([Conn.Detach]) do not count. Set it before [Registry.Listen].
+	// sender keeps its connection. Zero or negative means 256. Sockets
+	// detached within the process ([Conn.Detach]) do not count. Set it
+	// before [Registry.Listen].
 	MaxReceived int
 
 	// OnReceiveError, if set, is called with the error of each transfer
 	// from another process that failed on the receiving side: a
-	// *[HandOffError] with Op "receive", wrapping [ErrSenderGone],
+	// *[Error] with Op "receive", wrapping [ErrSenderGone],
 	// [ErrRegistryFull], [ErrForeignPeer], [ErrBadTransfer] or the
 	// system's error. The sender, if still there, gets its own error. It
 	// is called on the [Inbox]'s goroutines, possibly concurrently, and
@@ -221,15 +158,15 @@ type Registry struct {
 	received int // entries of parked with remote set
 }
 
-// DefaultMaxReceived is how many sockets received from other processes a
-// [Registry] holds at once when its MaxReceived is zero.
-const DefaultMaxReceived = 256
+// defaultMaxReceived is how many sockets received from other processes a
+// Registry holds at once when its MaxReceived is zero.
+const defaultMaxReceived = 256
 
 func (r *Registry) maxReceived() int {
 	if r.MaxReceived > 0 {
 		return r.MaxReceived
 	}
-	return DefaultMaxReceived
+	return defaultMaxReceived
 }
 
 func (r *Registry) now() time.Time {
@@ -430,14 +367,14 @@ func (r *Registry) decode(desc string) (d descInfo, ok bool) {
 func (r *Registry) take(d *Dialer, desc string, kind byte) (*socket, error) {
 	app := d.AppID
 	if r.macKey() == nil {
-		return nil, &HandOffError{Op: "attach", Err: ErrWeakKey}
+		return nil, &Error{Op: "attach", Err: ErrWeakKey}
 	}
 	info, ok := r.decode(desc)
 	if !ok {
-		return nil, &HandOffError{Op: "attach", Err: ErrBadDescriptor}
+		return nil, &Error{Op: "attach", Err: ErrBadDescriptor}
 	}
 	if info.app != app {
-		return nil, &HandOffError{Op: "attach", App: info.app, AttachApp: app, Err: ErrWrongApp}
+		return nil, &Error{Op: "attach", App: info.app, AttachApp: app, Err: ErrWrongApp}
 	}
 	now := r.now()
 	expired := info.version == descVersionRemote && now.UnixNano() >= info.expiry
@@ -446,33 +383,33 @@ func (r *Registry) take(d *Dialer, desc string, kind byte) (*socket, error) {
 	if !ok || p.nonce != info.nonce || p.pending {
 		r.mu.Unlock()
 		if expired {
-			return nil, &HandOffError{Op: "attach", App: info.app, Err: ErrExpiredDescriptor}
+			return nil, &Error{Op: "attach", App: info.app, Err: ErrExpiredDescriptor}
 		}
-		return nil, &HandOffError{Op: "attach", App: info.app, Err: ErrStaleDescriptor}
+		return nil, &Error{Op: "attach", App: info.app, Err: ErrStaleDescriptor}
 	}
 	if expired {
 		// Its time is up: the socket goes, as the reclaimer would take it.
 		r.unpark(info.id)
 		r.mu.Unlock()
 		p.s.close()
-		return nil, &HandOffError{Op: "attach", App: info.app, Err: ErrExpiredDescriptor}
+		return nil, &Error{Op: "attach", App: info.app, Err: ErrExpiredDescriptor}
 	}
 	if p.s.app != app {
 		// The second wall: a descriptor that passed its MAC still names a
 		// socket of another application. It stays parked for its owner.
 		r.mu.Unlock()
-		return nil, &HandOffError{Op: "attach", App: p.s.app, AttachApp: app, Err: ErrWrongApp}
+		return nil, &Error{Op: "attach", App: p.s.app, AttachApp: app, Err: ErrWrongApp}
 	}
 	if p.kind != kind {
 		r.mu.Unlock()
-		return nil, &HandOffError{Op: "attach", App: app, Err: ErrWrongKind}
+		return nil, &Error{Op: "attach", App: app, Err: ErrWrongKind}
 	}
 	if p.remote && kind == kindConn {
 		// The socket was checked by another process's policy when it was
 		// dialed: this process's policy has its say too. It stays parked.
 		if err := d.policy().Check(p.s.network, p.s.host, p.s.peer); err != nil {
 			r.mu.Unlock()
-			return nil, &HandOffError{Op: "attach", App: app, Err: err}
+			return nil, &Error{Op: "attach", App: app, Err: err}
 		}
 	}
 	r.unpark(info.id)
@@ -519,26 +456,26 @@ func (r *Registry) attach(d *Dialer, desc string) (*Conn, error) {
 //
 // The socket stays open, parked, until it is attached or reclaimed: its idle
 // clock keeps running, and a descriptor not picked up within the idle
-// timeout goes stale. Detach fails with a *[HandOffError] that wraps
+// timeout goes stale. Detach fails with an *[Error] that wraps
 // [ErrNoRegistry] if the Dialer had no Registry, [ErrWeakKey] if the
 // Registry's Key is too short (c stays usable in both cases), or the reason
 // c is no longer usable ([ErrReclaimed], [ErrHandedOff], net.ErrClosed).
 func (c *Conn) Detach() (string, error) {
 	s := c.sock()
 	if s == nil {
-		return "", &HandOffError{Op: "detach", Err: errZeroConn}
+		return "", &Error{Op: "detach", Err: errZeroConn}
 	}
 	if s.reg == nil {
-		return "", &HandOffError{Op: "detach", App: s.app, Err: ErrNoRegistry}
+		return "", &Error{Op: "detach", App: s.app, Err: ErrNoRegistry}
 	}
 	if len(s.app) > maxAppID {
-		return "", &HandOffError{Op: "detach", Err: errLongAppID}
+		return "", &Error{Op: "detach", Err: errLongAppID}
 	}
 	if s.reg.macKey() == nil {
-		return "", &HandOffError{Op: "detach", App: s.app, Err: ErrWeakKey}
+		return "", &Error{Op: "detach", App: s.app, Err: ErrWeakKey}
 	}
 	if _, err := retireForHandOff(&c.h, s); err != nil {
-		return "", &HandOffError{Op: "detach", App: s.app, Err: err}
+		return "", &Error{Op: "detach", App: s.app, Err: err}
 	}
 	return s.reg.park(s), nil
 }
@@ -578,7 +515,7 @@ func retireForHandOff(h *handle, s *socket) (interrupted bool, err error) {
 // [sockets.Policy]; from then on it is metered in d's [Meter] (its [Conn.Usage]
 // counts from its first byte, in whichever process).
 //
-// Attach fails with a *[HandOffError] that wraps [ErrBadDescriptor] for
+// Attach fails with an *[Error] that wraps [ErrBadDescriptor] for
 // anything but a genuine descriptor of this Registry, [ErrWrongApp] for a
 // descriptor of another application, [ErrStaleDescriptor] when the socket
 // was picked up already, closed or reclaimed ([ErrExpiredDescriptor] when
@@ -590,23 +527,23 @@ func retireForHandOff(h *handle, s *socket) (interrupted bool, err error) {
 // socket parked.
 func (d *Dialer) Attach(descriptor string) (*Conn, error) {
 	if d == nil || d.Registry == nil {
-		return nil, &HandOffError{Op: "attach", Err: ErrNoRegistry}
+		return nil, &Error{Op: "attach", Err: ErrNoRegistry}
 	}
 	return d.Registry.attach(d, descriptor)
 }
 
 // AttachPacket picks up an unconnected UDP socket received from another
 // process ([PacketConn.DetachTo]), as [Dialer.Attach] does a connection.
-// The returned *PacketConn sends with d's [sockets.Policy], which checks every
-// datagram's destination in this process, d's [Dialer.RoutePacket], and
-// d's [Meter]; its idle clock runs on from where it was. The meter's
+// The returned *PacketConn sends with d's [sockets.Policy], which checks
+// every datagram's destination in this process, d's [Dialer.RoutePacket],
+// and d's [Meter]; its idle clock runs on from where it was. The meter's
 // record of the addresses the socket sent to stays behind: a reply from
-// one of them is counted under [OverflowHost] until the socket sends to it
-// from this process. It fails as Attach does, with [ErrWrongKind] for the
-// descriptor of a connection.
+// one of them is counted under the Meter's "(other)" key until the socket
+// sends to it from this process. It fails as Attach does, with
+// [ErrWrongKind] for the descriptor of a connection.
 func (d *Dialer) AttachPacket(descriptor string) (*PacketConn, error) {
 	if d == nil || d.Registry == nil {
-		return nil, &HandOffError{Op: "attach", Err: ErrNoRegistry}
+		return nil, &Error{Op: "attach", Err: ErrNoRegistry}
 	}
 	s, err := d.Registry.take(d, descriptor, kindPacket)
 	if err != nil {
@@ -616,7 +553,7 @@ func (d *Dialer) AttachPacket(descriptor string) (*PacketConn, error) {
 	if !ok {
 		// take returns packet sockets as they were received: UDP only.
 		s.close()
-		return nil, &HandOffError{Op: "attach", App: d.AppID, Err: fmt.Errorf("%w: %T", ErrBadTransfer, s.raw)}
+		return nil, &Error{Op: "attach", App: d.AppID, Err: fmt.Errorf("%w: %T", ErrBadTransfer, s.raw)}
 	}
 	p := &PacketConn{
 		udp:     udp,

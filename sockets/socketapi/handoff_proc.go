@@ -276,19 +276,19 @@ type Inbox struct {
 // the host only, for its own user; what App Engine refused, and [Listen]
 // refuses, is listening on the network.)
 //
-// Listen fails with a *[HandOffError] that wraps [ErrNoRegistry] for a nil
+// Listen fails with an *[Error] that wraps [ErrNoRegistry] for a nil
 // Registry, [ErrWeakKey] when r's Key is too short, errors.ErrUnsupported
 // off Linux, or the system's error.
 func (r *Registry) Listen(path string) (*Inbox, error) {
 	if r == nil {
-		return nil, &HandOffError{Op: "listen", Path: path, Err: ErrNoRegistry}
+		return nil, &Error{Op: "listen", Path: path, Err: ErrNoRegistry}
 	}
 	if r.macKey() == nil {
-		return nil, &HandOffError{Op: "listen", Path: path, Err: ErrWeakKey}
+		return nil, &Error{Op: "listen", Path: path, Err: ErrWeakKey}
 	}
 	ln, fi, err := listenRegistry(path)
 	if err != nil {
-		return nil, &HandOffError{Op: "listen", Path: path, Err: err}
+		return nil, &Error{Op: "listen", Path: path, Err: err}
 	}
 	uid := os.Geteuid()
 	if r.peerUID != nil {
@@ -307,9 +307,6 @@ func (r *Registry) Listen(path string) (*Inbox, error) {
 	go in.serve()
 	return in, nil
 }
-
-// Path returns the path of the Inbox's Unix socket.
-func (in *Inbox) Path() string { return in.path }
 
 // Close stops the Inbox: it closes its Unix socket and removes the socket
 // file, ends the transfers in progress (their senders keep their
@@ -411,7 +408,7 @@ func (in *Inbox) closing() bool {
 // report gives a failure to the Registry's OnReceiveError.
 func (in *Inbox) report(app string, err error) {
 	if f := in.reg.OnReceiveError; f != nil {
-		f(&HandOffError{Op: "receive", App: app, Path: in.path, Err: err})
+		f(&Error{Op: "receive", App: app, Path: in.path, Err: err})
 	}
 }
 
@@ -592,13 +589,13 @@ func (r *Registry) withdraw(s *socket) {
 //
 // ctx bounds the whole exchange. DetachTo interrupts a Read in progress on
 // c and waits for a Write in progress, as [Conn.Detach] does. It fails with
-// a *[HandOffError] wrapping [ErrNoRegistry] when nothing serves path,
+// an *[Error] wrapping [ErrNoRegistry] when nothing serves path,
 // [ErrForeignPeer] when the receiver runs as another user, [ErrRegistryFull]
 // when the receiving Registry is full, [ErrReceiverGone] when the receiver
 // went away during the exchange, [ErrBadTransfer], [ErrTLSNotMovable],
 // ctx's error, errors.ErrUnsupported off Linux or for a connection with no
-// file descriptor (one made through a [Dialer.Connect] seam that returns
-// something else than a TCP or UDP socket), or the reason c is no longer
+// file descriptor (one made through a [sockets.Dialer.Connect] seam that
+// returns something else than a TCP or UDP socket), or the reason c is no longer
 // usable ([ErrReclaimed], [ErrHandedOff], net.ErrClosed). In every case but
 // the last, c stays usable, with its deadlines as they were unless a Read
 // was interrupted (then the read deadline is cleared), and the receiver
@@ -606,10 +603,10 @@ func (r *Registry) withdraw(s *socket) {
 func (c *Conn) DetachTo(ctx context.Context, path string) (string, error) {
 	s := c.sock()
 	if s == nil {
-		return "", &HandOffError{Op: "detach", Path: path, Err: errZeroConn}
+		return "", &Error{Op: "detach", Path: path, Err: errZeroConn}
 	}
 	if s.tls.Load() != nil {
-		return "", &HandOffError{Op: "detach", App: s.app, Path: path, Err: ErrTLSNotMovable}
+		return "", &Error{Op: "detach", App: s.app, Path: path, Err: ErrTLSNotMovable}
 	}
 	return detachTo(ctx, &c.h, s, kindConn, path)
 }
@@ -621,7 +618,7 @@ func (c *Conn) DetachTo(ctx context.Context, path string) (string, error) {
 func (p *PacketConn) DetachTo(ctx context.Context, path string) (string, error) {
 	s := p.sock()
 	if s == nil {
-		return "", &HandOffError{Op: "detach", Path: path, Err: errZeroConn}
+		return "", &Error{Op: "detach", Path: path, Err: errZeroConn}
 	}
 	return detachTo(ctx, &p.h, s, kindPacket, path)
 }
@@ -632,7 +629,7 @@ var errNoFD = fmt.Errorf("socketapi: connection has no file descriptor to move: 
 // detachTo runs the sending side of the exchange for s, whose handle is h.
 func detachTo(ctx context.Context, h *handle, s *socket, kind byte, path string) (string, error) {
 	fail := func(err error) (string, error) {
-		return "", &HandOffError{Op: "detach", App: s.app, Path: path, Err: err}
+		return "", &Error{Op: "detach", App: s.app, Path: path, Err: err}
 	}
 	if len(s.app) > maxAppID {
 		return fail(errLongAppID)
@@ -689,7 +686,7 @@ func detachTo(ctx context.Context, h *handle, s *socket, kind byte, path string)
 		app:     s.app,
 		idle:    s.idle(),
 		limit:   s.limit,
-		usage:   s.usage.load().Add(s.base),
+		usage:   s.usage.load().add(s.base),
 	}
 	serr := sendWithFD(uc, t.marshal(), rc)
 	// A receiver that refuses at once (another user's) replies and

@@ -4,15 +4,15 @@ import (
 	"time"
 )
 
-// DefaultIdleTimeout is how long a socket may stay unused before it is
-// reclaimed, App Engine's 10 minutes. See [Dialer.IdleTimeout].
-const DefaultIdleTimeout = 10 * time.Minute
+// defaultIdleTimeout is how long a socket may stay unused before it is
+// reclaimed when the Dialer's IdleTimeout is zero: App Engine's 10 minutes.
+const defaultIdleTimeout = 10 * time.Minute
 
 func (d *Dialer) idleTimeout() time.Duration {
 	if d.IdleTimeout > 0 {
 		return d.IdleTimeout
 	}
-	return DefaultIdleTimeout
+	return defaultIdleTimeout
 }
 
 // The reclaimer. Each socket has one runtime timer (time.AfterFunc), which

@@ -1,10 +1,6 @@
 package socketapi
 
 import (
-	"encoding/json"
-	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,8 +16,8 @@ type Usage struct {
 	Received int64 `json:"received"`
 }
 
-// Add returns the sum of u and v.
-func (u Usage) Add(v Usage) Usage {
+// add returns the sum of u and v.
+func (u Usage) add(v Usage) Usage {
 	return Usage{Sent: u.Sent + v.Sent, Received: u.Received + v.Received}
 }
 
@@ -34,15 +30,15 @@ func (c *counter) load() Usage {
 	return Usage{Sent: c.sent.Load(), Received: c.received.Load()}
 }
 
-// DefaultMaxHosts is how many hosts a [Meter] totals separately when its
+// defaultMaxHosts is how many hosts a Meter totals separately when its
 // MaxHosts is zero.
-const DefaultMaxHosts = 1024
+const defaultMaxHosts = 1024
 
-// OverflowHost is the key under which a [Meter] totals, together, the
-// traffic of the hosts beyond its cap ([Meter.MaxHosts]) and the datagrams a
-// [PacketConn] received from addresses it never sent to. No host name or IP
-// address can take this key.
-const OverflowHost = "(other)"
+// overflowHost is the key under which a Meter totals, together, the
+// traffic of the hosts beyond its cap and the datagrams a PacketConn
+// received from addresses it never sent to. No host name or IP address can
+// take this key: a name has no parentheses, an address no letters.
+const overflowHost = "(other)"
 
 // Meter totals the bytes of every connection and packet socket that uses it,
 // per destination host: the host as it was dialed (a name, lower-cased,
@@ -51,11 +47,12 @@ const OverflowHost = "(other)"
 //
 // A Meter is bounded: it totals at most MaxHosts hosts separately (1024 by
 // default), the first ones it sees, and the traffic of every other host
-// under the one key [OverflowHost]; it never forgets a host. Received
-// datagrams never add a host: a PacketConn counts the bytes of a datagram
-// under its source only if the socket sent a datagram to that address
-// before (a reply), and under OverflowHost otherwise, so that no one can
-// grow a Meter by sending datagrams from many addresses.
+// under the one key "(other)", which no host name or address can take; it
+// never forgets a host. Received datagrams never add a host: a PacketConn
+// counts the bytes of a datagram under its source only if the socket sent
+// a datagram to that address before (a reply), and under "(other)"
+// otherwise, so that no one can grow a Meter by sending datagrams from
+// many addresses.
 //
 // A connection's bytes are counted in its own counters only (one atomic add
 // per read or write, on a cache line no other connection shares); a host's
@@ -64,47 +61,47 @@ const OverflowHost = "(other)"
 // connections to one host do not contend.
 //
 // The zero Meter is ready to use; a nil *Meter reads as an empty one (no
-// hosts, zero totals). A Meter is safe for concurrent use. Its String
-// method makes *Meter an expvar.Var: an application that serves expvar can
-// publish it with expvar.Publish("sockets", m) to export the totals as
-// JSON. A Meter must not be copied after first use.
+// hosts, zero totals). A Meter is safe for concurrent use and must not be
+// copied after first use. An application that serves expvar publishes the
+// totals as JSON with
+//
+//	expvar.Publish("sockets", expvar.Func(func() any { return m.Snapshot() }))
+//
+// (this package does not import expvar, whose import registers a handler
+// on http.DefaultServeMux).
 type Meter struct {
 	// OnClose, if set, is called once for each connection or packet socket
 	// when it is closed or reclaimed, with the host its traffic was totalled
 	// under (the host as dialed, also when the Meter totals it under
-	// [OverflowHost]; for a [PacketConn], the empty string) and the socket's
+	// "(other)"; for a [PacketConn], the empty string) and the socket's
 	// own totals. It is called on the goroutine that closed the socket, or
 	// the reclaimer's, and must not block. Set it before first use.
 	OnClose func(host string, u Usage)
 
 	// MaxHosts is how many hosts the Meter totals separately; the traffic
-	// of any further host is totalled under [OverflowHost]. Zero or
-	// negative means [DefaultMaxHosts]. Set it before first use.
+	// of any further host is totalled under "(other)". Zero or negative
+	// means 1024. Set it before first use.
 	MaxHosts int
 
 	hosts sync.Map // string -> *hostTotals
 
-	// n is the number of hosts in hosts, OverflowHost aside. A host's
+	// n is the number of hosts in hosts, overflowHost aside. A host's
 	// place is taken in n before it is stored, so hosts never holds more
 	// than the cap.
 	n atomic.Int64
 }
 
-// *Meter keeps expvar.Var's method set, String() string, which is
-// fmt.Stringer's.
-var _ fmt.Stringer = (*Meter)(nil)
-
 func (m *Meter) maxHosts() int64 {
 	if m.MaxHosts > 0 {
 		return int64(m.MaxHosts)
 	}
-	return DefaultMaxHosts
+	return defaultMaxHosts
 }
 
 // hostTotals are the bytes of one host.
 type hostTotals struct {
 	packets  counter // datagrams of PacketConns, added as they go
-	overflow bool    // the totals of OverflowHost
+	overflow bool    // the totals of overflowHost
 
 	// mu guards closed and live; it is taken when a connection opens or
 	// closes, and when the totals are read, never on the data path.
@@ -117,20 +114,20 @@ func (h *hostTotals) load() Usage {
 	u := h.packets.load()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	u = u.Add(h.closed)
+	u = u.add(h.closed)
 	for c := range h.live {
-		u = u.Add(c.load())
+		u = u.add(c.load())
 	}
 	return u
 }
 
 // host returns the totals of host, creating them on first use, or the
-// totals of OverflowHost once the Meter holds its cap of hosts.
+// totals of overflowHost once the Meter holds its cap of hosts.
 func (m *Meter) host(host string) *hostTotals {
 	if h, ok := m.hosts.Load(host); ok {
 		return h.(*hostTotals)
 	}
-	if host == OverflowHost {
+	if host == overflowHost {
 		return m.overflow()
 	}
 	if m.n.Add(1) > m.maxHosts() {
@@ -144,12 +141,12 @@ func (m *Meter) host(host string) *hostTotals {
 	return h.(*hostTotals)
 }
 
-// overflow returns the totals of OverflowHost, creating them on first use.
+// overflow returns the totals of overflowHost, creating them on first use.
 func (m *Meter) overflow() *hostTotals {
-	if h, ok := m.hosts.Load(OverflowHost); ok {
+	if h, ok := m.hosts.Load(overflowHost); ok {
 		return h.(*hostTotals)
 	}
-	h, _ := m.hosts.LoadOrStore(OverflowHost, &hostTotals{overflow: true})
+	h, _ := m.hosts.LoadOrStore(overflowHost, &hostTotals{overflow: true})
 	return h.(*hostTotals)
 }
 
@@ -169,13 +166,13 @@ func (m *Meter) open(host string, c *counter) *hostTotals {
 func (h *hostTotals) close(c *counter) {
 	h.mu.Lock()
 	delete(h.live, c)
-	h.closed = h.closed.Add(c.load())
+	h.closed = h.closed.add(c.load())
 	h.mu.Unlock()
 }
 
 // Host returns the bytes sent to and received from host so far: zero for a
 // host the Meter does not total separately (one it never saw, or one
-// beyond its cap, whose bytes are in Host(OverflowHost)).
+// beyond its cap, whose bytes are in Host("(other)")).
 func (m *Meter) Host(host string) Usage {
 	if m == nil {
 		return Usage{}
@@ -187,9 +184,9 @@ func (m *Meter) Host(host string) Usage {
 }
 
 // Snapshot returns the totals of every host the Meter totals separately,
-// and of [OverflowHost] once it has any: at most MaxHosts+1 entries. The
-// map is the caller's; each host's entry is read atomically, but the hosts
-// are not read at one instant.
+// and of "(other)" once it has any: at most MaxHosts+1 entries. The map is
+// the caller's; each host's entry is read atomically, but the hosts are
+// not read at one instant. The sum of its values is the Meter's total.
 func (m *Meter) Snapshot() map[string]Usage {
 	out := make(map[string]Usage)
 	if m == nil {
@@ -200,43 +197,6 @@ func (m *Meter) Snapshot() map[string]Usage {
 		return true
 	})
 	return out
-}
-
-// Total returns the sum over every host, OverflowHost included.
-func (m *Meter) Total() Usage {
-	var t Usage
-	if m == nil {
-		return t
-	}
-	m.hosts.Range(func(_, v any) bool {
-		t = t.Add(v.(*hostTotals).load())
-		return true
-	})
-	return t
-}
-
-// String returns the snapshot as a JSON object, hosts in order:
-//
-//	{"smtp.example.com": {"sent": 1024, "received": 256}}
-//
-// It makes *Meter an expvar.Var, without this package importing expvar
-// (whose import registers a handler on http.DefaultServeMux).
-func (m *Meter) String() string {
-	snap := m.Snapshot()
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, h := range slices.Sorted(maps.Keys(snap)) {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		k, _ := json.Marshal(h)
-		v, _ := json.Marshal(snap[h])
-		b.Write(k)
-		b.WriteString(": ")
-		b.Write(v)
-	}
-	b.WriteByte('}')
-	return b.String()
 }
 
 // meterHost is the key a host is totalled under.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,18 +20,19 @@ import (
 // it is sent, and receives replies. It is bound to the unspecified address
 // and a port the system chooses, never to a specific one.
 //
-// Every write method ([PacketConn.WriteTo], [PacketConn.WriteToUDP],
-// [PacketConn.WriteToUDPAddrPort]) checks the destination of its datagram
-// against the Dialer's [sockets.Policy], exactly as a dial checks an address, and
-// sends nothing when it is refused: the error is a *[sockets.DeniedError]. A
-// PacketConn is reclaimed when idle and metered like a [Conn]: its bytes
+// [PacketConn.WriteTo] checks the destination of each datagram against
+// the Dialer's [sockets.Policy], exactly as a dial checks an address, and
+// sends nothing when it is refused: the error is a *[sockets.DeniedError].
+// A PacketConn is reclaimed when idle and metered like a [Conn]: its bytes
 // are totalled in [Dialer.Meter] by IP address, per destination for the
 // datagrams sent, and for the datagrams received per source only when the
 // socket sent to that source before; a datagram from any other address is
-// counted under [OverflowHost], so unsolicited senders never add a host to
-// the Meter. Socket options behave as on a Conn. It can be handed off to
-// another process on the host ([PacketConn.DetachTo], [Dialer.AttachPacket]),
-// whose Dialer's policy then checks its datagrams.
+// counted under the Meter's "(other)" key, so unsolicited senders never
+// add a host to the Meter. Socket options behave as on a Conn. It can be
+// handed off to another process on the host ([PacketConn.DetachTo],
+// [Dialer.AttachPacket]), whose Dialer's policy then checks its
+// datagrams. It is a [net.PacketConn]; its ReadFrom returns the source as
+// a *net.UDPAddr.
 //
 // A PacketConn is safe for concurrent use. The zero PacketConn is not
 // usable: every method returns an error.
@@ -65,12 +67,13 @@ type hostCounter struct {
 
 // ListenPacket makes an unconnected UDP socket, as net.ListenPacket does,
 // for sending datagrams that the policy allows. network is udp, udp4 or
-// udp6 (tcp is refused with [sockets.RuleListen], others with [sockets.RuleNetwork]).
-// address is the local address and must be empty or the unspecified
-// address with port 0 (":0", "0.0.0.0:0", "[::]:0"): the system chooses the
-// port; anything else is refused with [sockets.RuleBind]. A Dialer with a
-// [Dialer.Proxy] refuses it with [sockets.RuleProxyNetwork]. The bind address is
-// checked once more just before the socket is bound. The refusals are
+// udp6 (tcp is refused with [sockets.RuleListen], others with
+// [sockets.RuleNetwork]). address is the local address and must be empty
+// or the unspecified address with port 0 (":0", "0.0.0.0:0", "[::]:0"):
+// the system chooses the port; anything else is refused with
+// [sockets.RuleBind]. A Dialer with a [sockets.Dialer.Proxy] refuses it
+// with [sockets.RuleProxyNetwork]. The bind address is checked once more
+// just before the socket is bound. The refusals are
 // *[sockets.DeniedError]s and are returned before any socket is made.
 func (d *Dialer) ListenPacket(ctx context.Context, network, address string) (*PacketConn, error) {
 	d = d.orZero()
@@ -171,7 +174,7 @@ func (p *PacketConn) sentCounter(a netip.Addr) *counter {
 }
 
 // receivedCounter returns the meter's counter for the datagrams received
-// from a: a's own if the socket sent to a, OverflowHost's otherwise; nil
+// from a: a's own if the socket sent to a, overflowHost's otherwise; nil
 // without a meter. It never adds a host to the meter.
 func (p *PacketConn) receivedCounter(a netip.Addr) *counter {
 	if p.meter == nil {
@@ -236,41 +239,57 @@ func (p *PacketConn) send(b []byte, dst netip.AddrPort) (int, error) {
 	return n, err
 }
 
-// WriteTo sends p as one datagram to addr, which must be a *net.UDPAddr, if
-// the policy allows addr; a refusal is a *[sockets.DeniedError] and nothing is sent.
-// An addr that is not a well-formed UDP address (a port outside 0-65535, an
-// IP that is not 4 or 16 bytes, a zone on an IPv4 address, a nil or another
-// type) is refused for [sockets.RuleMalformed] (or [sockets.RuleZone]) before any other
-// check: it is never cut down to a 16-bit port or another address.
+// WriteTo sends b as one datagram to addr, which must be a *net.UDPAddr,
+// if the policy allows addr; a refusal is a *[sockets.DeniedError] and
+// nothing is sent. An addr that is not a well-formed UDP address (a port
+// outside 0-65535, an IP that is not 4 or 16 bytes, a zone on an IPv4
+// address, a nil or another type) is refused for [sockets.RuleMalformed]
+// (or [sockets.RuleZone]) before any other check: it is never cut down to
+// a 16-bit port or another address.
 func (p *PacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	ua, ok := addr.(*net.UDPAddr)
-	if !ok || ua == nil {
-		s := "<nil>"
-		if addr != nil {
-			s = addr.String()
-		}
-		return 0, &sockets.DeniedError{Network: p.netName(), Host: s, Rule: sockets.RuleMalformed, Detail: "destination is not a *net.UDPAddr"}
-	}
-	return p.WriteToUDP(b, ua)
-}
-
-// WriteToUDP sends b as one datagram to addr if the policy allows it, as
-// [PacketConn.WriteTo].
-func (p *PacketConn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
-	if addr == nil {
-		return p.WriteTo(b, nil)
-	}
-	dst, err := addrPortOf(p.netName(), addr)
+	dst, err := udpAddrPort(p.netName(), addr)
 	if err != nil {
 		return 0, err
 	}
 	return p.send(b, dst)
 }
 
-// WriteToUDPAddrPort sends b as one datagram to addr if the policy allows
-// it, as [PacketConn.WriteTo].
-func (p *PacketConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	return p.send(b, addr)
+// udpAddrPort converts a, the destination given to a write, to the exact
+// address and port to check. It refuses, with a *sockets.DeniedError for
+// [sockets.RuleMalformed] over network, anything but a non-nil
+// *net.UDPAddr, and what the standard AddrPort methods would quietly turn
+// into another destination: a port outside 0-65535, of which they keep
+// the low 16 bits (so -65483 and 65589 would both become 53), and an IP
+// that is not 4 or 16 bytes long (nil included). A zone on an IPv4
+// address, which netip drops, is refused for [sockets.RuleZone]; a zone on
+// an IPv6 address is kept, for the policy to refuse.
+func udpAddrPort(network string, a net.Addr) (netip.AddrPort, error) {
+	ua, ok := a.(*net.UDPAddr)
+	if !ok || ua == nil {
+		s := "<nil>"
+		if a != nil {
+			s = a.String() // "<nil>" for a nil *net.UDPAddr
+		}
+		return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: s, Rule: sockets.RuleMalformed, Detail: "destination is not a *net.UDPAddr"}
+	}
+	if ua.Port < 0 || ua.Port > 65535 {
+		return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: ua.String(), Rule: sockets.RuleMalformed, Detail: "port " + strconv.Itoa(ua.Port) + " outside 0-65535"}
+	}
+	na, ok := netip.AddrFromSlice(ua.IP)
+	if !ok {
+		detail := "no IP address"
+		if len(ua.IP) > 0 {
+			detail = "IP address of " + strconv.Itoa(len(ua.IP)) + " bytes"
+		}
+		return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: ua.String(), Rule: sockets.RuleMalformed, Detail: detail}
+	}
+	if ua.Zone != "" {
+		if na.Is4() {
+			return netip.AddrPort{}, &sockets.DeniedError{Network: network, Host: ua.String(), Rule: sockets.RuleZone, Detail: "zone on an IPv4 address"}
+		}
+		na = na.WithZone(ua.Zone)
+	}
+	return netip.AddrPortFrom(na, uint16(ua.Port)), nil
 }
 
 func (p *PacketConn) netName() string {
@@ -280,16 +299,16 @@ func (p *PacketConn) netName() string {
 	return p.network
 }
 
-// ReadFromUDPAddrPort reads one datagram and returns its source, and
-// restarts the idle clock. An IPv4 source is returned as an IPv4 address,
-// also on a dual-stack socket.
-func (p *PacketConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
+// ReadFrom reads one datagram and returns its source, a *net.UDPAddr (nil
+// when nothing was read), and restarts the idle clock. An IPv4 source is
+// returned as an IPv4 address, also on a dual-stack socket.
+func (p *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	s := p.sock()
 	if s == nil {
-		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Err: errZeroConn}
+		return 0, nil, &net.OpError{Op: "read", Err: errZeroConn}
 	}
 	if err := p.h.begin(); err != nil {
-		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: p.network, Addr: p.udp.LocalAddr(), Err: err}
+		return 0, nil, &net.OpError{Op: "read", Net: p.network, Addr: p.udp.LocalAddr(), Err: err}
 	}
 	n, src, err := p.udp.ReadFromUDPAddrPort(b)
 	src = unmapPort(src)
@@ -305,26 +324,18 @@ func (p *PacketConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) 
 			err = &net.OpError{Op: "read", Net: p.network, Addr: p.udp.LocalAddr(), Err: serr}
 		}
 	}
-	return n, src, err
-}
-
-// ReadFromUDP is [PacketConn.ReadFromUDPAddrPort] with the source as a
-// *net.UDPAddr (nil when nothing was read).
-func (p *PacketConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
-	n, src, err := p.ReadFromUDPAddrPort(b)
 	if !src.IsValid() {
 		return n, nil, err
 	}
 	return n, net.UDPAddrFromAddrPort(src), err
 }
 
-// ReadFrom is [PacketConn.ReadFromUDP] as [net.PacketConn] needs it.
-func (p *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, src, err := p.ReadFromUDP(b)
-	if src == nil {
-		return n, nil, err
+// unmapPort unmaps an IPv4-mapped address; the zero AddrPort stays zero.
+func unmapPort(ap netip.AddrPort) netip.AddrPort {
+	if !ap.Addr().Is4In6() {
+		return ap
 	}
-	return n, src, err
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // Close closes the socket. Operations in progress are unblocked and fail.
@@ -389,7 +400,7 @@ func (p *PacketConn) setDeadline(op string, t time.Time, set func(*net.UDPConn, 
 // Usage returns the bytes sent and received so far, over every destination.
 func (p *PacketConn) Usage() Usage {
 	if s := p.sock(); s != nil {
-		return s.usage.load().Add(s.base)
+		return s.usage.load().add(s.base)
 	}
 	return Usage{}
 }
@@ -401,16 +412,6 @@ func (p *PacketConn) GetsockoptInt(level, name int) (int, error) {
 
 // SetsockoptInt sets a socket option as [Conn.SetsockoptInt] does.
 func (p *PacketConn) SetsockoptInt(level, name, value int) error {
-	return set(p.sock(), p.handle(), level, name)
-}
-
-// GetsockoptLinger reads SO_LINGER as [Conn.GetsockoptLinger] does.
-func (p *PacketConn) GetsockoptLinger(level, name int) (Linger, error) {
-	return getLinger(p.sock(), p.handle(), level, name)
-}
-
-// SetsockoptLinger sets a socket option as [Conn.SetsockoptLinger] does.
-func (p *PacketConn) SetsockoptLinger(level, name int, l Linger) error {
 	return set(p.sock(), p.handle(), level, name)
 }
 

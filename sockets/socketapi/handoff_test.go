@@ -1,4 +1,4 @@
-package sockets_test
+package socketapi_test
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,22 +16,23 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
-// wantHandOffErr checks that err is a *HandOffError for op wrapping target.
-func wantHandOffErr(t *testing.T, err error, op string, target error) *sockets.HandOffError {
+// wantHandOffErr checks that err is a *socketapi.Error for op wrapping target.
+func wantHandOffErr(t *testing.T, err error, op string, target error) *socketapi.Error {
 	t.Helper()
-	var he *sockets.HandOffError
+	var he *socketapi.Error
 	if !errors.As(err, &he) || he.Op != op || !errors.Is(err, target) {
-		t.Fatalf("err = %v (%T), want a *HandOffError for %s wrapping %v", err, err, op, target)
+		t.Fatalf("err = %v (%T), want a *socketapi.Error for %s wrapping %v", err, err, op, target)
 	}
 	return he
 }
 
 func TestHandOff(t *testing.T) {
 	srv := startEchoTCP(t)
-	reg := &sockets.Registry{}
-	maker := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	reg := &socketapi.Registry{}
+	maker := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-a"}
 	c := dialConn(t, maker, "tcp", srv.addr())
 	echoRoundTrip(t, c, "before")
 	desc, err := c.Detach()
@@ -48,18 +48,18 @@ func TestHandOff(t *testing.T) {
 
 	// The old handle is retired at once.
 	_, err = c.Write([]byte("x"))
-	wantStateErr(t, err, "write", sockets.ErrHandedOff)
+	wantStateErr(t, err, "write", socketapi.ErrHandedOff)
 	_, err = c.Read(make([]byte, 1))
-	wantStateErr(t, err, "read", sockets.ErrHandedOff)
-	wantStateErr(t, c.KeepAlive(), "keepalive", sockets.ErrHandedOff)
-	wantStateErr(t, c.Close(), "close", sockets.ErrHandedOff)
+	wantStateErr(t, err, "read", socketapi.ErrHandedOff)
+	wantStateErr(t, c.KeepAlive(), "keepalive", socketapi.ErrHandedOff)
+	wantStateErr(t, c.Close(), "close", socketapi.ErrHandedOff)
 	_, err = c.Detach()
-	wantHandOffErr(t, err, "detach", sockets.ErrHandedOff)
+	wantHandOffErr(t, err, "detach", socketapi.ErrHandedOff)
 
 	// Picked up elsewhere: another goroutine, another Dialer of the same
 	// application sharing the Registry.
-	taker := &sockets.Dialer{Registry: reg, AppID: "app-a"}
-	got := make(chan *sockets.Conn)
+	taker := &socketapi.Dialer{Registry: reg, AppID: "app-a"}
+	got := make(chan *socketapi.Conn)
 	go func() {
 		c2, err := taker.Attach(desc)
 		if err != nil {
@@ -73,37 +73,37 @@ func TestHandOff(t *testing.T) {
 	}
 	defer c2.Close()
 	echoRoundTrip(t, c2, "after")
-	if u := c2.Usage(); u != (sockets.Usage{Sent: 11, Received: 11}) {
+	if u := c2.Usage(); u != (socketapi.Usage{Sent: 11, Received: 11}) {
 		t.Errorf("usage across the hand-off = %+v, want 11 bytes each way", u)
 	}
 	if reg.Len() != 0 {
 		t.Errorf("Len() = %d after Attach, want 0", reg.Len())
 	}
 	_, err = c.Write([]byte("x"))
-	wantStateErr(t, err, "write", sockets.ErrHandedOff)
+	wantStateErr(t, err, "write", socketapi.ErrHandedOff)
 
 	// A descriptor is taken up once.
 	_, err = taker.Attach(desc)
-	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+	wantHandOffErr(t, err, "attach", socketapi.ErrStaleDescriptor)
 }
 
 func TestHandOffWrongApp(t *testing.T) {
 	srv := startEchoTCP(t)
-	reg := &sockets.Registry{}
-	maker := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	reg := &socketapi.Registry{}
+	maker := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-a"}
 	c := dialConn(t, maker, "tcp", srv.addr())
 	desc, err := c.Detach()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, app := range []string{"app-b", "", "APP-A", "app-a "} {
-		other := &sockets.Dialer{Registry: reg, AppID: app}
+		other := &socketapi.Dialer{Registry: reg, AppID: app}
 		_, err := other.Attach(desc)
-		he := wantHandOffErr(t, err, "attach", sockets.ErrWrongApp)
+		he := wantHandOffErr(t, err, "attach", socketapi.ErrWrongApp)
 		if he.App != "app-a" || he.AttachApp != app {
-			t.Errorf("HandOffError = %+v", he)
+			t.Errorf("Error = %+v", he)
 		}
-		if errors.Is(err, sockets.ErrBadDescriptor) || errors.Is(err, sockets.ErrStaleDescriptor) {
+		if errors.Is(err, socketapi.ErrBadDescriptor) || errors.Is(err, socketapi.ErrStaleDescriptor) {
 			t.Errorf("wrong-app error %v matches another sentinel", err)
 		}
 	}
@@ -118,8 +118,8 @@ func TestHandOffWrongApp(t *testing.T) {
 
 func TestHandOffBadDescriptors(t *testing.T) {
 	srv := startEchoTCP(t)
-	reg := &sockets.Registry{}
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	reg := &socketapi.Registry{}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-a"}
 	c := dialConn(t, d, "tcp", srv.addr())
 	desc, err := c.Detach()
 	if err != nil {
@@ -135,8 +135,8 @@ func TestHandOffBadDescriptors(t *testing.T) {
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
 	// Another Registry's descriptor, for the same application.
-	otherReg := &sockets.Registry{}
-	od := &sockets.Dialer{Policy: loopbackPolicy(), Registry: otherReg, AppID: "app-a"}
+	otherReg := &socketapi.Registry{}
+	od := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: otherReg, AppID: "app-a"}
 	oc := dialConn(t, od, "tcp", srv.addr())
 	otherDesc, err := oc.Detach()
 	if err != nil {
@@ -163,8 +163,8 @@ func TestHandOffBadDescriptors(t *testing.T) {
 	for name, bad := range cases {
 		t.Run(name, func(t *testing.T) {
 			_, err := d.Attach(bad)
-			wantHandOffErr(t, err, "attach", sockets.ErrBadDescriptor)
-			if errors.Is(err, sockets.ErrWrongApp) || errors.Is(err, sockets.ErrStaleDescriptor) {
+			wantHandOffErr(t, err, "attach", socketapi.ErrBadDescriptor)
+			if errors.Is(err, socketapi.ErrWrongApp) || errors.Is(err, socketapi.ErrStaleDescriptor) {
 				t.Errorf("%v matches another sentinel", err)
 			}
 		})
@@ -188,15 +188,15 @@ func TestHandOffBadDescriptors(t *testing.T) {
 func TestHandOffSharedKey(t *testing.T) {
 	srv := startEchoTCP(t)
 	key := bytes.Repeat([]byte("k"), 32)
-	r1, r2 := &sockets.Registry{Key: key}, &sockets.Registry{Key: key}
-	c := dialConn(t, &sockets.Dialer{Policy: loopbackPolicy(), Registry: r1}, "tcp", srv.addr())
+	r1, r2 := &socketapi.Registry{Key: key}, &socketapi.Registry{Key: key}
+	c := dialConn(t, &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: r1}, "tcp", srv.addr())
 	desc, err := c.Detach()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = (&sockets.Dialer{Registry: r2}).Attach(desc)
-	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
-	c2, err := (&sockets.Dialer{Registry: r1}).Attach(desc)
+	_, err = (&socketapi.Dialer{Registry: r2}).Attach(desc)
+	wantHandOffErr(t, err, "attach", socketapi.ErrStaleDescriptor)
+	c2, err := (&socketapi.Dialer{Registry: r1}).Attach(desc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,13 +209,13 @@ func TestHandOffSharedKey(t *testing.T) {
 func TestHandOffWeakKey(t *testing.T) {
 	srv := startEchoTCP(t)
 	for _, key := range [][]byte{{}, []byte("k"), bytes.Repeat([]byte("k"), 31)} {
-		reg := &sockets.Registry{Key: key}
-		d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+		reg := &socketapi.Registry{Key: key}
+		d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-a"}
 		c := dialConn(t, d, "tcp", srv.addr())
 		_, err := c.Detach()
-		he := wantHandOffErr(t, err, "detach", sockets.ErrWeakKey)
+		he := wantHandOffErr(t, err, "detach", socketapi.ErrWeakKey)
 		if he.App != "app-a" {
-			t.Errorf("HandOffError = %+v, want App %q", he, "app-a")
+			t.Errorf("Error = %+v, want App %q", he, "app-a")
 		}
 		if reg.Len() != 0 {
 			t.Errorf("%d-byte key: Len() = %d after a refused Detach", len(key), reg.Len())
@@ -226,9 +226,9 @@ func TestHandOffWeakKey(t *testing.T) {
 		blank := make([]byte, 1+8+16+1+sha256.Size)
 		blank[0] = 1 // the descriptor version
 		_, err = d.Attach(resign(t, base64.RawURLEncoding.EncodeToString(blank), key, "app-a"))
-		wantHandOffErr(t, err, "attach", sockets.ErrWeakKey)
+		wantHandOffErr(t, err, "attach", socketapi.ErrWeakKey)
 		_, err = d.Attach("anything")
-		wantHandOffErr(t, err, "attach", sockets.ErrWeakKey)
+		wantHandOffErr(t, err, "attach", socketapi.ErrWeakKey)
 		c.Close()
 	}
 }
@@ -255,8 +255,8 @@ func resign(t *testing.T, desc string, key []byte, app string) string {
 func TestHandOffKeyCopied(t *testing.T) {
 	srv := startEchoTCP(t)
 	key := bytes.Repeat([]byte("k"), 32)
-	reg := &sockets.Registry{Key: key}
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	reg := &socketapi.Registry{Key: key}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-a"}
 	c := dialConn(t, d, "tcp", srv.addr())
 	desc, err := c.Detach()
 	if err != nil {
@@ -266,7 +266,7 @@ func TestHandOffKeyCopied(t *testing.T) {
 	reg.Key = nil
 	// Signed under the key as it is now: not genuine.
 	_, err = d.Attach(resign(t, desc, key, "app-a"))
-	wantHandOffErr(t, err, "attach", sockets.ErrBadDescriptor)
+	wantHandOffErr(t, err, "attach", socketapi.ErrBadDescriptor)
 	c2, err := d.Attach(desc)
 	if err != nil {
 		t.Fatalf("attach after the caller changed its key slice: %v", err)
@@ -281,18 +281,18 @@ func TestHandOffKeyCopied(t *testing.T) {
 func TestHandOffForgedApp(t *testing.T) {
 	srv := startEchoTCP(t)
 	key := bytes.Repeat([]byte("k"), 32)
-	reg := &sockets.Registry{Key: key}
-	a := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
-	b := &sockets.Dialer{Registry: reg, AppID: "app-b"}
+	reg := &socketapi.Registry{Key: key}
+	a := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-a"}
+	b := &socketapi.Dialer{Registry: reg, AppID: "app-b"}
 	c := dialConn(t, a, "tcp", srv.addr())
 	desc, err := c.Detach()
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = b.Attach(resign(t, desc, key, "app-b"))
-	he := wantHandOffErr(t, err, "attach", sockets.ErrWrongApp)
+	he := wantHandOffErr(t, err, "attach", socketapi.ErrWrongApp)
 	if he.App != "app-a" || he.AttachApp != "app-b" {
-		t.Errorf("HandOffError = %+v, want App app-a, AttachApp app-b", he)
+		t.Errorf("Error = %+v, want App app-a, AttachApp app-b", he)
 	}
 	if reg.Len() != 1 {
 		t.Errorf("Len() = %d after the refusal, want the socket still parked", reg.Len())
@@ -307,8 +307,8 @@ func TestHandOffForgedApp(t *testing.T) {
 
 func TestHandOffStale(t *testing.T) {
 	srv := startEchoTCP(t)
-	reg := &sockets.Registry{}
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg}
+	reg := &socketapi.Registry{}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg}
 	c := dialConn(t, d, "tcp", srv.addr())
 
 	first, err := c.Detach()
@@ -328,7 +328,7 @@ func TestHandOffStale(t *testing.T) {
 		t.Fatal("two hand-offs gave the same descriptor")
 	}
 	_, err = d.Attach(first)
-	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+	wantHandOffErr(t, err, "attach", socketapi.ErrStaleDescriptor)
 	c3, err := d.Attach(second)
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +340,7 @@ func TestHandOffStale(t *testing.T) {
 	}
 	for _, desc := range []string{first, second} {
 		_, err = d.Attach(desc)
-		wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+		wantHandOffErr(t, err, "attach", socketapi.ErrStaleDescriptor)
 	}
 }
 
@@ -350,13 +350,13 @@ func TestHandOffReclaimedWhileParked(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		seam := &pipeSeam{}
 		defer seam.closeAll()
-		reg := &sockets.Registry{}
-		d := &sockets.Dialer{Connect: seam.connect, Registry: reg, IdleTimeout: time.Minute}
-		c1, err := d.DialConn(t.Context(), "tcp", publicDest)
+		reg := &socketapi.Registry{}
+		d := &socketapi.Dialer{Dialer: sockets.Dialer{Connect: seam.connect}, Registry: reg, IdleTimeout: time.Minute}
+		c1, err := dial(d, t.Context(), "tcp", publicDest)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c2, err := d.DialConn(t.Context(), "tcp", publicDest)
+		c2, err := dial(d, t.Context(), "tcp", publicDest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -383,7 +383,7 @@ func TestHandOffReclaimedWhileParked(t *testing.T) {
 		}
 		assertPeerClosed(t, seam.peer(1))
 		_, err = d.Attach(d2)
-		wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+		wantHandOffErr(t, err, "attach", socketapi.ErrStaleDescriptor)
 		// Attaching restarted the clock of the first.
 		if err := a1.KeepAlive(); err != nil {
 			t.Errorf("attached socket: %v", err)
@@ -393,23 +393,23 @@ func TestHandOffReclaimedWhileParked(t *testing.T) {
 
 func TestHandOffNoRegistry(t *testing.T) {
 	srv := startEchoTCP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}
 	c := dialConn(t, d, "tcp", srv.addr())
 	_, err := c.Detach()
-	wantHandOffErr(t, err, "detach", sockets.ErrNoRegistry)
+	wantHandOffErr(t, err, "detach", socketapi.ErrNoRegistry)
 	echoRoundTrip(t, c, "still usable")
 	_, err = d.Attach("anything")
-	wantHandOffErr(t, err, "attach", sockets.ErrNoRegistry)
+	wantHandOffErr(t, err, "attach", socketapi.ErrNoRegistry)
 }
 
 func TestHandOffLongAppID(t *testing.T) {
 	srv := startEchoTCP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: &sockets.Registry{}, AppID: strings.Repeat("a", 1025)}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: &socketapi.Registry{}, AppID: strings.Repeat("a", 1025)}
 	c := dialConn(t, d, "tcp", srv.addr())
 	_, err := c.Detach()
-	var he *sockets.HandOffError
+	var he *socketapi.Error
 	if !errors.As(err, &he) {
-		t.Fatalf("Detach with a 1025-byte AppID: %v, want a *HandOffError", err)
+		t.Fatalf("Detach with a 1025-byte AppID: %v, want a *socketapi.Error", err)
 	}
 	echoRoundTrip(t, c, "still usable")
 
@@ -430,12 +430,12 @@ func TestHandOffLongAppID(t *testing.T) {
 // ErrHandedOff, and no byte meant for the new owner is lost.
 func TestDetachInterruptsRead(t *testing.T) {
 	srv := startEchoTCP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: &sockets.Registry{}}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: &socketapi.Registry{}}
 	c := dialConn(t, d, "tcp", srv.addr())
 	testDetachInterruptsRead(t, d, c)
 }
 
-func testDetachInterruptsRead(t *testing.T, d *sockets.Dialer, c *sockets.Conn) *sockets.Conn {
+func testDetachInterruptsRead(t *testing.T, d *socketapi.Dialer, c *socketapi.Conn) *socketapi.Conn {
 	t.Helper()
 	reading := make(chan struct{})
 	readErr := make(chan error, 1)
@@ -445,14 +445,14 @@ func testDetachInterruptsRead(t *testing.T, d *sockets.Dialer, c *sockets.Conn) 
 		readErr <- err
 	}()
 	<-reading
-	for sockets.ConnInFlight(c) == 0 {
+	for socketapi.ConnInFlight(c) == 0 {
 		runtime.Gosched() // until the Read has begun
 	}
 	desc, err := c.Detach()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStateErr(t, <-readErr, "read", sockets.ErrHandedOff)
+	wantStateErr(t, <-readErr, "read", socketapi.ErrHandedOff)
 	c2, err := d.Attach(desc)
 	if err != nil {
 		t.Fatal(err)
@@ -467,7 +467,7 @@ func testDetachInterruptsRead(t *testing.T, d *sockets.Dialer, c *sockets.Conn) 
 func TestHandOffTLS(t *testing.T) {
 	cert, pool := loopbackCert(t)
 	srv := startEchoTCPWith(t, false, &tls.Config{Certificates: []tls.Certificate{cert}})
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: &sockets.Registry{}, AppID: "mail"}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: &socketapi.Registry{}, AppID: "mail"}
 	c := dialConn(t, d, "tcp", srv.addr())
 	if err := c.StartTLS(t.Context(), &tls.Config{RootCAs: pool}); err != nil {
 		t.Fatal(err)
@@ -488,7 +488,7 @@ func TestHandOffTLS(t *testing.T) {
 	if err != nil || !bytes.Equal(ekm, ekm2) {
 		t.Fatalf("the attached connection has another TLS session (%v)", err)
 	}
-	if _, err := c.Write([]byte("x")); !errors.Is(err, sockets.ErrHandedOff) {
+	if _, err := c.Write([]byte("x")); !errors.Is(err, socketapi.ErrHandedOff) {
 		t.Errorf("old handle Write: %v", err)
 	}
 
@@ -508,7 +508,7 @@ func TestHandOffTLS(t *testing.T) {
 // TestAttachRace: many goroutines attach one descriptor; exactly one wins.
 func TestAttachRace(t *testing.T) {
 	srv := startEchoTCP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: &sockets.Registry{}}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: &socketapi.Registry{}}
 	c := dialConn(t, d, "tcp", srv.addr())
 	desc, err := c.Detach()
 	if err != nil {
@@ -516,7 +516,7 @@ func TestAttachRace(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var won []*sockets.Conn
+	var won []*socketapi.Conn
 	stale := 0
 	for range 8 {
 		wg.Go(func() {
@@ -526,7 +526,7 @@ func TestAttachRace(t *testing.T) {
 			switch {
 			case err == nil:
 				won = append(won, c)
-			case errors.Is(err, sockets.ErrStaleDescriptor):
+			case errors.Is(err, socketapi.ErrStaleDescriptor):
 				stale++
 			default:
 				t.Errorf("Attach: %v", err)
@@ -544,7 +544,7 @@ func TestAttachRace(t *testing.T) {
 // TestHandOffUDP hands off a connected UDP socket.
 func TestHandOffUDP(t *testing.T) {
 	srv := startEchoUDP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: &sockets.Registry{}}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: &socketapi.Registry{}}
 	c := dialConn(t, d, "udp", srv.addrPort().String())
 	desc, err := c.Detach()
 	if err != nil {
@@ -563,5 +563,4 @@ func TestHandOffUDP(t *testing.T) {
 	if err != nil || string(buf[:n]) != "re:dgram" {
 		t.Fatalf("read %q, %v", buf[:n], err)
 	}
-	var _ net.PacketConn = c2
 }

@@ -1,4 +1,4 @@
-package sockets_test
+package socketapi_test
 
 import (
 	"context"
@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
-// BenchmarkMeterCost measures what a metered *sockets.Conn costs against a
+// BenchmarkMeterCost measures what a metered *socketapi.Conn costs against a
 // plain *net.TCPConn on loopback TCP, in the same run. Loopback throughput on
 // a small machine swings by tens of percent from run to run, and two
 // connections never see the same conditions, so both sides use one socket:
@@ -78,11 +79,11 @@ func benchMeterCost(b *testing.B, dir string, size int, control bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := &sockets.Dialer{
-		Meter:   &sockets.Meter{},
-		Connect: func(context.Context, string, netip.AddrPort) (net.Conn, error) { return plain, nil },
+	d := &socketapi.Dialer{
+		Dialer: sockets.Dialer{Connect: func(context.Context, string, netip.AddrPort) (net.Conn, error) { return plain, nil }},
+		Meter:  &socketapi.Meter{},
 	}
-	metered, err := d.DialConn(context.Background(), "tcp", publicDest)
+	metered, err := dial(d, context.Background(), "tcp", publicDest)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -146,9 +147,9 @@ func BenchmarkConnOverhead(b *testing.B) {
 		b.Run(kind, func(b *testing.B) {
 			var c net.Conn = nullConn{}
 			if kind != "direct" {
-				d := &sockets.Dialer{Connect: connect}
+				d := &socketapi.Dialer{Dialer: sockets.Dialer{Connect: connect}}
 				if kind == "Conn+Meter" {
-					d.Meter = &sockets.Meter{}
+					d.Meter = &socketapi.Meter{}
 				}
 				var err error
 				if c, err = d.DialContext(context.Background(), "tcp", publicDest); err != nil {
@@ -183,19 +184,19 @@ func BenchmarkIdleConns(b *testing.B) {
 			pipes = append(pipes, x, y)
 		}
 		next := 0
-		d := &sockets.Dialer{
-			Meter: &sockets.Meter{},
-			Connect: func(context.Context, string, netip.AddrPort) (net.Conn, error) {
+		d := &socketapi.Dialer{
+			Dialer: sockets.Dialer{Connect: func(context.Context, string, netip.AddrPort) (net.Conn, error) {
 				c := pipes[next]
 				next += 2
 				return c, nil
-			},
+			}},
+			Meter: &socketapi.Meter{},
 		}
-		conns := make([]*sockets.Conn, 0, n)
+		conns := make([]*socketapi.Conn, 0, n)
 		before := heapInUse()
 		b.StartTimer()
 		for range n {
-			c, err := d.DialConn(context.Background(), "tcp", publicDest)
+			c, err := dial(d, context.Background(), "tcp", publicDest)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package sockets_test
+package socketapi_test
 
 import (
 	"context"
@@ -8,8 +8,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
 func TestLookupNetIP(t *testing.T) {
@@ -17,7 +18,7 @@ func TestLookupNetIP(t *testing.T) {
 		"mail.example.com": {"93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"},
 		"intranet.example": {"10.0.0.1"},
 	})
-	d := &sockets.Dialer{Resolver: res}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Resolver: res}}
 	ctx := t.Context()
 
 	got, err := d.LookupNetIP(ctx, "ip", "mail.example.com")
@@ -34,23 +35,19 @@ func TestLookupNetIP(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0] != netip.MustParseAddr("10.0.0.1") {
 		t.Errorf("LookupNetIP(intranet) = %v, %v", got, err)
 	}
-	hosts, err := d.LookupHost(ctx, "mail.example.com")
-	if err != nil || !slices.Equal(hosts, []string{"93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"}) {
-		t.Errorf("LookupHost = %v, %v", hosts, err)
-	}
 	// A literal is not looked up.
 	got, err = d.LookupNetIP(ctx, "ip", "192.0.2.7")
 	if err != nil || len(got) != 1 || got[0] != netip.MustParseAddr("192.0.2.7") {
 		t.Errorf("LookupNetIP(literal) = %v, %v", got, err)
 	}
-	if l := res.Lookups(); !slices.Equal(l, []string{"mail.example.com", "mail.example.com", "intranet.example", "mail.example.com"}) {
+	if l := res.Lookups(); !slices.Equal(l, []string{"mail.example.com", "mail.example.com", "intranet.example"}) {
 		t.Errorf("resolver saw %q", l)
 	}
 }
 
 func TestLookupErrors(t *testing.T) {
 	res := lab.NewResolver(nil)
-	d := &sockets.Dialer{Resolver: res}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Resolver: res}}
 	cases := []struct {
 		name, network, host string
 		wantErr             func(error) bool
@@ -90,13 +87,13 @@ func TestLookupErrors(t *testing.T) {
 // any input, and never reach the resolver.
 func TestLookupAddrNotImplemented(t *testing.T) {
 	res := lab.NewResolver(nil)
-	d := &sockets.Dialer{Resolver: res}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Resolver: res}}
 	for _, addr := range []string{"8.8.8.8", "2001:4860:4860::8888", "127.0.0.1", "garbage", ""} {
 		names, err := d.LookupAddr(t.Context(), addr)
-		if names != nil || !errors.Is(err, sockets.ErrNotImplemented) || !errors.Is(err, errors.ErrUnsupported) {
+		if names != nil || !errors.Is(err, socketapi.ErrNotImplemented) || !errors.Is(err, errors.ErrUnsupported) {
 			t.Errorf("LookupAddr(%q) = %v, %v; want ErrNotImplemented", addr, names, err)
 		}
-		var ne *sockets.NotImplementedError
+		var ne *socketapi.Error
 		if !errors.As(err, &ne) || ne.Op != "reverse lookup" || ne.Arg != addr {
 			t.Errorf("LookupAddr(%q): %#v", addr, err)
 		}
@@ -108,7 +105,7 @@ func TestLookupAddrNotImplemented(t *testing.T) {
 		t.Errorf("resolver saw %q", l)
 	}
 	_, err := d.LookupAddr(t.Context(), "8.8.8.8")
-	if got, want := err.Error(), `sockets: reverse lookup of "8.8.8.8": not implemented`; got != want {
+	if got, want := err.Error(), `socketapi: reverse lookup of "8.8.8.8": not implemented`; got != want {
 		t.Errorf("message %q, want %q", got, want)
 	}
 }

@@ -1,4 +1,4 @@
-package sockets_test
+package socketapi_test
 
 import (
 	"context"
@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
 // router is a RoutePacket seam that records every destination it is asked
@@ -40,19 +41,30 @@ func (r *router) calls() []netip.AddrPort {
 	return append([]netip.AddrPort(nil), r.routed...)
 }
 
-// writePaths are the ways a PacketConn sends a datagram; each must check
-// its destination.
-var writePaths = map[string]func(*sockets.PacketConn, []byte, netip.AddrPort) (int, error){
-	"WriteTo": func(p *sockets.PacketConn, b []byte, ap netip.AddrPort) (int, error) {
+// writePaths are the forms in which a PacketConn is given a destination;
+// each must be checked.
+var writePaths = map[string]func(*socketapi.PacketConn, []byte, netip.AddrPort) (int, error){
+	"WriteTo": func(p *socketapi.PacketConn, b []byte, ap netip.AddrPort) (int, error) {
 		return p.WriteTo(b, net.UDPAddrFromAddrPort(ap))
 	},
-	"WriteToUDP": func(p *sockets.PacketConn, b []byte, ap netip.AddrPort) (int, error) {
-		return p.WriteToUDP(b, net.UDPAddrFromAddrPort(ap))
-	},
-	"WriteToUDPAddrPort": (*sockets.PacketConn).WriteToUDPAddrPort,
-	"WriteTo 16-byte IPv4": func(p *sockets.PacketConn, b []byte, ap netip.AddrPort) (int, error) {
+	"WriteTo 16-byte IPv4": func(p *socketapi.PacketConn, b []byte, ap netip.AddrPort) (int, error) {
 		return p.WriteTo(b, &net.UDPAddr{IP: net.IP(ap.Addr().AsSlice()).To16(), Port: int(ap.Port())})
 	},
+}
+
+// readFrom reads a datagram with ReadFrom and returns its source as a
+// netip.AddrPort, failing the test if the source is not a *net.UDPAddr.
+func readFrom(t *testing.T, p *socketapi.PacketConn, b []byte) (int, netip.AddrPort, error) {
+	t.Helper()
+	n, from, err := p.ReadFrom(b)
+	if from == nil {
+		return n, netip.AddrPort{}, err
+	}
+	ua, ok := from.(*net.UDPAddr)
+	if !ok {
+		t.Fatalf("ReadFrom returned a %T source, want a *net.UDPAddr", from)
+	}
+	return n, ua.AddrPort(), err
 }
 
 // TestPolicyDNS is the rule the UDP tests rely on: Google Public DNS on port
@@ -79,8 +91,8 @@ func assertRefusal(t *testing.T, err error, rule sockets.Rule) *sockets.DeniedEr
 func TestPacketConnDNS(t *testing.T) {
 	srv := startEchoUDP(t)
 	r := &router{to: srv.addrPort()}
-	meter := &sockets.Meter{}
-	d := &sockets.Dialer{RoutePacket: r.route, Meter: meter}
+	meter := &socketapi.Meter{}
+	d := &socketapi.Dialer{RoutePacket: r.route, Meter: meter}
 	pc, err := d.ListenPacket(t.Context(), "udp", "")
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +119,7 @@ func TestPacketConnDNS(t *testing.T) {
 			if got := srv.next(t); got != name {
 				t.Fatalf("server got %q, want %q", got, name)
 			}
-			n, from, err := pc.ReadFromUDPAddrPort(buf)
+			n, from, err := readFrom(t, pc, buf)
 			if err != nil || string(buf[:n]) != "re:"+name || from != srv.addrPort() {
 				t.Fatalf("reply %q from %v, %v", buf[:n], from, err)
 			}
@@ -121,7 +133,7 @@ func TestPacketConnDNS(t *testing.T) {
 	if got := meter.Host("8.8.8.8"); got.Sent != int64(sent) {
 		t.Errorf("meter for 8.8.8.8 = %+v, want %d bytes sent", got, sent)
 	}
-	if got := meter.Host("10.0.0.1"); got != (sockets.Usage{}) {
+	if got := meter.Host("10.0.0.1"); got != (socketapi.Usage{}) {
 		t.Errorf("meter for 10.0.0.1 = %+v, want nothing", got)
 	}
 }
@@ -130,7 +142,7 @@ func TestPacketConnDNS(t *testing.T) {
 // reach; no call reaches the route.
 func TestPacketConnRefusals(t *testing.T) {
 	r := &router{to: netip.MustParseAddrPort("127.0.0.1:9")}
-	d := &sockets.Dialer{RoutePacket: r.route}
+	d := &socketapi.Dialer{RoutePacket: r.route}
 	pc4, err := d.ListenPacket(t.Context(), "udp4", "0.0.0.0:0")
 	if err != nil {
 		t.Fatal(err)
@@ -178,13 +190,10 @@ func TestPacketConnRefusals(t *testing.T) {
 		_, err := pc4.WriteTo([]byte("x"), addr)
 		assertRefusal(t, err, sockets.RuleMalformed)
 	}
-	if _, err := pc4.WriteToUDP([]byte("x"), nil); err == nil {
-		t.Error("WriteToUDP(nil): no error")
-	}
 	if got := r.calls(); len(got) != 0 {
 		t.Errorf("refused datagrams reached the route: %v", got)
 	}
-	if u := pc.Usage(); u != (sockets.Usage{}) {
+	if u := pc.Usage(); u != (socketapi.Usage{}) {
 		t.Errorf("usage = %+v after refusals only", u)
 	}
 }
@@ -193,8 +202,8 @@ func TestPacketConnRefusals(t *testing.T) {
 // the policy widened explicitly and no route.
 func TestPacketConnLoopbackAllowed(t *testing.T) {
 	srv := startEchoUDP(t)
-	meter := &sockets.Meter{}
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Meter: meter}
+	meter := &socketapi.Meter{}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Meter: meter}
 	pc, err := d.ListenPacket(t.Context(), "udp", ":0")
 	if err != nil {
 		t.Fatal(err)
@@ -214,10 +223,10 @@ func TestPacketConnLoopbackAllowed(t *testing.T) {
 	if ua, ok := from.(*net.UDPAddr); !ok || ua.AddrPort() != srv.addrPort() {
 		t.Errorf("from = %v", from)
 	}
-	if u := pc.Usage(); u != (sockets.Usage{Sent: 5, Received: 8}) {
+	if u := pc.Usage(); u != (socketapi.Usage{Sent: 5, Received: 8}) {
 		t.Errorf("usage = %+v", u)
 	}
-	if u := meter.Host("127.0.0.1"); u != (sockets.Usage{Sent: 5, Received: 8}) {
+	if u := meter.Host("127.0.0.1"); u != (socketapi.Usage{Sent: 5, Received: 8}) {
 		t.Errorf("meter for 127.0.0.1 = %+v", u)
 	}
 	if err := pc.KeepAlive(); err != nil {
@@ -229,7 +238,7 @@ func TestPacketConnLoopbackAllowed(t *testing.T) {
 	if _, err := pc.WriteTo([]byte("x"), net.UDPAddrFromAddrPort(srv.addrPort())); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("write after Close: %v", err)
 	}
-	if _, _, err := pc.ReadFromUDP(buf); !errors.Is(err, net.ErrClosed) {
+	if _, _, err := pc.ReadFrom(buf); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("read after Close: %v", err)
 	}
 	if err := pc.Close(); !errors.Is(err, net.ErrClosed) {
@@ -239,7 +248,7 @@ func TestPacketConnLoopbackAllowed(t *testing.T) {
 
 // TestListenPacketBinding: only the unspecified address with port 0.
 func TestListenPacketBinding(t *testing.T) {
-	d := &sockets.Dialer{}
+	d := &socketapi.Dialer{}
 	for _, tc := range []struct{ network, addr string }{
 		{"udp", ""}, {"udp", ":0"}, {"udp4", "0.0.0.0:0"}, {"udp6", "[::]:0"}, {"udp", "[::]:0"}, {"udp4", ":0"},
 	} {
@@ -290,7 +299,7 @@ func TestListenPacketBinding(t *testing.T) {
 func TestConnectedUDPDNS(t *testing.T) {
 	srv := startEchoUDP(t)
 	seam := &lab.Connector{Target: srv.addrPort().String()}
-	d := &sockets.Dialer{Connect: seam.Connect}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Connect: seam.Connect}}
 	c := dialConn(t, d, "udp", "8.8.8.8:53")
 	if _, err := c.Write([]byte("query")); err != nil {
 		t.Fatal(err)
@@ -306,11 +315,11 @@ func TestConnectedUDPDNS(t *testing.T) {
 }
 
 func TestZeroPacketConn(t *testing.T) {
-	var nilPC *sockets.PacketConn
-	for name, pc := range map[string]*sockets.PacketConn{"zero": new(sockets.PacketConn), "nil": nilPC} {
+	var nilPC *socketapi.PacketConn
+	for name, pc := range map[string]*socketapi.PacketConn{"zero": new(socketapi.PacketConn), "nil": nilPC} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := pc.WriteToUDPAddrPort(nil, netip.MustParseAddrPort("8.8.8.8:53")); err == nil {
-				t.Error("WriteToUDPAddrPort: no error")
+			if _, err := pc.WriteTo(nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort("8.8.8.8:53"))); err == nil {
+				t.Error("WriteTo: no error")
 			}
 			if _, _, err := pc.ReadFrom(nil); err == nil {
 				t.Error("ReadFrom: no error")
@@ -327,7 +336,7 @@ func TestZeroPacketConn(t *testing.T) {
 			if _, err := pc.GetsockoptInt(0, 0); err == nil {
 				t.Error("GetsockoptInt: no error")
 			}
-			if pc.LocalAddr() != nil || pc.Usage() != (sockets.Usage{}) {
+			if pc.LocalAddr() != nil || pc.Usage() != (socketapi.Usage{}) {
 				t.Error("a zero PacketConn has an address or usage")
 			}
 		})
@@ -343,10 +352,10 @@ func (a oddAddr) String() string  { return string(a) }
 // TestWriteMalformedDestination is the regression test for out-of-range
 // ports failing open: WriteTo(b, &net.UDPAddr{IP: 8.8.8.8, Port: -65483})
 // used to send to 8.8.8.8:53, because the port was cut to its low 16 bits
-// before the policy saw it. Every write path that takes a net.Addr refuses
-// such an address, and its neighbours, as malformed before anything is
-// sent: the route is never asked, and the loopback server behind it sees
-// only the well-formed datagram sent last.
+// before the policy saw it. WriteTo refuses such an address, and its
+// neighbours, as malformed before anything is sent, on every network: the
+// route is never asked, and the loopback server behind it sees only the
+// well-formed datagram sent last.
 func TestWriteMalformedDestination(t *testing.T) {
 	google := net.IPv4(8, 8, 8, 8).To4() // allowed on port 53 (Google Public DNS)
 	google6 := net.ParseIP("2001:4860:4860::8888")
@@ -382,8 +391,7 @@ func TestWriteMalformedDestination(t *testing.T) {
 		{"nil *net.UDPAddr", (*net.UDPAddr)(nil), sockets.RuleMalformed},
 		{"nil", nil, sockets.RuleMalformed},
 	}
-	// Addresses of other types: a PacketConn takes only *net.UDPAddr, a
-	// connected Conn also what reads as "ip:port".
+	// Addresses of other types: a PacketConn takes only *net.UDPAddr.
 	wrongType := []struct {
 		name string
 		addr net.Addr
@@ -398,10 +406,8 @@ func TestWriteMalformedDestination(t *testing.T) {
 
 	srv := startEchoUDP(t)
 	r := &router{to: srv.addrPort()}
-	seam := &lab.Connector{Target: srv.addrPort().String()}
-	d := &sockets.Dialer{RoutePacket: r.route, Connect: seam.Connect}
-	conn := dialConn(t, d, "udp", "8.8.8.8:53") // connected; its peer is 8.8.8.8:53
-	var pcs []*sockets.PacketConn
+	d := &socketapi.Dialer{RoutePacket: r.route}
+	var pcs []*socketapi.PacketConn
 	for _, network := range []string{"udp", "udp4", "udp6"} {
 		pc, err := d.ListenPacket(t.Context(), network, "")
 		if err != nil {
@@ -410,35 +416,12 @@ func TestWriteMalformedDestination(t *testing.T) {
 		defer pc.Close()
 		pcs = append(pcs, pc)
 	}
-	type writer struct {
-		name  string
-		write func(b []byte, addr net.Addr) (int, error)
-	}
-	var writers []writer
-	for i, pc := range pcs {
-		network := []string{"udp", "udp4", "udp6"}[i]
-		writers = append(writers,
-			writer{"PacketConn(" + network + ").WriteTo", pc.WriteTo},
-			writer{"PacketConn(" + network + ").WriteToUDP", func(b []byte, addr net.Addr) (int, error) {
-				ua, _ := addr.(*net.UDPAddr)
-				return pc.WriteToUDP(b, ua)
-			}},
-		)
-	}
-	// Conn.WriteTo may write only to its peer, but a malformed address must
-	// not pass for it either (-65483 cut to 16 bits is the peer's port).
-	connWrite := writer{"Conn.WriteTo", conn.WriteTo}
+	networks := []string{"udp", "udp4", "udp6"}
 
 	for _, tc := range cases {
-		for _, w := range append(writers, connWrite) {
-			if tc.addr == nil && w.name == "Conn.WriteTo" {
-				continue // nil means the peer on a connected socket
-			}
-			if w.name == "Conn.WriteTo" && tc.rule != sockets.RuleMalformed {
-				continue // well-formed: compared with the peer (below)
-			}
-			t.Run(tc.name+"/"+w.name, func(t *testing.T) {
-				n, err := w.write([]byte("must not be sent"), tc.addr)
+		for i, pc := range pcs {
+			t.Run(tc.name+"/"+networks[i], func(t *testing.T) {
+				n, err := pc.WriteTo([]byte("must not be sent"), tc.addr)
 				rule := tc.rule
 				var de *sockets.DeniedError
 				if errors.As(err, &de) && de.Rule == sockets.RuleMalformed && de.Detail == "address family does not match the network" {
@@ -454,9 +437,9 @@ func TestWriteMalformedDestination(t *testing.T) {
 		}
 	}
 	for _, tc := range wrongType {
-		for _, w := range writers {
-			t.Run(tc.name+"/"+w.name, func(t *testing.T) {
-				n, err := w.write([]byte("must not be sent"), tc.addr)
+		for i, pc := range pcs {
+			t.Run(tc.name+"/"+networks[i], func(t *testing.T) {
+				n, err := pc.WriteTo([]byte("must not be sent"), tc.addr)
 				assertRefusal(t, err, sockets.RuleMalformed)
 				if n != 0 {
 					t.Errorf("n = %d", n)
@@ -464,46 +447,17 @@ func TestWriteMalformedDestination(t *testing.T) {
 			})
 		}
 	}
-	for _, tc := range wrongType[1:] {
-		if tc.name == "*net.IPAddr" {
-			continue // "8.8.8.8" reads as no "ip:port": malformed below too
-		}
-		t.Run(tc.name+"/Conn.WriteTo", func(t *testing.T) {
-			n, err := conn.WriteTo([]byte("must not be sent"), tc.addr)
-			assertRefusal(t, err, sockets.RuleMalformed)
-			if n != 0 {
-				t.Errorf("n = %d", n)
-			}
-		})
-	}
-	// Well-formed addresses other than the peer are not the peer.
-	for _, addr := range []net.Addr{
-		&net.UDPAddr{IP: google, Port: 0},
-		&net.UDPAddr{IP: google, Port: 53, Zone: "lo"},
-		&net.UDPAddr{IP: google6, Port: 53, Zone: "lo"},
-		&net.IPAddr{IP: google},
-	} {
-		if _, err := conn.WriteTo([]byte("must not be sent"), addr); !errors.Is(err, net.ErrWriteToConnected) && !errors.Is(err, sockets.ErrDenied) {
-			t.Errorf("Conn.WriteTo(%v) = %v, want a refusal", addr, err)
-		}
-	}
 
 	if got := r.calls(); len(got) != 0 {
 		t.Errorf("malformed destinations reached the route as %v", got)
 	}
-	// The server sees the next well-formed datagrams first: nothing before
-	// them was sent.
+	// The server sees the next well-formed datagram first: nothing before
+	// it was sent.
 	if _, err := pcs[0].WriteTo([]byte("well-formed"), &net.UDPAddr{IP: google, Port: 53}); err != nil {
 		t.Fatal(err)
 	}
 	if got := srv.next(t); got != "well-formed" {
 		t.Fatalf("server got %q first, want the well-formed datagram", got)
-	}
-	if _, err := conn.WriteTo([]byte("to the peer"), &net.UDPAddr{IP: google, Port: 53}); err != nil {
-		t.Fatal(err)
-	}
-	if got := srv.next(t); got != "to the peer" {
-		t.Fatalf("server got %q, want the write to the peer", got)
 	}
 	for _, pc := range pcs {
 		if u := pc.Usage(); u.Sent > int64(len("well-formed")) {
@@ -523,7 +477,7 @@ func TestWriteMalformedDestination(t *testing.T) {
 // stub's _Dynamic_Listen (line 234) raises NotImplementedError, not
 // PERMISSION_DENIED; nor is a refused destination.
 func TestBindRefusalIsEACCES(t *testing.T) {
-	d := &sockets.Dialer{Connect: noConnect(t).connect}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Connect: noConnect(t)}}
 	var binds []error
 	for _, addr := range []string{"127.0.0.1:0", ":53", "[::1]:0", "0.0.0.0:5353"} {
 		_, err := d.ListenPacket(t.Context(), "udp", addr)
@@ -534,7 +488,7 @@ func TestBindRefusalIsEACCES(t *testing.T) {
 		&net.TCPAddr{Port: 8080},
 		&net.UDPAddr{IP: net.IPv6loopback},
 	} {
-		bd := &sockets.Dialer{LocalAddr: la, Connect: noConnect(t).connect}
+		bd := &socketapi.Dialer{Dialer: sockets.Dialer{LocalAddr: la, Connect: noConnect(t)}}
 		_, err := bd.DialContext(t.Context(), "tcp", "93.184.216.34:443")
 		binds = append(binds, err)
 	}
@@ -548,7 +502,7 @@ func TestBindRefusalIsEACCES(t *testing.T) {
 		}
 	}
 
-	_, listenErr := sockets.Listen("tcp", ":8080")
+	_, listenErr := socketapi.Listen("tcp", ":8080")
 	_, tcpListen := d.ListenPacket(t.Context(), "tcp", ":0")
 	_, network := d.ListenPacket(t.Context(), "unixgram", "/tmp/x")
 	_, private := d.DialContext(t.Context(), "tcp", "10.0.0.1:443")
@@ -569,8 +523,8 @@ func TestBindRefusalIsEACCES(t *testing.T) {
 // IPv4-mapped on a dual-stack socket.
 func TestPacketConnMeterSources(t *testing.T) {
 	srv := startEchoUDP(t)
-	meter := &sockets.Meter{}
-	d := &sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.0/8")), Meter: meter}
+	meter := &socketapi.Meter{}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.0/8"))}, Meter: meter}
 	pc, err := d.ListenPacket(t.Context(), "udp", "") // dual-stack where the system has IPv6
 	if err != nil {
 		t.Fatal(err)
@@ -610,7 +564,7 @@ func TestPacketConnMeterSources(t *testing.T) {
 	buf := make([]byte, 64)
 	sources := map[netip.Addr]bool{}
 	for range want {
-		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		n, from, err := readFrom(t, pc, buf)
 		if err != nil || string(buf[:n]) != string(payload) {
 			t.Fatalf("read %q from %v: %v", buf[:n], from, err)
 		}
@@ -618,19 +572,19 @@ func TestPacketConnMeterSources(t *testing.T) {
 	}
 	t.Logf("%d datagrams from %d distinct addresses", want, len(sources))
 	snap := meter.Snapshot()
-	if len(snap) != 1 || snap[sockets.OverflowHost] != (sockets.Usage{Received: int64(want * len(payload))}) {
-		t.Fatalf("after %d unsolicited datagrams, Snapshot() = %v; want only %q", want, snap, sockets.OverflowHost)
+	if len(snap) != 1 || snap[socketapi.OverflowHost] != (socketapi.Usage{Received: int64(want * len(payload))}) {
+		t.Fatalf("after %d unsolicited datagrams, Snapshot() = %v; want only %q", want, snap, socketapi.OverflowHost)
 	}
 
 	// A reply from a destination is counted under it.
 	if _, err := pc.WriteTo([]byte("hello"), net.UDPAddrFromAddrPort(srv.addrPort())); err != nil {
 		t.Fatal(err)
 	}
-	n, from, err := pc.ReadFromUDPAddrPort(buf)
+	n, from, err := readFrom(t, pc, buf)
 	if err != nil || string(buf[:n]) != "re:hello" || from != srv.addrPort() {
 		t.Fatalf("reply %q from %v: %v", buf[:n], from, err)
 	}
-	if u := meter.Host("127.0.0.1"); u != (sockets.Usage{Sent: 5, Received: 8}) {
+	if u := meter.Host("127.0.0.1"); u != (socketapi.Usage{Sent: 5, Received: 8}) {
 		t.Errorf("Host(127.0.0.1) = %+v, want the datagram and its reply", u)
 	}
 	// Sending to one address solicits no other: a datagram from another
@@ -643,16 +597,16 @@ func TestPacketConnMeterSources(t *testing.T) {
 		}
 		c.WriteToUDP(payload, to)
 		c.Close()
-		if _, _, err := pc.ReadFromUDPAddrPort(buf); err != nil {
+		if _, _, err := pc.ReadFrom(buf); err != nil {
 			t.Fatal(err)
 		}
 	}
 	snap = meter.Snapshot()
-	if len(snap) != 2 || snap["127.0.0.2"] != (sockets.Usage{}) {
-		t.Errorf("Snapshot() = %v, want only 127.0.0.1 and %q", snap, sockets.OverflowHost)
+	if len(snap) != 2 || snap["127.0.0.2"] != (socketapi.Usage{}) {
+		t.Errorf("Snapshot() = %v, want only 127.0.0.1 and %q", snap, socketapi.OverflowHost)
 	}
-	if u := meter.Total(); u.Received != int64((want+1)*len(payload)+len("re:hello")) && u.Received != int64((want+2)*len(payload)+len("re:hello")) {
-		t.Errorf("Total() = %+v: a received byte was not counted", u)
+	if u := total(meter); u.Received != int64((want+1)*len(payload)+len("re:hello")) && u.Received != int64((want+2)*len(payload)+len("re:hello")) {
+		t.Errorf("total = %+v: a received byte was not counted", u)
 	}
 }
 
@@ -669,7 +623,7 @@ func (r *lastRoute) route(dst netip.AddrPort) netip.AddrPort {
 	return r.target
 }
 
-// FuzzWriteToUDP checks the conversion of a *net.UDPAddr on the write path
+// FuzzWriteToUDP checks the conversion of a *net.UDPAddr given to WriteTo
 // against a simple reference: a datagram reaches the route only when the
 // address is well formed (a port from 0 to 65535, an IP of 4 or 16 bytes,
 // no zone on an IPv4 address), then exactly to that address and port, and
@@ -696,7 +650,7 @@ func FuzzWriteToUDP(f *testing.F) {
 	}
 	r := &lastRoute{target: closed.LocalAddr().(*net.UDPAddr).AddrPort()}
 	closed.Close()
-	d := &sockets.Dialer{RoutePacket: r.route}
+	d := &socketapi.Dialer{RoutePacket: r.route}
 	pc, err := d.ListenPacket(context.Background(), "udp", "")
 	if err != nil {
 		f.Fatal(err)
@@ -707,7 +661,7 @@ func FuzzWriteToUDP(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ip []byte, port int, zone string) {
 		addr := &net.UDPAddr{IP: ip, Port: port, Zone: zone}
 		r.last.Store(nil)
-		n, err := pc.WriteToUDP([]byte("x"), addr)
+		n, err := pc.WriteTo([]byte("x"), addr)
 		routed := r.last.Load()
 
 		// The reference.
@@ -723,17 +677,17 @@ func FuzzWriteToUDP(f *testing.F) {
 
 		switch {
 		case routed != nil && !allowed:
-			t.Fatalf("WriteToUDP(%#v) routed to %v: the address is malformed or refused", addr, *routed)
+			t.Fatalf("WriteTo(%#v) routed to %v: the address is malformed or refused", addr, *routed)
 		case routed != nil && *routed != want:
-			t.Fatalf("WriteToUDP(%#v) routed to %v, want %v", addr, *routed, want)
+			t.Fatalf("WriteTo(%#v) routed to %v, want %v", addr, *routed, want)
 		case routed == nil && allowed:
-			t.Fatalf("WriteToUDP(%#v) = %d, %v: an allowed address was not sent", addr, n, err)
+			t.Fatalf("WriteTo(%#v) = %d, %v: an allowed address was not sent", addr, n, err)
 		case !allowed && (n != 0 || !errors.Is(err, sockets.ErrDenied)):
-			t.Fatalf("WriteToUDP(%#v) = %d, %v; want a refusal", addr, n, err)
+			t.Fatalf("WriteTo(%#v) = %d, %v; want a refusal", addr, n, err)
 		}
 		var de *sockets.DeniedError
 		if !wellFormed && errors.As(err, &de) && de.Rule != sockets.RuleMalformed && de.Rule != sockets.RuleZone {
-			t.Fatalf("WriteToUDP(%#v): refused for %q, want malformed or zoned", addr, de.Rule)
+			t.Fatalf("WriteTo(%#v): refused for %q, want malformed or zoned", addr, de.Rule)
 		}
 	})
 }

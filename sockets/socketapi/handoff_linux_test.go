@@ -1,6 +1,6 @@
 //go:build linux
 
-package sockets_test
+package socketapi_test
 
 import (
 	"bufio"
@@ -24,8 +24,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 	"go.uber.org/goleak"
 )
 
@@ -66,22 +67,22 @@ type procResult struct {
 }
 
 var handOffSentinels = map[string]error{
-	"ErrBadDescriptor":     sockets.ErrBadDescriptor,
-	"ErrWrongApp":          sockets.ErrWrongApp,
-	"ErrStaleDescriptor":   sockets.ErrStaleDescriptor,
-	"ErrExpiredDescriptor": sockets.ErrExpiredDescriptor,
-	"ErrNoRegistry":        sockets.ErrNoRegistry,
-	"ErrWrongKind":         sockets.ErrWrongKind,
-	"ErrTLSNotMovable":     sockets.ErrTLSNotMovable,
-	"ErrForeignPeer":       sockets.ErrForeignPeer,
-	"ErrRegistryFull":      sockets.ErrRegistryFull,
-	"ErrSenderGone":        sockets.ErrSenderGone,
-	"ErrReceiverGone":      sockets.ErrReceiverGone,
-	"ErrBadTransfer":       sockets.ErrBadTransfer,
+	"ErrBadDescriptor":     socketapi.ErrBadDescriptor,
+	"ErrWrongApp":          socketapi.ErrWrongApp,
+	"ErrStaleDescriptor":   socketapi.ErrStaleDescriptor,
+	"ErrExpiredDescriptor": socketapi.ErrExpiredDescriptor,
+	"ErrNoRegistry":        socketapi.ErrNoRegistry,
+	"ErrWrongKind":         socketapi.ErrWrongKind,
+	"ErrTLSNotMovable":     socketapi.ErrTLSNotMovable,
+	"ErrForeignPeer":       socketapi.ErrForeignPeer,
+	"ErrRegistryFull":      socketapi.ErrRegistryFull,
+	"ErrSenderGone":        socketapi.ErrSenderGone,
+	"ErrReceiverGone":      socketapi.ErrReceiverGone,
+	"ErrBadTransfer":       socketapi.ErrBadTransfer,
 }
 
 // sentinels returns the names of the hand-off sentinels err matches,
-// sorted, and "HandOffError" first when it is one.
+// sorted, and "Error" first when it is a *socketapi.Error.
 func sentinels(err error) []string {
 	var out []string
 	for name, s := range handOffSentinels {
@@ -90,8 +91,8 @@ func sentinels(err error) []string {
 		}
 	}
 	slices.Sort(out)
-	if _, ok := errors.AsType[*sockets.HandOffError](err); ok {
-		out = append([]string{"HandOffError"}, out...)
+	if _, ok := errors.AsType[*socketapi.Error](err); ok {
+		out = append([]string{"Error"}, out...)
 	}
 	return out
 }
@@ -139,7 +140,7 @@ func writeResult(t *testing.T, path string, res procResult) {
 // "before the move" on each, and hands each off; a connection that could
 // not be handed off says "still mine" and is closed.
 func sendTCP(t *testing.T, ctx context.Context, spec procSpec) procResult {
-	d := &sockets.Dialer{Policy: loopbackPolicy(), AppID: spec.App}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, AppID: spec.App}
 	var res procResult
 	for range max(spec.Count, 1) {
 		c := dialConn(t, d, "tcp", spec.Server)
@@ -151,9 +152,9 @@ func sendTCP(t *testing.T, ctx context.Context, spec procSpec) procResult {
 			}
 		}
 		echoRoundTrip(t, c, "before the move")
-		sockets.AgeConn(c, spec.Age)
+		socketapi.AgeConn(c, spec.Age)
 		if spec.Mode == "vanish" {
-			sockets.SetHandOffHookReplied(func(desc string) {
+			socketapi.SetHandOffHookReplied(func(desc string) {
 				writeResult(t, spec.Result, procResult{Descs: []string{desc}})
 				os.Exit(vanishExit)
 			})
@@ -169,7 +170,7 @@ func sendTCP(t *testing.T, ctx context.Context, spec procSpec) procResult {
 			}
 			continue
 		}
-		if _, err := c.Write([]byte("x")); !errors.Is(err, sockets.ErrHandedOff) {
+		if _, err := c.Write([]byte("x")); !errors.Is(err, socketapi.ErrHandedOff) {
 			t.Fatalf("write after DetachTo: %v, want ErrHandedOff", err)
 		}
 	}
@@ -184,7 +185,7 @@ const vanishExit = 7
 func sendUDP(t *testing.T, ctx context.Context, spec procSpec) procResult {
 	// This process's policy allows all of 127.0.0.0/8; the receiver's
 	// allows less.
-	d := &sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.0/8")), AppID: spec.App}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.0/8"))}, AppID: spec.App}
 	srv := netip.MustParseAddrPort(spec.Server)
 	p, err := d.ListenPacket(ctx, "udp4", "")
 	if err != nil {
@@ -212,7 +213,7 @@ func sendUDP(t *testing.T, ctx context.Context, spec procSpec) procResult {
 func receiveUntilStdinCloses(t *testing.T, spec procSpec) procResult {
 	var mu sync.Mutex
 	var res procResult
-	reg := &sockets.Registry{OnReceiveError: func(err error) {
+	reg := &socketapi.Registry{OnReceiveError: func(err error) {
 		mu.Lock()
 		res.Received = append(res.Received, sentinels(err))
 		mu.Unlock()
@@ -243,20 +244,20 @@ func errString(err error) string {
 }
 
 // udpRoundTrip sends msg to dst and reads the reply, "re:" and msg.
-func udpRoundTrip(t *testing.T, p *sockets.PacketConn, dst netip.AddrPort, msg string) {
+func udpRoundTrip(t *testing.T, p *socketapi.PacketConn, dst netip.AddrPort, msg string) {
 	t.Helper()
-	if _, err := p.WriteToUDPAddrPort([]byte(msg), dst); err != nil {
+	if _, err := p.WriteTo([]byte(msg), net.UDPAddrFromAddrPort(dst)); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 256)
-	n, src, err := p.ReadFromUDPAddrPort(buf)
+	n, src, err := readFrom(t, p, buf)
 	if err != nil || src != dst || string(buf[:n]) != "re:"+msg {
 		t.Fatalf("reply %q from %v, %v; want %q from %v", buf[:n], src, err, "re:"+msg, dst)
 	}
 }
 
 // udpEcho sends msg on a connected UDP Conn and reads the reply.
-func udpEcho(t *testing.T, c *sockets.Conn, msg string) {
+func udpEcho(t *testing.T, c *socketapi.Conn, msg string) {
 	t.Helper()
 	if _, err := c.Write([]byte(msg)); err != nil {
 		t.Fatal(err)
@@ -554,15 +555,22 @@ func (r *udpRecorder) sources() map[netip.AddrPort][]string {
 	return out
 }
 
+// inbox is an Inbox and the path it serves on.
+type inbox struct {
+	*socketapi.Inbox
+	path string
+}
+
 // listen serves reg on a Unix socket in a new directory and returns it.
-func listen(t *testing.T, reg *sockets.Registry) *sockets.Inbox {
+func listen(t *testing.T, reg *socketapi.Registry) inbox {
 	t.Helper()
-	in, err := reg.Listen(filepath.Join(t.TempDir(), "registry.sock"))
+	path := filepath.Join(t.TempDir(), "registry.sock")
+	in, err := reg.Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { in.Close() })
-	return in
+	return inbox{in, path}
 }
 
 // TestHandOffProcessTCP: a connection made in another process, which
@@ -571,10 +579,10 @@ func listen(t *testing.T, reg *sockets.Registry) *sockets.Inbox {
 func TestHandOffProcessTCP(t *testing.T) {
 	checkHygiene(t)
 	srv := startRecorder(t, nil)
-	reg := &sockets.Registry{}
+	reg := &socketapi.Registry{}
 	in := listen(t, reg)
 
-	res := runProcess(t, procSpec{Mode: "tcp", Server: srv.addr(), Inbox: in.Path(), App: "app-a"}, 0)
+	res := runProcess(t, procSpec{Mode: "tcp", Server: srv.addr(), Inbox: in.path, App: "app-a"}, 0)
 	// The sender has exited; the socket lives on in this process alone.
 	if len(res.NewFDs) > 0 {
 		t.Errorf("descriptors leaked in the sending process: %q", res.NewFDs)
@@ -585,14 +593,14 @@ func TestHandOffProcessTCP(t *testing.T) {
 	if reg.Len() != 1 {
 		t.Errorf("Len() = %d, want the received socket", reg.Len())
 	}
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-a"}
 	c, err := d.Attach(res.Descs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	echoRoundTrip(t, c, "after the move")
 	const both int64 = int64(len("before the move") + len("after the move"))
-	if u := c.Usage(); u != (sockets.Usage{Sent: both, Received: both}) {
+	if u := c.Usage(); u != (socketapi.Usage{Sent: both, Received: both}) {
 		t.Errorf("Usage() = %+v, want %d bytes each way, before and after the move", u, both)
 	}
 	if err := c.Close(); err != nil {
@@ -608,7 +616,7 @@ func TestHandOffProcessTCP(t *testing.T) {
 	if err := in.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Lstat(in.Path()); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(in.path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket file after Close: %v, want it removed", err)
 	}
 }
@@ -620,9 +628,9 @@ func TestHandOffProcessTCP(t *testing.T) {
 func TestHandOffProcessUDP(t *testing.T) {
 	checkHygiene(t)
 	srv := startUDPRecorder(t)
-	reg := &sockets.Registry{}
+	reg := &socketapi.Registry{}
 	in := listen(t, reg)
-	res := runProcess(t, procSpec{Mode: "udp", Server: srv.addrPort().String(), Inbox: in.Path(), App: "app-u"}, 0)
+	res := runProcess(t, procSpec{Mode: "udp", Server: srv.addrPort().String(), Inbox: in.path, App: "app-u"}, 0)
 	if len(res.NewFDs) > 0 {
 		t.Errorf("descriptors leaked in the sending process: %q", res.NewFDs)
 	}
@@ -630,8 +638,10 @@ func TestHandOffProcessUDP(t *testing.T) {
 		mu     sync.Mutex
 		routed []netip.AddrPort
 	)
-	d := &sockets.Dialer{
-		Policy:   loopbackPolicy(), // 127.0.0.1 only
+	d := &socketapi.Dialer{
+		Dialer: sockets.Dialer{
+			Policy: loopbackPolicy(), // 127.0.0.1 only
+		},
 		Registry: reg,
 		AppID:    "app-u",
 		RoutePacket: func(dst netip.AddrPort) netip.AddrPort {
@@ -641,7 +651,7 @@ func TestHandOffProcessUDP(t *testing.T) {
 			return dst
 		},
 	}
-	if _, err := d.Attach(res.Descs[0]); !errors.Is(err, sockets.ErrWrongKind) {
+	if _, err := d.Attach(res.Descs[0]); !errors.Is(err, socketapi.ErrWrongKind) {
 		t.Errorf("Attach of a packet socket: %v, want ErrWrongKind", err)
 	}
 	p, err := d.AttachPacket(res.Descs[0])
@@ -652,7 +662,7 @@ func TestHandOffProcessUDP(t *testing.T) {
 	udpRoundTrip(t, p, srv.addrPort(), "packet after the move")
 	// The sender's policy allowed 127.0.0.2; this process's does not.
 	other := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), srv.addrPort().Port())
-	_, err = p.WriteToUDPAddrPort([]byte("refused"), other)
+	_, err = p.WriteTo([]byte("refused"), net.UDPAddrFromAddrPort(other))
 	if de, ok := errors.AsType[*sockets.DeniedError](err); !ok || de.Addr != other {
 		t.Errorf("datagram to %v: %v, want a *DeniedError for it", other, err)
 	}
@@ -679,7 +689,7 @@ func TestHandOffProcessUDP(t *testing.T) {
 			t.Errorf("from %v: %q, want one socket's datagrams from before and after the move", src, msgs)
 		}
 	}
-	if want := (sockets.Usage{Sent: int64(len("packet before the move") + len("packet after the move")), Received: int64(len("re:packet before the move") + len("re:packet after the move"))}); p.Usage() != want {
+	if want := (socketapi.Usage{Sent: int64(len("packet before the move") + len("packet after the move")), Received: int64(len("re:packet before the move") + len("re:packet after the move"))}); p.Usage() != want {
 		t.Errorf("packet socket Usage() = %+v, want %+v", p.Usage(), want)
 	}
 }
@@ -689,23 +699,23 @@ func TestHandOffProcessUDP(t *testing.T) {
 func TestHandOffProcessDescriptors(t *testing.T) {
 	checkHygiene(t)
 	srv := startRecorder(t, nil)
-	reg := &sockets.Registry{}
+	reg := &socketapi.Registry{}
 	in := listen(t, reg)
-	res := runProcess(t, procSpec{Mode: "tcp", Server: srv.addr(), Inbox: in.Path(), App: "app-a"}, 0)
+	res := runProcess(t, procSpec{Mode: "tcp", Server: srv.addr(), Inbox: in.path, App: "app-a"}, 0)
 	desc := res.Descs[0]
 
-	other := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-b"}
+	other := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-b"}
 	_, err := other.Attach(desc)
-	he := wantHandOffErr(t, err, "attach", sockets.ErrWrongApp)
+	he := wantHandOffErr(t, err, "attach", socketapi.ErrWrongApp)
 	if he.App != "app-a" || he.AttachApp != "app-b" {
-		t.Errorf("HandOffError = %+v", he)
+		t.Errorf("Error = %+v", he)
 	}
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-a"}
 	_, err = d.AttachPacket(desc)
-	wantHandOffErr(t, err, "attach", sockets.ErrWrongKind)
+	wantHandOffErr(t, err, "attach", socketapi.ErrWrongKind)
 	// This process's policy is asked about the peer, 127.0.0.1: the
 	// default one refuses it, and the socket stays parked.
-	_, err = (&sockets.Dialer{Registry: reg, AppID: "app-a"}).Attach(desc)
+	_, err = (&socketapi.Dialer{Registry: reg, AppID: "app-a"}).Attach(desc)
 	if !errors.Is(err, sockets.ErrDenied) {
 		t.Errorf("Attach under the default policy: %v, want a refusal", err)
 	}
@@ -719,13 +729,13 @@ func TestHandOffProcessDescriptors(t *testing.T) {
 	echoRoundTrip(t, c, "mine")
 	// A replay.
 	_, err = d.Attach(desc)
-	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
-	if errors.Is(err, sockets.ErrExpiredDescriptor) {
+	wantHandOffErr(t, err, "attach", socketapi.ErrStaleDescriptor)
+	if errors.Is(err, socketapi.ErrExpiredDescriptor) {
 		t.Errorf("replay: %v, matches ErrExpiredDescriptor", err)
 	}
 	c.Close()
 	_, err = d.Attach(desc)
-	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+	wantHandOffErr(t, err, "attach", socketapi.ErrStaleDescriptor)
 	if got := srv.sessions(); len(got) != 1 {
 		t.Errorf("server sessions %q, want one", got)
 	}
@@ -738,39 +748,39 @@ func TestHandOffProcessIdleClock(t *testing.T) {
 	checkHygiene(t)
 	srv := startRecorder(t, nil)
 	var offset atomic.Int64
-	reg := &sockets.Registry{}
-	sockets.SetRegistryClock(reg, func() time.Time { return time.Now().Add(time.Duration(offset.Load())) })
+	reg := &socketapi.Registry{}
+	socketapi.SetRegistryClock(reg, func() time.Time { return time.Now().Add(time.Duration(offset.Load())) })
 	in := listen(t, reg)
 	const age = 7 * time.Minute
 	start := time.Now()
-	res := runProcess(t, procSpec{Mode: "tcp", Count: 2, Age: age, Server: srv.addr(), Inbox: in.Path(), App: "app-a"}, 0)
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	res := runProcess(t, procSpec{Mode: "tcp", Count: 2, Age: age, Server: srv.addr(), Inbox: in.path, App: "app-a"}, 0)
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-a"}
 
 	c, err := d.Attach(res.Descs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	idle, limit := sockets.IdleOf(c)
+	idle, limit := socketapi.IdleOf(c)
 	// Unused since before the age was added: at least age, at most age
 	// and the time this test has taken.
-	if most := age + time.Since(start); idle < age || idle > most || limit != sockets.DefaultIdleTimeout {
-		t.Errorf("attached: idle %v of %v, want between %v and %v of %v", idle, limit, age, most, sockets.DefaultIdleTimeout)
+	if most := age + time.Since(start); idle < age || idle > most || limit != socketapi.DefaultIdleTimeout {
+		t.Errorf("attached: idle %v of %v, want between %v and %v of %v", idle, limit, age, most, socketapi.DefaultIdleTimeout)
 	}
 	echoRoundTrip(t, c, "in time")
-	if idle, _ := sockets.IdleOf(c); idle >= age {
+	if idle, _ := socketapi.IdleOf(c); idle >= age {
 		t.Errorf("idle %v after a round trip, want the clock restarted", idle)
 	}
 	c.Close()
 
 	// Three minutes on, the other socket's ten minutes are up: had the
 	// move restarted its clock, it would have seven left.
-	offset.Store(int64(sockets.DefaultIdleTimeout - age))
+	offset.Store(int64(socketapi.DefaultIdleTimeout - age))
 	_, err = d.Attach(res.Descs[1])
-	wantHandOffErr(t, err, "attach", sockets.ErrExpiredDescriptor)
-	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+	wantHandOffErr(t, err, "attach", socketapi.ErrExpiredDescriptor)
+	wantHandOffErr(t, err, "attach", socketapi.ErrStaleDescriptor)
 	srv.waitEOF(t, 1) // the expired socket was closed
 	_, err = d.Attach(res.Descs[1])
-	wantHandOffErr(t, err, "attach", sockets.ErrExpiredDescriptor)
+	wantHandOffErr(t, err, "attach", socketapi.ErrExpiredDescriptor)
 	if reg.Len() != 0 {
 		t.Errorf("Len() = %d, want none", reg.Len())
 	}
@@ -783,10 +793,10 @@ func TestHandOffProcessTLS(t *testing.T) {
 	ca := lab.NewCA("hand-off CA")
 	srv := startRecorder(t, &tls.Config{Certificates: []tls.Certificate{ca.Issue("127.0.0.1")}})
 	var received atomic.Int32
-	reg := &sockets.Registry{OnReceiveError: func(error) { received.Add(1) }}
+	reg := &socketapi.Registry{OnReceiveError: func(error) { received.Add(1) }}
 	in := listen(t, reg)
-	res := runProcess(t, procSpec{Mode: "tls", Server: srv.addr(), Inbox: in.Path(), App: "mail", CAPEM: ca.PEM()}, 0)
-	if want := []string{"HandOffError", "ErrTLSNotMovable"}; len(res.Errs) != 1 || !slices.Equal(res.Errs[0], want) {
+	res := runProcess(t, procSpec{Mode: "tls", Server: srv.addr(), Inbox: in.path, App: "mail", CAPEM: ca.PEM()}, 0)
+	if want := []string{"Error", "ErrTLSNotMovable"}; len(res.Errs) != 1 || !slices.Equal(res.Errs[0], want) {
 		t.Fatalf("DetachTo of a TLS connection failed with %q (%q), want %q", res.Texts, res.Errs, want)
 	}
 	if len(res.NewFDs) > 0 {
@@ -808,17 +818,17 @@ func TestHandOffProcessSenderGone(t *testing.T) {
 	checkHygiene(t)
 	srv := startRecorder(t, nil)
 	errs := make(chan error, 1)
-	reg := &sockets.Registry{OnReceiveError: func(err error) { errs <- err }}
+	reg := &socketapi.Registry{OnReceiveError: func(err error) { errs <- err }}
 	in := listen(t, reg)
-	res := runProcess(t, procSpec{Mode: "vanish", Server: srv.addr(), Inbox: in.Path(), App: "app-a"}, vanishExit)
-	he := wantHandOffErr(t, receiveErr(t, errs), "receive", sockets.ErrSenderGone)
-	if he.App != "app-a" || he.Path != in.Path() {
-		t.Errorf("HandOffError = %+v", he)
+	res := runProcess(t, procSpec{Mode: "vanish", Server: srv.addr(), Inbox: in.path, App: "app-a"}, vanishExit)
+	he := wantHandOffErr(t, receiveErr(t, errs), "receive", socketapi.ErrSenderGone)
+	if he.App != "app-a" || he.Path != in.path {
+		t.Errorf("Error = %+v", he)
 	}
 	srv.waitEOF(t, 0) // both copies of the socket are closed
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-a"}
 	_, err := d.Attach(res.Descs[0])
-	wantHandOffErr(t, err, "attach", sockets.ErrStaleDescriptor)
+	wantHandOffErr(t, err, "attach", socketapi.ErrStaleDescriptor)
 	if reg.Len() != 0 {
 		t.Errorf("Len() = %d, want none", reg.Len())
 	}
@@ -860,21 +870,21 @@ func TestHandOffProcessForeignUser(t *testing.T) {
 
 	t.Run("sender", func(t *testing.T) {
 		// The socket file, mode 0600 and root's, refuses the sender.
-		reg := &sockets.Registry{}
+		reg := &socketapi.Registry{}
 		in := listen(t, reg)
-		for _, dir := range []string{filepath.Dir(filepath.Dir(in.Path())), filepath.Dir(in.Path())} {
+		for _, dir := range []string{filepath.Dir(filepath.Dir(in.path)), filepath.Dir(in.path)} {
 			os.Chmod(dir, 0o755)
 		}
-		if fi, err := os.Stat(in.Path()); err != nil || fi.Mode().Perm() != 0o600 {
+		if fi, err := os.Stat(in.path); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("socket file: %v, %v; want mode 0600", fi.Mode(), err)
 		}
-		spec := procSpec{Mode: "tcp", Server: srv.addr(), Inbox: in.Path(), App: "app-a", Result: filepath.Join(shared, "sender.json")}
+		spec := procSpec{Mode: "tcp", Server: srv.addr(), Inbox: in.path, App: "app-a", Result: filepath.Join(shared, "sender.json")}
 		out, err := asNobody(spec).CombinedOutput()
 		if err != nil {
 			t.Fatalf("other process: %v\n%s", err, out)
 		}
 		res := readResult(t, spec.Result)
-		if want := []string{"HandOffError", "ErrForeignPeer"}; len(res.Errs) != 1 || !slices.Equal(res.Errs[0], want) {
+		if want := []string{"Error", "ErrForeignPeer"}; len(res.Errs) != 1 || !slices.Equal(res.Errs[0], want) {
 			t.Errorf("DetachTo as another user: %q (%q), want %q", res.Texts, res.Errs, want)
 		}
 		if reg.Len() != 0 {
@@ -913,10 +923,10 @@ func TestHandOffProcessForeignUser(t *testing.T) {
 			cmd.Wait()
 			t.Fatalf("receiver did not start: %q\n%s", lines.Text(), stderr.String())
 		}
-		d := &sockets.Dialer{Policy: loopbackPolicy(), AppID: "app-a"}
+		d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, AppID: "app-a"}
 		c := dialConn(t, d, "tcp", srv.addr())
 		_, err = c.DetachTo(t.Context(), spec.Inbox)
-		wantHandOffErr(t, err, "detach", sockets.ErrForeignPeer)
+		wantHandOffErr(t, err, "detach", socketapi.ErrForeignPeer)
 		echoRoundTrip(t, c, "still mine")
 		c.Close()
 		if !lines.Scan() || lines.Text() != "receive error" {
@@ -928,7 +938,7 @@ func TestHandOffProcessForeignUser(t *testing.T) {
 			t.Fatalf("receiver: %v\n%s", err, stderr.String())
 		}
 		res := readResult(t, spec.Result)
-		if want := []string{"HandOffError", "ErrForeignPeer"}; len(res.Received) != 1 || !slices.Equal(res.Received[0], want) {
+		if want := []string{"Error", "ErrForeignPeer"}; len(res.Received) != 1 || !slices.Equal(res.Received[0], want) {
 			t.Errorf("receiver's errors %q, want one matching %q", res.Received, want)
 		}
 		if len(res.NewFDs) > 0 {
@@ -956,11 +966,11 @@ func TestDetachToNoRegistry(t *testing.T) {
 	ln.SetUnlinkOnClose(false)
 	ln.Close()
 
-	d := &sockets.Dialer{Policy: loopbackPolicy(), AppID: "app-a"}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, AppID: "app-a"}
 	c := dialConn(t, d, "tcp", srv.addr())
 	for _, path := range []string{filepath.Join(dir, "missing.sock"), file, dead} {
 		_, err := c.DetachTo(t.Context(), path)
-		he := wantHandOffErr(t, err, "detach", sockets.ErrNoRegistry)
+		he := wantHandOffErr(t, err, "detach", socketapi.ErrNoRegistry)
 		if he.Path != path || !strings.Contains(err.Error(), strconv.Quote(path)) {
 			t.Errorf("error %q does not name %s", err, path)
 		}
@@ -974,12 +984,12 @@ func TestDetachToRegistryFull(t *testing.T) {
 	checkHygiene(t)
 	srv := startRecorder(t, nil)
 	errs := make(chan error, 4)
-	reg := &sockets.Registry{MaxReceived: 1, OnReceiveError: func(err error) { errs <- err }}
+	reg := &socketapi.Registry{MaxReceived: 1, OnReceiveError: func(err error) { errs <- err }}
 	in := listen(t, reg)
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, AppID: "app-a"}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-a"}
 	c1 := dialConn(t, d, "tcp", srv.addr())
 	c2 := dialConn(t, d, "tcp", srv.addr())
-	desc1, err := c1.DetachTo(t.Context(), in.Path())
+	desc1, err := c1.DetachTo(t.Context(), in.path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -989,9 +999,9 @@ func TestDetachToRegistryFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c2.DetachTo(t.Context(), in.Path())
-	wantHandOffErr(t, err, "detach", sockets.ErrRegistryFull)
-	wantHandOffErr(t, receiveErr(t, errs), "receive", sockets.ErrRegistryFull)
+	_, err = c2.DetachTo(t.Context(), in.path)
+	wantHandOffErr(t, err, "detach", socketapi.ErrRegistryFull)
+	wantHandOffErr(t, receiveErr(t, errs), "receive", socketapi.ErrRegistryFull)
 	echoRoundTrip(t, c2, "still mine")
 
 	a1, err := d.Attach(desc1)
@@ -1000,7 +1010,7 @@ func TestDetachToRegistryFull(t *testing.T) {
 	}
 	defer a1.Close()
 	echoRoundTrip(t, a1, "moved")
-	desc2, err := c2.DetachTo(t.Context(), in.Path())
+	desc2, err := c2.DetachTo(t.Context(), in.path)
 	if err != nil {
 		t.Fatalf("DetachTo once there is room: %v", err)
 	}
@@ -1021,13 +1031,13 @@ func TestDetachToForeignPeer(t *testing.T) {
 	checkHygiene(t)
 	srv := startRecorder(t, nil)
 	errs := make(chan error, 1)
-	reg := &sockets.Registry{OnReceiveError: func(err error) { errs <- err }}
-	sockets.SetRegistryPeerUID(reg, os.Geteuid()+1)
+	reg := &socketapi.Registry{OnReceiveError: func(err error) { errs <- err }}
+	socketapi.SetRegistryPeerUID(reg, os.Geteuid()+1)
 	in := listen(t, reg)
-	c := dialConn(t, &sockets.Dialer{Policy: loopbackPolicy()}, "tcp", srv.addr())
-	_, err := c.DetachTo(t.Context(), in.Path())
-	wantHandOffErr(t, err, "detach", sockets.ErrForeignPeer)
-	wantHandOffErr(t, receiveErr(t, errs), "receive", sockets.ErrForeignPeer)
+	c := dialConn(t, &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}, "tcp", srv.addr())
+	_, err := c.DetachTo(t.Context(), in.path)
+	wantHandOffErr(t, err, "detach", socketapi.ErrForeignPeer)
+	wantHandOffErr(t, receiveErr(t, errs), "receive", socketapi.ErrForeignPeer)
 	echoRoundTrip(t, c, "still mine")
 	if reg.Len() != 0 {
 		t.Errorf("Len() = %d", reg.Len())
@@ -1047,7 +1057,7 @@ func TestDetachToReceiverGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}
 	c := dialConn(t, d, "tcp", srv.addr())
 
 	// fake accepts one connection, reads the request (a plain read: the
@@ -1073,7 +1083,7 @@ func TestDetachToReceiverGone(t *testing.T) {
 	done := fake(func(net.Conn) {})
 	_, err = c.DetachTo(t.Context(), path)
 	<-done
-	wantHandOffErr(t, err, "detach", sockets.ErrReceiverGone)
+	wantHandOffErr(t, err, "detach", socketapi.ErrReceiverGone)
 	echoRoundTrip(t, c, "still mine")
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -1086,13 +1096,13 @@ func TestDetachToReceiverGone(t *testing.T) {
 		_, err := c.Read(make([]byte, 1))
 		reading <- err
 	}()
-	for sockets.ConnInFlight(c) == 0 {
+	for socketapi.ConnInFlight(c) == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	_, err = c.DetachTo(ctx, path)
 	<-done
 	wantHandOffErr(t, err, "detach", context.Canceled)
-	wantStateErr(t, <-reading, "read", sockets.ErrHandedOff)
+	wantStateErr(t, <-reading, "read", socketapi.ErrHandedOff)
 	echoRoundTrip(t, c, "still mine")
 	c.Close()
 }
@@ -1103,11 +1113,11 @@ func TestDetachToReceiverGone(t *testing.T) {
 func TestInboxBadTransfers(t *testing.T) {
 	checkHygiene(t)
 	errs := make(chan error, 1)
-	reg := &sockets.Registry{OnReceiveError: func(err error) { errs <- err }}
+	reg := &socketapi.Registry{OnReceiveError: func(err error) { errs <- err }}
 	in := listen(t, reg)
 	srv := startRecorder(t, nil)
 	peer := netip.MustParseAddrPort(srv.addr())
-	frame := sockets.TransferFrame("tcp", peer, "app-a")
+	frame := socketapi.TransferFrame("tcp", peer, "app-a")
 
 	tcpFile := func(t *testing.T) *os.File {
 		c, err := net.Dial("tcp", srv.addr())
@@ -1165,13 +1175,13 @@ func TestInboxBadTransfers(t *testing.T) {
 		{"a pipe", frame, []func(*testing.T) *os.File{pipeFile}, true},
 		{"a listening socket", frame, []func(*testing.T) *os.File{listenerFile}, true},
 		{"UDP announced as TCP", frame, []func(*testing.T) *os.File{udpFile}, true},
-		{"TCP announced as UDP", sockets.TransferFrame("udp", peer, "app-a"), []func(*testing.T) *os.File{tcpFile}, true},
+		{"TCP announced as UDP", socketapi.TransferFrame("udp", peer, "app-a"), []func(*testing.T) *os.File{tcpFile}, true},
 		{"garbage", append([]byte{0, 0, 0, 3}, "abc"...), []func(*testing.T) *os.File{tcpFile}, true},
 		{"oversized frame", []byte{0, 1, 0, 0}, []func(*testing.T) *os.File{tcpFile}, true},
 		{"sender gone mid-frame", truncated, []func(*testing.T) *os.File{tcpFile}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			uc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: in.Path(), Net: "unix"})
+			uc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: in.path, Net: "unix"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1200,9 +1210,9 @@ func TestInboxBadTransfers(t *testing.T) {
 			if !slices.Equal(reply, want) {
 				t.Errorf("reply %v, want %v", reply, want)
 			}
-			sentinel := sockets.ErrBadTransfer
+			sentinel := socketapi.ErrBadTransfer
 			if !tc.reply {
-				sentinel = sockets.ErrSenderGone
+				sentinel = socketapi.ErrSenderGone
 			}
 			wantHandOffErr(t, receiveErr(t, errs), "receive", sentinel)
 			if reg.Len() != 0 {
@@ -1216,36 +1226,36 @@ func TestInboxBadTransfers(t *testing.T) {
 // Close.
 func TestInboxListen(t *testing.T) {
 	checkHygiene(t)
-	reg := &sockets.Registry{}
+	reg := &socketapi.Registry{}
 	in := listen(t, reg)
-	fi, err := os.Lstat(in.Path())
+	fi, err := os.Lstat(in.path)
 	if err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket file %v, %v; want a socket of mode 0600", fi.Mode(), err)
 	}
-	if ents, _ := os.ReadDir(filepath.Dir(in.Path())); len(ents) != 1 {
+	if ents, _ := os.ReadDir(filepath.Dir(in.path)); len(ents) != 1 {
 		t.Errorf("directory holds %v, want the socket alone", ents)
 	}
-	_, err = (&sockets.Registry{}).Listen(in.Path())
+	_, err = (&socketapi.Registry{}).Listen(in.path)
 	if !errors.Is(err, os.ErrExist) {
 		t.Errorf("Listen on a path in use: %v, want os.ErrExist", err)
 	}
-	_, err = (&sockets.Registry{Key: []byte("short")}).Listen(filepath.Join(t.TempDir(), "weak.sock"))
-	wantHandOffErr(t, err, "listen", sockets.ErrWeakKey)
-	var nilReg *sockets.Registry
+	_, err = (&socketapi.Registry{Key: []byte("short")}).Listen(filepath.Join(t.TempDir(), "weak.sock"))
+	wantHandOffErr(t, err, "listen", socketapi.ErrWeakKey)
+	var nilReg *socketapi.Registry
 	_, err = nilReg.Listen(filepath.Join(t.TempDir(), "nil.sock"))
-	wantHandOffErr(t, err, "listen", sockets.ErrNoRegistry)
+	wantHandOffErr(t, err, "listen", socketapi.ErrNoRegistry)
 	if err := in.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := in.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := os.Lstat(in.Path()); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(in.path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket file after Close: %v", err)
 	}
-	c := dialConn(t, &sockets.Dialer{Policy: loopbackPolicy()}, "tcp", startRecorder(t, nil).addr())
-	_, err = c.DetachTo(t.Context(), in.Path())
-	wantHandOffErr(t, err, "detach", sockets.ErrNoRegistry)
+	c := dialConn(t, &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}, "tcp", startRecorder(t, nil).addr())
+	_, err = c.DetachTo(t.Context(), in.path)
+	wantHandOffErr(t, err, "detach", socketapi.ErrNoRegistry)
 	c.Close()
 }
 
@@ -1256,16 +1266,16 @@ func TestDetachToMeter(t *testing.T) {
 	srv := startRecorder(t, nil)
 	type closed struct {
 		host string
-		u    sockets.Usage
+		u    socketapi.Usage
 	}
 	gone := make(chan closed, 1)
-	senderMeter := &sockets.Meter{OnClose: func(host string, u sockets.Usage) { gone <- closed{host, u} }}
-	receiverMeter := &sockets.Meter{}
-	reg := &sockets.Registry{}
+	senderMeter := &socketapi.Meter{OnClose: func(host string, u socketapi.Usage) { gone <- closed{host, u} }}
+	receiverMeter := &socketapi.Meter{}
+	reg := &socketapi.Registry{}
 	in := listen(t, reg)
-	c := dialConn(t, &sockets.Dialer{Policy: loopbackPolicy(), Meter: senderMeter}, "tcp", srv.addr())
+	c := dialConn(t, &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Meter: senderMeter}, "tcp", srv.addr())
 	echoRoundTrip(t, c, "12345")
-	desc, err := c.DetachTo(t.Context(), in.Path())
+	desc, err := c.DetachTo(t.Context(), in.path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1276,37 +1286,37 @@ func TestDetachToMeter(t *testing.T) {
 	case <-time.After(giveUp):
 		t.Fatal("the sender's OnClose was not called")
 	}
-	if got != (closed{host, sockets.Usage{Sent: 5, Received: 5}}) {
+	if got != (closed{host, socketapi.Usage{Sent: 5, Received: 5}}) {
 		t.Errorf("sender's OnClose(%+v), want %s and 5 bytes each way", got, host)
 	}
-	c2, err := (&sockets.Dialer{Policy: loopbackPolicy(), Registry: reg, Meter: receiverMeter}).Attach(desc)
+	c2, err := (&socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, Meter: receiverMeter}).Attach(desc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	echoRoundTrip(t, c2, "123")
-	if u := c2.Usage(); u != (sockets.Usage{Sent: 8, Received: 8}) {
+	if u := c2.Usage(); u != (socketapi.Usage{Sent: 8, Received: 8}) {
 		t.Errorf("Usage() = %+v, want 8 bytes each way", u)
 	}
-	if u := receiverMeter.Host(host); u != (sockets.Usage{Sent: 3, Received: 3}) {
+	if u := receiverMeter.Host(host); u != (socketapi.Usage{Sent: 3, Received: 3}) {
 		t.Errorf("receiver's Meter: %+v, want the 3 bytes each way carried here", u)
 	}
-	if u := senderMeter.Host(host); u != (sockets.Usage{Sent: 5, Received: 5}) {
+	if u := senderMeter.Host(host); u != (socketapi.Usage{Sent: 5, Received: 5}) {
 		t.Errorf("sender's Meter: %+v, want the 5 bytes each way carried there", u)
 	}
 	// Moved on once more, the connection keeps counting.
-	desc, err = c2.DetachTo(t.Context(), in.Path())
+	desc, err = c2.DetachTo(t.Context(), in.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u := receiverMeter.Host(host); u != (sockets.Usage{Sent: 3, Received: 3}) {
+	if u := receiverMeter.Host(host); u != (socketapi.Usage{Sent: 3, Received: 3}) {
 		t.Errorf("receiver's Meter after the socket left: %+v, want 3 bytes each way", u)
 	}
-	c3, err := (&sockets.Dialer{Policy: loopbackPolicy(), Registry: reg}).Attach(desc)
+	c3, err := (&socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg}).Attach(desc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	echoRoundTrip(t, c3, "1")
-	if u := c3.Usage(); u != (sockets.Usage{Sent: 9, Received: 9}) {
+	if u := c3.Usage(); u != (socketapi.Usage{Sent: 9, Received: 9}) {
 		t.Errorf("Usage() after two moves = %+v, want 9 bytes each way", u)
 	}
 	c3.Close()

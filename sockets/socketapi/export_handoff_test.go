@@ -1,4 +1,4 @@
-package sockets
+package socketapi
 
 import (
 	"net/netip"
@@ -27,7 +27,7 @@ func SetHandOffHookReplied(f func(desc string)) { testHookReplied = f }
 // TransferFrame returns the request frame that a DetachTo of a connection
 // over network to peer, for app, sends beside the socket.
 func TransferFrame(network string, peer netip.AddrPort, app string) []byte {
-	t := transfer{kind: kindConn, network: network, peer: peer, app: app, limit: DefaultIdleTimeout}
+	t := transfer{kind: kindConn, network: network, peer: peer, app: app, limit: defaultIdleTimeout}
 	return t.marshal()
 }
 

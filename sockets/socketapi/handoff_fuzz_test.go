@@ -1,4 +1,4 @@
-package sockets_test
+package socketapi_test
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
 // FuzzTransfer gives the receiving side of a hand-off between processes
@@ -15,9 +15,9 @@ import (
 // re-encoding parses to the same thing.
 func FuzzTransfer(f *testing.F) {
 	peer := netip.MustParseAddrPort("93.184.216.34:443")
-	good := sockets.TransferFrame("tcp", peer, "app-a")[4:]
+	good := socketapi.TransferFrame("tcp", peer, "app-a")[4:]
 	f.Add(good)
-	f.Add(sockets.TransferFrame("udp6", netip.MustParseAddrPort("[2001:db8::1]:53"), "")[4:])
+	f.Add(socketapi.TransferFrame("udp6", netip.MustParseAddrPort("[2001:db8::1]:53"), "")[4:])
 	f.Add([]byte{})
 	f.Add([]byte{1})
 	f.Add([]byte{2, 1})                      // another version
@@ -29,14 +29,14 @@ func FuzzTransfer(f *testing.F) {
 	f.Add(long)
 
 	f.Fuzz(func(t *testing.T, body []byte) {
-		again, err := sockets.RoundTripTransfer(body)
+		again, err := socketapi.RoundTripTransfer(body)
 		if err != nil {
-			if !errors.Is(err, sockets.ErrBadTransfer) {
+			if !errors.Is(err, socketapi.ErrBadTransfer) {
 				t.Fatalf("refused with %v, not ErrBadTransfer", err)
 			}
 			return
 		}
-		third, err := sockets.RoundTripTransfer(again)
+		third, err := socketapi.RoundTripTransfer(again)
 		if err != nil || !bytes.Equal(third, again) {
 			t.Fatalf("accepted %x; its encoding %x gives %x, %v", body, again, third, err)
 		}

@@ -1,4 +1,4 @@
-package sockets_test
+package socketapi_test
 
 import (
 	"context"
@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
 // The tests of connections, options, idle reclamation, hand-off, lookups,
@@ -131,19 +132,48 @@ func echoRoundTrip(t *testing.T, c net.Conn, msg string) {
 	}
 }
 
-// dialConn dials addr with d and returns the *sockets.Conn.
-func dialConn(t testing.TB, d *sockets.Dialer, network, addr string) *sockets.Conn {
+// dialConn dials addr with d and returns the *socketapi.Conn.
+func dialConn(t testing.TB, d *socketapi.Dialer, network, addr string) *socketapi.Conn {
 	t.Helper()
 	nc, err := d.DialContext(t.Context(), network, addr)
 	if err != nil {
 		t.Fatalf("dial %s %s: %v", network, addr, err)
 	}
-	c, ok := nc.(*sockets.Conn)
+	c, ok := nc.(*socketapi.Conn)
 	if !ok {
-		t.Fatalf("DialContext returned %T, want *sockets.Conn", nc)
+		t.Fatalf("DialContext returned %T, want *socketapi.Conn", nc)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// dial dials addr with d and returns the *socketapi.Conn, for a test that
+// handles the error itself.
+func dial(d *socketapi.Dialer, ctx context.Context, network, addr string) (*socketapi.Conn, error) {
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return nc.(*socketapi.Conn), nil
+}
+
+// noConnect returns a Connect seam that fails the test if it is called:
+// for the tests of refusals, which must attempt no connection.
+func noConnect(t *testing.T) func(context.Context, string, netip.AddrPort) (net.Conn, error) {
+	return func(_ context.Context, network string, ap netip.AddrPort) (net.Conn, error) {
+		t.Errorf("Connect(%s, %v) called; no connection may be attempted", network, ap)
+		return nil, errors.New("no connection may be attempted (test seam)")
+	}
+}
+
+// total is the sum of a Meter's totals over every host.
+func total(m *socketapi.Meter) socketapi.Usage {
+	var u socketapi.Usage
+	for _, h := range m.Snapshot() {
+		u.Sent += h.Sent
+		u.Received += h.Received
+	}
+	return u
 }
 
 // wantStateErr checks that err is a *net.OpError for op that matches

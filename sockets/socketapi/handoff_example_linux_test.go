@@ -1,6 +1,6 @@
 //go:build linux
 
-package sockets_test
+package socketapi_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
 // A worker process serves its Registry on a Unix socket; a web process
@@ -30,29 +31,30 @@ func ExampleConn_DetachTo() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	registry := &sockets.Registry{}
-	inbox, err := registry.Listen(filepath.Join(dir, "registry.sock"))
+	registry := &socketapi.Registry{}
+	path := filepath.Join(dir, "registry.sock")
+	inbox, err := registry.Listen(path)
 	if err != nil {
 		panic(err)
 	}
 	defer inbox.Close()
 
 	// The web process: its Dialer needs no Registry.
-	web := &sockets.Dialer{Policy: loopback, AppID: "mail-app"}
-	conn, err := web.DialConn(ctx, "tcp", addr)
+	web := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopback}, AppID: "mail-app"}
+	conn, err := dial(web, ctx, "tcp", addr)
 	if err != nil {
 		panic(err)
 	}
-	descriptor, err := conn.DetachTo(ctx, inbox.Path())
+	descriptor, err := conn.DetachTo(ctx, path)
 	if err != nil {
 		panic(err)
 	}
 	// The web process may exit now: the socket is the worker's.
 	_, err = conn.Write([]byte("hello"))
-	fmt.Println("web process's handle:", errors.Is(err, sockets.ErrHandedOff))
+	fmt.Println("web process's handle:", errors.Is(err, socketapi.ErrHandedOff))
 
 	// The worker, given the descriptor.
-	worker := &sockets.Dialer{Policy: loopback, Registry: registry, AppID: "mail-app"}
+	worker := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopback}, Registry: registry, AppID: "mail-app"}
 	taken, err := worker.Attach(descriptor)
 	if err != nil {
 		panic(err)
@@ -64,7 +66,7 @@ func ExampleConn_DetachTo() {
 	fmt.Println("echo:", string(reply))
 
 	_, err = worker.Attach(descriptor)
-	fmt.Println(errors.Is(err, sockets.ErrStaleDescriptor))
+	fmt.Println(errors.Is(err, socketapi.ErrStaleDescriptor))
 	// Output:
 	// web process's handle: true
 	// echo: ping

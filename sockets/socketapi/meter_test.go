@@ -1,4 +1,4 @@
-package sockets_test
+package socketapi_test
 
 import (
 	"context"
@@ -12,8 +12,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
 func TestMeter(t *testing.T) {
@@ -21,23 +22,25 @@ func TestMeter(t *testing.T) {
 	seam := &lab.Connector{Target: srv.addr()}
 	type closed struct {
 		host string
-		u    sockets.Usage
+		u    socketapi.Usage
 	}
 	var mu sync.Mutex
 	var closes []closed
-	meter := &sockets.Meter{OnClose: func(host string, u sockets.Usage) {
+	meter := &socketapi.Meter{OnClose: func(host string, u socketapi.Usage) {
 		mu.Lock()
 		closes = append(closes, closed{host, u})
 		mu.Unlock()
 	}}
-	d := &sockets.Dialer{
-		Resolver: lab.NewResolver(map[string][]string{
-			"echo.example":  {"93.184.216.34"},
-			"ECHO.example.": {"93.184.216.34"},
-			"other.example": {"93.184.216.35"},
-		}),
-		Connect: seam.Connect,
-		Meter:   meter,
+	d := &socketapi.Dialer{
+		Dialer: sockets.Dialer{
+			Resolver: lab.NewResolver(map[string][]string{
+				"echo.example":  {"93.184.216.34"},
+				"ECHO.example.": {"93.184.216.34"},
+				"other.example": {"93.184.216.35"},
+			}),
+			Connect: seam.Connect,
+		},
+		Meter: meter,
 	}
 	a := dialConn(t, d, "tcp", "echo.example:443")
 	b := dialConn(t, d, "tcp", "ECHO.example.:443") // the same host, written otherwise
@@ -48,10 +51,10 @@ func TestMeter(t *testing.T) {
 	echoRoundTrip(t, o, "1")
 	echoRoundTrip(t, lit, "1234567")
 
-	if u := a.Usage(); u != (sockets.Usage{Sent: 5, Received: 5}) {
+	if u := a.Usage(); u != (socketapi.Usage{Sent: 5, Received: 5}) {
 		t.Errorf("a.Usage() = %+v", u)
 	}
-	want := map[string]sockets.Usage{
+	want := map[string]socketapi.Usage{
 		"echo.example":  {Sent: 8, Received: 8},
 		"other.example": {Sent: 1, Received: 1},
 		"93.184.216.36": {Sent: 7, Received: 7},
@@ -68,21 +71,25 @@ func TestMeter(t *testing.T) {
 	if meter.Host("ECHO.EXAMPLE.") != want["echo.example"] {
 		t.Error("Host does not fold case and the trailing dot")
 	}
-	if tot := meter.Total(); tot != (sockets.Usage{Sent: 16, Received: 16}) {
-		t.Errorf("Total() = %+v", tot)
+	if tot := total(meter); tot != (socketapi.Usage{Sent: 16, Received: 16}) {
+		t.Errorf("total = %+v", tot)
 	}
 
-	// Exported as JSON through expvar: *Meter has expvar.Var's method set.
-	var v expvarVar = meter
-	var decoded map[string]sockets.Usage
-	if err := json.Unmarshal([]byte(v.String()), &decoded); err != nil {
-		t.Fatalf("String() = %s: %v", v.String(), err)
+	// Exported as JSON, as expvar.Func(func() any { return
+	// meter.Snapshot() }) serves it: hosts in order, lower-case fields.
+	js, err := json.Marshal(meter.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded map[string]socketapi.Usage
+	if err := json.Unmarshal(js, &decoded); err != nil {
+		t.Fatalf("Snapshot() as JSON = %s: %v", js, err)
 	}
 	if len(decoded) != len(want) || decoded["echo.example"] != want["echo.example"] {
-		t.Errorf("String() decodes to %v", decoded)
+		t.Errorf("Snapshot() as JSON decodes to %v", decoded)
 	}
-	if !strings.HasPrefix(v.String(), `{"93.184.216.36": {"sent":7,"received":7}, "echo.example"`) {
-		t.Errorf("String() = %s, want hosts in order", v.String())
+	if !strings.HasPrefix(string(js), `{"93.184.216.36":{"sent":7,"received":7},"echo.example"`) {
+		t.Errorf("Snapshot() as JSON = %s, want hosts in order", js)
 	}
 
 	// OnClose reports each connection once, with its own totals.
@@ -91,7 +98,7 @@ func TestMeter(t *testing.T) {
 	mu.Lock()
 	got := append([]closed(nil), closes...)
 	mu.Unlock()
-	if len(got) != 1 || got[0] != (closed{"echo.example", sockets.Usage{Sent: 5, Received: 5}}) {
+	if len(got) != 1 || got[0] != (closed{"echo.example", socketapi.Usage{Sent: 5, Received: 5}}) {
 		t.Errorf("OnClose calls = %+v", got)
 	}
 	// Totals stay after the connection is gone.
@@ -104,8 +111,8 @@ func TestMeter(t *testing.T) {
 // up exactly (and the race detector sees no lock-free mistake).
 func TestMeterConcurrent(t *testing.T) {
 	srv := startEchoTCPWith(t, true, nil)
-	meter := &sockets.Meter{}
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Meter: meter}
+	meter := &socketapi.Meter{}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Meter: meter}
 	const conns, writes, size = 8, 200, 1000
 	var wg sync.WaitGroup
 	for range conns {
@@ -133,8 +140,8 @@ func TestMeterConcurrent(t *testing.T) {
 			case <-stop:
 				return
 			default:
-				_ = meter.String()
-				_ = meter.Total()
+				_ = meter.Snapshot()
+				_ = meter.Host("127.0.0.1")
 			}
 		}
 	})
@@ -147,16 +154,11 @@ func TestMeterConcurrent(t *testing.T) {
 }
 
 func TestZeroMeter(t *testing.T) {
-	var m sockets.Meter
-	if m.String() != "{}" || len(m.Snapshot()) != 0 || m.Total() != (sockets.Usage{}) || m.Host("x") != (sockets.Usage{}) {
-		t.Errorf("zero Meter is not empty: %s", m.String())
+	var m socketapi.Meter
+	if snap := m.Snapshot(); snap == nil || len(snap) != 0 || m.Host("x") != (socketapi.Usage{}) {
+		t.Errorf("zero Meter is not empty: %v", snap)
 	}
 }
-
-// expvarVar is expvar.Var, written out so that this test binary does not
-// import expvar (its import registers /debug/vars, which
-// TestNoGlobalHandler checks the package does not).
-type expvarVar interface{ String() string }
 
 // TestNoGlobalHandler: importing the package registers nothing on
 // http.DefaultServeMux (expvar's import would add GET /debug/vars and
@@ -200,29 +202,31 @@ func idleConnect(context.Context, string, netip.AddrPort) (net.Conn, error) {
 func TestMeterBoundedHosts(t *testing.T) {
 	const n = 100000
 	var closes int
-	meter := &sockets.Meter{OnClose: func(string, sockets.Usage) { closes++ }}
-	d := &sockets.Dialer{
-		Resolver: anyName{netip.MustParseAddr("93.184.216.34")},
-		Connect:  idleConnect,
-		Meter:    meter,
+	meter := &socketapi.Meter{OnClose: func(string, socketapi.Usage) { closes++ }}
+	d := &socketapi.Dialer{
+		Dialer: sockets.Dialer{
+			Resolver: anyName{netip.MustParseAddr("93.184.216.34")},
+			Connect:  idleConnect,
+		},
+		Meter: meter,
 	}
 	for i := range n {
-		c, err := d.DialConn(t.Context(), "tcp", fmt.Sprintf("host-%d.example:443", i))
+		c, err := dial(d, t.Context(), "tcp", fmt.Sprintf("host-%d.example:443", i))
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.Close()
 	}
 	snap := meter.Snapshot()
-	if len(snap) != sockets.DefaultMaxHosts+1 {
-		t.Errorf("%d distinct hosts kept %d entries, want %d and the overflow entry", n, len(snap), sockets.DefaultMaxHosts)
+	if len(snap) != socketapi.DefaultMaxHosts+1 {
+		t.Errorf("%d distinct hosts kept %d entries, want %d and the overflow entry", n, len(snap), socketapi.DefaultMaxHosts)
 	}
-	if _, ok := snap[sockets.OverflowHost]; !ok {
-		t.Errorf("no %q entry", sockets.OverflowHost)
+	if _, ok := snap[socketapi.OverflowHost]; !ok {
+		t.Errorf("no %q entry", socketapi.OverflowHost)
 	}
 	for _, h := range []string{"host-0.example", "host-1023.example"} {
 		if _, ok := snap[h]; !ok {
-			t.Errorf("%s, among the first %d hosts, has no entry of its own", h, sockets.DefaultMaxHosts)
+			t.Errorf("%s, among the first %d hosts, has no entry of its own", h, socketapi.DefaultMaxHosts)
 		}
 	}
 	if _, ok := snap["host-1024.example"]; ok {
@@ -231,8 +235,8 @@ func TestMeterBoundedHosts(t *testing.T) {
 	if closes != n {
 		t.Errorf("OnClose called %d times, want %d", closes, n)
 	}
-	if strings.Count(meter.String(), `"sent"`) != sockets.DefaultMaxHosts+1 {
-		t.Error("String() does not list the bounded entries")
+	if js, err := json.Marshal(snap); err != nil || strings.Count(string(js), `"sent"`) != socketapi.DefaultMaxHosts+1 {
+		t.Errorf("Snapshot() as JSON does not list the bounded entries: %v", err)
 	}
 }
 
@@ -243,16 +247,18 @@ func TestMeterCap(t *testing.T) {
 	srv := startEchoTCP(t)
 	seam := &lab.Connector{Target: srv.addr()}
 	var mu sync.Mutex
-	closed := map[string]sockets.Usage{}
-	meter := &sockets.Meter{MaxHosts: 2, OnClose: func(host string, u sockets.Usage) {
+	closed := map[string]socketapi.Usage{}
+	meter := &socketapi.Meter{MaxHosts: 2, OnClose: func(host string, u socketapi.Usage) {
 		mu.Lock()
 		closed[host] = u
 		mu.Unlock()
 	}}
-	d := &sockets.Dialer{
-		Resolver: anyName{netip.MustParseAddr("93.184.216.34")},
-		Connect:  seam.Connect,
-		Meter:    meter,
+	d := &socketapi.Dialer{
+		Dialer: sockets.Dialer{
+			Resolver: anyName{netip.MustParseAddr("93.184.216.34")},
+			Connect:  seam.Connect,
+		},
+		Meter: meter,
 	}
 	msgs := map[string]string{"a.example": "1", "b.example": "22", "c.example": "333", "d.example": "4444"}
 	for _, h := range []string{"a.example", "b.example", "c.example", "d.example"} {
@@ -260,10 +266,10 @@ func TestMeterCap(t *testing.T) {
 		echoRoundTrip(t, c, msgs[h])
 		c.Close()
 	}
-	want := map[string]sockets.Usage{
-		"a.example":          {Sent: 1, Received: 1},
-		"b.example":          {Sent: 2, Received: 2},
-		sockets.OverflowHost: {Sent: 7, Received: 7},
+	want := map[string]socketapi.Usage{
+		"a.example":            {Sent: 1, Received: 1},
+		"b.example":            {Sent: 2, Received: 2},
+		socketapi.OverflowHost: {Sent: 7, Received: 7},
 	}
 	snap := meter.Snapshot()
 	if len(snap) != len(want) {
@@ -274,15 +280,15 @@ func TestMeterCap(t *testing.T) {
 			t.Errorf("%s: snapshot %+v, Host %+v; want %+v", h, snap[h], meter.Host(h), u)
 		}
 	}
-	if u := meter.Host("c.example"); u != (sockets.Usage{}) {
+	if u := meter.Host("c.example"); u != (socketapi.Usage{}) {
 		t.Errorf("Host(c.example), past the cap = %+v, want zero", u)
 	}
-	if tot := meter.Total(); tot != (sockets.Usage{Sent: 10, Received: 10}) {
-		t.Errorf("Total() = %+v", tot)
+	if tot := total(meter); tot != (socketapi.Usage{Sent: 10, Received: 10}) {
+		t.Errorf("total = %+v", tot)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if closed["d.example"] != (sockets.Usage{Sent: 4, Received: 4}) || len(closed) != 4 {
+	if closed["d.example"] != (socketapi.Usage{Sent: 4, Received: 4}) || len(closed) != 4 {
 		t.Errorf("OnClose saw %v, want each host as dialed", closed)
 	}
 }

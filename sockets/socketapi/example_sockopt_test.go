@@ -1,6 +1,6 @@
 //go:build unix || windows
 
-package sockets_test
+package socketapi_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
 // Socket options behave as on App Engine: the supported ones read back fixed
@@ -19,8 +20,8 @@ func ExampleConn_GetsockoptInt() {
 	addr, stop := exampleEcho()
 	defer stop()
 	// The policy is widened explicitly to reach the loopback server.
-	d := &sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))}
-	conn, err := d.DialConn(context.Background(), "tcp", addr)
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))}}
+	conn, err := dial(d, context.Background(), "tcp", addr)
 	if err != nil {
 		panic(err)
 	}
@@ -31,8 +32,8 @@ func ExampleConn_GetsockoptInt() {
 	fmt.Println("set TCP_NODELAY:", conn.SetsockoptInt(syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1))
 	nodelay, _ := conn.GetsockoptInt(syscall.IPPROTO_TCP, syscall.TCP_NODELAY)
 	fmt.Println("TCP_NODELAY:", nodelay)
-	linger, _ := conn.GetsockoptLinger(syscall.SOL_SOCKET, syscall.SO_LINGER)
-	fmt.Printf("SO_LINGER: %+v\n", linger)
+	linger, _ := conn.GetsockoptInt(syscall.SOL_SOCKET, syscall.SO_LINGER)
+	fmt.Println("SO_LINGER:", linger)
 
 	_, err = conn.GetsockoptInt(syscall.SOL_SOCKET, syscall.SO_BROADCAST)
 	fmt.Println(err)
@@ -41,7 +42,7 @@ func ExampleConn_GetsockoptInt() {
 	// SO_RCVBUF: 2097152 <nil>
 	// set TCP_NODELAY: <nil>
 	// TCP_NODELAY: 0
-	// SO_LINGER: {On:false Seconds:0}
-	// sockets: getsockopt SO_BROADCAST: socket option not permitted
+	// SO_LINGER: 0
+	// socketapi: getsockopt SO_BROADCAST: socket option not permitted
 	// permission error: true
 }

@@ -1,7 +1,8 @@
-package sockets_test
+package socketapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
 // exampleEcho starts a TCP echo server on loopback for the examples and
@@ -35,16 +37,42 @@ func exampleEcho() (string, func()) {
 	return ln.Addr().String(), func() { ln.Close(); <-done }
 }
 
+// A Dialer checks every connection against its embedded sockets.Dialer's
+// policy and returns a *Conn, which carries App Engine's socket features.
+func ExampleDialer() {
+	addr, stop := exampleEcho()
+	defer stop()
+	d := &socketapi.Dialer{
+		// The policy is widened explicitly to reach the loopback server.
+		Dialer: sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))},
+	}
+	nc, err := d.DialContext(context.Background(), "tcp", addr)
+	if err != nil {
+		panic(err)
+	}
+	conn := nc.(*socketapi.Conn)
+	defer conn.Close()
+	io.WriteString(conn, "hello")
+	io.ReadFull(conn, make([]byte, 5))
+	fmt.Printf("%+v\n", conn.Usage())
+
+	_, err = d.DialContext(context.Background(), "tcp", "10.0.0.1:25")
+	fmt.Println("refused:", errors.Is(err, sockets.ErrDenied))
+	// Output:
+	// {Sent:5 Received:5}
+	// refused: true
+}
+
 // A connection opened while serving one request is handed off as a
 // descriptor (in a task payload, say) and picked up by the task's handler.
 func ExampleConn_Detach() {
 	addr, stop := exampleEcho()
 	defer stop()
 	loopback := sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))
-	registry := &sockets.Registry{} // shared by the whole process
+	registry := &socketapi.Registry{} // shared by the whole process
 
-	frontend := &sockets.Dialer{Policy: loopback, Registry: registry, AppID: "mail-app"}
-	conn, err := frontend.DialConn(context.Background(), "tcp", addr)
+	frontend := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopback}, Registry: registry, AppID: "mail-app"}
+	conn, err := dial(frontend, context.Background(), "tcp", addr)
 	if err != nil {
 		panic(err)
 	}
@@ -53,15 +81,15 @@ func ExampleConn_Detach() {
 		panic(err)
 	}
 	_, err = conn.Write([]byte("hello"))
-	fmt.Println("old handle:", errors.Is(err, sockets.ErrHandedOff))
+	fmt.Println("old handle:", errors.Is(err, socketapi.ErrHandedOff))
 
 	// Another application cannot pick it up.
-	other := &sockets.Dialer{Registry: registry, AppID: "other-app"}
+	other := &socketapi.Dialer{Registry: registry, AppID: "other-app"}
 	_, err = other.Attach(descriptor)
 	fmt.Println(err)
 
 	// The same application can, once.
-	worker := &sockets.Dialer{Registry: registry, AppID: "mail-app"}
+	worker := &socketapi.Dialer{Registry: registry, AppID: "mail-app"}
 	taken, err := worker.Attach(descriptor)
 	if err != nil {
 		panic(err)
@@ -76,9 +104,9 @@ func ExampleConn_Detach() {
 	fmt.Println(err)
 	// Output:
 	// old handle: true
-	// sockets: attach: socket descriptor belongs to another application (descriptor for "mail-app", attaching as "other-app")
+	// socketapi: attach: socket descriptor belongs to another application (descriptor for "mail-app", attaching as "other-app")
 	// echo: ping
-	// sockets: attach: stale socket descriptor
+	// socketapi: attach: stale socket descriptor
 }
 
 // An unconnected UDP socket checks every datagram's destination. Google
@@ -99,8 +127,8 @@ func ExampleDialer_ListenPacket() {
 		}
 	}()
 
-	meter := &sockets.Meter{}
-	d := &sockets.Dialer{
+	meter := &socketapi.Meter{}
+	d := &socketapi.Dialer{
 		Meter: meter,
 		RoutePacket: func(netip.AddrPort) netip.AddrPort {
 			return standIn.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -112,13 +140,15 @@ func ExampleDialer_ListenPacket() {
 	}
 	defer pc.Close()
 
-	_, err = pc.WriteToUDPAddrPort([]byte("query"), netip.MustParseAddrPort("8.8.8.8:53"))
+	google := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("8.8.8.8:53"))
+	_, err = pc.WriteTo([]byte("query"), google)
 	fmt.Println("8.8.8.8:53:", err)
 	buf := make([]byte, 512)
-	n, _, err := pc.ReadFromUDPAddrPort(buf)
+	n, _, err := pc.ReadFrom(buf)
 	fmt.Println("reply:", string(buf[:n]), err)
 
-	_, err = pc.WriteToUDPAddrPort([]byte("query"), netip.MustParseAddrPort("10.0.0.1:53"))
+	private := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("10.0.0.1:53"))
+	_, err = pc.WriteTo([]byte("query"), private)
 	fmt.Println("10.0.0.1:53:", err)
 	fmt.Println("denied:", errors.Is(err, sockets.ErrDenied))
 	fmt.Printf("bytes sent to 8.8.8.8: %d\n", meter.Host("8.8.8.8").Sent)
@@ -130,18 +160,20 @@ func ExampleDialer_ListenPacket() {
 	// bytes sent to 8.8.8.8: 5
 }
 
-// A Meter totals the bytes of every connection per destination host, and
-// exports them as JSON (expvar.Publish("sockets", meter) serves them).
+// A Meter totals the bytes of every connection per destination host. Its
+// Snapshot encodes as JSON, so that an application that serves expvar
+// publishes it with
+// expvar.Publish("sockets", expvar.Func(func() any { return meter.Snapshot() })).
 func ExampleMeter() {
 	addr, stop := exampleEcho()
 	defer stop()
-	meter := &sockets.Meter{
-		OnClose: func(host string, u sockets.Usage) {
+	meter := &socketapi.Meter{
+		OnClose: func(host string, u socketapi.Usage) {
 			fmt.Printf("closed: %s sent %d, received %d\n", host, u.Sent, u.Received)
 		},
 	}
-	d := &sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")), Meter: meter}
-	conn, err := d.DialConn(context.Background(), "tcp", addr)
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))}, Meter: meter}
+	conn, err := dial(d, context.Background(), "tcp", addr)
 	if err != nil {
 		panic(err)
 	}
@@ -149,20 +181,21 @@ func ExampleMeter() {
 	io.ReadFull(conn, make([]byte, 12))
 	fmt.Printf("connection: %+v\n", conn.Usage())
 	conn.Close()
-	fmt.Println(meter)
+	totals, _ := json.Marshal(meter.Snapshot())
+	fmt.Println(string(totals))
 	// Output:
 	// connection: {Sent:12 Received:12}
 	// closed: 127.0.0.1 sent 12, received 12
-	// {"127.0.0.1": {"sent":12,"received":12}}
+	// {"127.0.0.1":{"sent":12,"received":12}}
 }
 
 // Reverse lookups are not implemented, as on App Engine.
 func ExampleDialer_LookupAddr() {
-	d := &sockets.Dialer{}
+	d := &socketapi.Dialer{}
 	_, err := d.LookupAddr(context.Background(), "8.8.8.8")
 	fmt.Println(err)
-	fmt.Println(errors.Is(err, sockets.ErrNotImplemented))
+	fmt.Println(errors.Is(err, socketapi.ErrNotImplemented))
 	// Output:
-	// sockets: reverse lookup of "8.8.8.8": not implemented
+	// socketapi: reverse lookup of "8.8.8.8": not implemented
 	// true
 }

@@ -1,4 +1,4 @@
-package sockets_test
+package socketapi_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
 // pipeSeam is a Connect seam that makes an in-memory net.Pipe for every
@@ -79,14 +80,14 @@ func TestIdleDefaultTenMinutes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		seam := &pipeSeam{}
 		defer seam.closeAll()
-		d := &sockets.Dialer{Connect: seam.connect}
-		c, err := d.DialConn(t.Context(), "tcp", publicDest)
+		d := &socketapi.Dialer{Dialer: sockets.Dialer{Connect: seam.connect}}
+		c, err := dial(d, t.Context(), "tcp", publicDest)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		peer := seam.peer(0)
-		const almost = sockets.DefaultIdleTimeout - time.Nanosecond
+		const almost = socketapi.DefaultIdleTimeout - time.Nanosecond
 
 		time.Sleep(almost)
 		synctest.Wait()
@@ -108,17 +109,17 @@ func TestIdleDefaultTenMinutes(t *testing.T) {
 			t.Fatalf("Read 10 minutes after Write, less 1ns: %v", err)
 		}
 
-		time.Sleep(sockets.DefaultIdleTimeout)
+		time.Sleep(socketapi.DefaultIdleTimeout)
 		synctest.Wait()
 		assertPeerClosed(t, peer)
 		_, err = c.Read(make([]byte, 1))
-		wantStateErr(t, err, "read", sockets.ErrReclaimed)
+		wantStateErr(t, err, "read", socketapi.ErrReclaimed)
 		_, err = c.Write([]byte("x"))
-		wantStateErr(t, err, "write", sockets.ErrReclaimed)
-		wantStateErr(t, c.KeepAlive(), "keepalive", sockets.ErrReclaimed)
-		wantStateErr(t, c.SetDeadline(time.Now()), "set deadline", sockets.ErrReclaimed)
-		wantStateErr(t, c.Close(), "close", sockets.ErrReclaimed)
-		if errors.Is(err, sockets.ErrHandedOff) {
+		wantStateErr(t, err, "write", socketapi.ErrReclaimed)
+		wantStateErr(t, c.KeepAlive(), "keepalive", socketapi.ErrReclaimed)
+		wantStateErr(t, c.SetDeadline(time.Now()), "set deadline", socketapi.ErrReclaimed)
+		wantStateErr(t, c.Close(), "close", socketapi.ErrReclaimed)
+		if errors.Is(err, socketapi.ErrHandedOff) {
 			t.Error("a reclaimed connection reads as handed off")
 		}
 	})
@@ -131,12 +132,12 @@ func TestIdleConfigurable(t *testing.T) {
 		seam := &pipeSeam{}
 		defer seam.closeAll()
 		var closed atomic.Int32
-		d := &sockets.Dialer{
-			Connect:     seam.connect,
+		d := &socketapi.Dialer{
+			Dialer:      sockets.Dialer{Connect: seam.connect},
 			IdleTimeout: 30 * time.Second,
-			Meter:       &sockets.Meter{OnClose: func(string, sockets.Usage) { closed.Add(1) }},
+			Meter:       &socketapi.Meter{OnClose: func(string, socketapi.Usage) { closed.Add(1) }},
 		}
-		c, err := d.DialConn(t.Context(), "tcp", publicDest)
+		c, err := dial(d, t.Context(), "tcp", publicDest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +151,7 @@ func TestIdleConfigurable(t *testing.T) {
 		if closed.Load() != 1 {
 			t.Fatal("not reclaimed at the limit")
 		}
-		wantStateErr(t, c.KeepAlive(), "keepalive", sockets.ErrReclaimed)
+		wantStateErr(t, c.KeepAlive(), "keepalive", socketapi.ErrReclaimed)
 	})
 }
 
@@ -163,12 +164,12 @@ func TestIdleBlockedRead(t *testing.T) {
 		seam := &pipeSeam{}
 		defer seam.closeAll()
 		var reclaimed atomic.Int32
-		d := &sockets.Dialer{
-			Connect:     seam.connect,
+		d := &socketapi.Dialer{
+			Dialer:      sockets.Dialer{Connect: seam.connect},
 			IdleTimeout: time.Minute,
-			Meter:       &sockets.Meter{OnClose: func(string, sockets.Usage) { reclaimed.Add(1) }},
+			Meter:       &socketapi.Meter{OnClose: func(string, socketapi.Usage) { reclaimed.Add(1) }},
 		}
-		c, err := d.DialConn(t.Context(), "tcp", publicDest)
+		c, err := dial(d, t.Context(), "tcp", publicDest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,7 +214,7 @@ func TestIdleBlockedRead(t *testing.T) {
 		if reclaimed.Load() != 1 {
 			t.Fatalf("not reclaimed %v after the read began", time.Since(began))
 		}
-		wantStateErr(t, <-done, "read", sockets.ErrReclaimed)
+		wantStateErr(t, <-done, "read", socketapi.ErrReclaimed)
 		assertPeerClosed(t, peer)
 	})
 }
@@ -222,20 +223,20 @@ func TestIdleBlockedRead(t *testing.T) {
 // limit: the server sees it closed, and the client's next operation fails.
 func TestIdleRealSocket(t *testing.T) {
 	srv := startEchoTCP(t)
-	reclaimed := make(chan sockets.Usage, 1)
-	d := &sockets.Dialer{
-		Policy:      loopbackPolicy(),
+	reclaimed := make(chan socketapi.Usage, 1)
+	d := &socketapi.Dialer{
+		Dialer:      sockets.Dialer{Policy: loopbackPolicy()},
 		IdleTimeout: 20 * time.Millisecond,
-		Meter:       &sockets.Meter{OnClose: func(_ string, u sockets.Usage) { reclaimed <- u }},
+		Meter:       &socketapi.Meter{OnClose: func(_ string, u socketapi.Usage) { reclaimed <- u }},
 	}
 	c := dialConn(t, d, "tcp", srv.addr())
 	echoRoundTrip(t, c, "before")
 	<-srv.eof // the server read EOF: the socket was closed
-	if u := <-reclaimed; u != (sockets.Usage{Sent: 6, Received: 6}) {
+	if u := <-reclaimed; u != (socketapi.Usage{Sent: 6, Received: 6}) {
 		t.Errorf("OnClose usage = %+v", u)
 	}
 	_, err := c.Write([]byte("after"))
-	wantStateErr(t, err, "write", sockets.ErrReclaimed)
+	wantStateErr(t, err, "write", socketapi.ErrReclaimed)
 }
 
 // bubbleGoroutines returns the number of goroutines in the calling
@@ -319,21 +320,21 @@ func TestIdleTenThousand(t *testing.T) {
 		seam := &pipeSeam{}
 		defer seam.closeAll()
 		var reclaimed atomic.Int32
-		d := &sockets.Dialer{
-			Connect: seam.connect,
-			Meter:   &sockets.Meter{OnClose: func(string, sockets.Usage) { reclaimed.Add(1) }},
+		d := &socketapi.Dialer{
+			Dialer: sockets.Dialer{Connect: seam.connect},
+			Meter:  &socketapi.Meter{OnClose: func(string, socketapi.Usage) { reclaimed.Add(1) }},
 		}
 		synctest.Wait()
 		before := bubbleGoroutines(t)
-		conns := make([]*sockets.Conn, n)
+		conns := make([]*socketapi.Conn, n)
 		for i := range conns {
-			c, err := d.DialConn(t.Context(), "tcp", publicDest)
+			c, err := dial(d, t.Context(), "tcp", publicDest)
 			if err != nil {
 				t.Fatal(err)
 			}
 			conns[i] = c
 		}
-		time.Sleep(sockets.DefaultIdleTimeout / 2)
+		time.Sleep(socketapi.DefaultIdleTimeout / 2)
 		synctest.Wait()
 		if g := bubbleGoroutines(t); g != before {
 			t.Errorf("%d idle connections: %d goroutines, want %d as before", n, g, before)
@@ -341,7 +342,7 @@ func TestIdleTenThousand(t *testing.T) {
 		if got := reclaimed.Load(); got != 0 {
 			t.Fatalf("%d reclaimed early", got)
 		}
-		time.Sleep(sockets.DefaultIdleTimeout / 2)
+		time.Sleep(socketapi.DefaultIdleTimeout / 2)
 		synctest.Wait()
 		if got := reclaimed.Load(); got != n {
 			t.Fatalf("%d of %d reclaimed at the limit", got, n)
@@ -350,7 +351,7 @@ func TestIdleTenThousand(t *testing.T) {
 			t.Errorf("after reclamation: %d goroutines, want %d", g, before)
 		}
 		for _, i := range []int{0, n / 2, n - 1} {
-			wantStateErr(t, conns[i].KeepAlive(), "keepalive", sockets.ErrReclaimed)
+			wantStateErr(t, conns[i].KeepAlive(), "keepalive", socketapi.ErrReclaimed)
 		}
 	})
 }
@@ -363,15 +364,15 @@ func TestCloseRace(t *testing.T) {
 		seam := &pipeSeam{}
 		defer seam.closeAll()
 		var closes atomic.Int32
-		d := &sockets.Dialer{
-			Connect:     seam.connect,
+		d := &socketapi.Dialer{
+			Dialer:      sockets.Dialer{Connect: seam.connect},
 			IdleTimeout: time.Second,
-			Meter:       &sockets.Meter{OnClose: func(string, sockets.Usage) { closes.Add(1) }},
+			Meter:       &socketapi.Meter{OnClose: func(string, socketapi.Usage) { closes.Add(1) }},
 		}
 		const n = 50
 		var wg sync.WaitGroup
 		for i := range n {
-			c, err := d.DialConn(t.Context(), "tcp", publicDest)
+			c, err := dial(d, t.Context(), "tcp", publicDest)
 			if err != nil {
 				t.Fatal(err)
 			}

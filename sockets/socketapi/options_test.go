@@ -1,6 +1,6 @@
 //go:build unix
 
-package sockets_test
+package socketapi_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
 // supportedOptions are App Engine's eight options and the placeholders a
@@ -53,14 +54,12 @@ var refusedOptions = []struct {
 type optionSocket interface {
 	GetsockoptInt(level, name int) (int, error)
 	SetsockoptInt(level, name, value int) error
-	GetsockoptLinger(level, name int) (sockets.Linger, error)
-	SetsockoptLinger(level, name int, l sockets.Linger) error
 }
 
 func TestSocketOptions(t *testing.T) {
 	tcpSrv := startEchoTCP(t)
 	udpSrv := startEchoUDP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}
 	pc, err := d.ListenPacket(t.Context(), "udp", "")
 	if err != nil {
 		t.Fatal(err)
@@ -85,33 +84,19 @@ func TestSocketOptions(t *testing.T) {
 							t.Errorf("SetsockoptInt(%d) = %v", set, err)
 						}
 					}
-					if err := s.SetsockoptLinger(o.level, o.opt, sockets.Linger{On: true, Seconds: 30}); err != nil {
-						t.Errorf("SetsockoptLinger = %v", err)
-					}
 					if v, err := s.GetsockoptInt(o.level, o.opt); err != nil || v != o.placeholder {
 						t.Errorf("after sets, GetsockoptInt = %d, %v; want %d", v, err, o.placeholder)
-					}
-					l, err := s.GetsockoptLinger(o.level, o.opt)
-					if o.name == "SO_LINGER" {
-						if err != nil || l != (sockets.Linger{}) {
-							t.Errorf("GetsockoptLinger = %+v, %v; want zero linger", l, err)
-						}
-					} else if !errors.Is(err, syscall.EINVAL) {
-						t.Errorf("GetsockoptLinger on %s = %v, want EINVAL", o.name, err)
 					}
 				})
 			}
 			for _, o := range refusedOptions {
 				t.Run("refused "+o.name, func(t *testing.T) {
 					_, gerr := s.GetsockoptInt(o.level, o.opt)
-					_, lerr := s.GetsockoptLinger(o.level, o.opt)
 					for name, err := range map[string]error{
-						"GetsockoptInt":    gerr,
-						"SetsockoptInt":    s.SetsockoptInt(o.level, o.opt, 1),
-						"GetsockoptLinger": lerr,
-						"SetsockoptLinger": s.SetsockoptLinger(o.level, o.opt, sockets.Linger{}),
+						"GetsockoptInt": gerr,
+						"SetsockoptInt": s.SetsockoptInt(o.level, o.opt, 1),
 					} {
-						wantRefused(t, name, err, o.level, o.opt, o.name)
+						wantRefused(t, name, err, o.name)
 					}
 				})
 			}
@@ -126,9 +111,9 @@ func TestSocketOptions(t *testing.T) {
 // _Dynamic_SetSocketOptions), which _remote_socket.py raised as
 // socket.error(EACCES) (its _ERROR_MAP, line 137): the error matches
 // syscall.EACCES, besides ErrOptionNotPermitted, os.ErrPermission and EPERM.
-func wantRefused(t *testing.T, call string, err error, level, opt int, name string) {
+func wantRefused(t *testing.T, call string, err error, name string) {
 	t.Helper()
-	if !errors.Is(err, sockets.ErrOptionNotPermitted) {
+	if !errors.Is(err, socketapi.ErrOptionNotPermitted) {
 		t.Fatalf("%s: err = %v, want ErrOptionNotPermitted", call, err)
 	}
 	if !errors.Is(err, syscall.EACCES) {
@@ -137,14 +122,14 @@ func wantRefused(t *testing.T, call string, err error, level, opt int, name stri
 	if !errors.Is(err, os.ErrPermission) || !errors.Is(err, syscall.EPERM) {
 		t.Errorf("%s: %v does not match os.ErrPermission and EPERM", call, err)
 	}
-	var oe *sockets.OptionError
+	var oe *socketapi.Error
 	if !errors.As(err, &oe) {
-		t.Fatalf("%s: %T is not an *OptionError", call, err)
+		t.Fatalf("%s: %T is not an *Error", call, err)
 	}
-	if oe.Level != level || oe.Name != opt || oe.Option != name {
-		t.Errorf("%s: OptionError = %+v, want level %d name %d option %q", call, oe, level, opt, name)
+	if wantOp := map[string]string{"GetsockoptInt": "getsockopt", "SetsockoptInt": "setsockopt"}[call]; oe.Op != wantOp || oe.Arg != name {
+		t.Errorf("%s: Error = %+v, want Op %q, Arg %q", call, oe, wantOp, name)
 	}
-	want := "sockets: " + oe.Op + " " + name + ": socket option not permitted"
+	want := "socketapi: " + oe.Op + " " + name + ": socket option not permitted"
 	if err.Error() != want {
 		t.Errorf("%s: message %q, want %q", call, err, want)
 	}
@@ -153,16 +138,18 @@ func wantRefused(t *testing.T, call string, err error, level, opt int, name stri
 // TestSOErrorWithoutDescriptor: a connection from a Connect seam that has no
 // file descriptor cannot report SO_ERROR, and says so.
 func TestSOErrorWithoutDescriptor(t *testing.T) {
-	d := &sockets.Dialer{Connect: func(ctx context.Context, _ string, _ netip.AddrPort) (net.Conn, error) {
-		a, b := net.Pipe()
-		t.Cleanup(func() { b.Close() })
-		return a, nil
-	}}
+	d := &socketapi.Dialer{
+		Dialer: sockets.Dialer{Connect: func(ctx context.Context, _ string, _ netip.AddrPort) (net.Conn, error) {
+			a, b := net.Pipe()
+			t.Cleanup(func() { b.Close() })
+			return a, nil
+		}},
+	}
 	c := dialConn(t, d, "tcp", "93.184.216.34:443")
 	_, err := c.GetsockoptInt(syscall.SOL_SOCKET, syscall.SO_ERROR)
-	var oe *sockets.OptionError
-	if !errors.Is(err, errors.ErrUnsupported) || !errors.As(err, &oe) || oe.Option != "SO_ERROR" {
-		t.Errorf("SO_ERROR on a pipe = %v, want an *OptionError with ErrUnsupported", err)
+	var oe *socketapi.Error
+	if !errors.Is(err, errors.ErrUnsupported) || !errors.As(err, &oe) || oe.Op != "getsockopt" || oe.Arg != "SO_ERROR" {
+		t.Errorf("SO_ERROR on a pipe = %v, want an *Error with ErrUnsupported", err)
 	}
 	if v, err := c.GetsockoptInt(syscall.SOL_SOCKET, syscall.SO_SNDBUF); err != nil || v != 2097152 {
 		t.Errorf("SO_SNDBUF on a pipe = %d, %v", v, err)
@@ -171,23 +158,23 @@ func TestSOErrorWithoutDescriptor(t *testing.T) {
 
 func TestOptionsAfterClose(t *testing.T) {
 	srv := startEchoTCP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}
 	c := dialConn(t, d, "tcp", srv.addr())
 	c.Close()
 	_, err := c.GetsockoptInt(syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
-	var oe *sockets.OptionError
+	var oe *socketapi.Error
 	if !errors.Is(err, net.ErrClosed) || !errors.As(err, &oe) || errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EACCES) {
-		t.Errorf("option on a closed Conn = %v, want an *OptionError matching net.ErrClosed only", err)
+		t.Errorf("option on a closed Conn = %v, want an *Error matching net.ErrClosed only", err)
 	}
 }
 
 func TestOptionName(t *testing.T) {
 	for _, o := range supportedOptions {
-		if got := sockets.OptionName(o.level, o.opt); got != o.name {
+		if got := socketapi.OptionName(o.level, o.opt); got != o.name {
 			t.Errorf("OptionName(%d, %d) = %q, want %q", o.level, o.opt, got, o.name)
 		}
 	}
-	if got := sockets.OptionName(syscall.SOL_SOCKET, syscall.SO_ERROR); got != "SO_ERROR" {
+	if got := socketapi.OptionName(syscall.SOL_SOCKET, syscall.SO_ERROR); got != "SO_ERROR" {
 		t.Errorf("OptionName(SO_ERROR) = %q", got)
 	}
 }

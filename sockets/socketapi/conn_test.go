@@ -1,4 +1,4 @@
-package sockets_test
+package socketapi_test
 
 import (
 	"bufio"
@@ -16,13 +16,14 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
 func TestDialReturnsConn(t *testing.T) {
 	srv := startEchoTCP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}
 	c := dialConn(t, d, "tcp", srv.addr())
 	echoRoundTrip(t, c, "hello")
 	if got, want := c.Peer(), netip.MustParseAddrPort(srv.addr()); got != want {
@@ -35,18 +36,12 @@ func TestDialReturnsConn(t *testing.T) {
 		t.Error("LocalAddr() = nil")
 	}
 
-	typed, err := d.DialConn(t.Context(), "tcp", srv.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer typed.Close()
-	echoRoundTrip(t, typed, "typed")
 }
 
 // TestDialRefusalIsNotAConn checks that a refusal returns a nil interface,
 // not a typed nil *Conn.
 func TestDialRefusalIsNotAConn(t *testing.T) {
-	d := &sockets.Dialer{Connect: noConnect(t).connect}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Connect: noConnect(t)}}
 	nc, err := d.DialContext(t.Context(), "tcp", "10.0.0.1:80")
 	if !errors.Is(err, sockets.ErrDenied) {
 		t.Fatalf("err = %v, want ErrDenied", err)
@@ -58,7 +53,7 @@ func TestDialRefusalIsNotAConn(t *testing.T) {
 
 func TestConnClose(t *testing.T) {
 	srv := startEchoTCP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}
 	c := dialConn(t, d, "tcp", srv.addr())
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -77,7 +72,7 @@ func TestConnClose(t *testing.T) {
 	if err := c.KeepAlive(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("KeepAlive after Close: %v, want net.ErrClosed", err)
 	}
-	if errors.Is(err, sockets.ErrReclaimed) || errors.Is(err, sockets.ErrHandedOff) {
+	if errors.Is(err, socketapi.ErrReclaimed) || errors.Is(err, socketapi.ErrHandedOff) {
 		t.Errorf("a plain Close reads as reclaimed or handed off: %v", err)
 	}
 }
@@ -85,7 +80,7 @@ func TestConnClose(t *testing.T) {
 // TestCloseUnblocksRead checks that Close ends a Read in progress.
 func TestCloseUnblocksRead(t *testing.T) {
 	srv := startEchoTCP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}
 	c := dialConn(t, d, "tcp", srv.addr())
 	errc := make(chan error, 1)
 	started := make(chan struct{})
@@ -102,17 +97,14 @@ func TestCloseUnblocksRead(t *testing.T) {
 }
 
 func TestZeroConn(t *testing.T) {
-	var nilConn *sockets.Conn
-	for name, c := range map[string]*sockets.Conn{"zero": new(sockets.Conn), "nil": nilConn} {
+	var nilConn *socketapi.Conn
+	for name, c := range map[string]*socketapi.Conn{"zero": new(socketapi.Conn), "nil": nilConn} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := c.Read(nil); err == nil {
 				t.Error("Read: no error")
 			}
 			if _, err := c.Write(nil); err == nil {
 				t.Error("Write: no error")
-			}
-			if _, err := c.WriteTo(nil, nil); err == nil {
-				t.Error("WriteTo: no error")
 			}
 			if err := c.Close(); err == nil {
 				t.Error("Close: no error")
@@ -132,7 +124,7 @@ func TestZeroConn(t *testing.T) {
 			if _, err := c.GetsockoptInt(0, 0); err == nil {
 				t.Error("GetsockoptInt: no error")
 			}
-			if c.LocalAddr() != nil || c.RemoteAddr() != nil || c.Peer().IsValid() || c.Usage() != (sockets.Usage{}) {
+			if c.LocalAddr() != nil || c.RemoteAddr() != nil || c.Peer().IsValid() || c.Usage() != (socketapi.Usage{}) {
 				t.Error("addresses or usage of a zero Conn are not zero")
 			}
 			if _, ok := c.ConnectionState(); ok {
@@ -182,9 +174,11 @@ func TestConnWithNetSMTP(t *testing.T) {
 	defer func() { ln.Close(); wg.Wait() }()
 
 	seam := &lab.Connector{Target: ln.Addr().String()}
-	d := &sockets.Dialer{
-		Resolver: lab.NewResolver(map[string][]string{"mail.example.com": {"93.184.216.34"}}),
-		Connect:  seam.Connect,
+	d := &socketapi.Dialer{
+		Dialer: sockets.Dialer{
+			Resolver: lab.NewResolver(map[string][]string{"mail.example.com": {"93.184.216.34"}}),
+			Connect:  seam.Connect,
+		},
 	}
 	conn, err := d.DialContext(t.Context(), "tcp", "mail.example.com:587")
 	if err != nil {
@@ -207,7 +201,7 @@ func TestConnWithNetSMTP(t *testing.T) {
 	if got := seam.Attempts(); len(got) != 1 || got[0] != netip.MustParseAddrPort("93.184.216.34:587") {
 		t.Errorf("connect attempts = %v", got)
 	}
-	if u := conn.(*sockets.Conn).Usage(); u.Sent == 0 || u.Received == 0 {
+	if u := conn.(*socketapi.Conn).Usage(); u.Sent == 0 || u.Received == 0 {
 		t.Errorf("usage = %+v, want both directions counted", u)
 	}
 }
@@ -219,7 +213,7 @@ func TestConnWithCryptoTLSAndHTTP(t *testing.T) {
 		io.WriteString(w, "over sockets")
 	}))
 	defer srv.Close()
-	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}
 	c := dialConn(t, d, "tcp", srv.Listener.Addr().String())
 	pool := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
 	tc := tls.Client(c, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
@@ -248,9 +242,11 @@ func TestConnStartTLS(t *testing.T) {
 	cert, pool := loopbackCert(t)
 	srv := startEchoTCPWith(t, false, &tls.Config{Certificates: []tls.Certificate{cert}})
 	seam := &lab.Connector{Target: srv.addr()}
-	d := &sockets.Dialer{
-		Resolver: lab.NewResolver(map[string][]string{"echo.example": {"93.184.216.34"}}),
-		Connect:  seam.Connect,
+	d := &socketapi.Dialer{
+		Dialer: sockets.Dialer{
+			Resolver: lab.NewResolver(map[string][]string{"echo.example": {"93.184.216.34"}}),
+			Connect:  seam.Connect,
+		},
 	}
 	c := dialConn(t, d, "tcp", "echo.example:993")
 	if err := c.StartTLS(t.Context(), &tls.Config{RootCAs: pool}); err != nil {
@@ -279,59 +275,50 @@ func TestConnStartTLS(t *testing.T) {
 
 func TestStartTLSOnUDP(t *testing.T) {
 	srv := startEchoUDP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}
 	c := dialConn(t, d, "udp", srv.addrPort().String())
 	if err := c.StartTLS(t.Context(), nil); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("StartTLS on UDP: %v, want errors.ErrUnsupported", err)
 	}
 }
 
-// TestConnectedUDPAsPacketConn uses a connected UDP Conn through the
-// net.PacketConn interface: WriteTo the peer works, any other destination
-// fails with ErrWriteToConnected and sends nothing.
-func TestConnectedUDPAsPacketConn(t *testing.T) {
+// TestConnectedUDP exchanges datagrams over a connected UDP Conn made
+// through the Connect seam for a public DNS server; CloseWrite is TCP's
+// only.
+func TestConnectedUDP(t *testing.T) {
 	srv := startEchoUDP(t)
 	seam := &lab.Connector{Target: srv.addrPort().String()}
-	d := &sockets.Dialer{Connect: seam.Connect}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Connect: seam.Connect}}
 	nc, err := d.DialContext(t.Context(), "udp", "8.8.8.8:53")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	var pc net.PacketConn = nc.(*sockets.Conn)
-	peer := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("8.8.8.8:53"))
-	if _, err := pc.WriteTo([]byte("q1"), peer); err != nil {
+	if _, err := nc.Write([]byte("q1")); err != nil {
 		t.Fatal(err)
 	}
 	if got := srv.next(t); got != "q1" {
 		t.Fatalf("server got %q", got)
 	}
 	buf := make([]byte, 64)
-	n, from, err := pc.ReadFrom(buf)
+	n, err := nc.Read(buf)
 	if err != nil || string(buf[:n]) != "re:q1" {
-		t.Fatalf("ReadFrom = %q, %v", buf[:n], err)
+		t.Fatalf("Read = %q, %v", buf[:n], err)
 	}
-	if from.String() != srv.addrPort().String() {
-		t.Errorf("from = %v", from)
+	if got, want := nc.(*socketapi.Conn).Peer(), netip.MustParseAddrPort("8.8.8.8:53"); got != want {
+		t.Errorf("Peer() = %v, want %v", got, want)
 	}
-	other := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("8.8.4.4:53"))
-	if _, err := pc.WriteTo([]byte("q2"), other); !errors.Is(err, net.ErrWriteToConnected) {
-		t.Errorf("WriteTo another address: %v, want ErrWriteToConnected", err)
+	if nc.RemoteAddr().String() != srv.addrPort().String() {
+		t.Errorf("RemoteAddr() = %v, want the seam's %v", nc.RemoteAddr(), srv.addrPort())
 	}
-	if _, err := pc.WriteTo([]byte("q3"), nil); err != nil {
-		t.Fatal(err)
-	}
-	if got := srv.next(t); got != "q3" {
-		t.Errorf("server got %q, want q3 (q2 must not have been sent)", got)
-	}
-	if err := nc.(*sockets.Conn).CloseWrite(); !errors.Is(err, errors.ErrUnsupported) {
+	if err := nc.(*socketapi.Conn).CloseWrite(); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("CloseWrite on UDP: %v", err)
 	}
 }
 
 func TestCloseWriteTCP(t *testing.T) {
 	srv := startEchoTCP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}
 	c := dialConn(t, d, "tcp", srv.addr())
 	io.WriteString(c, "last words")
 	if err := c.CloseWrite(); err != nil {
@@ -382,7 +369,7 @@ func recordTCP(t *testing.T) (addr string, got <-chan string) {
 // receives what is written afterwards.
 func TestCloseReadTCP(t *testing.T) {
 	addr, got := recordTCP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy()}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}}
 	c := dialConn(t, d, "tcp", addr)
 	if _, err := io.WriteString(c, "before "); err != nil {
 		t.Fatal(err)
@@ -407,7 +394,7 @@ func TestCloseReadTCP(t *testing.T) {
 	if s := <-got; s != "before after" {
 		t.Errorf("server read %q, want %q", s, "before after")
 	}
-	if u := c.Usage(); u != (sockets.Usage{Sent: int64(len("before after"))}) {
+	if u := c.Usage(); u != (socketapi.Usage{Sent: int64(len("before after"))}) {
 		t.Errorf("usage = %+v", u)
 	}
 	if err := c.Close(); err != nil {
@@ -437,9 +424,11 @@ func TestCloseReadStartTLS(t *testing.T) {
 		got <- string(b)
 	}()
 	seam := &lab.Connector{Target: ln.Addr().String()}
-	d := &sockets.Dialer{
-		Resolver: lab.NewResolver(map[string][]string{"echo.example": {"93.184.216.34"}}),
-		Connect:  seam.Connect,
+	d := &socketapi.Dialer{
+		Dialer: sockets.Dialer{
+			Resolver: lab.NewResolver(map[string][]string{"echo.example": {"93.184.216.34"}}),
+			Connect:  seam.Connect,
+		},
 	}
 	c := dialConn(t, d, "tcp", "echo.example:993")
 	if err := c.StartTLS(t.Context(), &tls.Config{RootCAs: pool}); err != nil {
@@ -468,13 +457,13 @@ func TestCloseReadStartTLS(t *testing.T) {
 // which; it restarts the idle clock like any operation.
 func TestCloseReadStates(t *testing.T) {
 	udp := startEchoUDP(t)
-	d := &sockets.Dialer{Policy: loopbackPolicy(), Registry: new(sockets.Registry)}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: new(socketapi.Registry)}
 	u := dialConn(t, d, "udp", udp.addrPort().String())
 	if err := u.CloseRead(); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("CloseRead on UDP: %v, want errors.ErrUnsupported", err)
 	}
-	var nilConn *sockets.Conn
-	for _, c := range []*sockets.Conn{nilConn, new(sockets.Conn)} {
+	var nilConn *socketapi.Conn
+	for _, c := range []*socketapi.Conn{nilConn, new(socketapi.Conn)} {
 		if err := c.CloseRead(); err == nil {
 			t.Error("CloseRead on a zero Conn: no error")
 		}
@@ -484,13 +473,13 @@ func TestCloseReadStates(t *testing.T) {
 	if _, err := h.Detach(); err != nil {
 		t.Fatal(err)
 	}
-	wantStateErr(t, h.CloseRead(), "close", sockets.ErrHandedOff)
+	wantStateErr(t, h.CloseRead(), "close", socketapi.ErrHandedOff)
 
 	synctest.Test(t, func(t *testing.T) {
 		seam := &pipeSeam{halfClose: true}
 		defer seam.closeAll()
-		d := &sockets.Dialer{Connect: seam.connect, IdleTimeout: time.Minute}
-		c, err := d.DialConn(t.Context(), "tcp", publicDest)
+		d := &socketapi.Dialer{Dialer: sockets.Dialer{Connect: seam.connect}, IdleTimeout: time.Minute}
+		c, err := dial(d, t.Context(), "tcp", publicDest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -505,6 +494,6 @@ func TestCloseReadStates(t *testing.T) {
 		}
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		wantStateErr(t, c.CloseRead(), "close", sockets.ErrReclaimed)
+		wantStateErr(t, c.CloseRead(), "close", socketapi.ErrReclaimed)
 	})
 }
