@@ -13,7 +13,7 @@
 // share it; never mutate it. For HTTP, hand it to net/http, which sets the
 // server name for each connection on its own clone:
 //
-//	base, err := tlsconf.Client(tlsconf.Config{}, tlsconf.HTTPProtos()...)
+//	base, err := tlsconf.Client(tlsconf.Config{}, "h2", "http/1.1")
 //	if err != nil {
 //		return err
 //	}
@@ -33,6 +33,6 @@
 // Errors that come back from net/http carry the same information once passed
 // through [AsCertificateError].
 //
-// The environment is read only by [FromEnv] (or by a caller that processes an
-// [Env] with envconfig); nothing else in this package looks at it.
+// The environment is read only by [FromEnv]; nothing else in this package
+// looks at it.
 package tlsconf

@@ -9,36 +9,10 @@ import (
 	"github.com/kelseyhightower/envconfig"
 )
 
-// Env holds the TLS settings as read from the environment, one raw string per
-// variable; [Env.Config] checks and converts them. The variables are:
-//
-//	Variable                           Config field        Value
-//	OUTBOUND_TLS_CA_FILE               CAFile              path of a PEM bundle of extra CAs,
-//	                                                       trusted in addition to the system roots
-//	OUTBOUND_TLS_CERT_FILE             CertFile            path of the PEM client certificate
-//	                                                       (set with OUTBOUND_TLS_KEY_FILE)
-//	OUTBOUND_TLS_KEY_FILE              KeyFile             path of its PEM private key
-//	OUTBOUND_TLS_MIN_VERSION           MinVersion          "1.2" or "1.3"
-//	OUTBOUND_TLS_INSECURE_SKIP_VERIFY  InsecureSkipVerify  "true" turns verification OFF (see
-//	                                                       Config.InsecureSkipVerify); any
-//	                                                       strconv.ParseBool form is accepted
-//
-// A variable that is unset or empty leaves its field at the zero value, and
-// so at the default of [Config]. A bad value is an error that names the
-// variable. The files are read later, by [Client].
-//
-// The envconfig tags hold the full variable names, so a package that reads
-// all its settings at once can embed Env in its own specification and process
-// it with an empty prefix:
-//
-//	var spec struct {
-//		tlsconf.Env
-//		Timeout time.Duration `envconfig:"OUTBOUND_TIMEOUT"`
-//	}
-//	err := envconfig.Process("", &spec)
-//	...
-//	cfg, err := spec.Env.Config()
-type Env struct {
+// env holds the TLS settings as read from the environment, one raw string
+// per variable; config checks and converts them. The variables are listed
+// at [FromEnv].
+type env struct {
 	// CAFile is OUTBOUND_TLS_CA_FILE, for Config.CAFile.
 	CAFile string `envconfig:"OUTBOUND_TLS_CA_FILE" desc:"PEM file of extra CA certificates, added to the system roots"`
 
@@ -56,10 +30,10 @@ type Env struct {
 	InsecureSkipVerify string `envconfig:"OUTBOUND_TLS_INSECURE_SKIP_VERIFY" desc:"true DISABLES certificate verification (debugging only)"`
 }
 
-// Config converts e to a [Config]. It checks MinVersion and
+// config converts e to a [Config]. It checks MinVersion and
 // InsecureSkipVerify and returns an error naming the variable if one is
 // malformed; the other fields are copied as they are.
-func (e Env) Config() (Config, error) {
+func (e env) config() (Config, error) {
 	cfg := Config{CAFile: e.CAFile, CertFile: e.CertFile, KeyFile: e.KeyFile}
 	switch v := strings.TrimSpace(e.MinVersion); v {
 	case "":
@@ -80,16 +54,33 @@ func (e Env) Config() (Config, error) {
 	return cfg, nil
 }
 
-// FromEnv reads the variables listed at [Env] from the environment and
-// returns the [Config] they describe. It is the only function of the package
+// FromEnv reads these variables from the environment, with envconfig, and
+// returns the [Config] they describe:
+//
+//	Variable                           Config field        Value
+//	OUTBOUND_TLS_CA_FILE               CAFile              path of a PEM bundle of extra CAs,
+//	                                                       trusted in addition to the system roots
+//	OUTBOUND_TLS_CERT_FILE             CertFile            path of the PEM client certificate
+//	                                                       (set with OUTBOUND_TLS_KEY_FILE)
+//	OUTBOUND_TLS_KEY_FILE              KeyFile             path of its PEM private key
+//	OUTBOUND_TLS_MIN_VERSION           MinVersion          "1.2" or "1.3"
+//	OUTBOUND_TLS_INSECURE_SKIP_VERIFY  InsecureSkipVerify  "true" turns verification OFF (see
+//	                                                       Config.InsecureSkipVerify); any
+//	                                                       strconv.ParseBool form is accepted
+//
+// A variable that is unset or empty leaves its field at the zero value, and
+// so at the default of [Config]. A bad value is an error that names the
+// variable. The files are read later, by [Client].
+//
+// It is the only function of the package
 // that reads the environment. Fields that no variable sets (RootCAs, CAPEM,
 // Certificates, SessionCache, Logger) are zero; the caller may set them, or
 // override any value, before calling [Client]. FromEnv is safe for concurrent
 // use.
 func FromEnv() (Config, error) {
-	var e Env
+	var e env
 	if err := envconfig.Process("", &e); err != nil {
 		return Config{}, fmt.Errorf("tlsconf: reading the environment: %w", err)
 	}
-	return e.Config()
+	return e.config()
 }

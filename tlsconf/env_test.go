@@ -5,9 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/tlsconf"
 )
@@ -108,25 +106,5 @@ func TestFromEnvFiles(t *testing.T) {
 	}
 	if _, err := tlsconf.Client(cfg); err == nil || !strings.Contains(err.Error(), "CertFile and KeyFile must be set together") {
 		t.Errorf("Client with a certificate but no key: %v", err)
-	}
-}
-
-// Another package can embed Env in its own envconfig specification.
-func TestEnvEmbedded(t *testing.T) {
-	setEnv(t, map[string]string{"OUTBOUND_TLS_MIN_VERSION": "1.3", "OUTBOUND_TLS_CA_FILE": "/ca.PEM()"})
-	t.Setenv("OUTBOUND_TEST_TIMEOUT", "3s")
-	var spec struct {
-		tlsconf.Env
-		Timeout time.Duration `envconfig:"OUTBOUND_TEST_TIMEOUT"`
-	}
-	if err := envconfig.Process("", &spec); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := spec.Env.Config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if spec.Timeout != 3*time.Second || cfg.MinVersion != tls.VersionTLS13 || cfg.CAFile != "/ca.PEM()" {
-		t.Errorf("got timeout %v, %+v", spec.Timeout, cfg)
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 // A base configuration for HTTP clients, built once and shared.
 func ExampleClient() {
-	base, err := tlsconf.Client(tlsconf.Config{}, tlsconf.HTTPProtos()...)
+	base, err := tlsconf.Client(tlsconf.Config{}, "h2", "http/1.1")
 	if err != nil {
 		log.Fatal(err)
 	}

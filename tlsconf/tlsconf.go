@@ -76,16 +76,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// HTTPProtos returns the ALPN protocols for an HTTP client, in order of
-// preference: "h2" (RFC 9113), then "http/1.1" (RFC 7301, section 6). Each
-// call returns a new slice.
-func HTTPProtos() []string {
-	return []string{"h2", "http/1.1"}
-}
-
 // Client validates cfg and returns a new [tls.Config] for the client side of
 // a connection, offering the ALPN protocols alpn in order of preference (none
-// for the mail protocols, [HTTPProtos] for HTTP).
+// for the mail protocols; "h2", "http/1.1" for HTTP, RFC 9113 and RFC 7301).
 //
 // The files named by cfg are read, and its certificates parsed, during this
 // call, which reports any problem: an unreadable file, PEM without a

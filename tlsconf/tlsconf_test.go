@@ -75,7 +75,7 @@ func TestClientDoesNotAliasInput(t *testing.T) {
 	before := roots.Clone()
 	caPEM := bytes.Clone(other.PEM())
 	certs := []tls.Certificate{clientCert}
-	protos := tlsconf.HTTPProtos()
+	protos := []string{"h2", "http/1.1"}
 	cfg := tlsconf.Config{RootCAs: roots, CAPEM: caPEM, Certificates: certs}
 
 	c := mustClient(t, cfg, protos...)
@@ -96,9 +96,6 @@ func TestClientDoesNotAliasInput(t *testing.T) {
 	certs[0] = tls.Certificate{}
 	if len(c.Certificates) != 1 || c.Certificates[0].Leaf == nil {
 		t.Error("Certificates aliases the caller's slice")
-	}
-	if !slices.Equal(tlsconf.HTTPProtos(), []string{"h2", "http/1.1"}) {
-		t.Error("HTTPProtos returned a shared slice")
 	}
 }
 
@@ -471,10 +468,10 @@ func TestALPN(t *testing.T) {
 		addr string
 		want string
 	}{
-		{"HTTPProtos", tlsconf.HTTPProtos(), httpAddr, "h2"},
+		{"h2 and http/1.1", []string{"h2", "http/1.1"}, httpAddr, "h2"},
 		{"HTTP/1.1 only", []string{"http/1.1"}, httpAddr, "http/1.1"},
 		{"none", nil, httpAddr, ""},
-		{"server without ALPN", tlsconf.HTTPProtos(), mailAddr, ""},
+		{"server without ALPN", []string{"h2", "http/1.1"}, mailAddr, ""},
 		{"mail", nil, mailAddr, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -492,7 +489,7 @@ func TestALPN(t *testing.T) {
 
 func TestForHost(t *testing.T) {
 	t.Parallel()
-	base := mustClient(t, tlsconf.Config{}, tlsconf.HTTPProtos()...)
+	base := mustClient(t, tlsconf.Config{}, "h2", "http/1.1")
 	for _, tt := range []struct {
 		in, want string
 	}{
@@ -544,7 +541,7 @@ func TestHandshakeKeepsBase(t *testing.T) {
 	ca := lab.NewCA("Base CA")
 	cert := ca.Issue("base.test")
 	addr, _ := startServer(t, &tls.Config{Certificates: []tls.Certificate{cert}})
-	base := mustClient(t, tlsconf.Config{CAPEM: ca.PEM()}, tlsconf.HTTPProtos()...)
+	base := mustClient(t, tlsconf.Config{CAPEM: ca.PEM()}, "h2", "http/1.1")
 	snapshot := base.Clone()
 
 	tc, _, err := dial(t, t.Context(), base, addr, "base.test")
@@ -688,7 +685,7 @@ func TestHTTPTransport(t *testing.T) {
 		protocols.SetHTTP1(true)
 		protocols.SetHTTP2(true)
 		tr := &http.Transport{
-			TLSClientConfig: mustClient(t, cfg, tlsconf.HTTPProtos()...),
+			TLSClientConfig: mustClient(t, cfg, "h2", "http/1.1"),
 			Protocols:       &protocols,
 		}
 		defer tr.CloseIdleConnections()

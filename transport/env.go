@@ -26,12 +26,11 @@ type env struct {
 	RetryWaitMin time.Duration `envconfig:"OUTBOUND_RETRY_WAIT_MIN"`
 	RetryWaitMax time.Duration `envconfig:"OUTBOUND_RETRY_WAIT_MAX"`
 	Proxy        string        `envconfig:"OUTBOUND_PROXY"`
-	tlsconf.Env                // the OUTBOUND_TLS_* variables
 }
 
 // config converts e to a [Config].
 func (e env) config() (Config, error) {
-	tc, err := e.Env.Config()
+	tc, err := tlsconf.FromEnv() // the OUTBOUND_TLS_* variables
 	if err != nil {
 		return Config{}, err
 	}
@@ -100,7 +99,7 @@ func (e env) config() (Config, error) {
 //	OUTBOUND_TLS_INSECURE_SKIP_VERIFY                 "true" turns certificate verification OFF
 //	                          TLS.InsecureSkipVerify  (debugging only; see tlsconf.Config)
 //
-// The OUTBOUND_TLS_* variables are [tlsconf.Env]'s. HTTP_PROXY,
+// The OUTBOUND_TLS_* variables are tlsconf.FromEnv's. HTTP_PROXY,
 // HTTPS_PROXY, ALL_PROXY, NO_PROXY and their lower-case forms are never
 // read: a proxy taken from the environment would carry connections past
 // the destination check. Only OUTBOUND_PROXY names one.

@@ -25,7 +25,7 @@ import (
 // which would carry connections past the destination check; an egress
 // proxy (Config.Dialer.Proxy) is the dialer's, which checks first.
 func newSockets(cfg Config) (*socketsTransport, error) {
-	tlsCfg, err := tlsconf.Client(cfg.tlsConfig(), tlsconf.HTTPProtos()...)
+	tlsCfg, err := tlsconf.Client(cfg.tlsConfig(), "h2", "http/1.1")
 	if err != nil {
 		return nil, err
 	}
