@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/transport"
 )
 
@@ -78,11 +78,13 @@ func TestRunThroughInstalledTransport(t *testing.T) {
 		t.Run(b.String(), func(t *testing.T) {
 			prev := guardDefault(t)
 			srv, hits := countingServer(t)
-			connector := &lab.Connector{Target: srv.Listener.Addr().String()}
+			connector := &socketstest.Connector{Target: srv.Listener.Addr().String()}
 			rt, err := transport.New(transport.Config{
-				Backend:  b,
-				Resolver: lab.NewResolver(map[string][]string{"www.example.com": {publicIP}}),
-				Dialer:   &sockets.Dialer{Connect: connector.Connect},
+				Backend: b,
+				Dialer: sockets.Dialer{
+					Resolver: socketstest.NewResolver(map[string][]string{"www.example.com": {publicIP}}),
+					Connect:  connector.Connect,
+				},
 			})
 			if err != nil {
 				t.Fatal(err)

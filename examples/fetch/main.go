@@ -158,9 +158,8 @@ func demo(ctx context.Context, w io.Writer) error {
 	build := func(b transport.Backend) (http.RoundTripper, error) {
 		return transport.New(transport.Config{
 			Backend:  b,
-			Resolver: res,
-			Dialer:   &sockets.Dialer{Connect: connector.Connect},
-			AppID:    "demo",
+			Dialer:   sockets.Dialer{Resolver: res, Connect: connector.Connect},
+			URLFetch: transport.URLFetchConfig{AppID: "demo"},
 		})
 	}
 

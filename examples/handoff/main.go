@@ -15,27 +15,27 @@
 //	go run ./examples/handoff -addr news.example.net:119 -group comp.lang.go
 //
 // By default the handler and the task run in one process, and the
-// descriptor goes from one to the other through a sockets.Registry they
+// descriptor goes from one to the other through a socketapi.Registry they
 // share. With -processes they run in two, as a web process and a worker
 // process would:
 //
 //	go run ./examples/handoff -processes
 //
 // This process is then the worker: it serves its Registry on a Unix socket
-// in a new private directory (sockets.Registry.Listen) and starts the web
+// in a new private directory (socketapi.Registry.Listen) and starts the web
 // process, itself again with -role web. The web process's request handler
 // opens the connection, reads the summary, and moves the live socket to
-// the worker through the kernel (sockets.Conn.DetachTo); the descriptor it
+// the worker through the kernel (socketapi.Conn.DetachTo); the descriptor it
 // gets back is the task's payload, which it writes on its standard output,
 // the task queue; then it exits. The worker reads the task, attaches the
-// socket (sockets.Dialer.Attach) and finishes the conversation on the same
+// socket (socketapi.Dialer.Attach) and finishes the conversation on the same
 // connection, which the web process no longer holds. A TLS connection
-// cannot move between processes (sockets.ErrTLSNotMovable): its session
+// cannot move between processes (socketapi.ErrTLSNotMovable): its session
 // lives in the memory of the process that made it.
 //
 // A descriptor works only through the Registry that made it, and only for
-// the same application (sockets.Dialer.AppID): another application's
-// Attach is refused with sockets.ErrWrongApp. Both processes must run as
+// the same application (socketapi.Dialer.AppID): another application's
+// Attach is refused with socketapi.ErrWrongApp. Both processes must run as
 // the same user.
 package main
 
@@ -60,6 +60,7 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
 // appID is the identity of this application; descriptors carry it.
@@ -81,7 +82,7 @@ func main() {
 	var err error
 	switch {
 	case *role == "web":
-		d := &sockets.Dialer{AppID: appID}
+		d := &socketapi.Dialer{AppID: appID}
 		if *loopback {
 			d.Policy = loopbackPolicy()
 		}
@@ -109,7 +110,7 @@ func loopbackPolicy() *sockets.Policy {
 // demo runs run, or with processes twoProcesses, against addr or, when
 // addr is empty, against a news server on loopback holding a few articles.
 func demo(ctx context.Context, addr, group string, processes bool, out io.Writer) error {
-	d := &sockets.Dialer{Registry: new(sockets.Registry), AppID: appID}
+	d := &socketapi.Dialer{Registry: new(socketapi.Registry), AppID: appID}
 	var loopback bool
 	if addr == "" {
 		srv, err := startNewsServer(group, []article{
@@ -155,7 +156,7 @@ type task struct {
 // off, sets the task's Descriptor, and sends the task to whoever runs it.
 // On failure the connection is the caller's, to close.
 type queue interface {
-	enqueue(ctx context.Context, conn *sockets.Conn, t task) error
+	enqueue(ctx context.Context, conn *socketapi.Conn, t task) error
 }
 
 // errQueueFull is the error of a queue with no room for a task.
@@ -164,14 +165,14 @@ var errQueueFull = errors.New("task queue full")
 // memQueue is the queue of a task runner in the same process: the socket
 // is parked in the process's Registry.
 type memQueue struct {
-	dialer *sockets.Dialer // for its Registry
+	dialer *socketapi.Dialer // for its Registry
 	tasks  chan<- task
 }
 
-func (q memQueue) enqueue(_ context.Context, conn *sockets.Conn, t task) error {
+func (q memQueue) enqueue(_ context.Context, conn *socketapi.Conn, t task) error {
 	var err error
 	// From here on conn is retired: every use of it fails with
-	// sockets.ErrHandedOff, and the socket belongs to whoever attaches the
+	// socketapi.ErrHandedOff, and the socket belongs to whoever attaches the
 	// descriptor.
 	if t.Descriptor, err = conn.Detach(); err != nil {
 		return err
@@ -197,7 +198,7 @@ type processQueue struct {
 	w        io.Writer
 }
 
-func (q processQueue) enqueue(ctx context.Context, conn *sockets.Conn, t task) error {
+func (q processQueue) enqueue(ctx context.Context, conn *socketapi.Conn, t task) error {
 	var err error
 	// When DetachTo returns, the socket has left this process: the worker
 	// holds it, under the descriptor, and this process may exit.
@@ -210,7 +211,7 @@ func (q processQueue) enqueue(ctx context.Context, conn *sockets.Conn, t task) e
 // run serves the request handler over HTTP on loopback, sends it one
 // request, runs the background task it enqueues, and writes both sides'
 // results to out. d must have a Registry.
-func run(ctx context.Context, d *sockets.Dialer, addr, group string, out io.Writer) error {
+func run(ctx context.Context, d *socketapi.Dialer, addr, group string, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the task runner if no task comes
 
@@ -269,7 +270,7 @@ func request(ctx context.Context, h *handler, out io.Writer) error {
 // each socket to the worker's Registry, served on the Unix socket
 // registry, and writes the task to tasks; what the process has to say goes
 // to out.
-func web(ctx context.Context, d *sockets.Dialer, addr, group, registry string, tasks, out io.Writer) error {
+func web(ctx context.Context, d *socketapi.Dialer, addr, group, registry string, tasks, out io.Writer) error {
 	if registry == "" {
 		return errors.New("the web process needs -registry")
 	}
@@ -282,19 +283,20 @@ func web(ctx context.Context, d *sockets.Dialer, addr, group, registry string, t
 // returns (given the socket's path), takes the task the web process writes
 // on its standard output, waits for the web process to exit, and then runs
 // the task: on the same connection, which only this process holds now.
-func twoProcesses(ctx context.Context, d *sockets.Dialer, startWeb func(ctx context.Context, registry string) *exec.Cmd, out io.Writer) error {
+func twoProcesses(ctx context.Context, d *socketapi.Dialer, startWeb func(ctx context.Context, registry string) *exec.Cmd, out io.Writer) error {
 	dir, err := os.MkdirTemp("", "handoff-") // mode 0700: this user's only
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	inbox, err := d.Registry.Listen(filepath.Join(dir, "registry.sock"))
+	sock := filepath.Join(dir, "registry.sock")
+	inbox, err := d.Registry.Listen(sock)
 	if err != nil {
 		return err
 	}
 	defer inbox.Close()
 
-	cmd := startWeb(ctx, inbox.Path())
+	cmd := startWeb(ctx, sock)
 	var said bytes.Buffer
 	cmd.Stderr = &said
 	queue, err := cmd.StdoutPipe()
@@ -326,18 +328,19 @@ func twoProcesses(ctx context.Context, d *sockets.Dialer, startWeb func(ctx cont
 // handler is the request handler: it opens the connection, reads the
 // group's summary, and hands the socket off to the queue.
 type handler struct {
-	dialer *sockets.Dialer
+	dialer *socketapi.Dialer
 	addr   string
 	group  string
 	queue  queue
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	conn, err := h.dialer.DialConn(r.Context(), "tcp", h.addr)
+	c, err := h.dialer.DialContext(r.Context(), "tcp", h.addr)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
+	conn := c.(*socketapi.Conn) // what a socketapi.Dialer always returns
 	t, summary, err := openGroup(r.Context(), conn, h.group)
 	if err == nil {
 		err = h.queue.enqueue(r.Context(), conn, t)
@@ -357,7 +360,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // openGroup reads the server's greeting on a new connection and selects
 // group. It returns the task that lists the newest articles (at most ten),
 // and the group's summary.
-func openGroup(ctx context.Context, conn *sockets.Conn, group string) (task, string, error) {
+func openGroup(ctx context.Context, conn *socketapi.Conn, group string) (task, string, error) {
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	tc := textproto.NewConn(conn)
@@ -389,8 +392,8 @@ func openGroup(ctx context.Context, conn *sockets.Conn, group string) (task, str
 // finish is the background task: it picks the connection up by its
 // descriptor, lists the articles of t to out, and ends the conversation.
 // The descriptor must come from d's Registry and d's application.
-func finish(ctx context.Context, d *sockets.Dialer, t task, out io.Writer) error {
-	conn, err := d.Attach(t.Descriptor) // a *sockets.HandOffError on failure
+func finish(ctx context.Context, d *socketapi.Dialer, t task, out io.Writer) error {
+	conn, err := d.Attach(t.Descriptor) // a *socketapi.Error on failure
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,8 @@ import (
 	"time"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets/socketapi"
+	"github.com/outbound-go/outbound/sockets/socketstest"
 )
 
 const (
@@ -45,12 +46,14 @@ func startServer(t *testing.T, articles []article) *newsServer {
 
 // dialer resolves newsHost to a public address, which the default policy
 // checks, and connects it to srv on loopback.
-func dialer(srv *newsServer) (*sockets.Dialer, *lab.Connector) {
-	conn := &lab.Connector{Target: srv.Addr()}
-	return &sockets.Dialer{
-		Resolver: lab.NewResolver(map[string][]string{newsHost: {publicIP}}),
-		Connect:  conn.Connect,
-		Registry: new(sockets.Registry),
+func dialer(srv *newsServer) (*socketapi.Dialer, *socketstest.Connector) {
+	conn := &socketstest.Connector{Target: srv.Addr()}
+	return &socketapi.Dialer{
+		Dialer: sockets.Dialer{
+			Resolver: socketstest.NewResolver(map[string][]string{newsHost: {publicIP}}),
+			Connect:  conn.Connect,
+		},
+		Registry: new(socketapi.Registry),
 		AppID:    appID,
 	}, conn
 }
@@ -99,9 +102,13 @@ func TestHandOff(t *testing.T) {
 	d, _ := dialer(srv)
 	ctx := testContext(t)
 
-	conn, err := d.DialConn(ctx, "tcp", newsHost+":119")
+	c, err := d.DialContext(ctx, "tcp", newsHost+":119")
 	if err != nil {
 		t.Fatal(err)
+	}
+	conn, ok := c.(*socketapi.Conn)
+	if !ok {
+		t.Fatalf("DialContext returned a %T, want a *socketapi.Conn", c)
 	}
 	tk, _, err := openGroup(ctx, conn, group)
 	if err != nil {
@@ -113,22 +120,22 @@ func TestHandOff(t *testing.T) {
 	}
 
 	// The original handle is retired.
-	if _, err := conn.Write([]byte("QUIT\r\n")); !errors.Is(err, sockets.ErrHandedOff) {
-		t.Errorf("Write on the handed-off connection: %v, want sockets.ErrHandedOff", err)
+	if _, err := conn.Write([]byte("QUIT\r\n")); !errors.Is(err, socketapi.ErrHandedOff) {
+		t.Errorf("Write on the handed-off connection: %v, want socketapi.ErrHandedOff", err)
 	}
-	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, sockets.ErrHandedOff) {
-		t.Errorf("Read on the handed-off connection: %v, want sockets.ErrHandedOff", err)
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, socketapi.ErrHandedOff) {
+		t.Errorf("Read on the handed-off connection: %v, want socketapi.ErrHandedOff", err)
 	}
 
 	// Another application, even with the same Registry, cannot pick it up.
-	other := &sockets.Dialer{Registry: d.Registry, AppID: "another-app"}
+	other := &socketapi.Dialer{Registry: d.Registry, AppID: "another-app"}
 	_, err = other.Attach(tk.Descriptor)
-	var hoe *sockets.HandOffError
-	if !errors.Is(err, sockets.ErrWrongApp) || !errors.As(err, &hoe) {
-		t.Fatalf("Attach by another application: %v, want a *sockets.HandOffError matching sockets.ErrWrongApp", err)
+	var hoe *socketapi.Error
+	if !errors.Is(err, socketapi.ErrWrongApp) || !errors.As(err, &hoe) {
+		t.Fatalf("Attach by another application: %v, want a *socketapi.Error matching socketapi.ErrWrongApp", err)
 	}
-	if err := finish(ctx, other, tk, io.Discard); !errors.Is(err, sockets.ErrWrongApp) {
-		t.Errorf("finish by another application: %v, want sockets.ErrWrongApp", err)
+	if err := finish(ctx, other, tk, io.Discard); !errors.Is(err, socketapi.ErrWrongApp) {
+		t.Errorf("finish by another application: %v, want socketapi.ErrWrongApp", err)
 	}
 
 	// The refusals left the socket parked for its own application.
@@ -139,8 +146,8 @@ func TestHandOff(t *testing.T) {
 	if !strings.Contains(out.String(), "Third") {
 		t.Errorf("task output %q does not list the articles", out.String())
 	}
-	if err := finish(ctx, d, tk, io.Discard); !errors.Is(err, sockets.ErrStaleDescriptor) {
-		t.Errorf("second finish with the same descriptor: %v, want sockets.ErrStaleDescriptor", err)
+	if err := finish(ctx, d, tk, io.Discard); !errors.Is(err, socketapi.ErrStaleDescriptor) {
+		t.Errorf("second finish with the same descriptor: %v, want socketapi.ErrStaleDescriptor", err)
 	}
 	wantSessions := [][]string{{"GROUP " + group, "OVER 1-3", "QUIT"}}
 	if got := srv.Sessions(); !slices.EqualFunc(got, wantSessions, slices.Equal) {
@@ -248,10 +255,12 @@ func webProcess(spec string) int {
 	}
 	// The web process has no Registry of its own: the socket goes to the
 	// worker's.
-	d := &sockets.Dialer{
-		Resolver: lab.NewResolver(map[string][]string{newsHost: {publicIP}}),
-		Connect:  (&lab.Connector{Target: ws.Server}).Connect,
-		AppID:    appID,
+	d := &socketapi.Dialer{
+		Dialer: sockets.Dialer{
+			Resolver: socketstest.NewResolver(map[string][]string{newsHost: {publicIP}}),
+			Connect:  (&socketstest.Connector{Target: ws.Server}).Connect,
+		},
+		AppID: appID,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -321,8 +330,8 @@ func TestTwoProcessesWrongApp(t *testing.T) {
 	d, _ := dialer(srv)
 	d.AppID = "another-app"
 	err := twoProcesses(testContext(t), d, startWeb(t, srv), io.Discard)
-	if he, ok := errors.AsType[*sockets.HandOffError](err); !ok || !errors.Is(err, sockets.ErrWrongApp) || he.App != appID {
-		t.Fatalf("twoProcesses for another application: %v, want a *sockets.HandOffError for %q matching sockets.ErrWrongApp", err, appID)
+	if he, ok := errors.AsType[*socketapi.Error](err); !ok || !errors.Is(err, socketapi.ErrWrongApp) || he.App != appID {
+		t.Fatalf("twoProcesses for another application: %v, want a *socketapi.Error for %q matching socketapi.ErrWrongApp", err, appID)
 	}
 	// The socket stays parked for its own application, until the idle
 	// timeout reclaims it.

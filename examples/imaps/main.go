@@ -1,8 +1,9 @@
 // Command imaps logs in to an IMAP server over implicit TLS (IMAPS, port
 // 993), selects a mailbox read-only and lists its newest messages. The
-// connection comes from sockets.Dialer, so it is checked against App
-// Engine's Sockets API policy (imap.gmail.com:993 is one of its exceptions),
-// the TLS handshake is tlsconf's, and the IMAP client is go-imap's.
+// connection comes from socketapi.Dialer, the Sockets API emulation, so it
+// is checked against App Engine's Sockets API policy (imap.gmail.com:993 is
+// one of its exceptions), the TLS handshake is tlsconf's, and the IMAP
+// client is go-imap's.
 //
 // The password is read from the IMAP_PASSWORD environment variable, so that
 // it does not show in the process list:
@@ -32,7 +33,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -58,7 +59,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	err := run(ctx, &sockets.Dialer{}, cfg, os.Stdout)
+	err := run(ctx, &socketapi.Dialer{}, cfg, os.Stdout)
 	cancel()
 	stop()
 	if err != nil {
@@ -68,7 +69,7 @@ func main() {
 
 // run connects through d, completes the TLS handshake, logs in, and writes
 // the newest messages of the mailbox to out, newest first.
-func run(ctx context.Context, d *sockets.Dialer, cfg config, out io.Writer) (err error) {
+func run(ctx context.Context, d *socketapi.Dialer, cfg config, out io.Writer) (err error) {
 	mailbox, count := cfg.Mailbox, cfg.Count
 	if mailbox == "" {
 		mailbox = "INBOX"

@@ -17,7 +17,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets/socketapi"
+	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -33,7 +34,7 @@ const (
 // It returns the server's address and the CA that signed its certificate.
 func startServer(t *testing.T, n int) (addr string, roots *x509.CertPool) {
 	t.Helper()
-	cert, roots := lab.NewCert(serverName)
+	cert, roots := socketstest.NewCert(serverName)
 	serverTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
 
 	u := imapmemserver.NewUser(user, password)
@@ -75,12 +76,12 @@ func startServer(t *testing.T, n int) (addr string, roots *x509.CertPool) {
 
 // dialer resolves serverName to a public address and connects it to the
 // loopback server, under the default policy.
-func dialer(target string) (*sockets.Dialer, *lab.Connector) {
-	conn := &lab.Connector{Target: target}
-	return &sockets.Dialer{
-		Resolver: lab.NewResolver(map[string][]string{serverName: {publicIP}}),
+func dialer(target string) (*socketapi.Dialer, *socketstest.Connector) {
+	conn := &socketstest.Connector{Target: target}
+	return &socketapi.Dialer{Dialer: sockets.Dialer{
+		Resolver: socketstest.NewResolver(map[string][]string{serverName: {publicIP}}),
 		Connect:  conn.Connect,
-	}, conn
+	}}, conn
 }
 
 func TestRunListsNewest(t *testing.T) {
@@ -149,7 +150,7 @@ func TestRunWrongPassword(t *testing.T) {
 
 func TestRunUntrustedCertificate(t *testing.T) {
 	addr, _ := startServer(t, 1)
-	_, otherRoots := lab.NewCert(serverName) // a CA that did not sign the server's certificate
+	_, otherRoots := socketstest.NewCert(serverName) // a CA that did not sign the server's certificate
 	d, _ := dialer(addr)
 	cfg := config{Addr: serverName + ":993", User: user, Password: password, TLS: tlsconf.Config{RootCAs: otherRoots}}
 	err := run(context.Background(), d, cfg, &strings.Builder{})

@@ -1,8 +1,9 @@
 // Command smtp sends one message through an SMTP submission server the way
 // an App Engine application sends mail over the Sockets API: a connection
-// from sockets.Dialer (port 587 is allowed, plain SMTP on port 25 is
-// refused), STARTTLS with a configuration from tlsconf, AUTH PLAIN, then the
-// message, all with the standard net/smtp client.
+// from socketapi.Dialer, checked against the Sockets API policy (port 587 is
+// allowed, plain SMTP on port 25 is refused), STARTTLS with a configuration
+// from tlsconf, AUTH PLAIN, then the message, all with the standard net/smtp
+// client.
 //
 // The password is read from the SMTP_PASSWORD environment variable, so that
 // it does not show in the process list:
@@ -31,7 +32,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketapi"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -67,7 +68,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	err := run(ctx, &sockets.Dialer{}, cfg, os.Stdout)
+	err := run(ctx, &socketapi.Dialer{}, cfg, os.Stdout)
 	cancel()
 	stop()
 	if err != nil {
@@ -78,7 +79,7 @@ func main() {
 // run composes the message of cfg and sends it through d. A destination the
 // policy refuses, such as port 25, fails with a *sockets.DeniedError before
 // any connection is made.
-func run(ctx context.Context, d *sockets.Dialer, cfg config, out io.Writer) error {
+func run(ctx context.Context, d *socketapi.Dialer, cfg config, out io.Writer) error {
 	if cfg.From == "" {
 		cfg.From = cfg.User
 	}
@@ -112,7 +113,7 @@ func compose(cfg config, date time.Time) []byte {
 // send delivers msg: connect through d, STARTTLS, AUTH PLAIN, MAIL, RCPT,
 // DATA, QUIT. It never authenticates over a connection without TLS: a
 // server that does not offer STARTTLS is an error.
-func send(ctx context.Context, d *sockets.Dialer, cfg config, msg []byte) (err error) {
+func send(ctx context.Context, d *socketapi.Dialer, cfg config, msg []byte) (err error) {
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("server address %q: %w", cfg.Addr, err)

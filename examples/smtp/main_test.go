@@ -19,7 +19,8 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/outbound-go/outbound/sockets"
-	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets/socketapi"
+	"github.com/outbound-go/outbound/sockets/socketstest"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -52,7 +53,7 @@ type mailServer struct {
 
 func startServer(t *testing.T) *mailServer {
 	t.Helper()
-	cert, roots := lab.NewCert(serverName)
+	cert, roots := socketstest.NewCert(serverName)
 	ms := &mailServer{roots: roots}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
 		return &session{ms: ms, conn: c}, nil
@@ -166,12 +167,12 @@ func (s *session) Logout() error { return nil }
 
 // dialer resolves names through a table and connects every allowed address
 // to target on loopback, under the default policy.
-func dialer(target string, hosts map[string][]string) (*sockets.Dialer, *lab.Connector) {
-	conn := &lab.Connector{Target: target}
-	return &sockets.Dialer{
-		Resolver: lab.NewResolver(hosts),
+func dialer(target string, hosts map[string][]string) (*socketapi.Dialer, *socketstest.Connector) {
+	conn := &socketstest.Connector{Target: target}
+	return &socketapi.Dialer{Dialer: sockets.Dialer{
+		Resolver: socketstest.NewResolver(hosts),
 		Connect:  conn.Connect,
-	}, conn
+	}}, conn
 }
 
 func TestRunDelivers(t *testing.T) {
@@ -280,6 +281,6 @@ func TestUntrustedCertificate(t *testing.T) {
 
 func otherRoots(t *testing.T) *x509.CertPool {
 	t.Helper()
-	_, roots := lab.NewCert(serverName)
+	_, roots := socketstest.NewCert(serverName)
 	return roots
 }

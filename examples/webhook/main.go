@@ -1,7 +1,8 @@
 // Command webhook sends a webhook the way a service that fetches URLs for
-// others should: the URL comes from a user, so the destination is checked
-// by the sockets policy at every connection, the client has timeouts, a
-// failure is sorted into refused, timeout, DNS or other, the full error is
+// others should: the URL comes from a user, so the client is
+// transport.SafeClient, whose every connection is checked by the sockets
+// policy and every step bounded in time; a failure is sorted by
+// transport.Classify (refused, timeout, DNS, ...), the full error is
 // logged, and the caller is told only what it may know: a refusal names
 // the rule, never the internal address the name resolved to.
 //
@@ -24,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -65,7 +65,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case 1:
-		client, err := newClient(transport.Config{})
+		client, err := newClient(nil)
 		if err != nil {
 			fmt.Fprintln(stderr, "webhook:", err)
 			return 1
@@ -81,66 +81,24 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// newClient returns the client for URLs that users give: the sockets
-// backend, so that every connection, each redirect hop's included, is
-// checked against the policy at connect time, with timeouts at each step.
-// cfg is the place for a test's Resolver and Dialer.Connect seam; a
-// deployment passes the zero Config. Redirects are not followed: a
-// webhook's receiver answers, it does not send the sender elsewhere.
-func newClient(cfg transport.Config) (*http.Client, error) {
-	cfg.Backend = transport.Sockets
-	d := cfg.Dialer.With(nil, nil) // a copy: the caller's Dialer is never changed
-	if d.Timeout == 0 {
-		d.Timeout = 5 * time.Second // lookup and connect
-	}
-	cfg.Dialer = d
-	if cfg.ResponseHeaderTimeout == 0 {
-		cfg.ResponseHeaderTimeout = 10 * time.Second // a receiver that never answers
-	}
-	cfg.MaxResponseHeaderBytes = 64 << 10 // a receiver answers with a status, not a header flood
-	rt, err := transport.New(cfg)
+// newClient returns the client for URLs that users give:
+// transport.SafeClient, the sockets backend with the default policy, so
+// that every connection, each redirect hop's included, is checked against
+// the policy at connect time, with a bound on each step (5 seconds for the
+// lookup and the connect, 10 for the response's headers, which must fit in
+// 64 KiB, 30 for the whole delivery). d is the place for a test's
+// Resolver and Connect seam; a deployment passes nil. Redirects are not
+// followed: a webhook's receiver answers, it does not send the sender
+// elsewhere.
+func newClient(d *sockets.Dialer) (*http.Client, error) {
+	client, err := transport.SafeClient(d)
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{
-		Transport: rt,
-		Timeout:   30 * time.Second, // the whole delivery, body included
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}, nil
-}
-
-// Class is what kind of failure a delivery met, for logs, metrics and the
-// decision to try again later.
-type Class string
-
-// The classes of failure.
-const (
-	Refused Class = "refused" // the policy refused the destination: final, never retry
-	Timeout Class = "timeout" // a step took too long: the receiver may recover
-	DNS     Class = "dns"     // the name did not resolve
-	Other   Class = "other"   // connection refused or reset, TLS, protocol errors
-)
-
-// classify sorts a delivery error, with errors.As and errors.Is only, never
-// by its text. A refusal comes first: it is final whatever else it wraps.
-func classify(err error) Class {
-	var (
-		denied *sockets.DeniedError
-		lookup *sockets.LookupError
-		dnsErr *net.DNSError
-		netErr net.Error
-	)
-	switch {
-	case errors.As(err, &denied):
-		return Refused
-	case errors.As(err, &lookup), errors.As(err, &dnsErr):
-		return DNS
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return Timeout
+	client.CheckRedirect = func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
 	}
-	return Other
+	return client, nil
 }
 
 // callerMessage is what the service tells the user who registered the URL.
@@ -149,14 +107,17 @@ func classify(err error) Class {
 // cannot be used to map the internal network through its DNS. Other
 // failures say only what kind they were; the details go to the log.
 func callerMessage(err error) string {
-	var denied *sockets.DeniedError
-	switch classify(err) {
-	case Refused:
-		errors.As(err, &denied)
-		return "destination not allowed: " + denied.Redacted()
-	case Timeout:
+	switch transport.Classify(err) {
+	case transport.Refused:
+		if denied, ok := errors.AsType[*sockets.DeniedError](err); ok {
+			return "destination not allowed: " + denied.Redacted()
+		}
+		return "destination not allowed"
+	case transport.Certificate:
+		return "the receiver's TLS certificate is not valid"
+	case transport.Timeout:
 		return "the receiver did not answer in time"
-	case DNS:
+	case transport.DNS:
 		return "the receiver's host name did not resolve"
 	}
 	return "the delivery failed"
@@ -174,7 +135,7 @@ func send(ctx context.Context, client *http.Client, log *slog.Logger, url string
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		attrs := []any{"url", url, "class", classify(err), "err", err}
+		attrs := []any{"url", url, "class", transport.Classify(err), "err", err}
 		var denied *sockets.DeniedError
 		if errors.As(err, &denied) {
 			attrs = append(attrs, "rule", denied.ErrorType())
@@ -231,14 +192,11 @@ func demo(ctx context.Context, w io.Writer) error {
 		Target: receiver.Listener.Addr().String(),
 		Routes: map[netip.AddrPort]string{netip.MustParseAddrPort("93.184.216.35:80"): silent.Listener.Addr().String()},
 	}
-	client, err := newClient(transport.Config{
-		Resolver:              res,
-		Dialer:                &sockets.Dialer{Connect: seam.Connect},
-		ResponseHeaderTimeout: 200 * time.Millisecond, // the demonstration's, to end quickly
-	})
+	client, err := newClient(&sockets.Dialer{Resolver: res, Connect: seam.Connect})
 	if err != nil {
 		return err
 	}
+	client.Timeout = time.Second // the demonstration's, to end quickly
 	defer client.CloseIdleConnections()
 
 	payload := []byte(`{"event":"invoice.paid","id":42}`)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/transport"
 )
 
 // TestDemo runs the offline demonstration and checks each thing it
@@ -54,19 +55,26 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// TestClassify sorts errors as the transport returns them, wrapped in
-// *url.Error as http.Client returns them.
+// TestClassify: the errors the webhook meets, wrapped in *url.Error as
+// http.Client returns them, fall in the classes its messages and logs
+// rely on (transport.Classify).
 func TestClassify(t *testing.T) {
 	wrap := func(err error) error { return &url.Error{Op: "Post", URL: "http://x.example/", Err: err} }
+	const (
+		Refused = transport.Refused
+		DNS     = transport.DNS
+		Timeout = transport.Timeout
+		Other   = transport.Other
+	)
 	for _, tc := range []struct {
 		name string
 		err  error
-		want Class
+		want transport.Class
 	}{
 		{"refusal", &sockets.DeniedError{Network: "tcp", Host: "x.example", Addr: netip.MustParseAddrPort("10.0.0.1:80"), Rule: sockets.RulePrivate}, Refused},
 		{"refusal before lookup", &sockets.DeniedError{Network: "tcp", Host: "x.example", Rule: sockets.RuleSMTP}, Refused},
 		{"name not found", &sockets.LookupError{Host: "x.example", Err: &net.DNSError{Err: "no such host", Name: "x.example", IsNotFound: true}}, DNS},
-		{"lookup timed out", &sockets.LookupError{Host: "x.example", Err: &net.DNSError{Err: "i/o timeout", Name: "x.example", IsTimeout: true}}, DNS},
+		{"lookup timed out", &sockets.LookupError{Host: "x.example", Err: &net.DNSError{Err: "i/o timeout", Name: "x.example", IsTimeout: true}}, Timeout},
 		{"bare DNS error", &net.DNSError{Err: "server misbehaving", Name: "x.example"}, DNS},
 		{"deadline", context.DeadlineExceeded, Timeout},
 		{"net timeout", &net.OpError{Op: "read", Net: "tcp", Err: timeoutErr{}}, Timeout},
@@ -75,8 +83,8 @@ func TestClassify(t *testing.T) {
 		{"other", errors.New("unexpected EOF"), Other},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := classify(wrap(tc.err)); got != tc.want {
-				t.Errorf("classify(%v) = %s, want %s", tc.err, got, tc.want)
+			if got := transport.Classify(wrap(tc.err)); got != tc.want {
+				t.Errorf("Classify(%v) = %s, want %s", tc.err, got, tc.want)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package outbound_test
+package rigs_test
 
 // Tests on the real network path: the kernel's connect, Go's own resolver
 // and real DNS packets, with no connect seam. The test binary re-runs
@@ -26,8 +26,8 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"
 )
@@ -178,11 +178,15 @@ func rnClients(t *testing.T, res *net.Resolver) []rnClient {
 	plain := http.DefaultTransport.(*http.Transport).Clone()
 	plain.Proxy = nil
 	plain.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Resolver: res}).DialContext
-	sock, err := transport.New(transport.Config{Backend: transport.Sockets, Resolver: res})
+	sock, err := transport.New(transport.Config{Backend: transport.Sockets, Dialer: sockets.Dialer{Resolver: res}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	uf, err := transport.New(transport.Config{Backend: transport.URLFetch, Resolver: res, Deadline: rnURLFetchDeadline})
+	uf, err := transport.New(transport.Config{
+		Backend:  transport.URLFetch,
+		Dialer:   sockets.Dialer{Resolver: res},
+		URLFetch: transport.URLFetchConfig{Deadline: rnURLFetchDeadline},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

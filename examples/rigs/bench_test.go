@@ -1,10 +1,10 @@
-package outbound_test
+package rigs_test
 
 // The benchmark suite: plain net/http.Transport, the sockets backend, the
 // urlfetch backend and a peer, code.dny.dev/ssrf, side by side, in one run,
-// against the same loopback servers. It is the module's one comparison
-// with plain net/http; the README's Benchmarks section has the command
-// that runs it and the results.
+// against the same loopback servers. It is the project's one comparison
+// with plain net/http; BENCHMARKS.md at the repository's root has the
+// command that runs it and the results.
 //
 //   - BenchmarkRatio runs the four clients in lock-step and reports each
 //     one's throughput as a multiple of plain net/http's, and the sockets
@@ -27,8 +27,8 @@ package outbound_test
 // net.Dialer of its own, so that every client pays the same dial.
 // Plain net/http is configured as the sockets backend's http.Transport is
 // (idle pool of 100, 16 per host, HTTP/1.1 and HTTP/2 with its ping
-// timeouts, the bounds on a response's headers, a TLS session cache, a
-// dialer with http.DefaultTransport's 30-second dial timeout), so that
+// timeouts, the 1 MiB bound on a response's headers, a TLS session cache,
+// a dialer with http.DefaultTransport's 30-second dial timeout), so that
 // the ratio measures what the library adds.
 //
 // The peer is plain net/http, configured and dialing exactly as plain
@@ -160,16 +160,17 @@ func benchClient(b *testing.B, backend string, srv *httptest.Server) (http.Round
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				return d.DialContext(ctx, network, target)
 			},
-			TLSClientConfig:        &tls.Config{RootCAs: roots, ClientSessionCache: tls.NewLRUClientSessionCache(0)},
-			TLSHandshakeTimeout:    10 * time.Second,
-			MaxIdleConns:           100,
-			MaxIdleConnsPerHost:    16,
-			IdleConnTimeout:        90 * time.Second,
-			ExpectContinueTimeout:  time.Second,
-			Protocols:              &protos,
-			HTTP2:                  &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
-			ResponseHeaderTimeout:  transport.DefaultResponseHeaderTimeout,
-			MaxResponseHeaderBytes: transport.DefaultMaxResponseHeaderBytes,
+			TLSClientConfig:       &tls.Config{RootCAs: roots, ClientSessionCache: tls.NewLRUClientSessionCache(0)},
+			TLSHandshakeTimeout:   10 * time.Second,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   16,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			Protocols:             &protos,
+			HTTP2:                 &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
+			// The sockets backend's bound on a response's headers: 1 MiB,
+			// and no time bound but the request's context.
+			MaxResponseHeaderBytes: 1 << 20,
 		}
 		return t, t.CloseIdleConnections
 	case "sockets", "urlfetch":
@@ -183,10 +184,9 @@ func benchClient(b *testing.B, backend string, srv *httptest.Server) (http.Round
 			return d.DialContext(ctx, network, target)
 		}
 		cfg := transport.Config{
-			Backend:  transport.Sockets,
-			Resolver: benchResolver{},
-			Dialer:   &sockets.Dialer{Connect: seam},
-			TLS:      tlsconf.Config{RootCAs: roots},
+			Backend: transport.Sockets,
+			Dialer:  sockets.Dialer{Resolver: benchResolver{}, Connect: seam},
+			TLS:     tlsconf.Config{RootCAs: roots},
 		}
 		if backend == "urlfetch" {
 			cfg.Backend = transport.URLFetch

@@ -1,4 +1,4 @@
-package outbound_test
+package rigs_test
 
 // The real proxies of the proxy tests and benchmark: Squid, run from the
 // machine's package (Debian's squid, which .ci/run installs), and

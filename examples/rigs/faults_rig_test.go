@@ -1,4 +1,4 @@
-package outbound_test
+package rigs_test
 
 // The rig the fault, load and benchmark suites share: a transport of
 // either backend whose names resolve through a test resolver to public
@@ -6,8 +6,8 @@ package outbound_test
 // loopback servers; a certificate authority made for the run; raw loopback
 // servers that misbehave on purpose; and the check that a test gives back
 // the goroutines and connections it started. The doubles, servers and
-// certificates come from the module's test kit, sockets/lab. No
-// packet leaves loopback.
+// certificates come from the library's own lab, internal/lab. No packet
+// leaves loopback.
 
 import (
 	"context"
@@ -21,8 +21,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 )
@@ -97,9 +97,8 @@ func newOutbound(tb testing.TB, o outboundOpts) *outbound {
 	}
 	cfg := transport.Config{
 		Backend:  o.backend,
-		Resolver: o.resolver,
-		Dialer:   &sockets.Dialer{Connect: c.Connect},
-		Deadline: o.deadline,
+		Dialer:   sockets.Dialer{Resolver: o.resolver, Connect: c.Connect},
+		URLFetch: transport.URLFetchConfig{Deadline: o.deadline},
 		TLS:      tlsconf.Config{RootCAs: o.roots},
 	}
 	rt, err := transport.New(cfg)

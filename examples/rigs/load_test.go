@@ -1,4 +1,4 @@
-package outbound_test
+package rigs_test
 
 // The load test: 10,000 requests at 200 concurrency through each backend,
 // a mix of good exchanges and the faults of faults_test.go. Every request
@@ -28,8 +28,8 @@ import (
 
 	"golang.org/x/net/http2"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"

@@ -1,4 +1,4 @@
-package outbound_test
+package rigs_test
 
 // Egress through a proxy fleet, against real proxies: Squid and
 // smokescreen (proxy_rig_test.go), in a network namespace of the test's
@@ -30,8 +30,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"
@@ -197,10 +197,9 @@ func egBackends(t *testing.T, res *net.Resolver, proxy *url.URL, retries int) []
 	for _, b := range []transport.Backend{transport.Sockets, transport.URLFetch} {
 		tr, err := transport.New(transport.Config{
 			Backend:  b,
-			Resolver: res,
-			Proxy:    proxy,
+			Dialer:   sockets.Dialer{Resolver: res, Proxy: proxy},
 			TLS:      tlsconf.Config{RootCAs: egCA().Pool()},
-			Deadline: 30 * time.Second,
+			URLFetch: transport.URLFetchConfig{Deadline: 30 * time.Second},
 			Retries:  retries, RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond,
 		})
 		if err != nil {
@@ -234,6 +233,13 @@ func egGet(ctx context.Context, rt http.RoundTripper, rawURL string) (string, er
 		err = fmt.Errorf("status %s", resp.Status)
 	}
 	return string(body), err
+}
+
+// permanent reports whether err is final: whether transport's retry rule
+// (transport.Retryable) would never try again a GET that ended with it.
+func permanent(err error) bool {
+	req, _ := http.NewRequest(http.MethodGet, "https://www.egress.example/", nil)
+	return !transport.Retryable(req, nil, err)
 }
 
 func TestProxy(t *testing.T) {
@@ -460,10 +466,10 @@ func egRefusedByProxy(t *testing.T, px *egProxy, res *net.Resolver, servers *egS
 	check := func(t *testing.T, err error) {
 		t.Helper()
 		var pe *sockets.ProxyError
-		if !errors.As(err, &pe) || pe.Kind != sockets.ProxyRefused || pe.StatusCode != px.status || pe.Temporary() {
+		if !errors.As(err, &pe) || pe.Kind != sockets.ProxyRefused || pe.StatusCode != px.status || !permanent(err) {
 			t.Fatalf("%v; want a permanent ProxyRefused with status %d", err, px.status)
 		}
-		if errors.Is(err, sockets.ErrDenied) || !errors.Is(err, sockets.ErrProxy) || !urlfetch.IsPermanent(err) {
+		if errors.Is(err, sockets.ErrDenied) || !errors.Is(err, sockets.ErrProxy) || !permanent(err) {
 			t.Errorf("%v: want ErrProxy, not ErrDenied, and permanent", err)
 		}
 		if pe.Addr != netip.AddrPortFrom(egBarred, 443) {
@@ -544,7 +550,7 @@ func egCredentials(t *testing.T, px *egProxy, res *net.Resolver) {
 					return
 				}
 				var pe *sockets.ProxyError
-				if !errors.As(err, &pe) || pe.Kind != sockets.ProxyAuthRequired || pe.StatusCode != 407 || !urlfetch.IsPermanent(err) {
+				if !errors.As(err, &pe) || pe.Kind != sockets.ProxyAuthRequired || pe.StatusCode != 407 || !permanent(err) {
 					t.Fatalf("%v; want a permanent ProxyAuthRequired", err)
 				}
 				if strings.Contains(err.Error(), "not-it") {
@@ -585,7 +591,7 @@ func egBadProxies(t *testing.T, res *net.Resolver) {
 			t.Run(tc.name+" "+c.name, func(t *testing.T) {
 				_, err := egGet(t.Context(), c.rt, "https://www.egress.example/")
 				var pe *sockets.ProxyError
-				if !errors.As(err, &pe) || pe.Kind != tc.kind || errors.Is(err, sockets.ErrDenied) || urlfetch.IsPermanent(err) {
+				if !errors.As(err, &pe) || pe.Kind != tc.kind || errors.Is(err, sockets.ErrDenied) || permanent(err) {
 					t.Fatalf("%v; want a transient %v", err, tc.kind)
 				}
 				if c.name == "urlfetch" && !errors.Is(err, urlfetch.ErrConnectionClosed) {
@@ -622,14 +628,14 @@ func egHTTPSProxy(t *testing.T, res *net.Resolver, servers *egServers) {
 	t.Run("untrusted", func(t *testing.T) {
 		other := lab.NewCA("another CA")
 		for _, b := range []transport.Backend{transport.Sockets, transport.URLFetch} {
-			tr, err := transport.New(transport.Config{Backend: b, Resolver: res, Proxy: u, TLS: tlsconf.Config{RootCAs: other.Pool()}})
+			tr, err := transport.New(transport.Config{Backend: b, Dialer: sockets.Dialer{Resolver: res, Proxy: u}, TLS: tlsconf.Config{RootCAs: other.Pool()}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			_, err = egGet(t.Context(), tr, "https://www.egress.example/")
 			var pe *sockets.ProxyError
 			var ce *tlsconf.CertificateError
-			if !errors.As(err, &pe) || pe.Kind != sockets.ProxyUnreachable || !errors.As(err, &ce) || ce.Host != "127.0.0.1" || !urlfetch.IsPermanent(err) {
+			if !errors.As(err, &pe) || pe.Kind != sockets.ProxyUnreachable || !errors.As(err, &ce) || ce.Host != "127.0.0.1" || !permanent(err) {
 				t.Errorf("%v: %v; want ProxyUnreachable with a certificate error for 127.0.0.1, permanent", b, err)
 			}
 			tr.CloseIdleConnections()

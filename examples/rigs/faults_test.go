@@ -1,4 +1,4 @@
-package outbound_test
+package rigs_test
 
 // The fault-injection suite: every fault is a loopback server (or a
 // resolver) that misbehaves on purpose, and every fault runs against both
@@ -30,8 +30,8 @@ import (
 
 	"golang.org/x/net/http2"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 	"github.com/outbound-go/outbound/urlfetch"
@@ -347,7 +347,7 @@ var faults = []fault{
 			return "https://wrong.example.net/", srv.Listener.Addr().String()
 		},
 		want: map[transport.Backend]expectation{
-			transport.URLFetch: rtError(all(is(urlfetch.ErrCertificate, tlsconf.ErrCertificate), as[*tlsconf.CertificateError](), as[x509.HostnameError]())),
+			transport.URLFetch: rtError(all(is(tlsconf.ErrCertificate), as[*tlsconf.CertificateError](), as[x509.HostnameError]())),
 			transport.Sockets:  rtError(all(is(tlsconf.ErrCertificate), as[*tlsconf.CertificateError](), as[x509.HostnameError]())),
 		},
 	},
@@ -385,7 +385,7 @@ var faults = []fault{
 		},
 		client: fetchClient,
 		want: map[transport.Backend]expectation{
-			transport.URLFetch: hops(1, rtError(all(is(urlfetch.ErrRefused, sockets.ErrDenied), deniedPrivate))),
+			transport.URLFetch: hops(1, rtError(all(is(sockets.ErrDenied), deniedPrivate))),
 			transport.Sockets:  hops(1, rtError(all(is(sockets.ErrDenied), deniedPrivate))),
 		},
 	},

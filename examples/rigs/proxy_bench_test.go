@@ -1,4 +1,4 @@
-package outbound_test
+package rigs_test
 
 // BenchmarkProxy: throughput through a real proxy, Squid and smokescreen
 // (proxy_rig_test.go), of each backend against plain net/http through the
@@ -26,8 +26,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
 	"github.com/outbound-go/outbound/transport"
 )
@@ -144,11 +144,13 @@ func proxyBenchClients(b *testing.B, proxy *url.URL, roots *x509.CertPool) []*pr
 	clients := []*proxyBenchClient{{name: "plain", rt: plain, closeIdle: plain.CloseIdleConnections}}
 	for _, backend := range []transport.Backend{transport.Sockets, transport.URLFetch} {
 		tr, err := transport.New(transport.Config{
-			Backend:  backend,
-			Policy:   sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")),
-			Proxy:    proxy,
+			Backend: backend,
+			Dialer: sockets.Dialer{
+				Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")),
+				Proxy:  proxy,
+			},
 			TLS:      tlsconf.Config{RootCAs: roots},
-			Deadline: 60 * time.Second,
+			URLFetch: transport.URLFetchConfig{Deadline: 60 * time.Second},
 		})
 		if err != nil {
 			b.Fatal(err)

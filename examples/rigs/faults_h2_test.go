@@ -1,4 +1,4 @@
-package outbound_test
+package rigs_test
 
 // Raw HTTP/2 servers that misbehave, driven frame by frame with
 // golang.org/x/net/http2's Framer over TLS with ALPN "h2".
