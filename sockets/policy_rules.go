@@ -239,11 +239,71 @@ func (s *hostSet) matchName(name []byte) bool {
 	return false
 }
 
-// isLiteralHost reports whether host is empty or written as an IP literal
-// (or as what only an IP literal could be), so that the host rules match
-// it by the address checked.
+// isLiteralHost reports whether the host rules match host by the address
+// checked: host is empty (a datagram of a [PacketConn]) or an IP literal
+// (see hostLiteral). Anything else is a name, matched against the names
+// listed, even when it is made of digits and dots ("10.0.0.1.5").
 func isLiteralHost(host string) bool {
-	return host == "" || strings.Contains(host, ":") || strings.Trim(host, "0123456789.") == ""
+	if host == "" {
+		return true
+	}
+	_, ok := hostLiteral(host)
+	return ok
+}
+
+// hostLiteral parses host as an IP literal, and decides literal or name
+// exactly as netip.ParseAddr, and so Go's resolver, do: host is a literal
+// when ParseAddr parses it, and a name otherwise. A host made of digits
+// and dots that ParseAddr refuses ("10.0.0.1.5", "10.0.0.1.", "010.0.0.1",
+// "1.2.3") is a name; the resolver looks it up as one, so the host lists
+// must match it as one.
+//
+// A host without a colon can only be an IPv4 literal, and is parsed here
+// as ParseAddr parses one (parseIPv4), without the error value ParseAddr
+// allocates for a name: Check allocates nothing when it allows. A host with
+// a colon goes to ParseAddr itself.
+func hostLiteral(host string) (netip.Addr, bool) {
+	if strings.IndexByte(host, ':') >= 0 {
+		a, err := netip.ParseAddr(host)
+		return a, err == nil
+	}
+	return parseIPv4(host)
+}
+
+// parseIPv4 parses s as netip.ParseAddr parses an IPv4 address: four
+// decimal fields from 0 to 255, without leading zeros, separated by single
+// dots, and nothing else (net/netip's parseIPv4Fields). It reports false
+// wherever ParseAddr reports an error; TestHostLiteralMatchesParseAddr holds
+// the two together.
+func parseIPv4(s string) (netip.Addr, bool) {
+	var fields [4]byte
+	val, pos, digits := 0, 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9':
+			if digits == 1 && val == 0 {
+				return netip.Addr{}, false // leading zero
+			}
+			val = val*10 + int(c-'0')
+			digits++
+			if val > 255 {
+				return netip.Addr{}, false
+			}
+		case c == '.':
+			if digits == 0 || pos == 3 {
+				return netip.Addr{}, false // empty field, or a fifth one
+			}
+			fields[pos] = byte(val)
+			pos, val, digits = pos+1, 0, 0
+		default:
+			return netip.Addr{}, false
+		}
+	}
+	if pos != 3 || digits == 0 {
+		return netip.Addr{}, false
+	}
+	fields[3] = byte(val)
+	return netip.AddrFrom4(fields), true
 }
 
 // listRule applies the port allow list and the host rules (steps 3 and 5
