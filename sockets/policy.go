@@ -377,22 +377,24 @@ func (p *Policy) addrCheck(proto, host string, addr netip.AddrPort) verdict {
 	}
 	// An IPv6 form is never more reachable than the IPv4 addresses it
 	// carries, whatever the allow list says about the form.
-	form, emb, n := embeddedIPv4(a)
+	held := false // under a NAT64 prefix the policy knows
 	if (p.nat64 != nil || p.nat64Found != nil) && a.Is6() {
-		// Under a NAT64 prefix the policy knows, the prefix says where
-		// the IPv4 address is (policy_rules.go).
-		switch v, held, open := p.nat64Check(a); {
-		case v.rule != 0:
+		// The prefix says where the IPv4 address is (policy_rules.go).
+		v, h, open := p.nat64Check(a)
+		if v.rule != 0 {
 			return v
-		case open:
-			return verdict{} // step 8
-		case held:
-			n = 0 // its carried address passed; the IPv6 address goes on
 		}
+		if open {
+			return verdict{} // step 8
+		}
+		held = h
 	}
-	for _, v4 := range emb[:n] {
-		if r := p.carriedRule(v4); r != 0 {
-			return verdict{rule: r, form: form, embedded: v4}
+	if !held {
+		form, emb, n := embeddedIPv4(a)
+		for _, v4 := range emb[:n] {
+			if r := p.carriedRule(v4); r != 0 {
+				return verdict{rule: r, form: form, embedded: v4}
+			}
 		}
 	}
 	if p.allow.contains(a) {
