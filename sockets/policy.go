@@ -136,14 +136,15 @@ type Policy struct {
 	err error
 }
 
-// Err returns the first entry given to p's methods, or to those of the
-// policies p was made from, that p cannot use, or nil: a host list entry
-// that can match nothing ([Policy.AllowHosts]) or a prefix
-// [Policy.WithNAT64] does not take. Such an entry is never dropped: while
-// p holds one, [Policy.Check] refuses every connection for
-// [RuleInvalidPolicy], and so does a [Dialer] with p, before any lookup.
-// Check Err where the policy is built, as constructors that take a policy
-// (transport.New) do. A nil *Policy has no error.
+// Err reports the first entry that p cannot use, given to its methods or
+// to those of the policies p was made from: a host list entry that can
+// match nothing ([Policy.AllowHosts]) or a prefix [Policy.WithNAT64] does
+// not take. The error names the method, the entry and why; nil means p
+// has no such entry. An entry is never dropped: while p holds one,
+// [Policy.Check] refuses every connection for [RuleInvalidPolicy], and so
+// does a [Dialer] with p, before any lookup. Check Err where the policy is
+// built, as constructors that take a policy (transport.New) do. A nil
+// *Policy has no error.
 func (p *Policy) Err() error {
 	if p == nil {
 		return nil
