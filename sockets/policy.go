@@ -379,7 +379,7 @@ func (p *Policy) addrCheck(proto, host string, addr netip.AddrPort) verdict {
 	// An IPv6 form is never more reachable than the IPv4 addresses it
 	// carries, whatever the allow list says about the form.
 	held := false // under a NAT64 prefix the policy knows
-	if (p.nat64 != nil || p.nat64Found != nil) && a.Is6() {
+	if a.Is6() && (p.nat64 != nil || p.nat64Found != nil) {
 		// The prefix says where the IPv4 address is (policy_rules.go).
 		v, h, open := p.nat64Check(a)
 		if v.rule != 0 {
