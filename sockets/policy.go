@@ -300,15 +300,19 @@ func protocol(network string) string {
 // refusal is a *[DeniedError] and wraps [ErrDenied]. Check does not allocate
 // when it allows, and allocates only its error when it refuses.
 func (p *Policy) Check(network, host string, addr netip.AddrPort) error {
-	p = p.orDefault()
-	if v := p.check(network, host, addr); v.rule != 0 {
-		e := &DeniedError{Network: network, Host: host, Addr: addr, Rule: v.rule, Form: v.form, Embedded: v.embedded}
-		if v.rule == RuleInvalidPolicy {
-			e.Detail = strings.TrimPrefix(p.err.Error(), "sockets: ")
-		}
-		return e
+	if v := p.orDefault().check(network, host, addr); v.rule != 0 {
+		return p.refusal(network, host, addr, v)
 	}
 	return nil
+}
+
+// refusal returns Check's error for the verdict v.
+func (p *Policy) refusal(network, host string, addr netip.AddrPort, v verdict) error {
+	e := &DeniedError{Network: network, Host: host, Addr: addr, Rule: v.rule, Form: v.form, Embedded: v.embedded}
+	if v.rule == RuleInvalidPolicy {
+		e.Detail = strings.TrimPrefix(p.err.Error(), "sockets: ")
+	}
+	return e
 }
 
 // verdict is what check found: the refusing rule (0 when allowed) and, when
