@@ -56,6 +56,11 @@ const (
 	RuleHostNotAllowed // "host_not_allowed": a host not on the policy's host allow list (Policy.AllowHosts)
 	RulePortNotAllowed // "port_not_allowed": a port not on the policy's port allow list (Policy.AllowPorts)
 
+	// RuleInvalidPolicy ("invalid_policy") refuses every connection
+	// checked against a policy that holds an entry it cannot use (see
+	// [Policy.Err]): the policy fails closed instead of dropping it.
+	RuleInvalidPolicy
+
 	// RuleProxyNetwork ("proxy_network") refuses a dial over UDP through
 	// a [Dialer] that has a [Dialer.Proxy]: HTTP CONNECT tunnels TCP only,
 	// and a datagram sent around the proxy would leave by a way the proxy
@@ -113,6 +118,7 @@ var ruleNames = [numRules]struct{ code, text string }{
 	RuleHostDenied:     {"host_denied", "host on the policy's host deny list"},
 	RuleHostNotAllowed: {"host_not_allowed", "host not on the policy's host allow list"},
 	RulePortNotAllowed: {"port_not_allowed", "port not on the policy's port allow list"},
+	RuleInvalidPolicy:  {"invalid_policy", "the policy has an entry it cannot use (see Policy.Err)"},
 
 	RuleProxyNetwork: {"proxy_network", "network not allowed through a proxy (only tcp)"},
 

@@ -58,6 +58,7 @@ var ruleCodes = []struct {
 	{sockets.RuleTeredo, "teredo"},
 	{sockets.RuleORCHID, "orchid"},
 	{sockets.RuleNotGlobalUnicast, "not_global_unicast"},
+	{sockets.RuleInvalidPolicy, "invalid_policy"},
 }
 
 var lowerSnake = regexp.MustCompile(`^[a-z0-9]+(_[a-z0-9]+)*$`)

@@ -83,7 +83,13 @@ var defaultExceptions = func() []Exception {
 // [PublicPolicy] and [Policy.WithGoogleRanges] (given nil) turn the Google
 // rule off.
 //
-// Check applies the rules in this order, and the first that matches decides:
+// A method given an entry it cannot use (a host list entry that can match
+// nothing, a prefix [Policy.WithNAT64] does not take) records it rather
+// than drop it: [Policy.Err] reports the first one, and Check refuses
+// everything, for [RuleInvalidPolicy], while the policy holds one.
+//
+// Otherwise Check applies the rules in this order, and the first that
+// matches decides:
 //
 //  1. the network is tcp, tcp4, tcp6, udp, udp4 or udp6;
 //  2. the address is valid, has no zone, and its port is not 0;
@@ -94,13 +100,15 @@ var defaultExceptions = func() []Exception {
 //  5. the host rules ([Policy.DenyHosts], [Policy.AllowHosts]) refuse;
 //  6. the deny list ([Policy.Deny]) refuses;
 //  7. an IPv6 form that carries IPv4 addresses (IPv4-compatible, NAT64,
-//     6to4, Teredo) is refused when a carried IPv4 address is refused by
-//     step 6, 10 or 11 (without the exceptions, which name exact
-//     addresses), and the refusal names the rule that refused the IPv4
-//     address, with the form in [DeniedError.Form]. The allow list does
-//     not apply to carried addresses: no Allow, of an IPv6 prefix or of
-//     an IPv4 one, opens such a form of a refused IPv4 address (an
-//     IPv4-mapped address is the IPv4 address itself, step 4);
+//     6to4, Teredo, and an address under a network-specific NAT64 prefix
+//     the policy knows, read as that prefix says: see [Policy.WithNAT64])
+//     is refused when a carried IPv4 address is refused by step 6, 10 or
+//     11 (without the exceptions, which name exact addresses), and the
+//     refusal names the rule that refused the IPv4 address, with the form
+//     in [DeniedError.Form]. The allow list does not apply to carried
+//     addresses: no Allow, of an IPv6 prefix or of an IPv4 one, opens such
+//     a form of a refused IPv4 address (an IPv4-mapped address is the IPv4
+//     address itself, step 4);
 //  8. a NAT64 address under a prefix opted in with [Policy.WithNAT64]
 //     (its carried IPv4 address passed step 7) is allowed;
 //  9. the allow list ([Policy.Allow]) allows;
@@ -119,9 +127,29 @@ type Policy struct {
 	deny      *addrSet // nil: empty
 	// The features of policy_rules.go.
 	nat64      []netip.Prefix // NAT64 prefixes opted in (WithNAT64); nil: none
+	nat64Found []netip.Prefix // NAT64 prefixes discovered (withDiscoveredNAT64): read, not opened; nil: none
 	allowHosts *hostSet       // the host allow list; nil: every host
 	denyHosts  *hostSet       // the host deny list; nil: empty
 	ports      *portSet       // the port allow list; nil: every port
+	// err is the first entry a method could not use (Policy.Err); while
+	// it is set, check refuses everything.
+	err error
+}
+
+// Err reports the first entry that p cannot use, given to its methods or
+// to those of the policies p was made from: a host list entry that can
+// match nothing ([Policy.AllowHosts]) or a prefix [Policy.WithNAT64] does
+// not take. The error names the method, the entry and why; nil means p
+// has no such entry. An entry is never dropped: while p holds one,
+// [Policy.Check] refuses every connection for [RuleInvalidPolicy], and so
+// does a [Dialer] with p, before any lookup. Check Err where the policy is
+// built, as constructors that take a policy (transport.New) do. A nil
+// *Policy has no error.
+func (p *Policy) Err() error {
+	if p == nil {
+		return nil
+	}
+	return p.err
 }
 
 // DefaultPolicy returns App Engine's Sockets API rules: public destinations
@@ -273,9 +301,18 @@ func protocol(network string) string {
 // when it allows, and allocates only its error when it refuses.
 func (p *Policy) Check(network, host string, addr netip.AddrPort) error {
 	if v := p.orDefault().check(network, host, addr); v.rule != 0 {
-		return &DeniedError{Network: network, Host: host, Addr: addr, Rule: v.rule, Form: v.form, Embedded: v.embedded}
+		return p.refusal(network, host, addr, v)
 	}
 	return nil
+}
+
+// refusal returns Check's error for the verdict v.
+func (p *Policy) refusal(network, host string, addr netip.AddrPort, v verdict) error {
+	e := &DeniedError{Network: network, Host: host, Addr: addr, Rule: v.rule, Form: v.form, Embedded: v.embedded}
+	if v.rule == RuleInvalidPolicy {
+		e.Detail = strings.TrimPrefix(p.err.Error(), "sockets: ")
+	}
+	return e
 }
 
 // verdict is what check found: the refusing rule (0 when allowed) and, when
@@ -304,6 +341,9 @@ func portRule(proto string, port uint16) Rule {
 
 // check returns the refusing rule, or a zero verdict when allowed.
 func (p *Policy) check(network, host string, addr netip.AddrPort) verdict {
+	if p.err != nil {
+		return verdict{rule: RuleInvalidPolicy} // fail closed
+	}
 	proto := protocol(network)
 	if proto == "" {
 		return verdict{rule: RuleNetwork}
@@ -342,14 +382,25 @@ func (p *Policy) addrCheck(proto, host string, addr netip.AddrPort) verdict {
 	}
 	// An IPv6 form is never more reachable than the IPv4 addresses it
 	// carries, whatever the allow list says about the form.
-	form, emb, n := embeddedIPv4(a)
-	for _, v4 := range emb[:n] {
-		if r := p.carriedRule(v4); r != 0 {
-			return verdict{rule: r, form: form, embedded: v4}
+	held := false // under a NAT64 prefix the policy knows
+	if a.Is6() && (p.nat64 != nil || p.nat64Found != nil) {
+		// The prefix says where the IPv4 address is (policy_rules.go).
+		v, h, open := p.nat64Check(a)
+		if v.rule != 0 {
+			return v
 		}
+		if open {
+			return verdict{} // step 8
+		}
+		held = h
 	}
-	if n > 0 && p.nat64Contains(a) {
-		return verdict{} // policy_rules.go
+	if !held {
+		form, emb, n := embeddedIPv4(a)
+		for _, v4 := range emb[:n] {
+			if r := p.carriedRule(v4); r != 0 {
+				return verdict{rule: r, form: form, embedded: v4}
+			}
+		}
 	}
 	if p.allow.contains(a) {
 		return verdict{}

@@ -1,35 +1,60 @@
 package sockets
 
 import (
+	"errors"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
 // nat64WellKnown is the well-known NAT64 prefix (RFC 6052 section 2.1).
 var nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96")
 
+// uniqueLocal is the unique local address space (RFC 4193), where a
+// network may put its NAT64 prefix.
+var uniqueLocal = netip.MustParsePrefix("fc00::/7")
+
 // WithNAT64 returns a copy of p that allows NAT64 addresses, for networks
 // that reach IPv4 only through NAT64 (an IPv6-only network whose DNS64
 // resolver answers with synthesized addresses). p is not changed.
 //
 // With no argument the prefix is the well-known 64:ff9b::/96 (RFC 6052).
-// A network that uses local-use prefixes names them: /96 prefixes inside
-// 64:ff9b:1::/48 (RFC 8215), such as 64:ff9b:1:2::/96. Any other prefix,
-// including another length or a network-specific prefix outside these, is
-// ignored: such addresses stay refused, as before the call. Use
+// A network whose gateway uses other prefixes names them: a local-use
+// prefix inside 64:ff9b:1::/48 (RFC 8215), such as 64:ff9b:1:2::/96, or a
+// network-specific prefix of its own, in global unicast space (2000::/3)
+// or unique local space (fc00::/7), such as 2600:1::/96. A prefix may have
+// any length RFC 6052 defines: 32, 40, 48, 56, 64 or 96 bits. Use
 // [Policy.NAT64Prefixes] to see which prefixes a policy holds.
 //
+// A prefix it does not take is an error, never dropped: an invalid or
+// IPv4 prefix, another length, the well-known prefix with a length other
+// than 96, a prefix that holds 64:ff9b:1::/48 or overlaps 6to4
+// (2002::/16) or Teredo (2001::/32), or one outside the spaces above.
+// [Policy.Err] reports it, and the policy refuses everything while it
+// holds it.
+//
 // A NAT64 address under an opted-in prefix is allowed only when the IPv4
-// address it carries (its last 32 bits) passes the same policy's address
-// rules: its deny list, the never-public table and the Google rule. Two
-// widenings do not reach the carried address: the allow list (an Allow of
-// 10.0.0.0/8 opens 10.0.0.1, not 64:ff9b::a00:1) and the exceptions to
-// the Google rule, which name exact addresses. So with WithNAT64,
-// 64:ff9b::5db8:d822 (93.184.216.34) is allowed, while
+// address it carries passes the same policy's address rules: its deny
+// list, the never-public table and the Google rule. The carried address
+// is read as RFC 6052 section 2.2 places it for the prefix's length: the
+// 32 bits after the prefix, skipping bits 64 to 71 (the "u" octet), so
+// 2001:db8:122:344:c0:2:2100:: carries 192.0.2.33 under
+// 2001:db8:122:344::/64.
+// Two widenings do not reach the carried address: the allow list (an
+// Allow of 10.0.0.0/8 opens 10.0.0.1, not 64:ff9b::a00:1) and the
+// exceptions to the Google rule, which name exact addresses. So with
+// WithNAT64, 64:ff9b::5db8:d822 (93.184.216.34) is allowed, while
 // 64:ff9b::a9fe:a9fe (169.254.169.254), 64:ff9b::7f00:1 (127.0.0.1) and
 // 64:ff9b::a00:1 (10.0.0.1) are refused for the rule that refuses the IPv4
-// address, with [FormNAT64] in [DeniedError.Form]. The deny list
-// ([Policy.Deny]) still refuses a NAT64 address it holds.
+// address, with [FormNAT64] in [DeniedError.Form] ([FormNAT64Local] under
+// 64:ff9b:1::/48). The deny list ([Policy.Deny]) still refuses a NAT64
+// address it holds.
+//
+// Without the call, an address under a network-specific prefix is an
+// ordinary IPv6 address to the policy, which cannot know that the
+// network's gateway translates it: on such a network name the prefix, so
+// that [2600:1::a00:1] is refused as the 10.0.0.1 it reaches.
 //
 // An [Policy.Allow] of a NAT64 prefix opens no more than WithNAT64 does:
 // every IPv6 form of an IPv4 address is checked by that address first.
@@ -39,17 +64,40 @@ func (p *Policy) WithNAT64(prefixes ...netip.Prefix) *Policy {
 		prefixes = []netip.Prefix{nat64WellKnown}
 	}
 	c := *p
-	c.nat64 = append([]netip.Prefix(nil), p.nat64...)
+	c.nat64 = c.addNAT64("WithNAT64", p.nat64, prefixes)
+	return &c
+}
+
+// withDiscoveredNAT64 returns a copy of p that knows the NAT64 prefixes a
+// discovery found on the network (RFC 7050, through ipv4only.arpa): an
+// address under one is checked by the IPv4 address it carries, read as
+// for [Policy.WithNAT64], even though the caller did not opt in. It opens
+// nothing: an address whose carried IPv4 address passes goes on through
+// the other rules, so one under 64:ff9b::/96 stays refused for
+// [RuleNAT64] unless WithNAT64 opted in. A prefix WithNAT64 does not take
+// is an error in the same way ([Policy.Err]). p is not changed.
+func (p *Policy) withDiscoveredNAT64(prefixes ...netip.Prefix) *Policy {
+	p = p.orDefault()
+	c := *p
+	c.nat64Found = c.addNAT64("NAT64 discovery", p.nat64Found, prefixes)
+	return &c
+}
+
+// addNAT64 returns a new list holding list and the prefixes, masked, each
+// once, recording in p the first prefix that is not a NAT64 prefix.
+func (p *Policy) addNAT64(method string, list, prefixes []netip.Prefix) []netip.Prefix {
+	list = append([]netip.Prefix(nil), list...)
 	for _, pfx := range prefixes {
-		if !isNAT64Prefix(pfx) {
+		if why := nat64PrefixProblem(pfx); why != "" {
+			p.badEntry(method, "prefix "+pfx.String(), why)
 			continue
 		}
 		pfx = pfx.Masked()
-		if !containsPrefix(c.nat64, pfx) {
-			c.nat64 = append(c.nat64, pfx)
+		if !containsPrefix(list, pfx) {
+			list = append(list, pfx)
 		}
 	}
-	return &c
+	return list
 }
 
 // NAT64Prefixes returns a copy of the NAT64 prefixes p allows (see
@@ -58,15 +106,41 @@ func (p *Policy) NAT64Prefixes() []netip.Prefix {
 	return append([]netip.Prefix(nil), p.orDefault().nat64...)
 }
 
-// isNAT64Prefix reports whether pfx is a prefix WithNAT64 accepts: the
-// well-known /96, or a /96 inside the local-use 64:ff9b:1::/48, the forms
-// whose carried address embeddedIPv4 reads from the last 32 bits.
-func isNAT64Prefix(pfx netip.Prefix) bool {
-	if !pfx.IsValid() || pfx.Bits() != 96 || pfx.Addr().Zone() != "" {
-		return false
+// nat64PrefixProblem returns why pfx is not a prefix WithNAT64 takes, or
+// "" when it is one (see [Policy.WithNAT64]).
+func nat64PrefixProblem(pfx netip.Prefix) string {
+	if !pfx.IsValid() {
+		return "not a valid prefix"
+	}
+	switch a := pfx.Addr(); {
+	case !a.Is6() || a.Zone() != "":
+		return "not an IPv6 prefix"
+	case a.Is4In6():
+		return "an IPv4-mapped prefix"
+	}
+	switch pfx.Bits() {
+	case 32, 40, 48, 56, 64, 96:
+	default:
+		return "length " + strconv.Itoa(pfx.Bits()) + " is none of RFC 6052's (32, 40, 48, 56, 64, 96)"
 	}
 	pfx = pfx.Masked()
-	return pfx == nat64WellKnown || prefixNAT64L.Contains(pfx.Addr())
+	switch {
+	case pfx == nat64WellKnown:
+		return ""
+	case pfx.Overlaps(nat64WellKnown):
+		return "overlaps the well-known prefix, which is 64:ff9b::/96 and no other length (RFC 6052 section 2.1)"
+	case prefixNAT64L.Contains(pfx.Addr()) && pfx.Bits() >= prefixNAT64L.Bits():
+		return "" // local use (RFC 8215)
+	case pfx.Overlaps(prefixNAT64L):
+		return "holds the local-use prefix 64:ff9b:1::/48: name a prefix inside it (RFC 8215)"
+	case pfx.Overlaps(prefix6to4):
+		return "inside 6to4, 2002::/16, whose addresses carry IPv4 addresses of their own (RFC 3056)"
+	case pfx.Overlaps(prefixTeredo):
+		return "inside Teredo, 2001::/32, whose addresses carry IPv4 addresses of their own (RFC 4380)"
+	case globalUnicast.Contains(pfx.Addr()), uniqueLocal.Contains(pfx.Addr()):
+		return "" // network-specific (RFC 6052 section 2.3)
+	}
+	return "outside global unicast (2000::/3) and unique local (fc00::/7) space"
 }
 
 func containsPrefix(list []netip.Prefix, pfx netip.Prefix) bool {
@@ -78,56 +152,142 @@ func containsPrefix(list []netip.Prefix, pfx netip.Prefix) bool {
 	return false
 }
 
-// nat64Contains reports whether a is under a NAT64 prefix p opted in.
-func (p *Policy) nat64Contains(a netip.Addr) bool {
+// nat64Check checks a, an IPv6 address, against the NAT64 prefixes p
+// knows: under each that holds a, the IPv4 address a carries (read as
+// that prefix's length says) must pass carriedRule. held reports whether
+// a prefix holds a, and open whether one opted in with WithNAT64 does and
+// every carried address passed; v is the refusal, if any.
+func (p *Policy) nat64Check(a netip.Addr) (v verdict, held, open bool) {
 	for _, pfx := range p.nat64 {
 		if pfx.Contains(a) {
-			return true
+			if v = p.nat64Carried(a, pfx); v.rule != 0 {
+				return v, true, false
+			}
+			held, open = true, true
 		}
 	}
-	return false
+	for _, pfx := range p.nat64Found {
+		if pfx.Contains(a) {
+			if v = p.nat64Carried(a, pfx); v.rule != 0 {
+				return v, true, false
+			}
+			held = true
+		}
+	}
+	return verdict{}, held, open
+}
+
+// nat64Carried applies carriedRule to the IPv4 address that a carries
+// under pfx, and returns the refusal, if any.
+func (p *Policy) nat64Carried(a netip.Addr, pfx netip.Prefix) verdict {
+	v4 := nat64IPv4(a, pfx.Bits())
+	r := p.carriedRule(v4)
+	if r == 0 {
+		return verdict{}
+	}
+	form := FormNAT64
+	if prefixNAT64L.Contains(pfx.Addr()) {
+		form = FormNAT64Local
+	}
+	return verdict{rule: r, form: form, embedded: v4}
+}
+
+// nat64IPv4 returns the IPv4 address that a, an IPv6 address, carries
+// under a NAT64 prefix of bits bits, one of RFC 6052's lengths: the 32
+// bits after the prefix, skipping bits 64 to 71, the "u" octet (RFC 6052
+// section 2.2). For /96 that is the last 32 bits; for /32, bits 32-63;
+// for /64, bits 72-103.
+func nat64IPv4(a netip.Addr, bits int) netip.Addr {
+	b := a.As16()
+	var v4 [4]byte
+	j := bits / 8
+	for i := range v4 {
+		if j == 8 {
+			j++ // the u octet
+		}
+		v4[i] = b[j]
+		j++
+	}
+	return netip.AddrFrom4(v4)
+}
+
+// badEntry records in p the first entry a method could not use: what the
+// method was given, and why it can match nothing.
+func (p *Policy) badEntry(method, entry, why string) {
+	if p.err == nil {
+		p.err = errors.New("sockets: " + method + ": " + entry + ": " + why)
+	}
 }
 
 // AllowHosts returns a copy of p with a host allow list that also holds
-// the given names: once a policy has one, a connection whose host is not
-// on it is refused for [RuleHostNotAllowed]. p is not changed. The first
-// call turns the list on, so AllowHosts() with no names refuses every
-// host. An allowed host still gets every other check: its port, and each
-// address it resolves to.
+// the given entries: once a policy has one, a connection whose host is
+// not on it is refused for [RuleHostNotAllowed]. p is not changed. The
+// first call turns the list on, so AllowHosts() with no entries refuses
+// every host. An allowed host still gets every other check: its port, and
+// each address it resolves to.
 //
-// Each entry is an exact DNS name ("api.example.com"), a suffix pattern
-// ("*.example.com", which matches every name below example.com at any
-// depth, but not example.com itself), or an IP literal ("192.0.2.1",
-// "2001:db8::1"). Names are compared normalised: ASCII letters folded to
-// lower case and one trailing dot removed, on the entry and on the host
-// alike. Nothing else is rewritten: an internationalized name matches only
-// in the form it is written, so list IDNs in their A-label form
-// ("xn--bcher-kva.example"), as the dial names them. An entry that is none
-// of these matches nothing.
+// Each entry is one of:
 //
-// A host that is an IP literal (and a datagram of a [PacketConn], which
-// has no host) is matched against the listed IP literals only, by its
+//   - an IP literal, one that netip.ParseAddr parses ("192.0.2.1",
+//     "2001:db8::1"; an IPv4-mapped one stands for its IPv4 address);
+//   - an exact DNS name ("api.example.com"): labels of 1 to 63 ASCII
+//     letters, digits, '-' and '_', with one optional trailing dot. A
+//     name of digits and dots is a name when netip does not parse it
+//     ("10.0.0.1.5"), unless a C resolver would read it as an IPv4
+//     address in another notation ("10.1", "0x0a.0.0.1"), which the
+//     [Dialer] refuses too;
+//   - a suffix pattern, "*." and such a name: "*.example.com" matches
+//     every name that ends in ".example.com", at any depth
+//     ("a.example.com", "a.b.example.com"), but not example.com itself
+//     (list it as well to match it) nor "badexample.com". The "*" is the
+//     whole leftmost label and stands for one label or more:
+//     "*example.com", "a.*.example.com", "**.example.com" and "*" are no
+//     patterns.
+//
+// Names are compared normalised: ASCII letters folded to lower case and
+// one trailing dot removed, on the entry and on the host alike. Nothing
+// else is rewritten: an internationalized name matches only in the form it
+// is written, so list IDNs in their A-label form ("xn--bcher-kva.example"),
+// as the dial names them.
+//
+// An entry that is none of these can match nothing: a Unicode name, a
+// host and port ("example.com:443"), a URL, an address range
+// ("10.0.0.0/8"), a zoned address, an empty string. It is an error, never
+// dropped: [Policy.Err] reports it, and Check refuses everything, for
+// [RuleInvalidPolicy], while the policy holds it.
+//
+// The lists match hosts as written, never what they resolve to. A host
+// that is an IP literal (one that netip.ParseAddr parses, as the Dialer
+// and Go's resolver decide; a datagram of a [PacketConn], which has no
+// host, too) is matched against the listed IP literals only, by its
 // address: when an allow list is set, a literal is refused unless it is
-// listed. A name is matched against names only: the addresses it resolves
-// to are the address rules' business ([Policy.Allow], [Policy.Deny]).
+// listed. Any other host is a name ("10.0.0.1.5" included), matched
+// against the listed names only, and no CNAME is followed: a name whose
+// CNAME is a denied name is not denied, and a denied name is reached
+// through any other name for its addresses. To keep a destination out,
+// deny its addresses ([Policy.Deny]); the addresses a name resolves to
+// are the address rules' business.
 //
 // The host rules need no address, so a [Dialer] applies them before it
 // looks a name up: a refused name sends no DNS query.
 func (p *Policy) AllowHosts(hosts ...string) *Policy {
 	p = p.orDefault()
 	c := *p
-	c.allowHosts = p.allowHosts.with(hosts)
+	c.allowHosts = p.allowHosts.with(hosts, func(entry, why string) { c.badEntry("AllowHosts", entry, why) })
 	return &c
 }
 
 // DenyHosts returns a copy of p with a host deny list that also holds the
-// given names: a connection whose host is on it is refused for
+// given entries: a connection whose host is on it is refused for
 // [RuleHostDenied], before the host allow list and before any lookup. p is
-// not changed. Entries are written and matched as for [Policy.AllowHosts].
+// not changed. Entries are written and matched as for [Policy.AllowHosts],
+// and an entry that can match nothing is an error there too: the list
+// matches names as written, so a CNAME to a denied name is not denied, and
+// a destination is kept out by denying its addresses ([Policy.Deny]).
 func (p *Policy) DenyHosts(hosts ...string) *Policy {
 	p = p.orDefault()
 	c := *p
-	c.denyHosts = p.denyHosts.with(hosts)
+	c.denyHosts = p.denyHosts.with(hosts, func(entry, why string) { c.badEntry("DenyHosts", entry, why) })
 	return &c
 }
 
@@ -175,8 +335,10 @@ type hostSet struct {
 	addrs  map[netip.Addr]struct{}
 }
 
-// with returns a new set holding s's entries and hosts; s may be nil.
-func (s *hostSet) with(hosts []string) *hostSet {
+// with returns a new set holding s's entries and hosts; s may be nil. It
+// calls bad with each host that can match nothing, quoted, and why, and
+// leaves that host out.
+func (s *hostSet) with(hosts []string, bad func(entry, why string)) *hostSet {
 	c := &hostSet{exact: map[string]struct{}{}, suffix: map[string]struct{}{}, addrs: map[netip.Addr]struct{}{}}
 	if s != nil {
 		for k := range s.exact {
@@ -191,23 +353,65 @@ func (s *hostSet) with(hosts []string) *hostSet {
 	}
 	for _, h := range hosts {
 		if a, err := netip.ParseAddr(h); err == nil {
-			if a.Zone() == "" {
-				c.addrs[a.Unmap()] = struct{}{}
+			if a.Zone() != "" {
+				bad(strconv.Quote(h), "an address with a zone, which Check always refuses")
+				continue
 			}
+			c.addrs[a.Unmap()] = struct{}{}
 			continue
 		}
 		name := normalHost(h)
-		if rest, ok := strings.CutPrefix(name, "*."); ok {
-			if validHostName(rest) == nil {
-				c.suffix[rest] = struct{}{}
-			}
+		rest, wild := strings.CutPrefix(name, "*.")
+		if why := hostEntryProblem(h, rest); why != "" {
+			bad(strconv.Quote(h), why)
 			continue
 		}
-		if validHostName(name) == nil {
-			c.exact[name] = struct{}{}
+		if wild {
+			c.suffix[rest] = struct{}{}
+		} else {
+			c.exact[rest] = struct{}{}
 		}
 	}
 	return c
+}
+
+// hostEntryProblem returns why the host list entry h, which is no IP
+// literal, can match nothing, or "" when name (h normalised, without a
+// leading "*.") is a host name a host can match.
+func hostEntryProblem(h, name string) string {
+	err := validHostName(name)
+	if err == nil && !strings.HasSuffix(name, ".") {
+		return ""
+	}
+	for i := 0; i < len(h); i++ {
+		if h[i] >= 0x80 {
+			return "not ASCII: write an internationalized name in its A-label form (xn--...), as it is dialed"
+		}
+	}
+	switch {
+	case h == "":
+		return "empty"
+	case strings.Contains(h, "://"):
+		return "a URL: list its host alone"
+	case strings.Contains(h, "/"):
+		return "an address range or a path: list hosts one by one, and refuse address ranges with Deny"
+	case strings.HasPrefix(h, "."):
+		return `a leading dot: write "*.example.com" for the names below example.com`
+	case strings.Contains(h, "*"):
+		return `a wildcard other than a leading "*." label`
+	case err == nil:
+		return "more than one trailing dot"
+	}
+	if _, _, e := net.SplitHostPort(h); e == nil {
+		return "a host and port: list the host alone, and ports with AllowPorts"
+	}
+	if strings.HasPrefix(h, "[") {
+		return "an IPv6 literal in brackets: write it without them"
+	}
+	if _, ok := parseIPv4(name); ok {
+		return "an IPv4 address with a trailing dot: write it without the dot"
+	}
+	return strings.TrimPrefix(err.Error(), "invalid host name: ")
 }
 
 // normalHost folds ASCII letters to lower case and removes one trailing
@@ -238,11 +442,71 @@ func (s *hostSet) matchName(name []byte) bool {
 	return false
 }
 
-// isLiteralHost reports whether host is empty or written as an IP literal
-// (or as what only an IP literal could be), so that the host rules match
-// it by the address checked.
+// isLiteralHost reports whether the host rules match host by the address
+// checked: host is empty (a datagram of a [PacketConn]) or an IP literal
+// (see hostLiteral). Anything else is a name, matched against the names
+// listed, even when it is made of digits and dots ("10.0.0.1.5").
 func isLiteralHost(host string) bool {
-	return host == "" || strings.Contains(host, ":") || strings.Trim(host, "0123456789.") == ""
+	if host == "" {
+		return true
+	}
+	_, ok := hostLiteral(host)
+	return ok
+}
+
+// hostLiteral parses host as an IP literal, and decides literal or name
+// exactly as netip.ParseAddr, and so Go's resolver, do: host is a literal
+// when ParseAddr parses it, and a name otherwise. A host made of digits
+// and dots that ParseAddr refuses ("10.0.0.1.5", "10.0.0.1.", "010.0.0.1",
+// "1.2.3") is a name; the resolver looks it up as one, so the host lists
+// must match it as one.
+//
+// A host without a colon can only be an IPv4 literal, and is parsed here
+// as ParseAddr parses one (parseIPv4), without the error value ParseAddr
+// allocates for a name: Check allocates nothing when it allows. A host with
+// a colon goes to ParseAddr itself.
+func hostLiteral(host string) (netip.Addr, bool) {
+	if strings.IndexByte(host, ':') >= 0 {
+		a, err := netip.ParseAddr(host)
+		return a, err == nil
+	}
+	return parseIPv4(host)
+}
+
+// parseIPv4 parses s as netip.ParseAddr parses an IPv4 address: four
+// decimal fields from 0 to 255, without leading zeros, separated by single
+// dots, and nothing else (net/netip's parseIPv4Fields). It reports false
+// wherever ParseAddr reports an error; TestHostLiteralMatchesParseAddr holds
+// the two together.
+func parseIPv4(s string) (netip.Addr, bool) {
+	var fields [4]byte
+	val, pos, digits := 0, 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9':
+			if digits == 1 && val == 0 {
+				return netip.Addr{}, false // leading zero
+			}
+			val = val*10 + int(c-'0')
+			digits++
+			if val > 255 {
+				return netip.Addr{}, false
+			}
+		case c == '.':
+			if digits == 0 || pos == 3 {
+				return netip.Addr{}, false // empty field, or a fifth one
+			}
+			fields[pos] = byte(val)
+			pos, val, digits = pos+1, 0, 0
+		default:
+			return netip.Addr{}, false
+		}
+	}
+	if pos != 3 || digits == 0 {
+		return netip.Addr{}, false
+	}
+	fields[3] = byte(val)
+	return netip.AddrFrom4(fields), true
 }
 
 // listRule applies the port allow list and the host rules (steps 3 and 5
@@ -291,9 +555,13 @@ func (p *Policy) listRule(host string, a netip.Addr, port uint16) Rule {
 }
 
 // nameRule applies the rules that need no address to a host name before
-// it is looked up: the port rules, the port allow list and the host rules.
-// It returns 0 when they allow.
+// it is looked up: a policy's unusable entry ([Policy.Err]), the port
+// rules, the port allow list and the host rules. It returns 0 when they
+// allow.
 func (p *Policy) nameRule(proto, host string, port uint16) Rule {
+	if p.err != nil {
+		return RuleInvalidPolicy
+	}
 	if r := portRule(proto, port); r != 0 {
 		return r
 	}

@@ -117,8 +117,9 @@ func TestNAT64(t *testing.T) {
 func nat64WK() netip.Prefix { return pfx("64:ff9b::/96") }
 
 // TestNAT64Prefixes holds WithNAT64 to the prefixes it accepts: the
-// well-known /96 and /96s inside 64:ff9b:1::/48; anything else is left out
-// and its addresses stay refused.
+// well-known /96, prefixes inside or equal to 64:ff9b:1::/48, and
+// network-specific prefixes of the RFC 6052 lengths; anything else is left
+// out, and the policy's Err reports it (policy_sec3_test.go).
 func TestNAT64Prefixes(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -130,9 +131,9 @@ func TestNAT64Prefixes(t *testing.T) {
 		{"well-known", []netip.Prefix{nat64WK()}, []netip.Prefix{nat64WK()}},
 		{"local /96, masked", []netip.Prefix{pfx("64:ff9b:1:2::1/96")}, []netip.Prefix{pfx("64:ff9b:1:2::/96")}},
 		{"duplicates once", []netip.Prefix{nat64WK(), nat64WK()}, []netip.Prefix{nat64WK()}},
-		{"local /48 itself", []netip.Prefix{pfx("64:ff9b:1::/48")}, nil},
+		{"local /48 itself", []netip.Prefix{pfx("64:ff9b:1::/48")}, []netip.Prefix{pfx("64:ff9b:1::/48")}},
 		{"well-known as /64", []netip.Prefix{pfx("64:ff9b::/64")}, nil},
-		{"network-specific", []netip.Prefix{pfx("2001:db8:64::/96")}, nil},
+		{"network-specific", []netip.Prefix{pfx("2001:db8:64::/96")}, []netip.Prefix{pfx("2001:db8:64::/96")}},
 		{"IPv4", []netip.Prefix{pfx("10.0.0.0/8")}, nil},
 		{"invalid", []netip.Prefix{{}}, nil},
 	} {
@@ -152,9 +153,11 @@ func TestNAT64Prefixes(t *testing.T) {
 	if got := sockets.DefaultPolicy().NAT64Prefixes(); got != nil {
 		t.Errorf("DefaultPolicy().NAT64Prefixes() = %v, want nil", got)
 	}
-	// The ignored prefix leaves its addresses refused.
-	p := sockets.DefaultPolicy().WithNAT64(pfx("2001:db8:64::/96"))
-	checkRefusal(t, p, "tcp", "", "[2001:db8:64::5db8:d822]:443", refusal{rule: sockets.RuleDocumentation})
+	// Without the opt-in, an address under a network-specific prefix is an
+	// ordinary IPv6 address (here in the documentation block); with it,
+	// the address is the IPv4 address it carries (here a public one).
+	checkRefusal(t, sockets.DefaultPolicy(), "tcp", "", "[2001:db8:64::5db8:d822]:443", refusal{rule: sockets.RuleDocumentation})
+	checkRefusal(t, sockets.DefaultPolicy().WithNAT64(pfx("2001:db8:64::/96")), "tcp", "", "[2001:db8:64::5db8:d822]:443", refusal{})
 }
 
 // TestEmbeddedFormsNeverOpened holds the rule of RULES.md section 3: no
