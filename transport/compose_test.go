@@ -396,3 +396,25 @@ func closedAddr(t *testing.T) string {
 	l.Close()
 	return addr
 }
+
+// TestNewRefusesUnusablePolicy: a policy with a host-list entry that can
+// match nothing is an error of New and ForPolicy, never a policy that
+// silently matches nothing.
+func TestNewRefusesUnusablePolicy(t *testing.T) {
+	bad := sockets.DefaultPolicy().DenyHosts("intranet.example:8080") // host:port is no host name
+	for _, backend := range []transport.Backend{transport.URLFetch, transport.Sockets} {
+		if _, err := transport.New(transport.Config{Backend: backend, Dialer: sockets.Dialer{Policy: bad}}); err == nil || !strings.Contains(err.Error(), "intranet.example:8080") {
+			t.Errorf("%v: New with an unusable deny-list entry: %v, want an error naming it", backend, err)
+		}
+		rt, err := transport.New(transport.Config{Backend: backend})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rt.ForPolicy(bad); err == nil {
+			t.Errorf("%v: ForPolicy with an unusable entry: no error", backend)
+		}
+	}
+	if _, err := transport.SafeClient(&sockets.Dialer{Policy: bad}); err == nil {
+		t.Error("SafeClient with an unusable entry: no error")
+	}
+}

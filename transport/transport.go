@@ -269,8 +269,9 @@ func BackendOf(rt http.RoundTripper) (Backend, bool) {
 // negative MaxResponseHeaderBytes, a bad TLS configuration (unreadable
 // files, bad certificates, an unsupported minimum version), a bad
 // urlfetch setting (a negative deadline, an app id that cannot go in a
-// header), an unusable proxy URL (a *sockets.ProxyError) or a
-// MeterProvider that refuses an instrument. It never reads the
+// header), a policy with an entry it cannot use ([sockets.Policy.Err]),
+// an unusable proxy URL (a *sockets.ProxyError) or a MeterProvider that
+// refuses an instrument. It never reads the
 // environment and never changes process-wide state.
 func New(cfg Config) (*Transport, error) {
 	r, err := newRetrier(cfg)
@@ -278,6 +279,9 @@ func New(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	if err := cfg.checkHeaderLimits(); err != nil { // headers.go
+		return nil, err
+	}
+	if err := cfg.Dialer.Policy.Err(); err != nil {
 		return nil, err
 	}
 	if err := cfg.setProxyTLS(); err != nil { // proxy.go
@@ -316,10 +320,14 @@ func (cfg *Config) newBase() (roundTripper, error) {
 // when the tenant's policy is made, and keep it (each holds its idle
 // connections until CloseIdleConnections or their idle timeout). p
 // replaces the policy of t's Config.Dialer; a nil p means the backend's
-// default policy. t is not changed.
+// default policy. A policy with an entry it cannot use
+// ([sockets.Policy.Err]) is an error. t is not changed.
 func (t *Transport) ForPolicy(p *sockets.Policy) (*Transport, error) {
 	if t.base == nil {
 		return nil, fmt.Errorf("%w: zero Transport: build one with New", ErrInvalidRequest)
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
 	}
 	cfg := t.cfg
 	cfg.Dialer.Policy = p
