@@ -129,10 +129,10 @@ type Dialer struct {
 	// MeterProvider receives the Dialer's OpenTelemetry metrics: its
 	// refusals by rule, the duration of its name lookups and connect
 	// attempts, and the bytes its connections move (the instruments are
-	// listed in package transport's documentation). Nil means the global
-	// MeterProvider, otel.GetMeterProvider(), which records nothing until
-	// the application sets an SDK there. While nothing records, no
-	// connection is wrapped and a dial pays a few atomic loads for it.
+	// listed in package transport's documentation). Nil means no metrics,
+	// at no cost; pass otel.GetMeterProvider() for the global provider.
+	// While a provider records nothing (no SDK set), no connection is
+	// wrapped and a dial pays a few atomic loads for it.
 	MeterProvider metric.MeterProvider
 }
 

@@ -97,7 +97,7 @@ func echoOnce(t *testing.T) string {
 }
 
 // TestMetricsNoWrapperWhenDisabled: with a no-op MeterProvider, or the
-// global one (a nil MeterProvider) with no SDK set, DialContext returns the
+// global one with no SDK set, or none (nil), DialContext returns the
 // connection as made.
 func TestMetricsNoWrapperWhenDisabled(t *testing.T) {
 	for name, mp := range map[string]metric.MeterProvider{"global": otel.GetMeterProvider(), "noop": noop.NewMeterProvider(), "nil": nil} {

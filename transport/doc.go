@@ -72,9 +72,9 @@
 // # Metrics
 //
 // Both backends record OpenTelemetry metrics through the MeterProvider of
-// Config.Dialer (nil means the global one, otel.GetMeterProvider(), which
-// records nothing until the application installs an SDK there; while
-// nothing records, no connection is wrapped). The package uses the
+// Config.Dialer (nil means no metrics, at no cost; pass
+// otel.GetMeterProvider() for the global provider; while a provider
+// records nothing, no connection is wrapped). The package uses the
 // OpenTelemetry metric API only; the application brings the SDK. Every
 // instrument is in the instrumentation scope
 // "github.com/outbound-go/outbound", and no attribute holds a host name,

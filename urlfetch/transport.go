@@ -39,18 +39,6 @@ const (
 	// MaxBackgroundDeadline is the longest deadline of an exchange made for
 	// background work (tasks, cron), when [Transport.Background] is set.
 	MaxBackgroundDeadline = 10 * time.Minute
-
-	// DefaultAppID is the application id written in the User-Agent when
-	// [Transport.AppID] is empty.
-	DefaultAppID = "unknown"
-
-	// DefaultUserAgent is net/http's own default User-Agent.
-	//
-	// Deprecated: a Transport no longer sends it. A request without a
-	// User-Agent is sent with App Engine's suffix alone, "AppEngine-Google;
-	// (+http://code.google.com/appengine; appid: APPID)", as App Engine sent
-	// it.
-	DefaultUserAgent = "Go-http-client/1.1"
 )
 
 // Transport is an [http.RoundTripper] that behaves like App Engine's URL
@@ -90,7 +78,7 @@ type Transport struct {
 	// AppID is the application id written in the User-Agent (see the
 	// package documentation), as App Engine printed it, with its partition
 	// prefix if it has one ("s~my-app"). It may hold letters, digits and
-	// the characters "-_.:~". Empty means [DefaultAppID].
+	// the characters "-_.:~". Empty means "unknown".
 	AppID string
 
 	// Deadline bounds each exchange: connecting, sending the request,
@@ -146,12 +134,12 @@ type backend struct {
 
 var publicPolicy = sync.OnceValue(sockets.PublicPolicy)
 
-// appID returns the application id: DefaultAppID for "".
+// appID returns the application id: "unknown" for "".
 func (t *Transport) appID() string {
 	if t.AppID != "" {
 		return t.AppID
 	}
-	return DefaultAppID
+	return "unknown"
 }
 
 // maxDeadline returns the longest deadline allowed.

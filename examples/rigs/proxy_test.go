@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbound-go/outbound/examples/internal/dnslab"
 	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/tlsconf"
@@ -246,7 +247,7 @@ func TestProxy(t *testing.T) {
 	if !lab.InNetNS(t, egWeb4, egWeb6, egDead4, egDead6, egBarred, egPrivate) {
 		return
 	}
-	dns := lab.NewDNSServer(t)
+	dns := dnslab.NewDNSServer(t)
 	res := dns.Resolver()
 	for name, addrs := range map[string][]netip.Addr{
 		"www.egress.example":      {egWeb4},
@@ -258,9 +259,9 @@ func TestProxy(t *testing.T) {
 		"intranet.egress.example": {egPrivate},
 		"mixed.egress.example":    {egPrivate, egWeb4},
 	} {
-		var rrs []lab.Record
+		var rrs []dnslab.Record
 		for _, a := range addrs {
-			rrs = append(rrs, lab.Record{Addr: a, TTL: 60})
+			rrs = append(rrs, dnslab.Record{Addr: a, TTL: 60})
 		}
 		dns.Set(name, rrs...)
 	}

@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/outbound-go/outbound/examples/internal/dnslab"
 	"github.com/outbound-go/outbound/internal/lab"
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/transport"
@@ -74,8 +75,8 @@ const (
 
 type rnCase struct {
 	name    string
-	zone    []lab.Record // the host's records, unless dns is set
-	dns     func(s *lab.DNSServer, host string)
+	zone    []dnslab.Record // the host's records, unless dns is set
+	dns     func(s *dnslab.DNSServer, host string)
 	first   netip.Addr    // when valid, the address the resolver must give first: the case's premise
 	attempt time.Duration // when set, the resolver's timeout per attempt (resolv.conf's "options timeout:")
 	timeout time.Duration // the fetch's context
@@ -84,37 +85,37 @@ type rnCase struct {
 	private string // rnRefused: the private server plain net/http reaches
 }
 
-func rnRR(a netip.Addr) lab.Record { return lab.Record{Addr: a, TTL: 60} }
+func rnRR(a netip.Addr) dnslab.Record { return dnslab.Record{Addr: a, TTL: 60} }
 
 var rnCases = []rnCase{
-	{name: "working IPv4", zone: []lab.Record{rnRR(rnWeb4)}, timeout: 10 * time.Second, want: rnOK, server: "web4"},
-	{name: "working IPv6 and IPv4", zone: []lab.Record{rnRR(rnWeb4), rnRR(rnWeb6)}, first: rnWeb6, timeout: 10 * time.Second, want: rnOK, server: "web6"},
+	{name: "working IPv4", zone: []dnslab.Record{rnRR(rnWeb4)}, timeout: 10 * time.Second, want: rnOK, server: "web4"},
+	{name: "working IPv6 and IPv4", zone: []dnslab.Record{rnRR(rnWeb4), rnRR(rnWeb6)}, first: rnWeb6, timeout: 10 * time.Second, want: rnOK, server: "web6"},
 	// RFC 8305: the second family starts 300 ms after the first.
-	{name: "dead IPv6 first", zone: []lab.Record{rnRR(rnDead6), rnRR(rnWeb4)}, first: rnDead6, timeout: 10 * time.Second, want: rnOK, server: "web4"},
-	{name: "dead IPv4 first, IPv6 next", zone: []lab.Record{rnRR(rnDead4), rnRR(rnWeb6to4)}, first: rnDead4, timeout: 10 * time.Second, want: rnOK, server: "web6to4"},
+	{name: "dead IPv6 first", zone: []dnslab.Record{rnRR(rnDead6), rnRR(rnWeb4)}, first: rnDead6, timeout: 10 * time.Second, want: rnOK, server: "web4"},
+	{name: "dead IPv4 first, IPv6 next", zone: []dnslab.Record{rnRR(rnDead4), rnRR(rnWeb6to4)}, first: rnDead4, timeout: 10 * time.Second, want: rnOK, server: "web6to4"},
 	// One family, addresses in turn: each gets its share of the time
 	// left (net.Dialer's partial deadline). The dial's time is the
 	// dialer's timeout, 30 s for plain net/http (http.DefaultTransport's)
 	// and the sockets backend, the deadline for urlfetch (30 s here): the
 	// dead address gets 15 s.
-	{name: "dead IPv4 first in a round robin", zone: []lab.Record{rnRR(rnDead4), rnRR(rnWeb4)}, first: rnDead4, timeout: 20 * time.Second, want: rnOK, server: "web4"},
-	{name: "every address dead", zone: []lab.Record{rnRR(rnDead6), rnRR(rnDead4)}, timeout: 3 * time.Second, want: rnTimeout},
-	{name: "refused IPv4 first", zone: []lab.Record{rnRR(rnRefused4), rnRR(rnWeb4)}, first: rnRefused4, timeout: 10 * time.Second, want: rnOK, server: "web4"},
-	{name: "refused IPv6 first", zone: []lab.Record{rnRR(rnRefused6), rnRR(rnWeb4)}, first: rnRefused6, timeout: 10 * time.Second, want: rnOK, server: "web4"},
+	{name: "dead IPv4 first in a round robin", zone: []dnslab.Record{rnRR(rnDead4), rnRR(rnWeb4)}, first: rnDead4, timeout: 20 * time.Second, want: rnOK, server: "web4"},
+	{name: "every address dead", zone: []dnslab.Record{rnRR(rnDead6), rnRR(rnDead4)}, timeout: 3 * time.Second, want: rnTimeout},
+	{name: "refused IPv4 first", zone: []dnslab.Record{rnRR(rnRefused4), rnRR(rnWeb4)}, first: rnRefused4, timeout: 10 * time.Second, want: rnOK, server: "web4"},
+	{name: "refused IPv6 first", zone: []dnslab.Record{rnRR(rnRefused6), rnRR(rnWeb4)}, first: rnRefused6, timeout: 10 * time.Second, want: rnOK, server: "web4"},
 	{
 		name: "CNAME chain to a private address",
-		dns: func(s *lab.DNSServer, host string) {
-			s.Set(host, lab.CNAMERecord("hop1."+host, 60))
-			s.Set("hop1."+host, lab.CNAMERecord("hop2."+host, 60))
+		dns: func(s *dnslab.DNSServer, host string) {
+			s.Set(host, dnslab.CNAMERecord("hop1."+host, 60))
+			s.Set("hop1."+host, dnslab.CNAMERecord("hop2."+host, 60))
 			s.Set("hop2."+host, rnRR(rnPrivate1))
 		},
 		timeout: 10 * time.Second, want: rnRefused, private: "private1",
 	},
-	{name: "NXDOMAIN", dns: func(s *lab.DNSServer, host string) { s.Fail(host, dnsmessage.RCodeNameError) }, timeout: 10 * time.Second, want: rnNotFound},
-	{name: "SERVFAIL", dns: func(s *lab.DNSServer, host string) { s.Fail(host, dnsmessage.RCodeServerFailure) }, timeout: 10 * time.Second, want: rnDNSError},
-	{name: "DNS server never answers", dns: func(s *lab.DNSServer, host string) { s.Drop(host) }, timeout: 3 * time.Second, want: rnTimeout},
+	{name: "NXDOMAIN", dns: func(s *dnslab.DNSServer, host string) { s.Fail(host, dnsmessage.RCodeNameError) }, timeout: 10 * time.Second, want: rnNotFound},
+	{name: "SERVFAIL", dns: func(s *dnslab.DNSServer, host string) { s.Fail(host, dnsmessage.RCodeServerFailure) }, timeout: 10 * time.Second, want: rnDNSError},
+	{name: "DNS server never answers", dns: func(s *dnslab.DNSServer, host string) { s.Drop(host) }, timeout: 3 * time.Second, want: rnTimeout},
 	// The resolver gives up by itself, long before the context ends.
-	{name: "DNS never answers, resolver gives up", dns: func(s *lab.DNSServer, host string) { s.Drop(host) }, attempt: 250 * time.Millisecond, timeout: 10 * time.Second, want: rnTimeout},
+	{name: "DNS never answers, resolver gives up", dns: func(s *dnslab.DNSServer, host string) { s.Drop(host) }, attempt: 250 * time.Millisecond, timeout: 10 * time.Second, want: rnTimeout},
 }
 
 // rnHost is the name a case fetches.
@@ -310,7 +311,7 @@ func TestRealNet(t *testing.T) {
 		}
 	}
 
-	dns := lab.NewDNSServer(t)
+	dns := dnslab.NewDNSServer(t)
 	res := dns.Resolver()
 	for _, s := range []struct {
 		name string
@@ -450,16 +451,16 @@ func rnRunCase(t *testing.T, tc rnCase, host string, clients []rnClient, priv *r
 // public address to a private one between two fetches: the second fetch
 // is refused by both backends, which never connect to the private server,
 // while plain net/http reaches it.
-func rnRebinding(t *testing.T, dns *lab.DNSServer, clients []rnClient, priv *rnServer, table *rnTable) {
+func rnRebinding(t *testing.T, dns *dnslab.DNSServer, clients []rnClient, priv *rnServer, table *rnTable) {
 	const name = "TTL-0 rebinding (second fetch)"
 	host := "rebind.realnet.example"
-	dns.Set(host, lab.Record{Addr: rnWeb4, TTL: 0})
+	dns.Set(host, dnslab.Record{Addr: rnWeb4, TTL: 0})
 	for _, c := range clients {
 		if f := rnGet(c, host, 10*time.Second); f.err != nil || f.body != "web4" {
 			t.Fatalf("%s, first fetch: %v, %q; want a 200 from web4", c.name, f.err, f.body)
 		}
 	}
-	dns.Set(host, lab.Record{Addr: rnPrivate2, TTL: 0})
+	dns.Set(host, dnslab.Record{Addr: rnPrivate2, TTL: 0})
 	asked := 0
 	for _, q := range dns.Queries() {
 		if q.Name == host+"." && q.Type == dnsmessage.TypeA {

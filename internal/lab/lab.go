@@ -1,7 +1,7 @@
 // Package lab is the module's own test laboratory: the test doubles of
 // package socketstest with the extras the module's tests need (lookups
 // that hang, cycle or fail, a record of every call), real servers and
-// certificates, an in-process DNS server answering real DNS packets,
+// certificates,
 // black-hole addresses, and network namespaces in which a test can use
 // public addresses without a packet leaving the machine. It is internal:
 // its names are no promise to anyone outside the module. Users test their

@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -96,13 +95,14 @@ type Metrics struct {
 // struct, copied freely) share one set of instruments.
 var cache sync.Map // metric.MeterProvider -> *Metrics
 
-// For returns the instruments on mp, nil meaning the global MeterProvider,
-// built on first use and shared after. The error is the provider's, if it
+// For returns the instruments on mp, built on first use and shared after.
+// A nil mp means none: a no-op provider, which records nothing and costs
+// nothing. The error is the provider's, if it
 // refuses an instrument; a failed build is not kept, so the next call
 // tries again.
 func For(mp metric.MeterProvider) (*Metrics, error) {
 	if mp == nil {
-		mp = otel.GetMeterProvider()
+		return nil, nil // a nil *Metrics records nothing
 	}
 	if !reflect.TypeOf(mp).Comparable() {
 		return NewMetrics(mp)
@@ -118,14 +118,9 @@ func For(mp metric.MeterProvider) (*Metrics, error) {
 	return got.(*Metrics), nil
 }
 
-// NewMetrics creates the instruments on the meter [ScopeName] of mp. A nil
-// mp means the global MeterProvider, otel.GetMeterProvider(), which
-// records nothing until the application sets one (and then forwards to
-// it). The error is the provider's, if it refuses an instrument.
+// NewMetrics creates the instruments on the meter [ScopeName] of mp. The
+// error is the provider's, if it refuses an instrument.
 func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
-	if mp == nil {
-		mp = otel.GetMeterProvider()
-	}
 	meter := mp.Meter(ScopeName)
 	m := new(Metrics)
 	var errs [5]error

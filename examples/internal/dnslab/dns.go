@@ -1,4 +1,9 @@
-package lab
+// Package dnslab is an in-process DNS server for the examples module's
+// tests: real DNS packets over UDP and TCP on loopback, answered from a
+// zone the test sets, for Go's own resolver (net.Resolver with PreferGo)
+// to query. It lives here, not in the library's internal lab, so that the
+// library's go.mod does not carry golang.org/x/net for it.
+package dnslab
 
 import (
 	"context"

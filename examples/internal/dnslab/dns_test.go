@@ -1,4 +1,4 @@
-package lab_test
+package dnslab_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/outbound-go/outbound/internal/lab"
+	"github.com/outbound-go/outbound/examples/internal/dnslab"
 )
 
 // Every lookup here asks for one family ("ip4" or "ip6"), so that Go's
@@ -39,14 +39,14 @@ func addrs(ss ...string) []netip.Addr {
 }
 
 func TestDNSServerAnswers(t *testing.T) {
-	s := lab.NewDNSServer(t)
-	s.Set("dual.test", lab.AddrRecord("93.184.216.34", 60), lab.AddrRecord("151.101.1.1", 60), lab.AddrRecord("2606:4700::1111", 0))
-	s.Set("Alias.Test", lab.CNAMERecord("alias2.test.", 30))
-	s.Set("alias2.test", lab.CNAMERecord("end.test", 30))
-	s.Set("end.test", lab.AddrRecord("10.1.0.1", 0))
-	s.Set("dangling.test", lab.CNAMERecord("nowhere.test", 30))
-	s.Set("loop1.test", lab.CNAMERecord("loop2.test", 30))
-	s.Set("loop2.test", lab.CNAMERecord("loop1.test", 30))
+	s := dnslab.NewDNSServer(t)
+	s.Set("dual.test", dnslab.AddrRecord("93.184.216.34", 60), dnslab.AddrRecord("151.101.1.1", 60), dnslab.AddrRecord("2606:4700::1111", 0))
+	s.Set("Alias.Test", dnslab.CNAMERecord("alias2.test.", 30))
+	s.Set("alias2.test", dnslab.CNAMERecord("end.test", 30))
+	s.Set("end.test", dnslab.AddrRecord("10.1.0.1", 0))
+	s.Set("dangling.test", dnslab.CNAMERecord("nowhere.test", 30))
+	s.Set("loop1.test", dnslab.CNAMERecord("loop2.test", 30))
+	s.Set("loop2.test", dnslab.CNAMERecord("loop1.test", 30))
 	s.Set("empty.test")
 	s.Fail("nx.test", dnsmessage.RCodeNameError)
 	s.Fail("servfail.test", dnsmessage.RCodeServerFailure)
@@ -87,11 +87,11 @@ func TestDNSServerAnswers(t *testing.T) {
 
 	// Queries are recorded as asked, in lower case with the final dot.
 	qs := s.Queries()
-	want := lab.DNSQuery{Name: "dual.test.", Type: dnsmessage.TypeAAAA, Network: "udp"}
+	want := dnslab.DNSQuery{Name: "dual.test.", Type: dnsmessage.TypeAAAA, Network: "udp"}
 	if !slices.Contains(qs, want) {
 		t.Errorf("queries %v lack %v", qs, want)
 	}
-	if slices.ContainsFunc(qs, func(q lab.DNSQuery) bool { return q.Name == "DUAL.test." }) {
+	if slices.ContainsFunc(qs, func(q dnslab.DNSQuery) bool { return q.Name == "DUAL.test." }) {
 		t.Errorf("queries %v: names not in lower case", qs)
 	}
 }
@@ -99,13 +99,13 @@ func TestDNSServerAnswers(t *testing.T) {
 // A name's answer changes at run time, as a rebinding attacker's does:
 // TTL 0, a public address first, a private one next.
 func TestDNSServerRebinding(t *testing.T) {
-	s := lab.NewDNSServer(t)
+	s := dnslab.NewDNSServer(t)
 	r := s.Resolver()
-	s.Set("rebind.test", lab.AddrRecord("93.184.216.34", 0))
+	s.Set("rebind.test", dnslab.AddrRecord("93.184.216.34", 0))
 	if got, err := lookup(t, r, "ip4", "rebind.test"); err != nil || !slices.Equal(got, addrs("93.184.216.34")) {
 		t.Fatalf("first lookup: %v, %v", got, err)
 	}
-	s.Set("rebind.test", lab.AddrRecord("10.1.0.2", 0))
+	s.Set("rebind.test", dnslab.AddrRecord("10.1.0.2", 0))
 	if got, err := lookup(t, r, "ip4", "rebind.test"); err != nil || !slices.Equal(got, addrs("10.1.0.2")) {
 		t.Fatalf("second lookup: %v, %v", got, err)
 	}
@@ -120,9 +120,9 @@ func TestDNSServerRebinding(t *testing.T) {
 // authoritative server that recurses (Go's resolver takes an answer
 // without them for a lame referral).
 func TestDNSServerWire(t *testing.T) {
-	s := lab.NewDNSServer(t)
-	s.Set("a.test", lab.CNAMERecord("b.test", 300))
-	s.Set("b.test", lab.AddrRecord("93.184.216.34", 0), lab.AddrRecord("151.101.1.1", 7))
+	s := dnslab.NewDNSServer(t)
+	s.Set("a.test", dnslab.CNAMERecord("b.test", 300))
+	s.Set("b.test", dnslab.AddrRecord("93.184.216.34", 0), dnslab.AddrRecord("151.101.1.1", 7))
 	m := exchange(t, s.Addr(), "a.test.", dnsmessage.TypeA)
 	if !m.Header.Response || !m.Header.Authoritative || !m.Header.RecursionAvailable || m.Header.RCode != dnsmessage.RCodeSuccess {
 		t.Errorf("header %+v", m.Header)
@@ -179,12 +179,12 @@ func exchange(t *testing.T, addr netip.AddrPort, name string, typ dnsmessage.Typ
 // An answer too large for UDP is truncated, and Go's resolver gets it in
 // full over TCP.
 func TestDNSServerTCPFallback(t *testing.T) {
-	s := lab.NewDNSServer(t)
-	var recs []lab.Record
+	s := dnslab.NewDNSServer(t)
+	var recs []dnslab.Record
 	var want []netip.Addr
 	for i := range 150 { // 150 A records: about 2,400 bytes, over EDNS(0)'s 1,232
 		a := netip.AddrFrom4([4]byte{93, 184, 216, byte(i + 1)})
-		recs = append(recs, lab.Record{Addr: a, TTL: 60})
+		recs = append(recs, dnslab.Record{Addr: a, TTL: 60})
 		want = append(want, a)
 	}
 	s.Set("big.test", recs...)
@@ -196,7 +196,7 @@ func TestDNSServerTCPFallback(t *testing.T) {
 	if !m.Header.Truncated || len(m.Answers) != 0 {
 		t.Errorf("UDP reply: truncated %v, %d answers; want truncated, none", m.Header.Truncated, len(m.Answers))
 	}
-	if qs := s.Queries(); !slices.Contains(qs, lab.DNSQuery{Name: "big.test.", Type: dnsmessage.TypeA, Network: "tcp"}) {
+	if qs := s.Queries(); !slices.Contains(qs, dnslab.DNSQuery{Name: "big.test.", Type: dnsmessage.TypeA, Network: "tcp"}) {
 		t.Errorf("queries %v: no query over TCP", qs)
 	}
 }
@@ -204,7 +204,7 @@ func TestDNSServerTCPFallback(t *testing.T) {
 // A dropped query is never answered: the lookup ends at the caller's
 // deadline, as a timeout.
 func TestDNSServerDrop(t *testing.T) {
-	s := lab.NewDNSServer(t)
+	s := dnslab.NewDNSServer(t)
 	s.Drop("silent.test")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -213,7 +213,7 @@ func TestDNSServerDrop(t *testing.T) {
 	if !errors.As(err, &de) || !de.IsTimeout || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %#v; want a timeout *net.DNSError matching context.DeadlineExceeded", err)
 	}
-	if qs := s.Queries(); !slices.ContainsFunc(qs, func(q lab.DNSQuery) bool { return q.Name == "silent.test." }) {
+	if qs := s.Queries(); !slices.ContainsFunc(qs, func(q dnslab.DNSQuery) bool { return q.Name == "silent.test." }) {
 		t.Errorf("queries %v: the dropped query was not recorded", qs)
 	}
 }
@@ -222,7 +222,7 @@ func TestDNSServerDrop(t *testing.T) {
 // that is waiting for an answer to a dropped query.
 func TestDNSServerClose(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	s := lab.NewDNSServer(t)
+	s := dnslab.NewDNSServer(t)
 	s.Drop("silent.test")
 	c, err := net.Dial("tcp", s.Addr().String())
 	if err != nil {
@@ -253,16 +253,16 @@ func TestDNSServerClose(t *testing.T) {
 }
 
 func TestDNSServerMistakes(t *testing.T) {
-	s := lab.NewDNSServer(t)
+	s := dnslab.NewDNSServer(t)
 	for name, f := range map[string]func(){
 		"CNAME with an address": func() {
-			s.Set("x.test", lab.CNAMERecord("y.test", 0), lab.AddrRecord("93.184.216.34", 0))
+			s.Set("x.test", dnslab.CNAMERecord("y.test", 0), dnslab.AddrRecord("93.184.216.34", 0))
 		},
-		"empty record":   func() { s.Set("x.test", lab.Record{}) },
-		"bad name":       func() { s.Set("x..test", lab.AddrRecord("93.184.216.34", 0)) },
-		"bad CNAME":      func() { s.Set("x.test", lab.CNAMERecord(".y.test", 0)) },
+		"empty record":   func() { s.Set("x.test", dnslab.Record{}) },
+		"bad name":       func() { s.Set("x..test", dnslab.AddrRecord("93.184.216.34", 0)) },
+		"bad CNAME":      func() { s.Set("x.test", dnslab.CNAMERecord(".y.test", 0)) },
 		"name too long":  func() { s.Drop(string(make([]byte, 300))) },
-		"bad address":    func() { lab.AddrRecord("93.184.216", 0) },
+		"bad address":    func() { dnslab.AddrRecord("93.184.216", 0) },
 		"bad Fail name":  func() { s.Fail("", dnsmessage.RCodeNameError) },
 		"bad Drop label": func() { s.Drop("a.." + "test") },
 	} {
@@ -280,11 +280,11 @@ func TestDNSServerMistakes(t *testing.T) {
 // With a short timeout per attempt, Go's resolver gives up on a dropped
 // query by itself, long before its context ends, and says it timed out.
 func TestDNSServerResolverTimeout(t *testing.T) {
-	s := lab.NewDNSServer(t)
+	s := dnslab.NewDNSServer(t)
 	s.Drop("silent.test")
-	var recs []lab.Record
+	var recs []dnslab.Record
 	for i := range 150 { // over UDP's limit: the TCP path too
-		recs = append(recs, lab.Record{Addr: netip.AddrFrom4([4]byte{93, 184, 216, byte(i + 1)})})
+		recs = append(recs, dnslab.Record{Addr: netip.AddrFrom4([4]byte{93, 184, 216, byte(i + 1)})})
 	}
 	s.Set("big.test", recs...)
 	r := s.ResolverTimeout(100 * time.Millisecond)
