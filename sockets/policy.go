@@ -112,16 +112,21 @@ var defaultExceptions = func() []Exception {
 //  8. a NAT64 address under a prefix opted in with [Policy.WithNAT64]
 //     (its carried IPv4 address passed step 7) is allowed;
 //  9. the allow list ([Policy.Allow]) allows;
-//  10. the never-public table ([NeverPublic]) refuses;
-//  11. Google's services' ranges ([EmbeddedGoogleServices], unless
-//     [Policy.WithGoogleRanges] set others) are refused unless an
-//     [Exception] matches.
+//  10. the never-public table (IANA's special-purpose blocks, whose
+//     rules run from [RuleUnspecified] to [RuleNotGlobalUnicast]) refuses;
+//  11. Google's services' ranges (the embedded ones, unless
+//     [Policy.WithGoogleRanges] or [Policy.WithGoogleRangesFunc] set
+//     others) are refused unless an [Exception] matches.
 type Policy struct {
 	// google is the Google rule's ranges; nil means the embedded
 	// services' ranges, so that the zero Policy is the strict default.
 	google *GoogleRanges
+	// googleFunc, when set (WithGoogleRangesFunc), gives the ranges at
+	// each check instead of google; a nil result means the embedded
+	// services' ranges. google is then nil.
+	googleFunc func() *GoogleRanges
 	// googleOff turns the Google rule off (PublicPolicy,
-	// WithGoogleRanges(nil)); google is then nil.
+	// WithGoogleRanges(nil)); google and googleFunc are then nil.
 	googleOff bool
 	allow     *addrSet // nil: empty
 	deny      *addrSet // nil: empty
@@ -156,8 +161,8 @@ func (p *Policy) Err() error {
 // only, port 25 and TCP port 21 refused, and Google's services refused
 // except for the App Engine exceptions (Google Public DNS on port 53,
 // Gmail's mail ports by exact name). Google's services are the embedded
-// goog.json minus the embedded cloud.json ([EmbeddedGoogleServices]):
-// Google Cloud customers' addresses are reachable. For the broadest reading,
+// goog.json minus the embedded cloud.json, which [Policy.GoogleRanges]
+// returns: Google Cloud customers' addresses are reachable. For the broadest reading,
 // which refuses the whole of goog.json, Google Cloud included:
 //
 //	p := sockets.DefaultPolicy().WithGoogleRanges(sockets.EmbeddedGoogleRanges())
@@ -195,6 +200,10 @@ func (p *Policy) googleRanges() *GoogleRanges {
 		return nil
 	case p.google != nil:
 		return p.google
+	case p.googleFunc != nil:
+		if g := p.googleFunc(); g != nil {
+			return g
+		}
 	}
 	return embeddedServices()
 }
@@ -226,15 +235,16 @@ func (p *Policy) Deny(prefixes ...netip.Prefix) *Policy {
 
 // WithGoogleRanges returns a copy of p whose Google rule refuses the ranges
 // g instead of its current ones, with App Engine's exceptions: for example
-// a newer pair of files loaded with [LoadGoogleServices], or the whole of
-// goog.json ([EmbeddedGoogleRanges], or a newer one loaded with
-// [LoadGoogleRanges]) for the broadest reading of the rule. A nil g turns
+// a newer pair of files read with [ParseGoogleRanges], or the whole of
+// goog.json ([EmbeddedGoogleRanges], or a newer one read with
+// ParseGoogleRanges and no cloud.json) for the broadest reading of the
+// rule. A nil g turns
 // the Google rule off, as in [PublicPolicy]; an empty g keeps it on and
 // refuses nothing. p is not changed, and neither is the policy by later
 // changes to *g.
 func (p *Policy) WithGoogleRanges(g *GoogleRanges) *Policy {
 	c := *p.orDefault()
-	c.google, c.googleOff = nil, g == nil
+	c.google, c.googleFunc, c.googleOff = nil, nil, g == nil
 	if g != nil {
 		own := *g
 		c.google = &own
@@ -242,9 +252,29 @@ func (p *Policy) WithGoogleRanges(g *GoogleRanges) *Policy {
 	return &c
 }
 
+// WithGoogleRangesFunc returns a copy of p whose Google rule refuses the
+// ranges f returns, asked again at every check, with App Engine's
+// exceptions: the way to follow ranges that change while the program
+// runs, such as files fetched again from time to time and published by
+// an atomic.Pointer's Load. f is called on every [Policy.Check] (twice for
+// an IPv6 address that carries an IPv4 one) and from any goroutine, so it
+// must be cheap, must not block, and must be safe for concurrent use;
+// the *GoogleRanges it returns must not be changed afterwards. A nil
+// result, and a nil f, mean the embedded ranges of [DefaultPolicy]: the
+// rule is never off through f (use [Policy.WithGoogleRanges] with nil
+// for that). WithGoogleRangesFunc and WithGoogleRanges replace each
+// other: the last call decides. p is not changed.
+func (p *Policy) WithGoogleRangesFunc(f func() *GoogleRanges) *Policy {
+	c := *p.orDefault()
+	c.google, c.googleFunc, c.googleOff = nil, f, false
+	return &c
+}
+
 // GoogleRanges returns a copy of the ranges p refuses (sharing their
 // immutable set), or nil when the Google rule is off. For DefaultPolicy(),
-// it is [EmbeddedGoogleServices].
+// it is the embedded ranges of Google's services (see
+// [EmbeddedGoogleRanges]); under [Policy.WithGoogleRangesFunc], the ranges
+// its function returns now.
 func (p *Policy) GoogleRanges() *GoogleRanges {
 	g := p.orDefault().googleRanges()
 	if g == nil {
