@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/outbound-go/outbound/internal/dialhook"
@@ -16,8 +17,11 @@ import (
 // ErrReclaimed is wrapped in the error of every operation on a socket that
 // was reclaimed for being idle longer than its idle timeout (see
 // [Dialer.IdleTimeout]). The socket was closed and its resources freed; open
-// a new connection. errors.Is(err, net.ErrClosed) is true as well.
-var ErrReclaimed error = &sentinel{"socketapi: connection reclaimed after being idle", []error{net.ErrClosed}}
+// a new connection. The error also matches net.ErrClosed, and
+// syscall.EPIPE, as a socket whose peer closed it: App Engine answered
+// every call on a reclaimed socket with SOCKET_CLOSED, which its socket
+// module raised as EPIPE.
+var ErrReclaimed error = &sentinel{"socketapi: connection reclaimed after being idle", []error{net.ErrClosed, syscall.EPIPE}}
 
 // ErrHandedOff is wrapped in the error of every operation on a [Conn] whose
 // socket was handed off with [Conn.Detach]: the socket belongs to whoever
@@ -30,6 +34,16 @@ var errZeroConn = errors.New("socketapi: connection not made by a Dialer")
 
 // errAlreadyTLS is returned by StartTLS on a connection that speaks TLS.
 var errAlreadyTLS = errors.New("socketapi: connection already uses TLS")
+
+// errReadShut returns the error of a CloseRead after the reading side was
+// shut down, a new one each time (its fields are the caller's).
+func errReadShut() error { return &Error{Op: "shutdown", Arg: "SHUT_RD", Err: syscall.ENOTCONN} }
+
+// errConnected is the error of [Conn.WriteTo]: App Engine's socket module
+// refused a send to an explicit address on a connected socket with
+// EISCONN, and Go's connected *net.UDPConn refuses it with
+// net.ErrWriteToConnected.
+var errConnected error = &sentinel{"socketapi: socket is already connected", []error{syscall.EISCONN, net.ErrWriteToConnected}}
 
 // The state word of a handle packs, from the low bits up: the number of
 // operations in progress (32 bits), the status (8 bits), and an epoch that
@@ -136,6 +150,9 @@ type socket struct {
 	host    string         // as dialed, for the meter; "" for a PacketConn
 	peer    netip.AddrPort // the address that passed the policy; zero for a PacketConn
 	tls     atomic.Pointer[tls.Conn]
+	// readShut is set by the first CloseRead that shuts the reading side
+	// down; a second one is refused, as App Engine refused it.
+	readShut atomic.Bool
 
 	usage counter     // this socket's totals in this process
 	base  Usage       // its totals from other processes it came through; set before it is shared
@@ -419,19 +436,59 @@ func (c *Conn) CloseWrite() error {
 // Engine, where the socket module then read without waiting, what the
 // system had already received may still be read first. On a connection
 // upgraded with [Conn.StartTLS] the reading side of the socket under TLS is
-// shut down. Like any operation it restarts the idle clock. It fails for
-// UDP with errors.ErrUnsupported, and on a connection that is closed,
-// reclaimed or handed off with the error that says which.
+// shut down. Like any operation it restarts the idle clock.
+//
+// Once the reading side is shut down, CloseRead fails with an *[Error] for
+// Op "shutdown" that matches syscall.ENOTCONN, as App Engine's socket
+// module refused a second SHUT_RD before it reached the service; like
+// that refusal, it does not restart the idle clock. It fails for UDP with
+// errors.ErrUnsupported, and on a connection that is closed, reclaimed or
+// handed off with the error that says which.
 func (c *Conn) CloseRead() error {
+	if s := c.sock(); s != nil && s.readShut.Load() && c.h.liveErr() == nil {
+		return errReadShut()
+	}
 	s, err := c.begin("close")
 	if err != nil {
 		return err
 	}
 	defer c.h.end()
-	if cr, ok := s.raw.(interface{ CloseRead() error }); ok {
-		return cr.CloseRead()
+	cr, ok := s.raw.(interface{ CloseRead() error })
+	if !ok {
+		return s.opErr("close", errors.ErrUnsupported)
 	}
-	return s.opErr("close", errors.ErrUnsupported)
+	if !s.readShut.CompareAndSwap(false, true) {
+		return errReadShut() // a concurrent CloseRead won
+	}
+	if err := cr.CloseRead(); err != nil {
+		s.readShut.Store(false) // as App Engine, which marked it only once done
+		return err
+	}
+	return nil
+}
+
+// WriteTo always fails: a Conn is connected, and App Engine's socket
+// module refused to send to an explicit address on a connected socket,
+// whatever the address (the peer's own included), with EISCONN. The error
+// is an *[Error] for Op "sendto", with addr in Arg, that matches
+// syscall.EISCONN and net.ErrWriteToConnected (what Go's connected
+// *net.UDPConn returns for the same call); nothing is sent and the idle
+// clock is not restarted. On a closed Conn the error matches
+// net.ErrClosed instead, as App Engine checked the socket first. Use
+// [Conn.Write], or an unconnected [PacketConn] to choose each datagram's
+// destination.
+func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	err := errConnected
+	if s := c.sock(); s == nil {
+		err = errZeroConn
+	} else if status(c.h.state.Load()) == stClosed {
+		err = net.ErrClosed
+	}
+	arg := "<nil>"
+	if addr != nil {
+		arg = addr.String()
+	}
+	return 0, &Error{Op: "sendto", Arg: arg, Err: err}
 }
 
 // KeepAlive restarts the idle clock without any traffic, as any operation

@@ -42,12 +42,19 @@
 //     PERMISSION_DENIED did (so does a refused bind, a *sockets.DeniedError
 //     for [sockets.RuleBind]);
 //   - half-close: [Conn.CloseRead] and [Conn.CloseWrite], shutdown's
-//     SHUT_RD and SHUT_WR;
+//     SHUT_RD and SHUT_WR; a second CloseRead fails with ENOTCONN, as App
+//     Engine's socket module refused a second SHUT_RD;
+//   - a connected socket: [Conn.WriteTo] to any address, the peer's own
+//     included, fails with EISCONN as App Engine's sendto did (the error
+//     matches net.ErrWriteToConnected too, Go's own for a connected
+//     *net.UDPConn), and sends nothing;
 //   - TLS in place: [Conn.StartTLS] upgrades the connection, which stays
 //     the same Conn, with its idle clock, meters and hand-off;
 //   - idle reclamation: a connection unused for [Dialer.IdleTimeout]
 //     (10 minutes by default) is closed, and its next operation fails with
-//     an error that matches [ErrReclaimed]; [Conn.KeepAlive] restarts the
+//     an error that matches [ErrReclaimed], and syscall.EPIPE as on App
+//     Engine, where a reclaimed socket failed as one whose peer closed it
+//     (SOCKET_CLOSED, raised as EPIPE); [Conn.KeepAlive] restarts the
 //     clock without traffic. No goroutine waits per connection: each has
 //     a runtime timer and an atomic timestamp;
 //   - descriptor hand-off: [Conn.Detach] turns a live connection, TLS
@@ -71,15 +78,24 @@
 //     wrong length) is refused as malformed, never cut down to another
 //     address. [Dialer.RoutePacket] is the packet counterpart of the
 //     Connect seam, for tests;
-//   - lookups: [Dialer.LookupNetIP] resolves forward; [Dialer.LookupAddr]
-//     fails with [ErrNotImplemented], as on App Engine;
+//   - lookups: [Dialer.LookupNetIP] resolves forward, and refuses an IPv6
+//     literal looked up as IPv4 or an IPv4 one as IPv6, as App Engine and
+//     Go's net.Resolver do; [Dialer.LookupAddr] fails with
+//     [ErrNotImplemented], as on App Engine;
+//   - ports by name: [Dialer.DialContext] takes the service names of App
+//     Engine's own table (ftp, ftp-data, http, pop3, pop3s, smtp, telnet,
+//     www, www-http) as the ports they stand for, which the policy then
+//     checks as any port ("smtp" is refused as port 25 is); any other
+//     name is refused as malformed, as App Engine refused it, and
+//     [sockets.Dialer.DialContext] itself takes decimal ports only;
 //   - listening: [Listen] always refuses, as App Engine did.
 //
 // Every failure this package adds is an *[Error] whose Op names the call
-// (a socket option, a hand-off, a call not implemented) and whose Err is
-// one of the package's sentinels, for errors.Is; a connection that is no
-// longer the caller's fails with a *net.OpError that wraps [ErrReclaimed],
-// [ErrHandedOff] or net.ErrClosed.
+// (a socket option, a hand-off, a call not implemented, a shutdown or
+// sendto App Engine refused with an errno) and whose Err is one of the
+// package's sentinels or that errno, for errors.Is; a connection that is
+// no longer the caller's fails with a *net.OpError that wraps
+// [ErrReclaimed], [ErrHandedOff] or net.ErrClosed.
 //
 // # Hand-off between processes and between hosts
 //

@@ -35,6 +35,11 @@ import (
 //   - a call App Engine's Sockets API did not implement, Op "reverse
 //     lookup" ([Dialer.LookupAddr]), with the argument as given in Arg and
 //     Err [ErrNotImplemented].
+//   - a call App Engine's socket module refused with an errno of its own:
+//     Op "shutdown", Arg "SHUT_RD", Err syscall.ENOTCONN for a second
+//     [Conn.CloseRead]; Op "sendto", with the address in Arg, for
+//     [Conn.WriteTo] on a connected socket, whose Err matches
+//     syscall.EISCONN and net.ErrWriteToConnected.
 //
 // The sentinels carry what else the error matches: a refused option
 // matches syscall.EACCES (App Engine refused it with PERMISSION_DENIED,
@@ -42,8 +47,8 @@ import (
 // syscall.EPERM; a call not implemented matches errors.ErrUnsupported.
 // Use errors.Is and errors.As, never the message.
 type Error struct {
-	Op  string // "getsockopt", "setsockopt", "detach", "attach", "listen", "receive" or "reverse lookup"
-	Arg string // the option ("SO_BROADCAST"; "option 99 at level 1" when unknown), or the argument of a call not implemented; empty for a hand-off
+	Op  string // "getsockopt", "setsockopt", "detach", "attach", "listen", "receive", "reverse lookup", "shutdown" or "sendto"
+	Arg string // the option ("SO_BROADCAST"; "option 99 at level 1" when unknown), the side shut down ("SHUT_RD"), the address of a sendto, or the argument of a call not implemented; empty for a hand-off
 
 	App       string // hand-off: the application the descriptor or its socket belongs to; empty when unknown
 	AttachApp string // hand-off: the AppID of the Dialer that tried to attach, for ErrWrongApp
@@ -58,13 +63,14 @@ type Error struct {
 //	socketapi: attach: stale socket descriptor
 //	socketapi: detach to "/run/worker/registry.sock": receiving registry is full
 //	socketapi: reverse lookup of "8.8.8.8": not implemented
+//	socketapi: sendto 192.0.2.1:53: socket is already connected
 func (e *Error) Error() string {
 	if e == nil {
 		return "<nil>"
 	}
 	msg := "socketapi: " + e.Op
 	switch {
-	case e.Op == "getsockopt" || e.Op == "setsockopt":
+	case e.Op == "getsockopt" || e.Op == "setsockopt" || e.Op == "shutdown" || e.Op == "sendto":
 		msg += " " + e.Arg
 	case e.Arg != "" || e.Op == "reverse lookup":
 		msg += " of " + strconv.Quote(e.Arg)
@@ -93,7 +99,9 @@ func (e *Error) Unwrap() error {
 }
 
 // sentinel is the type of the sentinels that match other errors besides
-// themselves: [ErrReclaimed] and [ErrHandedOff] match net.ErrClosed,
+// themselves: [ErrReclaimed] matches net.ErrClosed and syscall.EPIPE,
+// [ErrHandedOff] matches net.ErrClosed, the error of [Conn.WriteTo]
+// matches syscall.EISCONN and net.ErrWriteToConnected,
 // [ErrExpiredDescriptor] matches [ErrStaleDescriptor],
 // [ErrOptionNotPermitted] matches syscall.EACCES, os.ErrPermission and
 // syscall.EPERM, and [ErrNotImplemented] matches errors.ErrUnsupported.

@@ -1,8 +1,10 @@
 package socketapi_test
 
-// Hostile input for the parser that takes bytes from outside the process:
-// socket descriptors handed back to Dialer.Attach. (The bytes that travel
-// beside a socket moved between processes are fuzzed by FuzzTransfer.)
+// Hostile input for the parsers that take bytes from outside the process:
+// socket descriptors handed back to Dialer.Attach, and the addresses given
+// to Dialer.DialContext, whose port may be a service name. (The bytes that
+// travel beside a socket moved between processes are fuzzed by
+// FuzzTransfer.)
 
 import (
 	"bytes"
@@ -11,9 +13,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/outbound-go/outbound/internal/lab"
@@ -118,6 +125,74 @@ func FuzzAttach(f *testing.F) {
 		}
 		if n := reg.Len(); n != 1 {
 			t.Fatalf("%d sockets parked, want the one", n)
+		}
+	})
+}
+
+// FuzzServicePort dials arbitrary addresses with a socketapi.Dialer and,
+// as the reference, with its embedded sockets.Dialer, after putting the
+// decimal port in place of a service name of App Engine's table by hand
+// (sdkServices, fidelity_test.go). The two must agree: both refuse, with
+// the same message, or both connect to the same address. Every connection
+// is a pipe made by the Connect seam; nothing leaves the process.
+func FuzzServicePort(f *testing.F) {
+	var mu sync.Mutex
+	var attempts []netip.AddrPort
+	connect := func(_ context.Context, _ string, ap netip.AddrPort) (net.Conn, error) {
+		mu.Lock()
+		attempts = append(attempts, ap)
+		mu.Unlock()
+		a, b := net.Pipe()
+		b.Close()
+		return a, nil
+	}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{
+		Resolver: lab.NewResolver(map[string][]string{"svc.example": {"93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"}}),
+		Connect:  connect,
+	}}
+	for _, seed := range []string{
+		"svc.example:http", "svc.example:pop3s", "[2606:2800:220:1:248:1893:25c8:1946]:www-http",
+		"93.184.216.34:smtp", "svc.example:ftp", "svc.example:https", "svc.example:HTTP",
+		"svc.example:80", "svc.example:", "svc.example", ":http", "svc.example:ht:tp",
+		"[svc.example]:http", "svc.example:http\x00", "svc.example:3pop", "",
+	} {
+		f.Add(seed, true)
+		f.Add(seed, false)
+	}
+	dialBoth := func(network, address string) (want, got []netip.AddrPort, wantErr, gotErr error) {
+		ref := address
+		if host, port, err := net.SplitHostPort(address); err == nil {
+			if p, ok := sdkServices[port]; ok {
+				ref = net.JoinHostPort(host, strconv.Itoa(int(p)))
+			}
+		}
+		run := func(dial func() (net.Conn, error)) ([]netip.AddrPort, error) {
+			mu.Lock()
+			attempts = nil
+			mu.Unlock()
+			c, err := dial()
+			if c != nil {
+				c.Close()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			return attempts, err
+		}
+		want, wantErr = run(func() (net.Conn, error) { return d.Dialer.DialContext(context.Background(), network, ref) })
+		got, gotErr = run(func() (net.Conn, error) { return d.DialContext(context.Background(), network, address) })
+		return
+	}
+	f.Fuzz(func(t *testing.T, address string, tcp bool) {
+		network := "udp"
+		if tcp {
+			network = "tcp"
+		}
+		want, got, wantErr, gotErr := dialBoth(network, address)
+		if (wantErr == nil) != (gotErr == nil) || !slices.Equal(want, got) {
+			t.Fatalf("DialContext(%s, %q): %v, attempts %v; the core with the port translated: %v, attempts %v", network, address, gotErr, got, wantErr, want)
+		}
+		if gotErr != nil && (gotErr.Error() != wantErr.Error() || errors.Is(wantErr, sockets.ErrDenied) != errors.Is(gotErr, sockets.ErrDenied)) {
+			t.Fatalf("DialContext(%s, %q): %v; the core: %v", network, address, gotErr, wantErr)
 		}
 	})
 }
