@@ -439,7 +439,7 @@ func FuzzGoogleServices(f *testing.F) {
 		}
 		var addrs []netip.Addr
 		for _, p := range append(googP, cloudP...) {
-			first, last := p.Addr(), netipxLast(p)
+			first, last := p.Addr(), lastAddr(p)
 			addrs = append(addrs, first, last, first.Prev(), last.Next())
 		}
 		for len(probe) >= 4 {

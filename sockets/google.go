@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"go4.org/netipx"
 )
 
 // googJSON is Google's published list of every IP range it uses
@@ -159,7 +157,6 @@ func parseRanges(data []byte, what string) (*GoogleRanges, error) {
 		}
 		g.Created = t.UTC()
 	}
-	var b netipx.IPSetBuilder
 	for i, p := range doc.Prefixes {
 		s, want6 := p.IPv4, false
 		if s == "" {
@@ -171,16 +168,11 @@ func parseRanges(data []byte, what string) (*GoogleRanges, error) {
 		}
 		pfx = pfx.Masked()
 		g.prefixes = append(g.prefixes, pfx)
-		b.AddPrefix(pfx)
 	}
 	if len(g.prefixes) == 0 {
 		return nil, fmt.Errorf("sockets: %s: no prefixes", what)
 	}
-	set, err := b.IPSet()
-	if err != nil {
-		return nil, fmt.Errorf("sockets: %s: %w", what, err)
-	}
-	g.set = newAddrSet(set)
+	g.set = newAddrSet(g.prefixes)
 	return g, nil
 }
 
@@ -191,16 +183,8 @@ func parseRanges(data []byte, what string) (*GoogleRanges, error) {
 func googleServices(goog, cloud *GoogleRanges) *GoogleRanges {
 	out := *goog
 	out.CloudCreated, out.CloudSyncToken = cloud.Created, cloud.SyncToken
-	var b netipx.IPSetBuilder
-	b.AddSet(goog.set.ipset)
-	b.RemoveSet(cloud.set.ipset)
-	set, err := b.IPSet()
-	if err != nil {
-		// The builder reports errors only for invalid input, and both sets
-		// were built from valid prefixes.
-		panic("sockets: subtracting cloud ranges: " + err.Error())
-	}
-	out.set, out.prefixes = newAddrSet(set), set.Prefixes()
+	out.set = goog.set.minus(cloud.set)
+	out.prefixes = out.set.prefixes()
 	return &out
 }
 

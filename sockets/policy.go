@@ -4,8 +4,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-
-	"go4.org/netipx"
 )
 
 // Exception allows one destination although the Google rule refuses its
@@ -294,10 +292,7 @@ func (p *Policy) Exceptions() []Exception {
 }
 
 func addPrefixes(s *addrSet, prefixes []netip.Prefix) *addrSet {
-	var b netipx.IPSetBuilder
-	if s != nil {
-		b.AddSet(s.ipset)
-	}
+	own := make([]netip.Prefix, 0, len(prefixes))
 	for _, pfx := range prefixes {
 		if !pfx.IsValid() {
 			continue
@@ -307,10 +302,9 @@ func addPrefixes(s *addrSet, prefixes []netip.Prefix) *addrSet {
 		if a := pfx.Addr(); a.Is4In6() && pfx.Bits() >= 96 {
 			pfx = netip.PrefixFrom(a.Unmap(), pfx.Bits()-96)
 		}
-		b.AddPrefix(pfx.Masked())
+		own = append(own, pfx)
 	}
-	out, _ := b.IPSet() // the builder only reports errors for invalid input, skipped above
-	return newAddrSet(out)
+	return s.union(newAddrSet(own))
 }
 
 // protocol returns "tcp" or "udp" for a network Check accepts, or "".

@@ -689,7 +689,7 @@ func TestNeverPublicEveryBlock(t *testing.T) {
 		if !b.Prefix.IsValid() || b.Prefix != b.Prefix.Masked() || !addressRule(b.Rule) || b.Rule == sockets.RuleDenyList || b.Rule == sockets.RuleGoogle {
 			t.Errorf("bad block %v %v", b.Prefix, b.Rule)
 		}
-		last := netipxLast(b.Prefix)
+		last := lastAddr(b.Prefix)
 		for _, a := range []netip.Addr{b.Prefix.Addr(), last} {
 			for _, p := range []*sockets.Policy{sockets.DefaultPolicy(), sockets.PublicPolicy()} {
 				err := p.Check("tcp", "", netip.AddrPortFrom(a, 443))
@@ -711,8 +711,8 @@ func TestNeverPublicEveryBlock(t *testing.T) {
 	}
 }
 
-// netipxLast returns the last address of p.
-func netipxLast(p netip.Prefix) netip.Addr {
+// lastAddr returns the last address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
 	b := p.Addr().AsSlice()
 	for i := p.Bits(); i < len(b)*8; i++ {
 		b[i/8] |= 0x80 >> (i % 8)
@@ -1146,7 +1146,7 @@ func TestEmbeddedGoogleServices(t *testing.T) {
 	// Every cloud.json prefix lies inside goog.json, so the difference
 	// takes nothing away that goog.json does not hold.
 	for _, c := range refCloud() {
-		if !inAny(refGoogle(), c.Addr()) || !inAny(refGoogle(), netipxLast(c)) {
+		if !inAny(refGoogle(), c.Addr()) || !inAny(refGoogle(), lastAddr(c)) {
 			t.Errorf("cloud.json prefix %v is not inside goog.json", c)
 		}
 	}
@@ -1162,7 +1162,7 @@ func TestEmbeddedGoogleServices(t *testing.T) {
 	}
 	var edges []netip.Addr
 	for _, p := range append(refGoogle(), refCloud()...) {
-		first, last := p.Addr(), netipxLast(p)
+		first, last := p.Addr(), lastAddr(p)
 		edges = append(edges, first, last, first.Prev(), last.Next())
 	}
 	for _, a := range edges {

@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-
-	"go4.org/netipx"
 )
 
 // block is one entry of the never-public table: an address block and the
@@ -96,128 +94,6 @@ var (
 // neverPublicSet is every never-public address with its rule, built once.
 var neverPublicSet = sync.OnceValue(func() *ruleSet { return newRuleSet(neverPublic) })
 
-// addrSet is a set of addresses for lookups on the hot path of
-// [Policy.Check]: the set's ranges, sorted and disjoint, one slice per
-// family, searched by a plain binary search over integers. It does not
-// allocate, and costs a few nanoseconds per step where
-// netipx.IPSet.Contains (a sort.Search closure comparing netip.Addr values)
-// costs several times that, enough to put Check over its budget of 100 ns.
-// The netipx set it was built from is kept for building bigger sets. A nil
-// *addrSet is empty. An addrSet is immutable.
-type addrSet struct {
-	ipset *netipx.IPSet
-	v4    []range4
-	v6    []range6
-}
-
-type range4 struct{ from, to uint32 }
-
-// u128 is an IPv6 address as an integer.
-type u128 struct{ hi, lo uint64 }
-
-func (x u128) less(y u128) bool { return x.hi < y.hi || x.hi == y.hi && x.lo < y.lo }
-
-func (x u128) compare(y u128) int {
-	switch {
-	case x.less(y):
-		return -1
-	case y.less(x):
-		return 1
-	}
-	return 0
-}
-
-// next returns x+1, wrapping at the top.
-func (x u128) next() u128 {
-	if x.lo == math.MaxUint64 {
-		return u128{x.hi + 1, 0}
-	}
-	return u128{x.hi, x.lo + 1}
-}
-
-// prev returns x-1, wrapping at zero.
-func (x u128) prev() u128 {
-	if x.lo == 0 {
-		return u128{x.hi - 1, math.MaxUint64}
-	}
-	return u128{x.hi, x.lo - 1}
-}
-
-type range6 struct{ from, to u128 }
-
-func uint32of(a netip.Addr) uint32 {
-	b := a.As4()
-	return binary.BigEndian.Uint32(b[:])
-}
-
-func uint128of(a netip.Addr) u128 {
-	b := a.As16()
-	return u128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
-}
-
-// newAddrSet returns the addrSet of s.
-func newAddrSet(s *netipx.IPSet) *addrSet {
-	out := &addrSet{ipset: s}
-	for _, r := range s.Ranges() {
-		if r.From().Is4() {
-			out.v4 = append(out.v4, range4{uint32of(r.From()), uint32of(r.To())})
-		} else {
-			out.v6 = append(out.v6, range6{uint128of(r.From()), uint128of(r.To())})
-		}
-	}
-	return out
-}
-
-// contains reports whether a is in s. A zoned address is in no set.
-func (s *addrSet) contains(a netip.Addr) bool {
-	if s == nil || a.Zone() != "" {
-		return false
-	}
-	if a.Is4() {
-		return search4(s.v4, uint32of(a)) >= 0
-	}
-	if a.Is6() {
-		return search6(s.v6, uint128of(a)) >= 0
-	}
-	return false
-}
-
-// search4 returns the index of the range of r (sorted, disjoint) that
-// holds x, or -1.
-func search4(r []range4, x uint32) int {
-	// Find the first range that ends at or after x.
-	lo, hi := 0, len(r)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if r[m].to < x {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	if lo < len(r) && r[lo].from <= x {
-		return lo
-	}
-	return -1
-}
-
-// search6 is search4 for IPv6.
-func search6(r []range6, x u128) int {
-	lo, hi := 0, len(r)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if r[m].to.less(x) {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	if lo < len(r) && !x.less(r[lo].from) {
-		return lo
-	}
-	return -1
-}
-
 // ruleSet is the never-public table as an address set whose ranges carry
 // their rules: sorted, disjoint ranges, each with the rule of the most
 // specific block that holds it, searched as an addrSet is. Finding the
@@ -268,17 +144,17 @@ func newRuleSet(blocks []block) *ruleSet {
 	cuts4 := []uint32{0}
 	cuts6 := []u128{{}, uint128of(globalUnicast.Addr()), uint128of(netip.MustParseAddr("4000::"))}
 	for _, b := range blocks {
-		first, last := b.Prefix.Masked().Addr(), netipx.PrefixLastIP(b.Prefix)
-		if first.Is4() {
-			cuts4 = append(cuts4, uint32of(first))
-			if x := uint32of(last); x != math.MaxUint32 {
+		r, is4 := prefixSpan(b.Prefix)
+		if is4 {
+			cuts4 = append(cuts4, uint32(r.from.lo))
+			if x := uint32(r.to.lo); x != math.MaxUint32 {
 				cuts4 = append(cuts4, x+1)
 			}
 			continue
 		}
-		cuts6 = append(cuts6, uint128of(first))
-		if x := uint128of(last); x != (u128{math.MaxUint64, math.MaxUint64}) {
-			cuts6 = append(cuts6, x.next())
+		cuts6 = append(cuts6, r.from)
+		if r.to != maxU128 {
+			cuts6 = append(cuts6, r.to.next())
 		}
 	}
 	slices.Sort(cuts4)
