@@ -77,7 +77,8 @@
 // [DeniedError.ErrorType] returns it as OpenTelemetry's error.type;
 // [Rule.String] is the rule in words, with the RFC behind it. When the
 // refused address is an IPv4 address carried in the IPv6 one checked,
-// [DeniedError.Form] says how (6to4, NAT64, ...) and
+// [DeniedError.Form] names the block of the form that carries it
+// ([Rule6to4], [RuleNAT64], ...) and
 // [DeniedError.Embedded] is that IPv4 address. [DeniedError.Redacted] is
 // the message to give whoever asked for the connection: the rule and the
 // host as written, never an address it resolved to. A failed lookup is a
@@ -113,7 +114,7 @@
 //	multicast           RuleMulticast         224.0.0.0/4, ff00::/8
 //	reserved            RuleReserved          240.0.0.0/4 (class E)
 //	broadcast           RuleBroadcast         255.255.255.255
-//	ipv4_mapped         RuleIPv4Mapped        ::ffff:0:0/96 (checked unmapped: see FormIPv4Mapped)
+//	ipv4_mapped         RuleIPv4Mapped        ::ffff:0:0/96 (checked unmapped: named in DeniedError.Form)
 //	ipv4_compatible     RuleIPv4Compatible    ::/96
 //	nat64               RuleNAT64             64:ff9b::/96
 //	nat64_local         RuleNAT64Local        64:ff9b:1::/48
@@ -125,7 +126,9 @@
 //	teredo              RuleTeredo            2001::/32
 //	orchid              RuleORCHID            2001:10::/28, 2001:20::/28
 //	not_global_unicast  RuleNotGlobalUnicast  IPv6 outside 2000::/3 that no block above names
+//	invalid_policy      RuleInvalidPolicy     everything, while the policy holds an entry it cannot use (Policy.Err)
+//	6to4                Rule6to4              nothing: names 2002::/16 in DeniedError.Form only
 //
-// The forms ([Form]) have codes too: none, ipv4_mapped, ipv4_compatible,
-// nat64, nat64_local, 6to4 and teredo.
+// [DeniedError.Form] holds one of ipv4_mapped, ipv4_compatible, nat64,
+// nat64_local, 6to4 and teredo, or zero.
 package sockets

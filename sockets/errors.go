@@ -29,7 +29,10 @@ var ErrDenied = errors.New("sockets: denied by policy")
 // Address blocks of the never-public table (IANA's special-purpose
 // registries) carry the rules from [RuleUnspecified] to
 // [RuleNotGlobalUnicast]; several blocks may
-// share one (three blocks are [RulePrivate]). [RuleScheme], [RuleMethod]
+// share one (three blocks are [RulePrivate]). The blocks of the IPv6 forms
+// that carry IPv4 addresses also name the form in [DeniedError.Form]
+// ([RuleIPv4Mapped], [RuleIPv4Compatible], [RuleNAT64], [RuleNAT64Local],
+// [RuleTeredo], and [Rule6to4], which names a form only). [RuleScheme], [RuleMethod]
 // and [RulePort] are the fetch service's rules (package urlfetch), and
 // RuleScheme is the sockets backend's too (package transport).
 type Rule uint8
@@ -86,7 +89,7 @@ const (
 	RuleMulticast        // "multicast": 224.0.0.0/4, ff00::/8
 	RuleReserved         // "reserved": 240.0.0.0/4 (class E)
 	RuleBroadcast        // "broadcast": 255.255.255.255
-	RuleIPv4Mapped       // "ipv4_mapped": ::ffff:0:0/96 (checked unmapped; see Form)
+	RuleIPv4Mapped       // "ipv4_mapped": ::ffff:0:0/96 (checked unmapped; see DeniedError.Form)
 	RuleIPv4Compatible   // "ipv4_compatible": ::/96
 	RuleNAT64            // "nat64": 64:ff9b::/96
 	RuleNAT64Local       // "nat64_local": 64:ff9b:1::/48
@@ -98,6 +101,11 @@ const (
 	RuleTeredo           // "teredo": 2001::/32
 	RuleORCHID           // "orchid": 2001:10::/28, 2001:20::/28
 	RuleNotGlobalUnicast // "not_global_unicast": IPv6 outside 2000::/3 with no block of its own
+
+	// Rule6to4 ("6to4") names 2002::/16 (RFC 3056) in [DeniedError.Form]
+	// only: a 6to4 address is refused for the IPv4 address it carries,
+	// never for its block, so no refusal has it as its Rule.
+	Rule6to4
 
 	numRules // one past the last rule
 )
@@ -150,6 +158,7 @@ var ruleNames = [numRules]struct{ code, text string }{
 	RuleTeredo:           {"teredo", "Teredo (RFC 4380)"},
 	RuleORCHID:           {"orchid", "ORCHID (RFC 4843, RFC 7343)"},
 	RuleNotGlobalUnicast: {"not_global_unicast", "not global unicast (outside 2000::/3, RFC 4291)"},
+	Rule6to4:             {"6to4", "6to4 (RFC 3056)"},
 }
 
 // Code returns the rule's short, stable code, such as "private",
@@ -171,52 +180,6 @@ func (r Rule) String() string {
 	return "rule(" + strconv.Itoa(int(r)) + ")"
 }
 
-// Form is how an IPv6 address carries the IPv4 address that a rule
-// refused: a closed set, like [Rule], with a stable [Form.Code] and a
-// readable [Form.String]. The zero Form is [FormNone].
-type Form uint8
-
-// The forms. Each one's code is in the comment beside it.
-const (
-	FormNone           Form = iota // "none": the refused address is the one checked
-	FormIPv4Mapped                 // "ipv4_mapped": ::ffff:a.b.c.d (RFC 4291)
-	FormIPv4Compatible             // "ipv4_compatible": ::a.b.c.d (RFC 4291, deprecated)
-	FormNAT64                      // "nat64": 64:ff9b::a.b.c.d (RFC 6052)
-	FormNAT64Local                 // "nat64_local": 64:ff9b:1::/48 read as its /96 form (RFC 8215)
-	Form6to4                       // "6to4": 2002:aabb:ccdd:: (RFC 3056)
-	FormTeredo                     // "teredo": server or obfuscated client in 2001::/32 (RFC 4380)
-
-	numForms // one past the last form
-)
-
-var formNames = [numForms]struct{ code, text string }{
-	FormNone:           {"none", "none"},
-	FormIPv4Mapped:     {"ipv4_mapped", "IPv4-mapped (RFC 4291)"},
-	FormIPv4Compatible: {"ipv4_compatible", "IPv4-compatible (RFC 4291)"},
-	FormNAT64:          {"nat64", "NAT64 (RFC 6052)"},
-	FormNAT64Local:     {"nat64_local", "NAT64 local-use (RFC 8215)"},
-	Form6to4:           {"6to4", "6to4 (RFC 3056)"},
-	FormTeredo:         {"teredo", "Teredo (RFC 4380)"},
-}
-
-// Code returns the form's short, stable code, such as "6to4" or "nat64",
-// "none" for [FormNone], or "" for a value that is not a form.
-func (f Form) Code() string {
-	if f < numForms {
-		return formNames[f].code
-	}
-	return ""
-}
-
-// String returns the form in words with its RFC, such as
-// "6to4 (RFC 3056)"; for a value that is not a form, "form(N)".
-func (f Form) String() string {
-	if f < numForms {
-		return formNames[f].text
-	}
-	return "form(" + strconv.Itoa(int(f)) + ")"
-}
-
 // DeniedError is the error for every refusal, on either backend of package
 // transport: a destination, a port, a network, listening or binding
 // refused by the [Policy] or the [Dialer], and a scheme, method or port
@@ -226,12 +189,15 @@ func (f Form) String() string {
 // [ErrDenied] through errors.Is.
 //
 // When the refused address is an IPv4 address carried inside the IPv6
-// address checked (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo),
-// Form says how, Embedded is that IPv4 address, and Rule is the rule that
-// refused it: [2002:a00:1::]:80 is refused for [RulePrivate] with
-// [Form6to4] and Embedded 10.0.0.1. When the IPv6 form itself is refused
-// whatever it carries (NAT64 of a public address, Teredo), Rule names the
-// form's block ([RuleNAT64], [RuleTeredo]) and Form is [FormNone].
+// address checked, Form names the block of the IPv6 form that carries it
+// ([RuleIPv4Mapped], [RuleIPv4Compatible], [RuleNAT64], [RuleNAT64Local]
+// for the well-known prefixes and for a network-specific NAT64 prefix the
+// policy knows, [Rule6to4], [RuleTeredo]), Embedded is that IPv4 address,
+// and Rule is the rule that refused it: [2002:a00:1::]:80 is refused for
+// [RulePrivate] with Form [Rule6to4] and Embedded 10.0.0.1. When the IPv6
+// form itself is refused whatever it carries (NAT64 of a public address,
+// Teredo), Rule names the form's block ([RuleNAT64], [RuleTeredo]) and
+// Form is zero.
 //
 // Fields that do not apply to a refusal are zero: a refused network has no
 // address, for example.
@@ -240,8 +206,8 @@ type DeniedError struct {
 	Host     string         // the name or literal as dialed; empty when unknown
 	Addr     netip.AddrPort // the exact address checked; zero when none was reached
 	Rule     Rule           // the rule that refused
-	Form     Form           // how Addr carries Embedded; FormNone when Rule refused Addr itself
-	Embedded netip.Addr     // the IPv4 address Addr carries that Rule refused; zero with FormNone
+	Form     Rule           // the block of the IPv6 form by which Addr carries Embedded; zero when Rule refused Addr itself
+	Embedded netip.Addr     // the IPv4 address Addr carries that Rule refused; zero when Form is
 	Detail   string         // optional extra words, such as the malformed input
 }
 
@@ -275,7 +241,7 @@ func (e *DeniedError) Error() string {
 	}
 	b.WriteString("refused: ")
 	b.WriteString(e.Rule.String())
-	if e.Form != FormNone {
+	if e.Form != 0 {
 		b.WriteString(", ")
 		if e.Embedded.IsValid() {
 			b.WriteString(e.Embedded.String())

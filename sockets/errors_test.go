@@ -58,6 +58,7 @@ var ruleCodes = []struct {
 	{sockets.RuleTeredo, "teredo"},
 	{sockets.RuleORCHID, "orchid"},
 	{sockets.RuleNotGlobalUnicast, "not_global_unicast"},
+	{sockets.Rule6to4, "6to4"},
 	{sockets.RuleInvalidPolicy, "invalid_policy"},
 }
 
@@ -116,35 +117,52 @@ func TestRuleCodes(t *testing.T) {
 	}
 }
 
-func TestFormCodes(t *testing.T) {
+// TestFormRules holds the rules that name, in DeniedError.Form, the
+// IPv6 forms that carry an IPv4 address: their codes and texts, which
+// the message's "carried in" shows, and Rule6to4, which names a form and
+// refuses nothing itself.
+func TestFormRules(t *testing.T) {
 	t.Parallel()
-	seen := map[string]bool{}
 	for _, c := range []struct {
-		form       sockets.Form
+		form       sockets.Rule
 		code, text string
+		addr       string // an address of the form that carries a refused IPv4 address
 	}{
-		{sockets.FormNone, "none", "none"},
-		{sockets.FormIPv4Mapped, "ipv4_mapped", "IPv4-mapped (RFC 4291)"},
-		{sockets.FormIPv4Compatible, "ipv4_compatible", "IPv4-compatible (RFC 4291)"},
-		{sockets.FormNAT64, "nat64", "NAT64 (RFC 6052)"},
-		{sockets.FormNAT64Local, "nat64_local", "NAT64 local-use (RFC 8215)"},
-		{sockets.Form6to4, "6to4", "6to4 (RFC 3056)"},
-		{sockets.FormTeredo, "teredo", "Teredo (RFC 4380)"},
+		{sockets.RuleIPv4Mapped, "ipv4_mapped", "IPv4-mapped (RFC 4291)", "[::ffff:10.0.0.1]:80"},
+		{sockets.RuleIPv4Compatible, "ipv4_compatible", "IPv4-compatible, deprecated (RFC 4291)", "[::10.0.0.1]:80"},
+		{sockets.RuleNAT64, "nat64", "NAT64 (RFC 6052)", "[64:ff9b::a00:1]:80"},
+		{sockets.RuleNAT64Local, "nat64_local", "NAT64 local-use (RFC 8215)", "[64:ff9b:1::a00:1]:80"},
+		{sockets.Rule6to4, "6to4", "6to4 (RFC 3056)", "[2002:a00:1::]:80"},
+		{sockets.RuleTeredo, "teredo", "Teredo (RFC 4380)", "[2001:0:a00:1::]:80"},
 	} {
 		if c.form.Code() != c.code || c.form.String() != c.text {
-			t.Errorf("Form %d: %q %q, want %q %q", c.form, c.form.Code(), c.form.String(), c.code, c.text)
+			t.Errorf("%s: %q %q, want %q %q", c.code, c.form.Code(), c.form.String(), c.code, c.text)
 		}
-		if seen[c.code] || !lowerSnake.MatchString(c.code) {
-			t.Errorf("code %q repeated or not lower_snake", c.code)
+		var de *sockets.DeniedError
+		err := sockets.DefaultPolicy().Check("tcp", "", netip.MustParseAddrPort(c.addr))
+		if !errors.As(err, &de) || de.Rule != sockets.RulePrivate || de.Form != c.form || de.Embedded != netip.MustParseAddr("10.0.0.1") {
+			t.Errorf("Check(%s) = %v, want private with form %s", c.addr, err, c.code)
+			continue
 		}
-		seen[c.code] = true
+		if want := "refused: private (RFC 1918), 10.0.0.1 carried in " + c.text; !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("Check(%s) = %q, want it to end in %q", c.addr, err, want)
+		}
 	}
-	if f := sockets.Form(200); f.Code() != "" || f.String() != "form(200)" {
-		t.Errorf("Form(200): %q %q, want no code", f.Code(), f.String())
+	// No address is refused for 6to4 itself: a 6to4 address of a public
+	// IPv4 address is allowed, and one of a refused address is refused
+	// for that address's rule.
+	if err := sockets.DefaultPolicy().Check("tcp", "", netip.MustParseAddrPort("[2002:101:101::1]:443")); err != nil {
+		t.Errorf("6to4 of 1.1.1.1: %v", err)
 	}
 	var zero sockets.DeniedError
-	if zero.Form != sockets.FormNone {
-		t.Error("the zero DeniedError's Form is not FormNone")
+	if zero.Form != 0 {
+		t.Error("the zero DeniedError's Form is not zero")
+	}
+	if err := sockets.DefaultPolicy().Check("tcp", "", netip.MustParseAddrPort("10.0.0.1:80")); err != nil {
+		var de *sockets.DeniedError
+		if !errors.As(err, &de) || de.Form != 0 || de.Embedded.IsValid() || strings.Contains(err.Error(), "carried") {
+			t.Errorf("a refusal of the address checked: %v, Form %v", err, de.Form)
+		}
 	}
 }
 

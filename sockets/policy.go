@@ -94,7 +94,8 @@ var defaultExceptions = func() []Exception {
 //  3. port 25 (any protocol) and TCP port 21 are refused, and so is a
 //     port not on the port allow list ([Policy.AllowPorts]), if one is set;
 //  4. (IPv4-mapped addresses are unmapped: a refusal of one has
-//     [FormIPv4Mapped] and the IPv4 address in [DeniedError.Embedded])
+//     [RuleIPv4Mapped] in [DeniedError.Form] and the IPv4 address in
+//     [DeniedError.Embedded])
 //  5. the host rules ([Policy.DenyHosts], [Policy.AllowHosts]) refuse;
 //  6. the deny list ([Policy.Deny]) refuses;
 //  7. an IPv6 form that carries IPv4 addresses (IPv4-compatible, NAT64,
@@ -102,8 +103,8 @@ var defaultExceptions = func() []Exception {
 //     the policy knows, read as that prefix says: see [Policy.WithNAT64])
 //     is refused when a carried IPv4 address is refused by step 6, 10 or
 //     11 (without the exceptions, which name exact addresses), and the
-//     refusal names the rule that refused the IPv4 address, with the form
-//     in [DeniedError.Form]. The allow list does not apply to carried
+//     refusal names the rule that refused the IPv4 address, with the
+//     form's block in [DeniedError.Form]. The allow list does not apply to carried
 //     addresses: no Allow, of an IPv6 prefix or of an IPv4 one, opens such
 //     a form of a refused IPv4 address (an IPv4-mapped address is the IPv4
 //     address itself, step 4);
@@ -344,7 +345,7 @@ func (p *Policy) refusal(network, host string, addr netip.AddrPort, v verdict) e
 // form that carries it and that address (see [DeniedError]).
 type verdict struct {
 	rule     Rule
-	form     Form
+	form     Rule // the block of the carrying form, or 0
 	embedded netip.Addr
 }
 
@@ -390,7 +391,7 @@ func (p *Policy) check(network, host string, addr netip.AddrPort) verdict {
 		// was carried.
 		a = a.Unmap()
 		if v := p.addrCheck(proto, host, netip.AddrPortFrom(a, addr.Port())); v.rule != 0 {
-			return verdict{rule: v.rule, form: FormIPv4Mapped, embedded: a}
+			return verdict{rule: v.rule, form: RuleIPv4Mapped, embedded: a}
 		}
 		return verdict{}
 	}

@@ -47,7 +47,7 @@ var uniqueLocal = netip.MustParsePrefix("fc00::/7")
 // WithNAT64, 64:ff9b::5db8:d822 (93.184.216.34) is allowed, while
 // 64:ff9b::a9fe:a9fe (169.254.169.254), 64:ff9b::7f00:1 (127.0.0.1) and
 // 64:ff9b::a00:1 (10.0.0.1) are refused for the rule that refuses the IPv4
-// address, with [FormNAT64] in [DeniedError.Form] ([FormNAT64Local] under
+// address, with [RuleNAT64] in [DeniedError.Form] ([RuleNAT64Local] under
 // 64:ff9b:1::/48). The deny list ([Policy.Deny]) still refuses a NAT64
 // address it holds.
 //
@@ -185,9 +185,9 @@ func (p *Policy) nat64Carried(a netip.Addr, pfx netip.Prefix) verdict {
 	if r == 0 {
 		return verdict{}
 	}
-	form := FormNAT64
+	form := RuleNAT64
 	if prefixNAT64L.Contains(pfx.Addr()) {
-		form = FormNAT64Local
+		form = RuleNAT64Local
 	}
 	return verdict{rule: r, form: form, embedded: v4}
 }

@@ -15,7 +15,7 @@ import (
 // refusal is what a row expects of Check: zero rule for allowed.
 type refusal struct {
 	rule     sockets.Rule
-	form     sockets.Form
+	form     sockets.Rule
 	embedded string // the carried IPv4 address refused, or ""
 }
 
@@ -74,37 +74,37 @@ func TestNAT64(t *testing.T) {
 		// Off by default: the block refuses a public carried address.
 		{"default/public", def, public, refusal{rule: sockets.RuleNAT64}},
 		{"default/local public", def, localPub, refusal{rule: sockets.RuleNAT64Local}},
-		{"default/metadata", def, metadata, refusal{sockets.RuleLinkLocal, sockets.FormNAT64, "169.254.169.254"}},
+		{"default/metadata", def, metadata, refusal{sockets.RuleLinkLocal, sockets.RuleNAT64, "169.254.169.254"}},
 
 		// Well-known prefix: the carried address decides.
 		{"well-known/public", wk, public, refusal{}},
-		{"well-known/metadata", wk, metadata, refusal{sockets.RuleLinkLocal, sockets.FormNAT64, "169.254.169.254"}},
-		{"well-known/loopback", wk, loopback, refusal{sockets.RuleLoopback, sockets.FormNAT64, "127.0.0.1"}},
-		{"well-known/private", wk, private, refusal{sockets.RulePrivate, sockets.FormNAT64, "10.0.0.1"}},
-		{"well-known/documentation", wk, doc, refusal{sockets.RuleDocumentation, sockets.FormNAT64, "192.0.2.1"}},
+		{"well-known/metadata", wk, metadata, refusal{sockets.RuleLinkLocal, sockets.RuleNAT64, "169.254.169.254"}},
+		{"well-known/loopback", wk, loopback, refusal{sockets.RuleLoopback, sockets.RuleNAT64, "127.0.0.1"}},
+		{"well-known/private", wk, private, refusal{sockets.RulePrivate, sockets.RuleNAT64, "10.0.0.1"}},
+		{"well-known/documentation", wk, doc, refusal{sockets.RuleDocumentation, sockets.RuleNAT64, "192.0.2.1"}},
 		{"well-known/local-use not opted in", wk, localPub, refusal{rule: sockets.RuleNAT64Local}},
 
 		// Local-use prefix: only the /96 named.
 		{"local/public", local, localPub, refusal{}},
-		{"local/private", local, localPriv, refusal{sockets.RulePrivate, sockets.FormNAT64Local, "10.0.0.1"}},
+		{"local/private", local, localPriv, refusal{sockets.RulePrivate, sockets.RuleNAT64Local, "10.0.0.1"}},
 		{"local/other /96", local, otherLocal, refusal{rule: sockets.RuleNAT64Local}},
 		{"local/well-known not opted in", local, public, refusal{rule: sockets.RuleNAT64}},
 		{"both/well-known public", both, public, refusal{}},
 		{"both/local public", both, localPub, refusal{}},
-		{"both/local metadata", both, "[64:ff9b:1:2::a9fe:a9fe]:80", refusal{sockets.RuleLinkLocal, sockets.FormNAT64Local, "169.254.169.254"}},
+		{"both/local metadata", both, "[64:ff9b:1:2::a9fe:a9fe]:80", refusal{sockets.RuleLinkLocal, sockets.RuleNAT64Local, "169.254.169.254"}},
 
 		// Allow(64:ff9b::/96) opens public carried addresses only.
 		{"allow 64:ff9b::/96/public", allowWK, public, refusal{}},
-		{"allow 64:ff9b::/96/metadata", allowWK, metadata, refusal{sockets.RuleLinkLocal, sockets.FormNAT64, "169.254.169.254"}},
-		{"allow 64:ff9b::/96/loopback", allowWK, loopback, refusal{sockets.RuleLoopback, sockets.FormNAT64, "127.0.0.1"}},
-		{"allow 64:ff9b::/96/private", allowWK, private, refusal{sockets.RulePrivate, sockets.FormNAT64, "10.0.0.1"}},
+		{"allow 64:ff9b::/96/metadata", allowWK, metadata, refusal{sockets.RuleLinkLocal, sockets.RuleNAT64, "169.254.169.254"}},
+		{"allow 64:ff9b::/96/loopback", allowWK, loopback, refusal{sockets.RuleLoopback, sockets.RuleNAT64, "127.0.0.1"}},
+		{"allow 64:ff9b::/96/private", allowWK, private, refusal{sockets.RulePrivate, sockets.RuleNAT64, "10.0.0.1"}},
 
 		// The carried address is checked by the policy's deny list too,
 		// but never opened by its allow list.
-		{"allow 10/8/private", allow10, private, refusal{sockets.RulePrivate, sockets.FormNAT64, "10.0.0.1"}},
+		{"allow 10/8/private", allow10, private, refusal{sockets.RulePrivate, sockets.RuleNAT64, "10.0.0.1"}},
 		{"allow 10/8/IPv4 itself", allow10, "10.0.0.1:80", refusal{}},
-		{"allow 10/8/loopback", allow10, loopback, refusal{sockets.RuleLoopback, sockets.FormNAT64, "127.0.0.1"}},
-		{"deny/public", denied, public, refusal{sockets.RuleDenyList, sockets.FormNAT64, "93.184.216.34"}},
+		{"allow 10/8/loopback", allow10, loopback, refusal{sockets.RuleLoopback, sockets.RuleNAT64, "127.0.0.1"}},
+		{"deny/public", denied, public, refusal{sockets.RuleDenyList, sockets.RuleNAT64, "93.184.216.34"}},
 		{"deny v6/public", wk.Deny(pfx("64:ff9b::5db8:d800/120")), public, refusal{rule: sockets.RuleDenyList}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -176,20 +176,20 @@ func TestEmbeddedFormsNeverOpened(t *testing.T) {
 		addr string
 		want refusal
 	}{
-		{"mapped 10.0.0.1", "[::ffff:10.0.0.1]:80", refusal{sockets.RulePrivate, sockets.FormIPv4Mapped, "10.0.0.1"}},
-		{"mapped 169.254.169.254", "[::ffff:169.254.169.254]:80", refusal{sockets.RuleLinkLocal, sockets.FormIPv4Mapped, "169.254.169.254"}},
-		{"compatible 127.0.0.1", "[::7f00:1]:80", refusal{sockets.RuleLoopback, sockets.FormIPv4Compatible, "127.0.0.1"}},
-		{"compatible 10.0.0.1", "[::a00:1]:80", refusal{sockets.RulePrivate, sockets.FormIPv4Compatible, "10.0.0.1"}},
-		{"NAT64 169.254.169.254", "[64:ff9b::a9fe:a9fe]:80", refusal{sockets.RuleLinkLocal, sockets.FormNAT64, "169.254.169.254"}},
-		{"NAT64 127.0.0.1", "[64:ff9b::7f00:1]:80", refusal{sockets.RuleLoopback, sockets.FormNAT64, "127.0.0.1"}},
-		{"NAT64 10.0.0.1", "[64:ff9b::a00:1]:80", refusal{sockets.RulePrivate, sockets.FormNAT64, "10.0.0.1"}},
-		{"NAT64 local 10.0.0.1", "[64:ff9b:1::a00:1]:80", refusal{sockets.RulePrivate, sockets.FormNAT64Local, "10.0.0.1"}},
-		{"6to4 10.0.0.1", "[2002:a00:1::]:80", refusal{sockets.RulePrivate, sockets.Form6to4, "10.0.0.1"}},
-		{"6to4 169.254.169.254", "[2002:a9fe:a9fe::1]:80", refusal{sockets.RuleLinkLocal, sockets.Form6to4, "169.254.169.254"}},
+		{"mapped 10.0.0.1", "[::ffff:10.0.0.1]:80", refusal{sockets.RulePrivate, sockets.RuleIPv4Mapped, "10.0.0.1"}},
+		{"mapped 169.254.169.254", "[::ffff:169.254.169.254]:80", refusal{sockets.RuleLinkLocal, sockets.RuleIPv4Mapped, "169.254.169.254"}},
+		{"compatible 127.0.0.1", "[::7f00:1]:80", refusal{sockets.RuleLoopback, sockets.RuleIPv4Compatible, "127.0.0.1"}},
+		{"compatible 10.0.0.1", "[::a00:1]:80", refusal{sockets.RulePrivate, sockets.RuleIPv4Compatible, "10.0.0.1"}},
+		{"NAT64 169.254.169.254", "[64:ff9b::a9fe:a9fe]:80", refusal{sockets.RuleLinkLocal, sockets.RuleNAT64, "169.254.169.254"}},
+		{"NAT64 127.0.0.1", "[64:ff9b::7f00:1]:80", refusal{sockets.RuleLoopback, sockets.RuleNAT64, "127.0.0.1"}},
+		{"NAT64 10.0.0.1", "[64:ff9b::a00:1]:80", refusal{sockets.RulePrivate, sockets.RuleNAT64, "10.0.0.1"}},
+		{"NAT64 local 10.0.0.1", "[64:ff9b:1::a00:1]:80", refusal{sockets.RulePrivate, sockets.RuleNAT64Local, "10.0.0.1"}},
+		{"6to4 10.0.0.1", "[2002:a00:1::]:80", refusal{sockets.RulePrivate, sockets.Rule6to4, "10.0.0.1"}},
+		{"6to4 169.254.169.254", "[2002:a9fe:a9fe::1]:80", refusal{sockets.RuleLinkLocal, sockets.Rule6to4, "169.254.169.254"}},
 		// Teredo (RFC 4380): the server in bits 32-63, the client's
 		// address obfuscated (inverted) in the last 32 bits.
-		{"Teredo server 10.0.0.1", "[2001:0:a00:1::5db8:d822]:80", refusal{sockets.RulePrivate, sockets.FormTeredo, "10.0.0.1"}},
-		{"Teredo client 127.0.0.1", "[2001:0:5db8:d822::80ff:fffe]:80", refusal{sockets.RuleLoopback, sockets.FormTeredo, "127.0.0.1"}},
+		{"Teredo server 10.0.0.1", "[2001:0:a00:1::5db8:d822]:80", refusal{sockets.RulePrivate, sockets.RuleTeredo, "10.0.0.1"}},
+		{"Teredo client 127.0.0.1", "[2001:0:5db8:d822::80ff:fffe]:80", refusal{sockets.RuleLoopback, sockets.RuleTeredo, "127.0.0.1"}},
 	} {
 		for pname, p := range policies {
 			t.Run(pname+"/"+c.name, func(t *testing.T) {
@@ -213,10 +213,10 @@ func TestEmbeddedFormsOfAllowedIPv4(t *testing.T) {
 	}{
 		{"IPv4", "10.0.0.1:80", refusal{}},
 		{"mapped", "[::ffff:10.0.0.1]:80", refusal{}},
-		{"compatible", "[::a00:1]:80", refusal{sockets.RulePrivate, sockets.FormIPv4Compatible, "10.0.0.1"}},
-		{"NAT64", "[64:ff9b::a00:1]:80", refusal{sockets.RulePrivate, sockets.FormNAT64, "10.0.0.1"}},
-		{"6to4", "[2002:a00:1::]:80", refusal{sockets.RulePrivate, sockets.Form6to4, "10.0.0.1"}},
-		{"Teredo", "[2001:0:a00:1::5db8:d822]:80", refusal{sockets.RulePrivate, sockets.FormTeredo, "10.0.0.1"}},
+		{"compatible", "[::a00:1]:80", refusal{sockets.RulePrivate, sockets.RuleIPv4Compatible, "10.0.0.1"}},
+		{"NAT64", "[64:ff9b::a00:1]:80", refusal{sockets.RulePrivate, sockets.RuleNAT64, "10.0.0.1"}},
+		{"6to4", "[2002:a00:1::]:80", refusal{sockets.RulePrivate, sockets.Rule6to4, "10.0.0.1"}},
+		{"Teredo", "[2001:0:a00:1::5db8:d822]:80", refusal{sockets.RulePrivate, sockets.RuleTeredo, "10.0.0.1"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -17,7 +17,7 @@ import (
 // secRefusal is what a row expects of Check: zero rule for allowed.
 type secRefusal struct {
 	rule     Rule
-	form     Form
+	form     Rule
 	embedded string // the carried IPv4 address refused, or ""
 }
 
@@ -403,7 +403,7 @@ func TestNAT64RFC6052Examples(t *testing.T) {
 			}
 			found := DefaultPolicy().withDiscoveredNAT64(pfx)
 			ap := netip.AddrPortFrom(a, 443).String()
-			doc := secRefusal{RuleDocumentation, FormNAT64, "192.0.2.33"}
+			doc := secRefusal{RuleDocumentation, RuleNAT64, "192.0.2.33"}
 			secCheck(t, opted, "tcp", "", ap, doc)
 			secCheck(t, found, "tcp", "", ap, doc)
 			secCheck(t, PublicPolicy().WithNAT64(pfx), "tcp", "", ap, doc)
@@ -436,31 +436,31 @@ func TestNAT64NetworkSpecific(t *testing.T) {
 			addr string
 			want secRefusal
 		}{
-			{"named/private", def.WithNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, FormNAT64, "10.0.0.1"}},
-			{"named/metadata", def.WithNAT64(pfx), at(pfx, metadata, 80), secRefusal{RuleLinkLocal, FormNAT64, "169.254.169.254"}},
+			{"named/private", def.WithNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
+			{"named/metadata", def.WithNAT64(pfx), at(pfx, metadata, 80), secRefusal{RuleLinkLocal, RuleNAT64, "169.254.169.254"}},
 			{"named/public", def.WithNAT64(pfx), at(pfx, public, 443), secRefusal{}},
-			{"named/google", def.WithNAT64(pfx), at(pfx, google, 53), secRefusal{RuleGoogle, FormNAT64, "8.8.8.8"}},
-			{"public policy, named/private", pub.WithNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, FormNAT64, "10.0.0.1"}},
+			{"named/google", def.WithNAT64(pfx), at(pfx, google, 53), secRefusal{RuleGoogle, RuleNAT64, "8.8.8.8"}},
+			{"public policy, named/private", pub.WithNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
 			{"public policy, named/google", pub.WithNAT64(pfx), at(pfx, google, 53), secRefusal{}},
-			{"named and well-known/private", def.WithNAT64(nat64WellKnown, pfx), at(pfx, private, 80), secRefusal{RulePrivate, FormNAT64, "10.0.0.1"}},
+			{"named and well-known/private", def.WithNAT64(nat64WellKnown, pfx), at(pfx, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
 			// No Allow opens the carried address; the deny list reaches it.
-			{"named, allow 10/8/private", def.Allow(netip.MustParsePrefix("10.0.0.0/8")).WithNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, FormNAT64, "10.0.0.1"}},
-			{"named, allow prefix/private", def.Allow(pfx).WithNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, FormNAT64, "10.0.0.1"}},
-			{"named, deny/public", def.WithNAT64(pfx).Deny(netip.MustParsePrefix("93.184.216.0/24")), at(pfx, public, 443), secRefusal{RuleDenyList, FormNAT64, "93.184.216.34"}},
+			{"named, allow 10/8/private", def.Allow(netip.MustParsePrefix("10.0.0.0/8")).WithNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
+			{"named, allow prefix/private", def.Allow(pfx).WithNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
+			{"named, deny/public", def.WithNAT64(pfx).Deny(netip.MustParsePrefix("93.184.216.0/24")), at(pfx, public, 443), secRefusal{RuleDenyList, RuleNAT64, "93.184.216.34"}},
 			// Discovered: checked by the carried address without the opt-in.
-			{"discovered/private", def.withDiscoveredNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, FormNAT64, "10.0.0.1"}},
-			{"discovered, public policy/private", pub.withDiscoveredNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, FormNAT64, "10.0.0.1"}},
+			{"discovered/private", def.withDiscoveredNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
+			{"discovered, public policy/private", pub.withDiscoveredNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
 			{"discovered/public", def.withDiscoveredNAT64(pfx), at(pfx, public, 443), secRefusal{}},
 			// A unique local prefix opens only when named.
 			{"ULA named/public", def.WithNAT64(ula), at(ula, public, 443), secRefusal{}},
-			{"ULA named/private", def.WithNAT64(ula), at(ula, private, 80), secRefusal{RulePrivate, FormNAT64, "10.0.0.1"}},
+			{"ULA named/private", def.WithNAT64(ula), at(ula, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
 			{"ULA discovered/public", def.withDiscoveredNAT64(ula), at(ula, public, 443), secRefusal{rule: RuleUniqueLocal}},
-			{"ULA discovered/private", def.withDiscoveredNAT64(ula), at(ula, private, 80), secRefusal{RulePrivate, FormNAT64, "10.0.0.1"}},
+			{"ULA discovered/private", def.withDiscoveredNAT64(ula), at(ula, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
 			// A local-use prefix longer than /48 is read at its length.
 			{"local named/public", def.WithNAT64(local), at(local, public, 443), secRefusal{}},
-			{"local named/private", def.WithNAT64(local), at(local, private, 80), secRefusal{RulePrivate, FormNAT64Local, "10.0.0.1"}},
+			{"local named/private", def.WithNAT64(local), at(local, private, 80), secRefusal{RulePrivate, RuleNAT64Local, "10.0.0.1"}},
 			{"local discovered/public", def.withDiscoveredNAT64(local), at(local, public, 443), secRefusal{rule: RuleNAT64Local}},
-			{"local discovered/private", def.withDiscoveredNAT64(local), at(local, private, 80), secRefusal{RulePrivate, FormNAT64Local, "10.0.0.1"}},
+			{"local discovered/private", def.withDiscoveredNAT64(local), at(local, private, 80), secRefusal{RulePrivate, RuleNAT64Local, "10.0.0.1"}},
 			// Discovered and named: named opens.
 			{"both/public", def.withDiscoveredNAT64(ula).WithNAT64(ula), at(ula, public, 443), secRefusal{}},
 			// Addresses outside the prefix are untouched.
@@ -484,7 +484,7 @@ func TestNAT64UOctetSkipped(t *testing.T) {
 	t.Parallel()
 	p := DefaultPolicy().WithNAT64(netip.MustParsePrefix("2600:1::/64"))
 	// u octet 0xff, then 10.0.0.1 in bits 72-103.
-	secCheck(t, p, "tcp", "", "[2600:1::ff0a:0:100:0]:80", secRefusal{RulePrivate, FormNAT64, "10.0.0.1"})
+	secCheck(t, p, "tcp", "", "[2600:1::ff0a:0:100:0]:80", secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"})
 	// /56: 10 in bits 56-63, u octet 0xff, 0.0.1 in bits 72-95.
 	if got := nat64IPv4(netip.MustParseAddr("2600:1:0:a:ff00:1::"), 56); got != netip.MustParseAddr("10.0.0.1") {
 		t.Errorf("nat64IPv4 /56 = %v, want 10.0.0.1", got)
@@ -501,7 +501,7 @@ func TestNAT64NestedPrefixes(t *testing.T) {
 		"named":      DefaultPolicy().WithNAT64(outer, inner),
 		"discovered": DefaultPolicy().WithNAT64(inner).withDiscoveredNAT64(outer),
 	} {
-		secCheck(t, p, "tcp", name, netip.AddrPortFrom(a, 443).String(), secRefusal{RuleUnspecified, FormNAT64, "0.0.0.0"})
+		secCheck(t, p, "tcp", name, netip.AddrPortFrom(a, 443).String(), secRefusal{RuleUnspecified, RuleNAT64, "0.0.0.0"})
 	}
 }
 

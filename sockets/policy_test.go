@@ -20,18 +20,18 @@ import (
 // sockets.DeniedError). The zero carried, direct, expects the rule to have
 // refused the address checked itself.
 type carried struct {
-	form sockets.Form
+	form sockets.Rule
 	addr string
 }
 
 var direct carried
 
-func inMapped(a string) carried     { return carried{sockets.FormIPv4Mapped, a} }
-func inCompat(a string) carried     { return carried{sockets.FormIPv4Compatible, a} }
-func inNAT64(a string) carried      { return carried{sockets.FormNAT64, a} }
-func inNAT64Local(a string) carried { return carried{sockets.FormNAT64Local, a} }
-func in6to4(a string) carried       { return carried{sockets.Form6to4, a} }
-func inTeredo(a string) carried     { return carried{sockets.FormTeredo, a} }
+func inMapped(a string) carried     { return carried{sockets.RuleIPv4Mapped, a} }
+func inCompat(a string) carried     { return carried{sockets.RuleIPv4Compatible, a} }
+func inNAT64(a string) carried      { return carried{sockets.RuleNAT64, a} }
+func inNAT64Local(a string) carried { return carried{sockets.RuleNAT64Local, a} }
+func in6to4(a string) carried       { return carried{sockets.Rule6to4, a} }
+func inTeredo(a string) carried     { return carried{sockets.RuleTeredo, a} }
 
 // carriedOf returns how de says the refused address was carried.
 func carriedOf(de *sockets.DeniedError) carried {

@@ -89,7 +89,8 @@ var (
 // Besides the blocks of neverPublic, addresses outside 2000::/3 are
 // refused, whether or not a block names them ([RuleNotGlobalUnicast] when
 // none does), and so are 6to4 addresses (2002::/16) whose IPv4 address is
-// refused (for that address's rule, with [Form6to4]).
+// refused (for that address's rule, with [Rule6to4] in
+// [DeniedError.Form]).
 
 // neverPublicSet is every never-public address with its rule, built once.
 var neverPublicSet = sync.OnceValue(func() *ruleSet { return newRuleSet(neverPublic) })
@@ -197,37 +198,37 @@ func newRuleSet(blocks []block) *ruleSet {
 	return s
 }
 
-// embeddedIPv4 returns the form of an IPv6 address that carries an IPv4
-// address, and the IPv4 addresses it carries: IPv4-compatible
+// embeddedIPv4 returns the block (its rule) of the form of an IPv6
+// address that carries an IPv4 address, and the IPv4 addresses it carries: IPv4-compatible
 // (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d, RFC 6052; 64:ff9b:1::/48 read as
 // its /96 form, RFC 8215), 6to4 (2002:aabb:ccdd::, RFC 3056) and Teredo
 // (server in bits 32-63, client obfuscated in the last 32 bits, RFC 4380).
 // IPv4-mapped addresses are unmapped before this is called. n is the
-// number of addresses returned; with none, the form is [FormNone].
-func embeddedIPv4(a netip.Addr) (form Form, out [2]netip.Addr, n int) {
+// number of addresses returned; with none, the form is 0.
+func embeddedIPv4(a netip.Addr) (form Rule, out [2]netip.Addr, n int) {
 	if !a.Is6() {
-		return FormNone, out, 0
+		return 0, out, 0
 	}
 	b := a.As16()
 	switch {
 	case prefix6to4.Contains(a):
 		out[0] = netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]})
-		return Form6to4, out, 1
+		return Rule6to4, out, 1
 	case prefixTeredo.Contains(a):
 		out[0] = netip.AddrFrom4([4]byte{b[4], b[5], b[6], b[7]})
 		out[1] = netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})
-		return FormTeredo, out, 2
+		return RuleTeredo, out, 2
 	case prefixNAT64.Contains(a):
 		out[0] = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
-		return FormNAT64, out, 1
+		return RuleNAT64, out, 1
 	case prefixNAT64L.Contains(a):
 		out[0] = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
-		return FormNAT64Local, out, 1
+		return RuleNAT64Local, out, 1
 	case prefixCompat.Contains(a) && a.Compare(netip.IPv6Loopback()) > 0:
 		// ::/128 and ::1 are the unspecified and loopback addresses,
 		// not IPv4-compatible ones.
 		out[0] = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
-		return FormIPv4Compatible, out, 1
+		return RuleIPv4Compatible, out, 1
 	}
-	return FormNone, out, 0
+	return 0, out, 0
 }

@@ -21,7 +21,7 @@ var zeroReceivers = []any{
 	(*sockets.LookupError)(nil), &sockets.LookupError{},
 	(*sockets.ProxyError)(nil), &sockets.ProxyError{},
 	(*sockets.TimeoutError)(nil), &sockets.TimeoutError{},
-	sockets.Rule(0), sockets.Form(0), sockets.ProxyFailure(0),
+	sockets.Rule(0), sockets.ProxyFailure(0),
 }
 
 // TestNilAndZeroReceivers calls every exported method of a nil and a zero

@@ -144,16 +144,16 @@ func TestSocketsRefusesOverHTTP2(t *testing.T) {
 	for _, tc := range []struct {
 		host string
 		rule sockets.Rule
-		form sockets.Form // how the refused IPv4 address is carried
+		form sockets.Rule // the block of the form that carries the refused IPv4 address; 0: none
 	}{
-		{"intranet.example", sockets.RulePrivate, sockets.FormNone},
-		{"google.example", sockets.RuleGoogle, sockets.FormNone},
-		{"metadata.example", sockets.RuleLinkLocal, sockets.FormNone},
-		{"loopback6.example", sockets.RuleLoopback, sockets.FormNone},
-		{"mapped.example", sockets.RuleLoopback, sockets.FormIPv4Mapped},
-		{"compatible.example", sockets.RuleLoopback, sockets.FormIPv4Compatible},
-		{"10.0.0.1", sockets.RulePrivate, sockets.FormNone},
-		{"[fe80::1%25eth0]", sockets.RuleZone, sockets.FormNone},
+		{"intranet.example", sockets.RulePrivate, 0},
+		{"google.example", sockets.RuleGoogle, 0},
+		{"metadata.example", sockets.RuleLinkLocal, 0},
+		{"loopback6.example", sockets.RuleLoopback, 0},
+		{"mapped.example", sockets.RuleLoopback, sockets.RuleIPv4Mapped},
+		{"compatible.example", sockets.RuleLoopback, sockets.RuleIPv4Compatible},
+		{"10.0.0.1", sockets.RulePrivate, 0},
+		{"[fe80::1%25eth0]", sockets.RuleZone, 0},
 	} {
 		t.Run(tc.host, func(t *testing.T) {
 			_, err := c.Get("https://" + tc.host + "/")

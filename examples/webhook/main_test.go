@@ -101,7 +101,7 @@ func (timeoutErr) Temporary() bool { return true }
 func TestCallerMessage(t *testing.T) {
 	err := &url.Error{Op: "Post", URL: "http://hook.example/", Err: &sockets.DeniedError{
 		Network: "tcp", Host: "hook.example", Addr: netip.MustParseAddrPort("[2002:a00:5::]:80"),
-		Rule: sockets.RulePrivate, Form: sockets.Form6to4, Embedded: netip.MustParseAddr("10.0.0.5"), Detail: "secret detail",
+		Rule: sockets.RulePrivate, Form: sockets.Rule6to4, Embedded: netip.MustParseAddr("10.0.0.5"), Detail: "secret detail",
 	}}
 	msg := callerMessage(err)
 	if !strings.Contains(msg, `"hook.example"`) || !strings.Contains(msg, sockets.RulePrivate.String()) {
