@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/outbound-go/outbound/sockets"
+	"github.com/outbound-go/outbound/sockets/socketstest"
 )
 
 func ExamplePolicy_Check() {
@@ -336,5 +337,32 @@ func ExamplePolicy_AllowHosts() {
 	// private.cdn.example:443 host_denied
 	// img.cdn.example:80 port_not_allowed
 	// api.example.com:443 private
+	// <nil>
+}
+
+// At start-up on an IPv6-only network, find the NAT64 prefix its DNS64
+// resolver synthesizes addresses under, and have the policy read the IPv4
+// address each address under it reaches. Here a test resolver plays the
+// network's: it answers ipv4only.arpa under 2600:1::/96.
+func ExampleDiscoverNAT64() {
+	r := socketstest.NewResolver(map[string][]string{
+		"ipv4only.arpa": {"2600:1::c000:aa", "2600:1::c000:ab"},
+	})
+	prefixes, err := sockets.DiscoverNAT64(context.Background(), r) // nil: the system's resolver
+	if err != nil {
+		fmt.Println(err) // the policy still reads the well-known prefix
+	}
+	fmt.Println(prefixes)
+
+	p := sockets.DefaultPolicy().WithDiscoveredNAT64(prefixes...)
+	if err := p.Err(); err != nil {
+		fmt.Println(err)
+	}
+	// 10.0.0.1 through the gateway, and 93.184.216.34.
+	fmt.Println(p.Check("tcp", "", netip.MustParseAddrPort("[2600:1::a00:1]:80")))
+	fmt.Println(p.Check("tcp", "", netip.MustParseAddrPort("[2600:1::5db8:d822]:443")))
+	// Output:
+	// [2600:1::/96]
+	// sockets: tcp to [2600:1::a00:1]:80 refused: private (RFC 1918), 10.0.0.1 carried in NAT64 (RFC 6052)
 	// <nil>
 }

@@ -100,7 +100,8 @@ var defaultExceptions = func() []Exception {
 //  6. the deny list ([Policy.Deny]) refuses;
 //  7. an IPv6 form that carries IPv4 addresses (IPv4-compatible, NAT64,
 //     6to4, Teredo, and an address under a network-specific NAT64 prefix
-//     the policy knows, read as that prefix says: see [Policy.WithNAT64])
+//     the policy knows, read as that prefix says: see [Policy.WithNAT64]
+//     and [Policy.WithDiscoveredNAT64])
 //     is refused when a carried IPv4 address is refused by step 6, 10 or
 //     11 (without the exceptions, which name exact addresses), and the
 //     refusal names the rule that refused the IPv4 address, with the
@@ -131,7 +132,7 @@ type Policy struct {
 	deny      *addrSet // nil: empty
 	// The features of policy_rules.go.
 	nat64      []netip.Prefix // NAT64 prefixes opted in (WithNAT64); nil: none
-	nat64Found []netip.Prefix // NAT64 prefixes discovered (withDiscoveredNAT64): read, not opened; nil: none
+	nat64Found []netip.Prefix // NAT64 prefixes discovered (WithDiscoveredNAT64): read, not opened; nil: none
 	allowHosts *hostSet       // the host allow list; nil: every host
 	denyHosts  *hostSet       // the host deny list; nil: empty
 	ports      *portSet       // the port allow list; nil: every port

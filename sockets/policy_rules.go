@@ -1,7 +1,9 @@
 package sockets
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -54,7 +56,9 @@ var uniqueLocal = netip.MustParsePrefix("fc00::/7")
 // Without the call, an address under a network-specific prefix is an
 // ordinary IPv6 address to the policy, which cannot know that the
 // network's gateway translates it: on such a network name the prefix, so
-// that [2600:1::a00:1] is refused as the 10.0.0.1 it reaches.
+// that [2600:1::a00:1] is refused as the 10.0.0.1 it reaches, or let
+// [DiscoverNAT64] find it and [Policy.WithDiscoveredNAT64] apply it,
+// which reads the prefix's addresses without opening them.
 //
 // An [Policy.Allow] of a NAT64 prefix opens no more than WithNAT64 does:
 // every IPv6 form of an IPv4 address is checked by that address first.
@@ -68,19 +72,157 @@ func (p *Policy) WithNAT64(prefixes ...netip.Prefix) *Policy {
 	return &c
 }
 
-// withDiscoveredNAT64 returns a copy of p that knows the NAT64 prefixes a
-// discovery found on the network (RFC 7050, through ipv4only.arpa): an
-// address under one is checked by the IPv4 address it carries, read as
-// for [Policy.WithNAT64], even though the caller did not opt in. It opens
-// nothing: an address whose carried IPv4 address passes goes on through
-// the other rules, so one under 64:ff9b::/96 stays refused for
-// [RuleNAT64] unless WithNAT64 opted in. A prefix WithNAT64 does not take
-// is an error in the same way ([Policy.Err]). p is not changed.
-func (p *Policy) withDiscoveredNAT64(prefixes ...netip.Prefix) *Policy {
+// WithDiscoveredNAT64 returns a copy of p that knows the NAT64 prefixes
+// of the network it runs on, as [DiscoverNAT64] finds them: an address
+// under one of them is checked by the IPv4 address it carries, read as
+// for [Policy.WithNAT64], although the caller did not opt in to NAT64.
+// It opens nothing: an address whose carried IPv4 address passes goes on
+// through the other rules, so on a network whose prefix is
+// 2600:1::/96, [2600:1::a00:1] is refused as the 10.0.0.1 it reaches
+// (for [RulePrivate], with [RuleNAT64] in [DeniedError.Form]), and
+// [2600:1::5db8:d822] (93.184.216.34) is checked as the IPv6 address it
+// is; one under 64:ff9b::/96 stays refused for [RuleNAT64] unless
+// WithNAT64 opted in. A prefix WithNAT64 does not take is an error in
+// the same way ([Policy.Err]), so a policy given a prefix it cannot read
+// refuses everything rather than let it through unread. The prefixes
+// add to those of earlier calls. p is not changed.
+//
+// Apply it once at start-up, on the policy every connection uses:
+//
+//	prefixes, err := sockets.DiscoverNAT64(ctx, nil)
+//	if err != nil {
+//		return err // or go on without: see DiscoverNAT64
+//	}
+//	p := sockets.DefaultPolicy().WithDiscoveredNAT64(prefixes...)
+//	if err := p.Err(); err != nil {
+//		return err
+//	}
+func (p *Policy) WithDiscoveredNAT64(prefixes ...netip.Prefix) *Policy {
 	p = p.orDefault()
 	c := *p
-	c.nat64Found = c.addNAT64("NAT64 discovery", p.nat64Found, prefixes)
+	c.nat64Found = c.addNAT64("WithDiscoveredNAT64", p.nat64Found, prefixes)
 	return &c
+}
+
+// nat64WKN is the well-known name of RFC 7050 (section 2, and RFC 8880):
+// it has only A records, 192.0.0.170 and 192.0.0.171 (nat64WKA), so every
+// AAAA record a resolver answers for it was synthesized by a DNS64 server
+// from one of those addresses under the network's NAT64 prefix.
+const nat64WKN = "ipv4only.arpa"
+
+var nat64WKA = [2]netip.Addr{netip.AddrFrom4([4]byte{192, 0, 0, 170}), netip.AddrFrom4([4]byte{192, 0, 0, 171})}
+
+// nat64Lengths are RFC 6052's prefix lengths.
+var nat64Lengths = [...]int{32, 40, 48, 56, 64, 96}
+
+// DiscoverNAT64 finds the NAT64 prefixes of the network it runs on, as
+// RFC 7050 section 3 does: it asks r for the IPv6 addresses of
+// ipv4only.arpa, a name that has IPv4 addresses only (192.0.0.170 and
+// 192.0.0.171), so that every IPv6 answer was synthesized by the
+// network's DNS64 resolver, and reads each answer at every prefix length
+// of RFC 6052 (32, 40, 48, 56, 64 and 96 bits, skipping the "u" octet,
+// bits 64 to 71, which must be zero) to find where one of the two
+// addresses sits; the bits before it are the prefix. An answer that
+// holds one at more than one length is read at the length where another
+// answer holds the other address under the same prefix (RFC 7050's use
+// of 192.0.0.171), and is left out if that does not decide. Give the
+// result to [Policy.WithDiscoveredNAT64].
+//
+// r is the resolver to ask, the one the program's connections use (a
+// [Dialer]'s Resolver); nil means net.DefaultResolver, the system's.
+// Only the network's own resolver synthesizes addresses, so a resolver
+// elsewhere (a public DNS server over TLS, a test table without the
+// name) finds none.
+//
+// The prefixes come masked, each once, in the order of the answers. No
+// prefix and a nil error mean the network has no DNS64: the resolver
+// found no IPv6 address for the name (a *net.DNSError whose IsNotFound
+// is true). Any other failure of the lookup is a *[LookupError] (a
+// timeout matches context.DeadlineExceeded); IPv6 answers of which none
+// holds either address are an error too, since the resolver then
+// answers for the name what no DNS64 resolver would. On an error, a
+// caller may go on without the prefixes: the policy then reads the
+// well-known prefix's addresses as always, and a network-specific
+// prefix's addresses as the plain IPv6 addresses they look like.
+//
+// The answers are trusted as the resolver gives them: DiscoverNAT64 does
+// not do the DNSSEC validation of RFC 7050 section 3.1, and a resolver
+// that lies about the prefix can make WithDiscoveredNAT64 read the wrong
+// bits (never open an address: the prefixes it adds only narrow).
+// Networks change their prefix rarely; a long-running program on a
+// network that may change it can discover again from time to time and
+// build a new policy.
+func DiscoverNAT64(ctx context.Context, r Resolver) ([]netip.Prefix, error) {
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip6", nat64WKN)
+	if err != nil {
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			return nil, nil
+		}
+		return nil, &LookupError{Host: nat64WKN, Err: err}
+	}
+	var answers []netip.Addr
+	for _, a := range addrs {
+		if a.Is6() && !a.Is4In6() && a.Zone() == "" {
+			answers = append(answers, a)
+		}
+	}
+	if len(answers) == 0 {
+		return nil, nil
+	}
+	var out []netip.Prefix
+	for _, a := range answers {
+		pfx, ok := nat64PrefixOf(a, answers)
+		if ok && !containsPrefix(out, pfx) {
+			out = append(out, pfx)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("sockets: NAT64 discovery: no answer for " + nat64WKN + " holds 192.0.0.170 or 192.0.0.171 at an RFC 6052 length: " + fmt.Sprint(answers))
+	}
+	return out, nil
+}
+
+// nat64PrefixOf returns the NAT64 prefix under which a carries one of the
+// well-known addresses, deciding between several lengths by the other
+// answers, as DiscoverNAT64 says.
+func nat64PrefixOf(a netip.Addr, answers []netip.Addr) (netip.Prefix, bool) {
+	if a.As16()[8] != 0 {
+		return netip.Prefix{}, false // the u octet (RFC 6052 section 2.2)
+	}
+	var cands []netip.Prefix
+	var which []int // the index in nat64WKA of each candidate's address
+	for _, bits := range nat64Lengths {
+		v4 := nat64IPv4(a, bits)
+		for i, wka := range nat64WKA {
+			if v4 == wka {
+				cands = append(cands, netip.PrefixFrom(a, bits).Masked())
+				which = append(which, i)
+			}
+		}
+	}
+	if len(cands) == 1 {
+		return cands[0], true
+	}
+	// Several lengths: keep those where another answer carries the other
+	// address under the same prefix.
+	var kept []netip.Prefix
+	for i, pfx := range cands {
+		other := nat64WKA[1-which[i]]
+		for _, b := range answers {
+			if b != a && pfx.Contains(b) && nat64IPv4(b, pfx.Bits()) == other {
+				kept = append(kept, pfx)
+				break
+			}
+		}
+	}
+	if len(kept) == 1 {
+		return kept[0], true
+	}
+	return netip.Prefix{}, false
 }
 
 // addNAT64 returns a new list holding list and the prefixes, masked, each

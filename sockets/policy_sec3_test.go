@@ -305,7 +305,7 @@ func TestPolicyErrKeptByCopies(t *testing.T) {
 		"Deny":             bad.Deny(netip.MustParsePrefix("10.0.0.0/8")),
 		"WithGoogleRanges": bad.WithGoogleRanges(nil),
 		"WithNAT64":        bad.WithNAT64(),
-		"discovered NAT64": bad.withDiscoveredNAT64(netip.MustParsePrefix("2600:1::/96")),
+		"discovered NAT64": bad.WithDiscoveredNAT64(netip.MustParsePrefix("2600:1::/96")),
 	} {
 		if p.Err() != first {
 			t.Errorf("%s: Err() = %v, want %v", name, p.Err(), first)
@@ -401,7 +401,7 @@ func TestNAT64RFC6052Examples(t *testing.T) {
 			if got := opted.NAT64Prefixes(); len(got) != 1 || got[0] != pfx {
 				t.Errorf("NAT64Prefixes() = %v, want [%v]", got, pfx)
 			}
-			found := DefaultPolicy().withDiscoveredNAT64(pfx)
+			found := DefaultPolicy().WithDiscoveredNAT64(pfx)
 			ap := netip.AddrPortFrom(a, 443).String()
 			doc := secRefusal{RuleDocumentation, RuleNAT64, "192.0.2.33"}
 			secCheck(t, opted, "tcp", "", ap, doc)
@@ -448,21 +448,21 @@ func TestNAT64NetworkSpecific(t *testing.T) {
 			{"named, allow prefix/private", def.Allow(pfx).WithNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
 			{"named, deny/public", def.WithNAT64(pfx).Deny(netip.MustParsePrefix("93.184.216.0/24")), at(pfx, public, 443), secRefusal{RuleDenyList, RuleNAT64, "93.184.216.34"}},
 			// Discovered: checked by the carried address without the opt-in.
-			{"discovered/private", def.withDiscoveredNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
-			{"discovered, public policy/private", pub.withDiscoveredNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
-			{"discovered/public", def.withDiscoveredNAT64(pfx), at(pfx, public, 443), secRefusal{}},
+			{"discovered/private", def.WithDiscoveredNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
+			{"discovered, public policy/private", pub.WithDiscoveredNAT64(pfx), at(pfx, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
+			{"discovered/public", def.WithDiscoveredNAT64(pfx), at(pfx, public, 443), secRefusal{}},
 			// A unique local prefix opens only when named.
 			{"ULA named/public", def.WithNAT64(ula), at(ula, public, 443), secRefusal{}},
 			{"ULA named/private", def.WithNAT64(ula), at(ula, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
-			{"ULA discovered/public", def.withDiscoveredNAT64(ula), at(ula, public, 443), secRefusal{rule: RuleUniqueLocal}},
-			{"ULA discovered/private", def.withDiscoveredNAT64(ula), at(ula, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
+			{"ULA discovered/public", def.WithDiscoveredNAT64(ula), at(ula, public, 443), secRefusal{rule: RuleUniqueLocal}},
+			{"ULA discovered/private", def.WithDiscoveredNAT64(ula), at(ula, private, 80), secRefusal{RulePrivate, RuleNAT64, "10.0.0.1"}},
 			// A local-use prefix longer than /48 is read at its length.
 			{"local named/public", def.WithNAT64(local), at(local, public, 443), secRefusal{}},
 			{"local named/private", def.WithNAT64(local), at(local, private, 80), secRefusal{RulePrivate, RuleNAT64Local, "10.0.0.1"}},
-			{"local discovered/public", def.withDiscoveredNAT64(local), at(local, public, 443), secRefusal{rule: RuleNAT64Local}},
-			{"local discovered/private", def.withDiscoveredNAT64(local), at(local, private, 80), secRefusal{RulePrivate, RuleNAT64Local, "10.0.0.1"}},
+			{"local discovered/public", def.WithDiscoveredNAT64(local), at(local, public, 443), secRefusal{rule: RuleNAT64Local}},
+			{"local discovered/private", def.WithDiscoveredNAT64(local), at(local, private, 80), secRefusal{RulePrivate, RuleNAT64Local, "10.0.0.1"}},
 			// Discovered and named: named opens.
-			{"both/public", def.withDiscoveredNAT64(ula).WithNAT64(ula), at(ula, public, 443), secRefusal{}},
+			{"both/public", def.WithDiscoveredNAT64(ula).WithNAT64(ula), at(ula, public, 443), secRefusal{}},
 			// Addresses outside the prefix are untouched.
 			{"named/IPv4 itself", def.WithNAT64(pfx), "10.0.0.1:80", secRefusal{rule: RulePrivate}},
 			{"named/other IPv6", def.WithNAT64(pfx), "[2606:4700:4700::1111]:443", secRefusal{}},
@@ -499,7 +499,7 @@ func TestNAT64NestedPrefixes(t *testing.T) {
 	a := rfc6052Embed(inner, netip.MustParseAddr("93.184.216.34")) // under /32: 0.0.0.0
 	for name, p := range map[string]*Policy{
 		"named":      DefaultPolicy().WithNAT64(outer, inner),
-		"discovered": DefaultPolicy().WithNAT64(inner).withDiscoveredNAT64(outer),
+		"discovered": DefaultPolicy().WithNAT64(inner).WithDiscoveredNAT64(outer),
 	} {
 		secCheck(t, p, "tcp", name, netip.AddrPortFrom(a, 443).String(), secRefusal{RuleUnspecified, RuleNAT64, "0.0.0.0"})
 	}
@@ -554,7 +554,7 @@ func TestNAT64PrefixErrors(t *testing.T) {
 			if c.prefix != "" {
 				pfx = netip.MustParsePrefix(c.prefix)
 			}
-			for _, p := range []*Policy{DefaultPolicy().WithNAT64(pfx), DefaultPolicy().withDiscoveredNAT64(pfx)} {
+			for _, p := range []*Policy{DefaultPolicy().WithNAT64(pfx), DefaultPolicy().WithDiscoveredNAT64(pfx)} {
 				err := p.Err()
 				if c.ok {
 					if err != nil {
@@ -577,7 +577,7 @@ func TestNAT64PrefixErrors(t *testing.T) {
 		})
 	}
 	// The discovered prefixes open nothing, so they are not NAT64Prefixes.
-	if got := DefaultPolicy().withDiscoveredNAT64(netip.MustParsePrefix("2600:1::/96")).NAT64Prefixes(); got != nil {
+	if got := DefaultPolicy().WithDiscoveredNAT64(netip.MustParsePrefix("2600:1::/96")).NAT64Prefixes(); got != nil {
 		t.Errorf("NAT64Prefixes() after discovery = %v, want nil", got)
 	}
 }
@@ -589,7 +589,7 @@ func TestNAT64NetworkSpecificDoesNotAllocate(t *testing.T) {
 	ap := netip.AddrPortFrom(rfc6052Embed(pfx, netip.MustParseAddr("93.184.216.34")), 443)
 	for name, p := range map[string]*Policy{
 		"named":      DefaultPolicy().WithNAT64(pfx),
-		"discovered": DefaultPolicy().withDiscoveredNAT64(pfx),
+		"discovered": DefaultPolicy().WithDiscoveredNAT64(pfx),
 	} {
 		if err := p.Check("tcp", "www.example.com", ap); err != nil {
 			t.Fatalf("%s: %v", name, err)
