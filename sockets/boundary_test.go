@@ -26,7 +26,7 @@ var (
 	// backend's security rests on.
 	coreFiles = []string{
 		"doc.go",
-		"policy.go", "policy_rules.go", "table.go", "addrset.go", "google.go", "errors.go",
+		"policy.go", "policy_rules.go", "table.go", "addrset.go", "self.go", "google.go", "errors.go",
 		"dialer.go", "dialrace.go", "checked.go",
 		"proxy*.go", // the connect step through an egress proxy
 	}

@@ -95,6 +95,7 @@
 //	ftp_port            RuleFTP               TCP port 21, FTP
 //	google              RuleGoogle            Google's services' ranges
 //	deny_list           RuleDenyList          the policy's deny list (Policy.Deny)
+//	self                RuleSelf              an address of this machine's own interfaces, loopback aside (Policy.DenySelf)
 //	host_denied         RuleHostDenied        a host on the policy's host deny list (Policy.DenyHosts)
 //	host_not_allowed    RuleHostNotAllowed    a host not on the policy's host allow list (Policy.AllowHosts)
 //	port_not_allowed    RulePortNotAllowed    a port not on the policy's port allow list (Policy.AllowPorts)

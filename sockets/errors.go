@@ -52,6 +52,7 @@ const (
 	RuleFTP       // "ftp_port": TCP port 21, FTP
 	RuleGoogle    // "google": Google's services' ranges
 	RuleDenyList  // "deny_list": the policy's deny list (Policy.Deny)
+	RuleSelf      // "self": an address of this machine's own interfaces (Policy.DenySelf)
 
 	// The policy's host and port lists: they refuse a name before it is
 	// looked up.
@@ -122,6 +123,7 @@ var ruleNames = [numRules]struct{ code, text string }{
 	RuleFTP:       {"ftp_port", "ftp port 21"},
 	RuleGoogle:    {"google", "google range"},
 	RuleDenyList:  {"deny_list", "denied by the policy's deny list"},
+	RuleSelf:      {"self", "an address of this machine's own interfaces"},
 
 	RuleHostDenied:     {"host_denied", "host on the policy's host deny list"},
 	RuleHostNotAllowed: {"host_not_allowed", "host not on the policy's host allow list"},

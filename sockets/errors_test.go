@@ -27,6 +27,7 @@ var ruleCodes = []struct {
 	{sockets.RuleFTP, "ftp_port"},
 	{sockets.RuleGoogle, "google"},
 	{sockets.RuleDenyList, "deny_list"},
+	{sockets.RuleSelf, "self"},
 	{sockets.RuleHostDenied, "host_denied"},
 	{sockets.RuleHostNotAllowed, "host_not_allowed"},
 	{sockets.RulePortNotAllowed, "port_not_allowed"},

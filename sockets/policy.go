@@ -97,7 +97,8 @@ var defaultExceptions = func() []Exception {
 //     [RuleIPv4Mapped] in [DeniedError.Form] and the IPv4 address in
 //     [DeniedError.Embedded])
 //  5. the host rules ([Policy.DenyHosts], [Policy.AllowHosts]) refuse;
-//  6. the deny list ([Policy.Deny]) refuses;
+//  6. the deny list ([Policy.Deny]) refuses, and so do the machine's own
+//     addresses, loopback aside, with [Policy.DenySelf] ([RuleSelf]);
 //  7. an IPv6 form that carries IPv4 addresses (IPv4-compatible, NAT64,
 //     6to4, Teredo, and an address under a network-specific NAT64 prefix
 //     the policy knows, read as that prefix says: see [Policy.WithNAT64]
@@ -130,6 +131,7 @@ type Policy struct {
 	googleOff bool
 	allow     *addrSet // nil: empty
 	deny      *addrSet // nil: empty
+	denySelf  bool     // refuse the machine's own addresses (DenySelf, self.go)
 	// The features of policy_rules.go.
 	nat64      []netip.Prefix // NAT64 prefixes opted in (WithNAT64); nil: none
 	nat64Found []netip.Prefix // NAT64 prefixes discovered (WithDiscoveredNAT64): read, not opened; nil: none
@@ -324,7 +326,9 @@ func protocol(network string) string {
 // udp4, udp6) to addr, reached by dialing host (the name as the caller wrote
 // it: a DNS name or an IP literal), is allowed. nil means allowed; every
 // refusal is a *[DeniedError] and wraps [ErrDenied]. Check does not allocate
-// when it allows, and allocates only its error when it refuses.
+// when it allows (but for the rare check that reads the machine's
+// addresses for [Policy.DenySelf]), and allocates only its error when it
+// refuses.
 func (p *Policy) Check(network, host string, addr netip.AddrPort) error {
 	if v := p.orDefault().check(network, host, addr); v.rule != 0 {
 		return p.refusal(network, host, addr, v)
@@ -335,8 +339,13 @@ func (p *Policy) Check(network, host string, addr netip.AddrPort) error {
 // refusal returns Check's error for the verdict v.
 func (p *Policy) refusal(network, host string, addr netip.AddrPort, v verdict) error {
 	e := &DeniedError{Network: network, Host: host, Addr: addr, Rule: v.rule, Form: v.form, Embedded: v.embedded}
-	if v.rule == RuleInvalidPolicy {
+	switch v.rule {
+	case RuleInvalidPolicy:
 		e.Detail = strings.TrimPrefix(p.err.Error(), "sockets: ")
+	case RuleSelf:
+		if l := self.list.Load(); l != nil && l.err != nil {
+			e.Detail = "this machine's addresses could not be read: " + l.err.Error()
+		}
 	}
 	return e
 }
@@ -406,6 +415,9 @@ func (p *Policy) addrCheck(proto, host string, addr netip.AddrPort) verdict {
 	if p.deny.contains(a) {
 		return verdict{rule: RuleDenyList}
 	}
+	if p.denySelf && selfAddrs().has(a) {
+		return verdict{rule: RuleSelf}
+	}
 	// An IPv6 form is never more reachable than the IPv4 addresses it
 	// carries, whatever the allow list says about the form.
 	held := false // under a NAT64 prefix the policy knows
@@ -446,12 +458,16 @@ func (p *Policy) addrCheck(proto, host string, addr netip.AddrPort) verdict {
 }
 
 // carriedRule checks an IPv4 address carried inside an IPv6 one: the
-// deny list, the never-public table and Google's ranges. The allow list
+// deny list, the machine's own addresses (DenySelf), the never-public
+// table and Google's ranges. The allow list
 // does not apply (an Allow of an IPv4 prefix opens those addresses, not
 // their IPv6 forms), nor do the exceptions, which name exact addresses.
 func (p *Policy) carriedRule(v4 netip.Addr) Rule {
 	if p.deny.contains(v4) {
 		return RuleDenyList
+	}
+	if p.denySelf && selfAddrs().has(v4) {
+		return RuleSelf
 	}
 	if r := neverPublicSet().rule(v4); r != 0 {
 		return r
