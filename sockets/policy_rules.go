@@ -400,7 +400,8 @@ func (p *Policy) badEntry(method, entry, why string) {
 //
 // The lists match hosts as written, never what they resolve to. A host
 // that is an IP literal (one that netip.ParseAddr parses, as the Dialer
-// and Go's resolver decide; a datagram of a [PacketConn], which has no
+// and Go's resolver decide; a datagram of a
+// [github.com/outbound-go/outbound/sockets/socketapi.PacketConn], which has no
 // host, too) is matched against the listed IP literals only, by its
 // address: when an allow list is set, a literal is refused unless it is
 // listed. Any other host is a name ("10.0.0.1.5" included), matched
@@ -585,7 +586,7 @@ func (s *hostSet) matchName(name []byte) bool {
 }
 
 // isLiteralHost reports whether the host rules match host by the address
-// checked: host is empty (a datagram of a [PacketConn]) or an IP literal
+// checked: host is empty (a datagram of a socketapi.PacketConn) or an IP literal
 // (see hostLiteral). Anything else is a name, matched against the names
 // listed, even when it is made of digits and dots ("10.0.0.1.5").
 func isLiteralHost(host string) bool {
