@@ -393,8 +393,10 @@ func (p *Policy) check(network, host string, addr netip.AddrPort) verdict {
 	if rule := portRule(proto, addr.Port()); rule != 0 {
 		return verdict{rule: rule}
 	}
-	if rule := p.listRule(host, a.Unmap(), addr.Port()); rule != 0 {
-		return verdict{rule: rule} // policy_rules.go
+	if p.ports != nil || p.allowHosts != nil || p.denyHosts != nil {
+		if rule := p.listRule(host, a.Unmap(), addr.Port()); rule != 0 {
+			return verdict{rule: rule} // policy_rules.go
+		}
 	}
 	if a.Is4In6() {
 		// The rules apply to the IPv4 address; the refusal says how it
