@@ -29,14 +29,22 @@
 // gets back is the task's payload, which it writes on its standard output,
 // the task queue; then it exits. The worker reads the task, attaches the
 // socket (socketapi.Dialer.Attach) and finishes the conversation on the same
-// connection, which the web process no longer holds. A TLS connection
-// cannot move between processes (socketapi.ErrTLSNotMovable): its session
-// lives in the memory of the process that made it.
+// connection, which the web process no longer holds. When it is done, the
+// worker drains its Registry (socketapi.Registry.Close): it stops serving,
+// and a socket nobody attached is closed, not left to the idle timeout. A
+// TLS connection cannot move between processes (socketapi.ErrTLSNotMovable):
+// its session lives in the memory of the process that made it. Nor can a
+// connection made through an egress proxy (socketapi.ErrPeerMismatch): the
+// worker reads the socket's peer from the kernel and accepts it only if it
+// is the address the web process's policy checked, and a proxied socket's
+// peer is the proxy.
 //
 // A descriptor works only through the Registry that made it, and only for
 // the same application (socketapi.Dialer.AppID): another application's
 // Attach is refused with socketapi.ErrWrongApp. Both processes must run as
-// the same user.
+// the same user. The worker checks the peer against its own policy when it
+// attaches; the host name the connection was dialed by is the web
+// process's word.
 package main
 
 import (
@@ -283,6 +291,8 @@ func web(ctx context.Context, d *socketapi.Dialer, addr, group, registry string,
 // returns (given the socket's path), takes the task the web process writes
 // on its standard output, waits for the web process to exit, and then runs
 // the task: on the same connection, which only this process holds now.
+// When it returns, d's Registry is closed: drained of every socket still
+// parked in it.
 func twoProcesses(ctx context.Context, d *socketapi.Dialer, startWeb func(ctx context.Context, registry string) *exec.Cmd, out io.Writer) error {
 	dir, err := os.MkdirTemp("", "handoff-") // mode 0700: this user's only
 	if err != nil {
@@ -290,11 +300,10 @@ func twoProcesses(ctx context.Context, d *socketapi.Dialer, startWeb func(ctx co
 	}
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "registry.sock")
-	inbox, err := d.Registry.Listen(sock)
-	if err != nil {
+	if err := d.Registry.Listen(sock); err != nil {
 		return err
 	}
-	defer inbox.Close()
+	defer d.Registry.Close()
 
 	cmd := startWeb(ctx, sock)
 	var said bytes.Buffer

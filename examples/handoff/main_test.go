@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -226,13 +227,19 @@ func TestDemo(t *testing.T) {
 
 // The web process of the tests is this test binary again. Run with -role
 // web (by demo, with -processes), it is the command's own web process;
-// with webEnv set (by TestTwoProcesses), it is a web process whose dialer
-// has the tests' resolver and connect seam.
+// with webEnv set (by TestTwoProcesses), it is a web process that dials
+// the tests' news server on loopback.
+//
+// It dials the server's own address, which its policy allows, not
+// newsHost through the tests' resolver and connect seam: the worker reads
+// the socket's peer from the kernel, and a socket the seam connected to
+// loopback for a public address would be refused as a lie
+// (socketapi.ErrPeerMismatch; TestProcessQueuePeerMismatch).
 const webEnv = "OUTBOUND_HANDOFF_WEB"
 
 // webSpec is what the web process of TestTwoProcesses needs.
 type webSpec struct {
-	Server   string // the news server on loopback, standing in for newsHost
+	Server   string // the news server on loopback
 	Registry string // the worker's registry socket
 }
 
@@ -255,16 +262,10 @@ func webProcess(spec string) int {
 	}
 	// The web process has no Registry of its own: the socket goes to the
 	// worker's.
-	d := &socketapi.Dialer{
-		Dialer: sockets.Dialer{
-			Resolver: socketstest.NewResolver(map[string][]string{newsHost: {publicIP}}),
-			Connect:  (&socketstest.Connector{Target: ws.Server}).Connect,
-		},
-		AppID: appID,
-	}
+	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, AppID: appID}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := web(ctx, d, newsHost+":119", group, ws.Registry, os.Stdout, os.Stderr); err != nil {
+	if err := web(ctx, d, ws.Server, group, ws.Registry, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -290,6 +291,7 @@ func startWeb(t *testing.T, srv *newsServer) func(ctx context.Context, registry 
 func TestTwoProcesses(t *testing.T) {
 	srv := startServer(t, testArticles)
 	d, connector := dialer(srv)
+	d.Policy = loopbackPolicy() // the peer the worker checks is the server's
 	var out strings.Builder
 	if err := twoProcesses(testContext(t), d, startWeb(t, srv), &out); err != nil {
 		t.Fatalf("twoProcesses: %v", err)
@@ -323,6 +325,43 @@ $`)
 	}
 }
 
+// TestProcessQueuePeerMismatch: a connection whose socket does not reach
+// the address its policy checked cannot move to the worker: here one the
+// tests' connect seam sent to loopback for a public address, as an egress
+// proxy's socket reaches the proxy. The handler keeps it, to close.
+func TestProcessQueuePeerMismatch(t *testing.T) {
+	srv := startServer(t, testArticles)
+	d, _ := dialer(srv)
+	ctx := testContext(t)
+	sock := filepath.Join(t.TempDir(), "registry.sock")
+	if err := d.Registry.Listen(sock); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Registry.Close()
+	c, err := d.DialContext(ctx, "tcp", newsHost+":119")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := c.(*socketapi.Conn)
+	defer conn.Close()
+	tk, _, err := openGroup(ctx, conn, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tasks strings.Builder
+	err = processQueue{registry: sock, w: &tasks}.enqueue(ctx, conn, tk)
+	if !errors.Is(err, socketapi.ErrPeerMismatch) {
+		t.Fatalf("enqueue of a connection the seam sent elsewhere: %v, want socketapi.ErrPeerMismatch", err)
+	}
+	if tasks.Len() != 0 || d.Registry.Len() != 0 {
+		t.Errorf("task %q written, %d sockets received; want none", tasks.String(), d.Registry.Len())
+	}
+	// The connection is still the handler's.
+	if err := conn.KeepAlive(); err != nil {
+		t.Errorf("the connection after the refusal: %v", err)
+	}
+}
+
 // TestTwoProcessesWrongApp: a worker of another application cannot pick
 // the socket up.
 func TestTwoProcessesWrongApp(t *testing.T) {
@@ -333,10 +372,15 @@ func TestTwoProcessesWrongApp(t *testing.T) {
 	if he, ok := errors.AsType[*socketapi.Error](err); !ok || !errors.Is(err, socketapi.ErrWrongApp) || he.App != appID {
 		t.Fatalf("twoProcesses for another application: %v, want a *socketapi.Error for %q matching socketapi.ErrWrongApp", err, appID)
 	}
-	// The socket stays parked for its own application, until the idle
-	// timeout reclaims it.
-	if n := d.Registry.Len(); n != 1 {
-		t.Errorf("%d sockets parked, want 1", n)
+	// The socket stayed parked for its own application until the worker
+	// drained its Registry on its way out, which closed it.
+	if n := d.Registry.Len(); n != 0 {
+		t.Errorf("%d sockets parked, want the Registry drained", n)
+	}
+	select {
+	case <-srv.ended:
+	case <-time.After(time.Minute):
+		t.Fatal("the connection is still open a minute after the worker drained its Registry")
 	}
 	wantSessions := [][]string{{"GROUP " + group}}
 	if got := srv.Sessions(); !slices.EqualFunc(got, wantSessions, slices.Equal) {

@@ -22,6 +22,9 @@ type newsServer struct {
 	group    string
 	articles []article // article n is articles[n-1]
 	wg       sync.WaitGroup
+	// ended receives the number of each connection the client closed or
+	// that ended (the first 16; later ones are dropped).
+	ended chan int
 
 	// mu guards the fields below.
 	mu       sync.Mutex
@@ -36,7 +39,7 @@ func startNewsServer(group string, articles []article) (*newsServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &newsServer{ln: ln, group: group, articles: articles, conns: make(map[net.Conn]bool)}
+	s := &newsServer{ln: ln, group: group, articles: articles, conns: make(map[net.Conn]bool), ended: make(chan int, 16)}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -90,6 +93,10 @@ func (s *newsServer) serve() {
 			delete(s.conns, c)
 			s.mu.Unlock()
 			c.Close()
+			select {
+			case s.ended <- id:
+			default:
+			}
 		}()
 	}
 }

@@ -102,15 +102,40 @@
 // App Engine let a request handler open a socket and a task on another
 // instance use it. Between processes of one host this package does it
 // through the kernel: the worker serves its [Registry] on a Unix socket
-// ([Registry.Listen], an [Inbox]); the web process moves the socket there
+// ([Registry.Listen]); the web process moves the socket there
 // ([Conn.DetachTo]) and gets a descriptor, which travels in any payload,
 // while the web process may exit; the worker attaches it
-// ([Dialer.Attach], [Dialer.AttachPacket]). The connection is the same
+// ([Dialer.Attach], [Dialer.AttachPacket]), and may first read how much
+// idle time it has left ([Registry.IdleLeft]). The connection is the same
 // (the peer sees nothing happen); its application, idle time and byte
 // counts travel with it, and the worker's policy checks it again (for an
 // unconnected UDP socket, every later destination). A TLS connection
 // cannot move ([ErrTLSNotMovable]): its session keys live in the memory
-// of the process that made it.
+// of the process that made it. [Registry.Close] drains a worker's
+// Registry: it stops serving and closes every socket still parked.
+//
+// What the worker verifies, and what it takes on the web process's word:
+//
+//   - verified by the kernel: the sender runs as the same user
+//     (SO_PEERCRED; [ErrForeignPeer] otherwise, [ErrNoAccess] when the
+//     system refuses the connect to the socket file), the descriptor is a
+//     TCP or UDP socket of the kind announced ([ErrBadTransfer]), and a
+//     connection's peer, read from the socket itself (getpeername), is
+//     the address the sender says passed its policy ([ErrPeerMismatch]).
+//     So [Conn.Peer] is [Conn.RemoteAddr], and the worker's policy checks
+//     the address the socket really reaches. A connection made through
+//     the egress proxy cannot be verified (its socket's peer is the
+//     proxy), so it does not move: DetachTo refuses it with
+//     ErrPeerMismatch.
+//   - the sender's word: the host name the connection was dialed by (the
+//     key under which the worker's [Meter] counts it, and the name the
+//     worker's host rules see: to refuse a destination, deny its
+//     addresses), the application, the idle time and limit, and the byte
+//     counts so far.
+//   - bounded: each message of a sender must arrive within a second, so
+//     connections that say nothing cannot hold the sixteen transfers a
+//     path runs at once; a Registry holds at most [Registry.MaxReceived]
+//     received sockets.
 //
 // Between hosts a TCP connection cannot move at all: it is bound to the
 // address of the host that opened it, and its state lives in that host's

@@ -40,3 +40,7 @@ func RoundTripTransfer(body []byte) ([]byte, error) {
 	}
 	return t.marshal()[4:], nil
 }
+
+// SetRegistryFrameTimeout makes r's inboxes wait at most d for each
+// message of a peer, instead of a second. Call it before r.Listen.
+func SetRegistryFrameTimeout(r *Registry, d time.Duration) { r.frameTimeout = d }

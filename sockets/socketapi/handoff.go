@@ -15,7 +15,7 @@ import (
 )
 
 // The errors of a hand-off. Each is wrapped in an *[Error] for Op
-// "detach", "attach", "listen" or "receive".
+// "detach", "attach", "listen", "receive" or "idle left".
 var (
 	// ErrBadDescriptor: the descriptor is not one this Registry made: garbage,
 	// forged, altered, truncated, or made by another Registry.
@@ -37,9 +37,10 @@ var (
 	ErrExpiredDescriptor error = &sentinel{"socketapi: expired socket descriptor", []error{ErrStaleDescriptor}}
 
 	// ErrNoRegistry: the Dialer has no Registry, so its connections cannot
-	// be handed off, or, for [Conn.DetachTo], no [Registry] serves the
-	// path ([Registry.Listen]): no such file, or a socket file no process
-	// listens on.
+	// be handed off, or its Registry was closed ([Registry.Close]; the
+	// error's text says so), or, for [Conn.DetachTo], no [Registry] serves
+	// the path ([Registry.Listen]): no such file, or a socket file no
+	// process listens on.
 	ErrNoRegistry = errors.New("socketapi: no registry for socket hand-off")
 
 	// ErrWeakKey: the Registry's Key is set but shorter than 32 bytes, so
@@ -60,18 +61,24 @@ var (
 	ErrTLSNotMovable = errors.New("socketapi: a TLS connection cannot move to another process")
 
 	// ErrForeignPeer: the process at the other end of a hand-off between
-	// processes runs as another user (its effective user ID, from the
-	// kernel's SO_PEERCRED, differs), or the registry's socket file does
-	// not let this user connect. Nothing was handed over.
+	// processes runs as another user: its effective user ID, from the
+	// kernel's SO_PEERCRED, differs. Nothing was handed over.
 	ErrForeignPeer = errors.New("socketapi: hand-off peer runs as another user")
+
+	// ErrNoAccess: [Conn.DetachTo] may not connect to the registry's socket
+	// file (the system refused with EACCES or EPERM: the file or a
+	// directory above it is another user's, or its mode keeps this user
+	// out). It is joined with the system's error. Nothing was handed over.
+	ErrNoAccess = errors.New("socketapi: no access to the registry's socket file")
 
 	// ErrRegistryFull: the receiving Registry already holds as many
 	// sockets from other processes as it may ([Registry.MaxReceived]).
 	// The sender's connection stays usable.
 	ErrRegistryFull = errors.New("socketapi: receiving registry is full")
 
-	// ErrSenderGone: the sending process closed its end, or went away,
-	// before the move completed; the receiver closed the socket it got.
+	// ErrSenderGone: the sending process closed its end, went away, or
+	// was silent for longer than a second when its turn came, before the
+	// move completed; the receiver closed the socket it got, if any.
 	// Reported by the receiving side ([Registry.OnReceiveError]).
 	ErrSenderGone = errors.New("socketapi: sender went away before the hand-off completed")
 
@@ -80,12 +87,26 @@ var (
 	// usable.
 	ErrReceiverGone = errors.New("socketapi: receiver went away before the hand-off completed")
 
+	// ErrPeerMismatch: in a hand-off between processes, the peer of the
+	// socket, as the kernel reports it (getpeername), is not the address
+	// that passed the sending process's policy. The receiver refuses such a
+	// socket before anything is registered, whatever the sender claims; the
+	// sender refuses to move one before it connects ([Conn.DetachTo]): a
+	// connection made through the egress proxy, whose socket's peer is the
+	// proxy, or one a Connect seam sent elsewhere. The sender keeps its
+	// connection.
+	ErrPeerMismatch = errors.New("socketapi: socket's peer is not the address that passed the policy")
+
 	// ErrBadTransfer: a hand-off between processes broke the protocol: a
 	// message that does not parse, no socket or more than one, a socket
 	// that is not a TCP or UDP socket of the kind announced (a listening
 	// one, say), or a reply that makes no sense. Nothing was handed over.
 	ErrBadTransfer = errors.New("socketapi: malformed socket transfer")
 )
+
+// errRegistryClosed is the reason of a hand-off through a Registry that was
+// closed: it matches ErrNoRegistry.
+var errRegistryClosed error = &sentinel{"socketapi: registry closed", []error{ErrNoRegistry}}
 
 // Registry holds the sockets handed off as descriptors until they are picked
 // up, as App Engine let a socket opened in one request be used in a later
@@ -104,8 +125,12 @@ var (
 // Sockets move between processes of the same user on one host through the
 // kernel: the receiving process serves its Registry on a Unix socket
 // ([Registry.Listen]), and the sending one detaches a connection into it
-// ([Conn.DetachTo], [PacketConn.DetachTo]); see [Inbox] for how, and for
-// what crosses the move and what does not.
+// ([Conn.DetachTo], [PacketConn.DetachTo]); see Listen for how, for what
+// crosses the move and what does not, and for what the receiver verifies
+// and what it takes on the sender's word.
+//
+// [Registry.Close] drains a Registry: it stops serving and closes every
+// socket still parked.
 //
 // The zero Registry is ready to use; a nil *Registry holds nothing. A
 // Registry is safe for concurrent use and must not be copied after first
@@ -134,28 +159,37 @@ type Registry struct {
 	// OnReceiveError, if set, is called with the error of each transfer
 	// from another process that failed on the receiving side: a
 	// *[Error] with Op "receive", wrapping [ErrSenderGone],
-	// [ErrRegistryFull], [ErrForeignPeer], [ErrBadTransfer] or the
-	// system's error. The sender, if still there, gets its own error. It
-	// is called on the [Inbox]'s goroutines, possibly concurrently, and
-	// must not block. Set it before [Registry.Listen].
+	// [ErrRegistryFull], [ErrForeignPeer], [ErrPeerMismatch],
+	// [ErrBadTransfer], [ErrExpiredDescriptor], net.ErrClosed (for a
+	// transfer that [Registry.Close] ended) or the system's error. The
+	// sender, if still there, gets its own error. It is called on the
+	// Registry's goroutines, possibly concurrently, and must not block.
+	// Set it before [Registry.Listen].
 	OnReceiveError func(error)
 
 	// clock, if set, replaces time.Now for the expiry of the descriptors
 	// of received sockets: a test seam.
 	clock func() time.Time
 	// peerUID, if set, replaces the effective user ID that the peers of
-	// an Inbox must run as: a test seam.
+	// the Registry's inboxes must run as: a test seam.
 	peerUID func() int
+	// frameTimeout, if set, replaces handOffFrameTimeout: a test seam.
+	frameTimeout time.Duration
 
 	keyOnce sync.Once
 	key     []byte // the copy of Key, or the random key; nil when Key is weak
 
-	// mu guards the parked sockets, the next socket number and the count
-	// of received sockets.
+	closeOnce sync.Once
+	closeErr  error
+
+	// mu guards the parked sockets, the next socket number, the count of
+	// received sockets, the inboxes, and closed.
 	mu       sync.Mutex
 	parked   map[uint64]parked
 	nextID   uint64
 	received int // entries of parked with remote set
+	inboxes  []*inbox
+	closed   bool
 }
 
 // defaultMaxReceived is how many sockets received from other processes a
@@ -245,12 +279,67 @@ func (r *Registry) Len() int {
 	return len(r.parked)
 }
 
+// IdleLeft returns how long the socket that descriptor names may stay
+// parked, unused, before it is reclaimed and the descriptor goes stale:
+// its idle limit less the time it has been idle, which for a socket
+// received from another process includes its idle time there
+// ([Registry.Listen]). Attaching the socket does not restart its clock if
+// it came from another process ([Dialer.Attach]); every use after that
+// does. The descriptor is not used up.
+//
+// IdleLeft fails as Attach does, with an *[Error] for Op "idle left"
+// wrapping [ErrBadDescriptor], [ErrStaleDescriptor] (or
+// [ErrExpiredDescriptor]), [ErrNoRegistry] for a nil or closed Registry,
+// or [ErrWeakKey]; it does not check the application, which an Attach
+// does.
+func (r *Registry) IdleLeft(descriptor string) (time.Duration, error) {
+	fail := func(app string, err error) (time.Duration, error) {
+		return 0, &Error{Op: "idle left", App: app, Err: err}
+	}
+	if r == nil {
+		return fail("", ErrNoRegistry)
+	}
+	if r.macKey() == nil {
+		return fail("", ErrWeakKey)
+	}
+	info, ok := r.decode(descriptor)
+	if !ok {
+		return fail("", ErrBadDescriptor)
+	}
+	now := r.now()
+	r.mu.Lock()
+	closed := r.closed
+	p, ok := r.parked[info.id]
+	r.mu.Unlock()
+	if closed {
+		return fail(info.app, errRegistryClosed)
+	}
+	var left time.Duration
+	if ok && p.nonce == info.nonce && !p.pending {
+		left = p.s.limit - p.s.idle()
+		if p.remote {
+			left = min(left, time.Duration(info.expiry-now.UnixNano()))
+		}
+	}
+	if left <= 0 {
+		if info.version == descVersionRemote && now.UnixNano() >= info.expiry {
+			return fail(info.app, ErrExpiredDescriptor)
+		}
+		return fail(info.app, ErrStaleDescriptor)
+	}
+	return left, nil
+}
+
 // park puts s, whose handle was retired, in the registry and returns its
-// descriptor.
-func (r *Registry) park(s *socket) string {
+// descriptor; false, and s untouched, if the registry is closed.
+func (r *Registry) park(s *socket) (string, bool) {
 	p := parked{s: s, kind: kindConn}
 	rand.Read(p.nonce[:])
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return "", false
+	}
 	if r.parked == nil {
 		r.parked = make(map[uint64]parked)
 	}
@@ -261,7 +350,7 @@ func (r *Registry) park(s *socket) string {
 	s.touch()
 	r.parked[id] = p
 	r.mu.Unlock()
-	return r.encode(descInfo{version: descVersion, id: id, nonce: p.nonce, kind: kindConn, app: s.app})
+	return r.encode(descInfo{version: descVersion, id: id, nonce: p.nonce, kind: kindConn, app: s.app}), true
 }
 
 // reclaimParked removes s if it is parked and has been idle for its limit.
@@ -379,6 +468,10 @@ func (r *Registry) take(d *Dialer, desc string, kind byte) (*socket, error) {
 	now := r.now()
 	expired := info.version == descVersionRemote && now.UnixNano() >= info.expiry
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, &Error{Op: "attach", App: info.app, Err: errRegistryClosed}
+	}
 	p, ok := r.parked[info.id]
 	if !ok || p.nonce != info.nonce || p.pending {
 		r.mu.Unlock()
@@ -456,10 +549,12 @@ func (r *Registry) attach(d *Dialer, desc string) (*Conn, error) {
 //
 // The socket stays open, parked, until it is attached or reclaimed: its idle
 // clock keeps running, and a descriptor not picked up within the idle
-// timeout goes stale. Detach fails with an *[Error] that wraps
-// [ErrNoRegistry] if the Dialer had no Registry, [ErrWeakKey] if the
-// Registry's Key is too short (c stays usable in both cases), or the reason
-// c is no longer usable ([ErrReclaimed], [ErrHandedOff], net.ErrClosed).
+// timeout goes stale ([Registry.IdleLeft]), or until the Registry is
+// closed. Detach fails with an *[Error] that wraps [ErrNoRegistry] if the
+// Dialer had no Registry or its Registry was closed, [ErrWeakKey] if the
+// Registry's Key is too short (c stays usable in these cases), or the
+// reason c is no longer usable ([ErrReclaimed], [ErrHandedOff],
+// net.ErrClosed).
 func (c *Conn) Detach() (string, error) {
 	s := c.sock()
 	if s == nil {
@@ -474,10 +569,23 @@ func (c *Conn) Detach() (string, error) {
 	if s.reg.macKey() == nil {
 		return "", &Error{Op: "detach", App: s.app, Err: ErrWeakKey}
 	}
-	if _, err := retireForHandOff(&c.h, s); err != nil {
+	if s.reg.isClosed() {
+		return "", &Error{Op: "detach", App: s.app, Err: errRegistryClosed}
+	}
+	interrupted, err := retireForHandOff(&c.h, s)
+	if err != nil {
 		return "", &Error{Op: "detach", App: s.app, Err: err}
 	}
-	return s.reg.park(s), nil
+	desc, ok := s.reg.park(s)
+	if !ok {
+		// Closed meanwhile: the connection stays the caller's.
+		c.h.unretire()
+		if interrupted {
+			s.raw.SetReadDeadline(time.Time{})
+		}
+		return "", &Error{Op: "detach", App: s.app, Err: errRegistryClosed}
+	}
+	return desc, nil
 }
 
 // retireForHandOff retires h, the live handle of s, for a hand-off, and
@@ -509,11 +617,15 @@ func retireForHandOff(h *handle, s *socket) (interrupted bool, err error) {
 //
 // A connection detached in this process restarts its idle clock. One
 // received from another process does not: the move is no use of the
-// socket, and the idle time it had travels with it; its descriptor expires
-// when that time runs out. Its peer, the address that passed the sending
-// process's policy when it was dialed, is checked once more against d's
-// [sockets.Policy]; from then on it is metered in d's [Meter] (its [Conn.Usage]
-// counts from its first byte, in whichever process).
+// socket, and the idle time it had travels with it ([Registry.IdleLeft]);
+// its descriptor expires when that time runs out. Its peer, which the
+// receiving Registry read from the socket itself and found to be the
+// address that passed the sending process's policy, is checked once more
+// against d's [sockets.Policy], with the host name the sender says the
+// connection was dialed by; from then on it is metered in d's [Meter],
+// under that host name (its [Conn.Usage] counts from its first byte, in
+// whichever process). See [Registry.Listen] for what is verified and what
+// is the sender's word.
 //
 // Attach fails with an *[Error] that wraps [ErrBadDescriptor] for
 // anything but a genuine descriptor of this Registry, [ErrWrongApp] for a
@@ -522,9 +634,9 @@ func retireForHandOff(h *handle, s *socket) (interrupted bool, err error) {
 // a received socket's time ran out), [ErrWrongKind] for the descriptor of
 // a packet socket (see [Dialer.AttachPacket]), a *[sockets.DeniedError] when d's
 // policy refuses a received connection's peer, [ErrNoRegistry] when d has
-// no Registry, and [ErrWeakKey] when the Registry's Key is too short. A
-// refusal for another application, another kind or the policy leaves the
-// socket parked.
+// no Registry or its Registry was closed, and [ErrWeakKey] when the
+// Registry's Key is too short. A refusal for another application, another
+// kind or the policy leaves the socket parked.
 func (d *Dialer) Attach(descriptor string) (*Conn, error) {
 	if d == nil || d.Registry == nil {
 		return nil, &Error{Op: "attach", Err: ErrNoRegistry}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/outbound-go/outbound/sockets"
 	"github.com/outbound-go/outbound/sockets/socketapi"
@@ -33,11 +34,10 @@ func ExampleConn_DetachTo() {
 	defer os.RemoveAll(dir)
 	registry := &socketapi.Registry{}
 	path := filepath.Join(dir, "registry.sock")
-	inbox, err := registry.Listen(path)
-	if err != nil {
+	if err := registry.Listen(path); err != nil {
 		panic(err)
 	}
-	defer inbox.Close()
+	defer registry.Close()
 
 	// The web process: its Dialer needs no Registry.
 	web := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopback}, AppID: "mail-app"}
@@ -53,7 +53,14 @@ func ExampleConn_DetachTo() {
 	_, err = conn.Write([]byte("hello"))
 	fmt.Println("web process's handle:", errors.Is(err, socketapi.ErrHandedOff))
 
-	// The worker, given the descriptor.
+	// The worker, given the descriptor, may first see how long the socket
+	// may wait: its idle limit, 10 minutes by default, less the time it
+	// has been unused.
+	left, err := registry.IdleLeft(descriptor)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("more than 9 minutes left:", left > 9*time.Minute)
 	worker := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopback}, Registry: registry, AppID: "mail-app"}
 	taken, err := worker.Attach(descriptor)
 	if err != nil {
@@ -69,6 +76,7 @@ func ExampleConn_DetachTo() {
 	fmt.Println(errors.Is(err, socketapi.ErrStaleDescriptor))
 	// Output:
 	// web process's handle: true
+	// more than 9 minutes left: true
 	// echo: ping
 	// true
 }

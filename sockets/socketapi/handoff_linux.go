@@ -73,7 +73,7 @@ func dialRegistry(ctx context.Context, path string) (*net.UnixConn, error) {
 			return nil, cerr
 		}
 		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
-			return nil, joinErr(ErrForeignPeer, err)
+			return nil, joinErr(ErrNoAccess, err)
 		}
 		return nil, joinErr(ErrNoRegistry, err)
 	}

@@ -39,12 +39,31 @@ import (
 // either side goes away before then, the receiver closes what it got and
 // the sender keeps its connection. Each message is a frame: a 4-byte
 // big-endian length, then that many bytes.
+//
+// The receiver trusts the request no further than it can check it: the
+// peer's user comes from the kernel (SO_PEERCRED), the socket's kind and
+// state from getsockopt, and a connection's peer from getpeername, which
+// must be the address the request says passed the sender's policy
+// (issue 21, item 1). The rest (host name, application, idle time, byte
+// counts) is the sender's word.
 
-// transferTimeout bounds one whole exchange on the receiving side, so that
-// a sender that stops half-way holds no goroutine or descriptor for long.
-const transferTimeout = 30 * time.Second
+// handOffFrameTimeout is how long the receiving side waits for each message
+// of a peer: its request, from the moment the inbox takes the connection,
+// and its ack, from the moment the reply is sent. An honest sender sends
+// each at once (DetachTo has the socket ready before it connects), so a
+// peer that is slower is dropped, and connections that say nothing cannot
+// hold the maxTransfers slots for long (issue 21, item 6).
+const handOffFrameTimeout = time.Second
 
-// maxTransfers is how many exchanges an Inbox runs at once; more wait in
+// frameWait returns how long r's inboxes wait for each message of a peer.
+func (r *Registry) frameWait() time.Duration {
+	if r.frameTimeout > 0 {
+		return r.frameTimeout
+	}
+	return handOffFrameTimeout
+}
+
+// maxTransfers is how many exchanges an inbox runs at once; more wait in
 // the kernel's accept queue.
 const maxTransfers = 16
 
@@ -63,6 +82,7 @@ const (
 	replyGone    byte = 4 // the socket was reclaimed before the ack
 	replyDone    byte = 5 // the descriptor can be attached
 	ackByte      byte = 0x06
+	replyPeer    byte = 7 // the socket's peer is not the one claimed
 )
 
 // transfer is what travels beside a socket.
@@ -168,6 +188,24 @@ func fitsTransfer(c net.Conn, t *transfer) error {
 	return fmt.Errorf("%w: a %T (remote %v) does not fit a %s socket", ErrBadTransfer, c, c.RemoteAddr(), t.network)
 }
 
+// checkPeer compares c's peer, as the kernel reports it (getpeername: Go
+// reads it when it makes c from a descriptor, and when a connect
+// completes), with claim, the address that passed the sending process's
+// policy. An IPv4-mapped IPv6 address is the IPv4 address it maps.
+func checkPeer(c net.Conn, claim netip.AddrPort) error {
+	var got netip.AddrPort
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		got = a.AddrPort()
+	case *net.UDPAddr:
+		got = a.AddrPort()
+	}
+	if got.IsValid() && got.Port() == claim.Port() && got.Addr().Unmap() == claim.Addr().Unmap() {
+		return nil
+	}
+	return fmt.Errorf("%w: the socket is connected to %v, not to %v", ErrPeerMismatch, c.RemoteAddr(), claim)
+}
+
 // writeFrame writes one frame of code and body.
 func writeFrame(uc *net.UnixConn, code byte, body []byte) error {
 	b := make([]byte, 4, 5+len(body))
@@ -221,46 +259,20 @@ func readFull(uc *net.UnixConn, b []byte, fds *[]int) error {
 	return nil
 }
 
-// Inbox is the Unix socket through which processes on this host hand
-// sockets off into a [Registry]: made by [Registry.Listen], it receives
-// each socket that [Conn.DetachTo] or [PacketConn.DetachTo] sends, parks it
-// in the Registry, and gives the sender a descriptor for it, which
-// [Dialer.Attach] or [Dialer.AttachPacket] in this process turns into a
-// working connection, for the same application only, once, before the
-// socket's idle time runs out. The sender may exit as soon as DetachTo
-// returns.
-//
-// What moves is the socket itself: the kernel passes it (SCM_RIGHTS,
-// unix(7)), so the connection is the same, with the same peer, whatever
-// the peer sent meanwhile waiting in it. What moves with it: the
-// application, the address that passed the policy (checked again against
-// the attaching Dialer's policy), the idle time so far and the idle limit
-// (the move does not restart the idle clock), and the bytes counted so far.
-// What does not: bytes the sending process had read from the socket but not
-// yet used (in a bufio.Reader, say), its deadlines, and TLS: a TLS
-// session's state lives in the sending process's memory, so a connection
-// upgraded with [Conn.StartTLS] is refused with [ErrTLSNotMovable] (hand
-// it off within the process with [Conn.Detach], which keeps the session).
-//
-// Both processes must run as the same user: the socket file is made with
-// mode 0600, and each side reads the other's user ID from the kernel
-// (SO_PEERCRED) before any socket moves, refusing another user's with
-// [ErrForeignPeer]. Hand-off between processes is implemented on Linux;
-// elsewhere Listen and DetachTo fail with errors.ErrUnsupported.
-//
-// An Inbox is safe for concurrent use. Close stops it; no goroutine of it
-// outlives Close.
-type Inbox struct {
+// inbox is one Unix socket through which processes on this host hand
+// sockets off into a Registry ([Registry.Listen]). Its goroutines end
+// when it is closed, by [Registry.Close].
+type inbox struct {
 	reg  *Registry
 	ln   *net.UnixListener
 	path string
-	file os.FileInfo // the socket file as made, so that Close removes only it
+	file os.FileInfo // the socket file as made, so that close removes only it
 	uid  int         // the user ID a peer must run as
 
 	wg   sync.WaitGroup
 	done chan struct{}
 	once sync.Once
-	err  error // of Close
+	err  error // of close
 
 	// mu guards conns.
 	mu    sync.Mutex
@@ -268,33 +280,89 @@ type Inbox struct {
 }
 
 // Listen serves r on a new Unix socket at path, through which processes of
-// the same user on this host hand sockets off into r ([Conn.DetachTo]); see
-// [Inbox]. The socket file is made with mode 0600 in path's directory,
-// which the caller names and should keep private to the application
-// (mode 0700). Listen fails if path exists: remove a file left by a
-// process that died. The Inbox serves until [Inbox.Close]. (It listens on
-// the host only, for its own user; what App Engine refused, and [Listen]
-// refuses, is listening on the network.)
+// the same user on this host hand sockets off into r ([Conn.DetachTo],
+// [PacketConn.DetachTo]): it receives each socket sent there, parks it in
+// r, and gives the sender a descriptor for it, which [Dialer.Attach] or
+// [Dialer.AttachPacket] in this process turns into a working connection,
+// for the same application only, once, before the socket's idle time runs
+// out ([Registry.IdleLeft]). The sender may exit as soon as DetachTo
+// returns. Listen returns once the socket serves; r serves there until
+// [Registry.Close], and may serve on several paths at once.
 //
-// Listen fails with an *[Error] that wraps [ErrNoRegistry] for a nil
-// Registry, [ErrWeakKey] when r's Key is too short, errors.ErrUnsupported
-// off Linux, or the system's error.
-func (r *Registry) Listen(path string) (*Inbox, error) {
+// The socket file is made with mode 0600 in path's directory, which the
+// caller names and should keep private to the application (mode 0700).
+// Listen fails if path exists: remove a file left by a process that died.
+// (It listens on the host only, for its own user; what App Engine refused,
+// and [Listen] refuses, is listening on the network.)
+//
+// What moves is the socket itself: the kernel passes it (SCM_RIGHTS,
+// unix(7)), so the connection is the same, with the same peer, whatever
+// the peer sent meanwhile waiting in it. What moves with it: the
+// application, the address that passed the sender's policy, the host name
+// it was dialed by, the idle time so far and the idle limit (the move does
+// not restart the idle clock), and the bytes counted so far. What does
+// not: bytes the sending process had read from the socket but not yet used
+// (in a bufio.Reader, say), its deadlines, and TLS: a TLS session's state
+// lives in the sending process's memory, so a connection upgraded with
+// [Conn.StartTLS] is refused with [ErrTLSNotMovable] (hand it off within
+// the process with [Conn.Detach], which keeps the session).
+//
+// What the receiver checks, and what it takes on the sender's word:
+//
+//   - the user: both processes must run as the same user. The socket file
+//     is made with mode 0600, and each side reads the other's user ID from
+//     the kernel (SO_PEERCRED) before any socket moves, refusing another
+//     user's with [ErrForeignPeer];
+//   - the socket: it must be a TCP or UDP socket of the kind announced,
+//     not listening, connected or not as announced ([ErrBadTransfer]);
+//   - the peer: the receiver reads a connection's peer from the socket
+//     itself (getpeername) and refuses it with [ErrPeerMismatch] unless it
+//     is the address the request says passed the sender's policy. So
+//     [Conn.Peer] and [Conn.RemoteAddr] agree, and the attaching Dialer's
+//     policy checks the address the socket is really connected to. A
+//     connection made through the egress proxy ([sockets.Dialer.Proxy])
+//     cannot be verified (its socket's peer is the proxy, which says
+//     nothing of where the tunnel leads), so DetachTo refuses to move it,
+//     with ErrPeerMismatch;
+//   - the sender's word: the host name the connection was dialed by (the
+//     key of the attaching Dialer's [Meter], and the name the attaching
+//     Dialer's host rules see; a receiver that must refuse a destination
+//     denies its addresses, which are verified), the application, the idle
+//     time and limit, and the byte counts. A process of the same user could
+//     also make its own sockets and hand them in: the receiver's policy,
+//     applied at Attach to the verified peer (and, for an unconnected UDP
+//     socket, to every datagram's destination), is what bounds where they
+//     lead.
+//
+// A peer must send each of its messages within a second of the receiver's
+// turn ([ErrSenderGone] otherwise), so that connections that say nothing
+// cannot hold the sixteen transfers a Registry runs at once on each path.
+// Hand-off between processes is implemented on Linux; elsewhere Listen and
+// DetachTo fail with errors.ErrUnsupported.
+//
+// Listen fails with an *[Error] that wraps [ErrNoRegistry] for a nil or
+// closed Registry, [ErrWeakKey] when r's Key is too short,
+// errors.ErrUnsupported off Linux, or the system's error.
+func (r *Registry) Listen(path string) error {
+	fail := func(err error) error { return &Error{Op: "listen", Path: path, Err: err} }
 	if r == nil {
-		return nil, &Error{Op: "listen", Path: path, Err: ErrNoRegistry}
+		return fail(ErrNoRegistry)
 	}
 	if r.macKey() == nil {
-		return nil, &Error{Op: "listen", Path: path, Err: ErrWeakKey}
+		return fail(ErrWeakKey)
+	}
+	if r.isClosed() {
+		return fail(errRegistryClosed)
 	}
 	ln, fi, err := listenRegistry(path)
 	if err != nil {
-		return nil, &Error{Op: "listen", Path: path, Err: err}
+		return fail(err)
 	}
 	uid := os.Geteuid()
 	if r.peerUID != nil {
 		uid = r.peerUID()
 	}
-	in := &Inbox{
+	in := &inbox{
 		reg:   r,
 		ln:    ln,
 		path:  path,
@@ -303,17 +371,70 @@ func (r *Registry) Listen(path string) (*Inbox, error) {
 		done:  make(chan struct{}),
 		conns: make(map[*net.UnixConn]struct{}),
 	}
-	in.wg.Add(1)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		in.close()
+		return fail(errRegistryClosed)
+	}
+	r.inboxes = append(r.inboxes, in)
+	in.wg.Add(1) // before Close can wait for it
+	r.mu.Unlock()
 	go in.serve()
-	return in, nil
+	return nil
 }
 
-// Close stops the Inbox: it closes its Unix socket and removes the socket
-// file, ends the transfers in progress (their senders keep their
-// connections), and waits for all of its goroutines. The sockets already
-// received stay in the Registry, where they can be attached. Close is
-// idempotent and returns the error of closing the socket, if any.
-func (in *Inbox) Close() error {
+// isClosed reports whether Close was called.
+func (r *Registry) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// Close drains the Registry: it stops serving every path it serves
+// ([Registry.Listen]), removing their socket files and ending the
+// transfers in progress (their senders keep their connections), closes
+// every socket parked in it, detached within the process or received from
+// another, and waits for all of its goroutines. Sockets already attached
+// are not the Registry's and stay open. From then on [Conn.Detach],
+// [Dialer.Attach], [Dialer.AttachPacket], [Registry.IdleLeft] and Listen
+// through the Registry fail with an *[Error] that wraps [ErrNoRegistry]
+// (a connection that could not be detached stays usable). Close is
+// idempotent and returns the errors of closing the Registry's Unix
+// sockets, if any; Close of a nil Registry does nothing.
+func (r *Registry) Close() error {
+	if r == nil {
+		return nil
+	}
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		inboxes := r.inboxes
+		r.inboxes = nil
+		r.mu.Unlock()
+		// First the inboxes, so that nothing is received once the parked
+		// sockets are gathered: a transfer they end withdraws its socket.
+		var errs []error
+		for _, in := range inboxes {
+			if err := in.close(); err != nil {
+				errs = append(errs, &Error{Op: "listen", Path: in.path, Err: err})
+			}
+		}
+		r.mu.Lock()
+		parked := r.parked
+		r.parked, r.received = nil, 0
+		r.mu.Unlock()
+		for _, p := range parked {
+			p.s.close()
+		}
+		r.closeErr = errors.Join(errs...)
+	})
+	return r.closeErr
+}
+
+// close stops the inbox: it closes its Unix socket and removes the socket
+// file, ends the transfers in progress, and waits for its goroutines.
+func (in *inbox) close() error {
 	in.once.Do(func() {
 		close(in.done)
 		in.err = in.ln.Close()
@@ -331,8 +452,9 @@ func (in *Inbox) Close() error {
 	return in.err
 }
 
-// serve accepts connections, at most maxTransfers at a time.
-func (in *Inbox) serve() {
+// serve accepts connections, at most maxTransfers at a time. The caller
+// has added serve to in.wg.
+func (in *inbox) serve() {
 	defer in.wg.Done()
 	sem := make(chan struct{}, maxTransfers)
 	var delay time.Duration
@@ -393,10 +515,10 @@ func (in *Inbox) serve() {
 }
 
 // errInboxClosed is the reason of the transfers that Close ended.
-var errInboxClosed = fmt.Errorf("socketapi: inbox closed: %w", net.ErrClosed)
+var errInboxClosed = fmt.Errorf("socketapi: registry closed: %w", net.ErrClosed)
 
-// closing reports whether Close was called.
-func (in *Inbox) closing() bool {
+// closing reports whether the inbox is being closed.
+func (in *inbox) closing() bool {
 	select {
 	case <-in.done:
 		return true
@@ -406,7 +528,7 @@ func (in *Inbox) closing() bool {
 }
 
 // report gives a failure to the Registry's OnReceiveError.
-func (in *Inbox) report(app string, err error) {
+func (in *inbox) report(app string, err error) {
 	if f := in.reg.OnReceiveError; f != nil {
 		f(&Error{Op: "receive", App: app, Path: in.path, Err: err})
 	}
@@ -420,9 +542,10 @@ type receiveError struct {
 
 // receive runs the receiving side of one exchange (see the top of this
 // file). Every descriptor received is closed or parked, whatever happens.
-func (in *Inbox) receive(uc *net.UnixConn) *receiveError {
+func (in *inbox) receive(uc *net.UnixConn) *receiveError {
 	fail := func(app string, err error) *receiveError { return &receiveError{app, err} }
-	uc.SetDeadline(time.Now().Add(transferTimeout))
+	wait := in.reg.frameWait()
+	uc.SetDeadline(time.Now().Add(wait))
 	uid, err := peerUID(uc)
 	if err != nil {
 		return fail("", err)
@@ -436,7 +559,7 @@ func (in *Inbox) receive(uc *net.UnixConn) *receiveError {
 	body, fds, err := readFrame(uc)
 	if err != nil {
 		closeFDs(fds)
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrDeadlineExceeded) {
 			return fail("", joinErr(ErrSenderGone, err))
 		}
 		if errors.Is(err, ErrBadTransfer) {
@@ -465,6 +588,16 @@ func (in *Inbox) receive(uc *net.UnixConn) *receiveError {
 		writeFrame(uc, replyBad, nil)
 		return fail(t.app, err)
 	}
+	if t.kind == kindConn {
+		// The peer is what the receiver's policy checks, what Peer
+		// reports and what the meter counts under: the sender's claim
+		// must be the socket's own.
+		if err := checkPeer(c, t.peer); err != nil {
+			c.Close()
+			writeFrame(uc, replyPeer, nil)
+			return fail(t.app, err)
+		}
+	}
 	if t.idle >= t.limit {
 		// Due for reclamation where it comes from: it is not taken in.
 		c.Close()
@@ -483,14 +616,18 @@ func (in *Inbox) receive(uc *net.UnixConn) *receiveError {
 		app:     t.app,
 	}
 	s.lastUse.Store(-int64(t.idle)) // idle() == t.idle now
-	desc, ok := in.reg.reserve(s, t)
-	if !ok {
+	desc, err := in.reg.reserve(s, t)
+	if err != nil {
 		c.Close()
-		writeFrame(uc, replyFull, nil)
-		return fail(t.app, ErrRegistryFull)
+		if err == ErrRegistryFull {
+			writeFrame(uc, replyFull, nil)
+		}
+		return fail(t.app, err)
 	}
 	// From here on the socket is in the registry, with its idle clock
-	// running; withdraw takes it out and closes it.
+	// running; withdraw takes it out and closes it. The sender has its
+	// time for the ack from now.
+	uc.SetDeadline(time.Now().Add(wait))
 	if err := writeFrame(uc, replyOK, []byte(desc)); err != nil {
 		in.reg.withdraw(s)
 		return fail(t.app, joinErr(ErrSenderGone, err))
@@ -521,16 +658,21 @@ func (in *Inbox) receive(uc *net.UnixConn) *receiveError {
 }
 
 // reserve parks s, received from another process, as pending, and returns
-// its descriptor; false if the registry holds its cap of received sockets.
-// The descriptor expires when s's idle time runs out.
-func (r *Registry) reserve(s *socket, t *transfer) (string, bool) {
+// its descriptor; ErrRegistryFull if the registry holds its cap of
+// received sockets, errRegistryClosed if it is closed. The descriptor
+// expires when s's idle time runs out.
+func (r *Registry) reserve(s *socket, t *transfer) (string, error) {
 	p := parked{s: s, remote: true, pending: true, kind: t.kind}
 	p.expiry = r.now().Add(t.limit - t.idle).UnixNano()
 	rand.Read(p.nonce[:])
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return "", errRegistryClosed
+	}
 	if r.received >= r.maxReceived() {
 		r.mu.Unlock()
-		return "", false
+		return "", ErrRegistryFull
 	}
 	if r.parked == nil {
 		r.parked = make(map[uint64]parked)
@@ -545,7 +687,7 @@ func (r *Registry) reserve(s *socket, t *transfer) (string, bool) {
 	s.mu.Lock()
 	s.timer = time.AfterFunc(s.untilIdle(0), s.onTimer)
 	s.mu.Unlock()
-	return r.encode(descInfo{version: descVersionRemote, id: id, nonce: p.nonce, kind: t.kind, expiry: p.expiry, app: t.app}), true
+	return r.encode(descInfo{version: descVersionRemote, id: id, nonce: p.nonce, kind: t.kind, expiry: p.expiry, app: t.app}), nil
 }
 
 // commit makes the pending socket s attachable; false if it is no longer
@@ -582,24 +724,35 @@ func (r *Registry) withdraw(s *socket) {
 // has left this process: c is retired (every operation fails with an error
 // that matches [ErrHandedOff]), its totals are given to the Meter's
 // OnClose as for a closed socket (the Meter of each process counts the
-// bytes carried there), and this process may exit. See [Inbox] for what
-// moves with the socket, which does not include TLS: a connection
-// upgraded with [Conn.StartTLS] is refused with [ErrTLSNotMovable]. c's
-// Dialer needs no Registry of its own.
+// bytes carried there), and this process may exit. See [Registry.Listen]
+// for what moves with the socket, which does not include TLS (a
+// connection upgraded with [Conn.StartTLS] is refused with
+// [ErrTLSNotMovable]), and for what the receiver verifies. c's Dialer
+// needs no Registry of its own.
+//
+// Only a connection whose socket is connected to the address that passed
+// the policy ([Conn.Peer]) can move: the receiver reads the socket's peer
+// from the kernel and refuses any other. A connection made through the
+// egress proxy ([sockets.Dialer.Proxy]), whose socket's peer is the proxy,
+// or one a [sockets.Dialer.Connect] seam connected elsewhere, is refused
+// here with [ErrPeerMismatch] before the receiver is reached.
 //
 // ctx bounds the whole exchange. DetachTo interrupts a Read in progress on
-// c and waits for a Write in progress, as [Conn.Detach] does. It fails with
-// an *[Error] wrapping [ErrNoRegistry] when nothing serves path,
-// [ErrForeignPeer] when the receiver runs as another user, [ErrRegistryFull]
-// when the receiving Registry is full, [ErrReceiverGone] when the receiver
-// went away during the exchange, [ErrBadTransfer], [ErrTLSNotMovable],
-// ctx's error, errors.ErrUnsupported off Linux or for a connection with no
-// file descriptor (one made through a [sockets.Dialer.Connect] seam that
-// returns something else than a TCP or UDP socket), or the reason c is no longer
-// usable ([ErrReclaimed], [ErrHandedOff], net.ErrClosed). In every case but
-// the last, c stays usable, with its deadlines as they were unless a Read
-// was interrupted (then the read deadline is cleared), and the receiver
-// holds no copy of the socket that anyone can attach.
+// c and waits for a Write in progress, as [Conn.Detach] does, before it
+// connects to the receiver. It fails with an *[Error] wrapping
+// [ErrNoRegistry] when nothing serves path, [ErrNoAccess] when the
+// system does not let this process connect to the socket file,
+// [ErrForeignPeer] when the receiver runs as another user,
+// [ErrPeerMismatch], [ErrRegistryFull] when the receiving Registry is
+// full, [ErrReceiverGone] when the receiver went away during the exchange,
+// [ErrBadTransfer], [ErrTLSNotMovable], ctx's error,
+// errors.ErrUnsupported off Linux or for a connection with no file
+// descriptor (one made through a Connect seam that returns something else
+// than a TCP or UDP socket, or through an https:// proxy), or the reason c
+// is no longer usable ([ErrReclaimed], [ErrHandedOff], net.ErrClosed). In
+// every case but the last, c stays usable, with its deadlines as they were
+// unless a Read was interrupted (then the read deadline is cleared), and
+// the receiver holds no copy of the socket that anyone can attach.
 func (c *Conn) DetachTo(ctx context.Context, path string) (string, error) {
 	s := c.sock()
 	if s == nil {
@@ -645,26 +798,17 @@ func detachTo(ctx context.Context, h *handle, s *socket, kind byte, path string)
 	if err != nil {
 		return fail(errNoFD)
 	}
-	uc, err := dialRegistry(ctx, path)
-	if err != nil {
-		return fail(err)
-	}
-	defer uc.Close()
-	stop := context.AfterFunc(ctx, func() { uc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	// ioErr is the error of a failed exchange: ctx's if it ended it.
-	ioErr := func(sentinel, err error) error {
-		if cerr := ctx.Err(); cerr != nil {
-			return cerr
+	if kind == kindConn {
+		// A receiver refuses a socket whose peer is not the address that
+		// passed the policy: one through the egress proxy, whose peer is
+		// the proxy, or one a Connect seam sent elsewhere. Refused here,
+		// before the receiver hears of it.
+		if err := checkPeer(s.raw, s.peer); err != nil {
+			return fail(err)
 		}
-		return joinErr(sentinel, err)
 	}
-	if uid, err := peerUID(uc); err != nil {
-		return fail(err)
-	} else if uid != os.Geteuid() {
-		return fail(fmt.Errorf("%w: user %d, want %d", ErrForeignPeer, uid, os.Geteuid()))
-	}
-
+	// The socket is made ready (a Write in progress ended) before the
+	// receiver is reached: it gives each message of the exchange a second.
 	interrupted, err := retireForHandOff(h, s)
 	if err != nil {
 		return fail(err)
@@ -677,6 +821,25 @@ func detachTo(ctx context.Context, h *handle, s *socket, kind byte, path string)
 			s.raw.SetReadDeadline(time.Time{})
 		}
 		return fail(err)
+	}
+	uc, err := dialRegistry(ctx, path)
+	if err != nil {
+		return restore(err)
+	}
+	defer uc.Close()
+	stop := context.AfterFunc(ctx, func() { uc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	// ioErr is the error of a failed exchange: ctx's if it ended it.
+	ioErr := func(sentinel, err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return joinErr(sentinel, err)
+	}
+	if uid, err := peerUID(uc); err != nil {
+		return restore(err)
+	} else if uid != os.Geteuid() {
+		return restore(fmt.Errorf("%w: user %d, want %d", ErrForeignPeer, uid, os.Geteuid()))
 	}
 	t := transfer{
 		kind:    kind,
@@ -711,6 +874,8 @@ func detachTo(ctx context.Context, h *handle, s *socket, kind byte, path string)
 		return restore(ErrForeignPeer)
 	case replyGone:
 		return restore(ErrExpiredDescriptor)
+	case replyPeer:
+		return restore(ErrPeerMismatch)
 	default:
 		return restore(fmt.Errorf("%w: reply %d", ErrBadTransfer, reply[0]))
 	}

@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"io"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -563,4 +565,197 @@ func TestHandOffUDP(t *testing.T) {
 	if err != nil || string(buf[:n]) != "re:dgram" {
 		t.Fatalf("read %q, %v", buf[:n], err)
 	}
+}
+
+// pipeRoundTrip writes msg on c and reads it at peer, the far end of c's
+// pipe: c is still usable.
+func pipeRoundTrip(t *testing.T, c *socketapi.Conn, peer net.Conn, msg string) {
+	t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		b := make([]byte, len(msg))
+		n, _ := io.ReadFull(peer, b)
+		got <- string(b[:n])
+	}()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if s := <-got; s != msg {
+		t.Fatalf("far end read %q, want %q", s, msg)
+	}
+}
+
+// wantClosedRegistry checks that err is the refusal of a closed Registry:
+// a *socketapi.Error for op that matches ErrNoRegistry and says why.
+func wantClosedRegistry(t *testing.T, err error, op string) {
+	t.Helper()
+	wantHandOffErr(t, err, op, socketapi.ErrNoRegistry)
+	if !strings.Contains(err.Error(), "registry closed") {
+		t.Errorf("error %q does not say the registry was closed", err)
+	}
+}
+
+// TestRegistryClose: Close drains a Registry (issue 21, item 6): every
+// socket parked in it is closed, and from then on nothing is detached into
+// it, attached from it or looked up in it. A connection that could not be
+// detached stays usable, and one attached before stays open.
+func TestRegistryClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seam := &pipeSeam{}
+		defer seam.closeAll()
+		reg := &socketapi.Registry{}
+		d := &socketapi.Dialer{Dialer: sockets.Dialer{Connect: seam.connect}, Registry: reg, AppID: "app-a"}
+		var cs []*socketapi.Conn
+		for range 4 {
+			c, err := dial(d, t.Context(), "tcp", publicDest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs = append(cs, c)
+		}
+		var descs []string
+		for _, c := range cs[:3] {
+			desc, err := c.Detach()
+			if err != nil {
+				t.Fatal(err)
+			}
+			descs = append(descs, desc)
+		}
+		attached, err := d.Attach(descs[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer attached.Close()
+		start := time.Now()
+		if err := reg.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if n := reg.Len(); n != 0 {
+			t.Errorf("Len() = %d after Close, want 0", n)
+		}
+		assertPeerClosed(t, seam.peer(0))
+		assertPeerClosed(t, seam.peer(1))
+		if waited := time.Since(start); waited != 0 {
+			t.Fatalf("parked sockets closed %v after Close (by their idle clock), want at once", waited)
+		}
+		for _, desc := range descs {
+			_, err := d.Attach(desc)
+			wantClosedRegistry(t, err, "attach")
+			_, err = d.AttachPacket(desc)
+			wantClosedRegistry(t, err, "attach")
+			_, err = reg.IdleLeft(desc)
+			wantClosedRegistry(t, err, "idle left")
+		}
+		_, err = cs[3].Detach()
+		wantClosedRegistry(t, err, "detach")
+		pipeRoundTrip(t, cs[3], seam.peer(3), "still mine")
+		pipeRoundTrip(t, attached, seam.peer(2), "attached before")
+		if err := reg.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+		var nilReg *socketapi.Registry
+		if err := nilReg.Close(); err != nil {
+			t.Errorf("Close of a nil Registry: %v", err)
+		}
+	})
+}
+
+// TestRegistryCloseRace: Detach racing Close either parks the socket
+// before Close, which then closes it, or fails and leaves the connection
+// usable; never both, never neither.
+func TestRegistryCloseRace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seam := &pipeSeam{}
+		defer seam.closeAll()
+		reg := &socketapi.Registry{}
+		d := &socketapi.Dialer{Dialer: sockets.Dialer{Connect: seam.connect}, Registry: reg}
+		const n = 32
+		cs := make([]*socketapi.Conn, n)
+		for i := range cs {
+			c, err := dial(d, t.Context(), "tcp", publicDest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs[i] = c
+		}
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i, c := range cs {
+			wg.Go(func() { _, errs[i] = c.Detach() })
+		}
+		wg.Go(func() { reg.Close() })
+		wg.Wait()
+		start := time.Now()
+		for i, c := range cs {
+			if errs[i] == nil {
+				assertPeerClosed(t, seam.peer(i))
+				if waited := time.Since(start); waited != 0 {
+					t.Fatalf("socket %d closed %v after Close (by its idle clock), want at once", i, waited)
+				}
+				continue
+			}
+			wantClosedRegistry(t, errs[i], "detach")
+			pipeRoundTrip(t, c, seam.peer(i), "still mine")
+			c.Close()
+		}
+	})
+}
+
+// TestRegistryIdleLeft: IdleLeft reads how long a parked socket may stay
+// unused before it is reclaimed, without using up its descriptor (issue
+// 21, item 6).
+func TestRegistryIdleLeft(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seam := &pipeSeam{}
+		defer seam.closeAll()
+		reg := &socketapi.Registry{}
+		d := &socketapi.Dialer{Dialer: sockets.Dialer{Connect: seam.connect}, Registry: reg, IdleTimeout: time.Minute}
+		c1, err := dial(d, t.Context(), "tcp", publicDest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := dial(d, t.Context(), "tcp", publicDest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Second) // Detach restarts the clock
+		desc1, err := c1.Detach()
+		if err != nil {
+			t.Fatal(err)
+		}
+		desc2, err := c2.Detach()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left, err := reg.IdleLeft(desc1); err != nil || left != time.Minute {
+			t.Errorf("IdleLeft just after Detach = %v, %v; want %v", left, err, time.Minute)
+		}
+		time.Sleep(20 * time.Second)
+		if left, err := reg.IdleLeft(desc1); err != nil || left != 40*time.Second {
+			t.Errorf("IdleLeft 20s later = %v, %v; want 40s", left, err)
+		}
+		a1, err := d.Attach(desc1)
+		if err != nil {
+			t.Fatalf("Attach after IdleLeft: %v", err)
+		}
+		defer a1.Close()
+		_, err = reg.IdleLeft(desc1)
+		wantHandOffErr(t, err, "idle left", socketapi.ErrStaleDescriptor)
+
+		time.Sleep(40 * time.Second)
+		synctest.Wait()
+		// desc2's minute is up: reclaimed.
+		_, err = reg.IdleLeft(desc2)
+		wantHandOffErr(t, err, "idle left", socketapi.ErrStaleDescriptor)
+
+		_, err = reg.IdleLeft("garbage")
+		wantHandOffErr(t, err, "idle left", socketapi.ErrBadDescriptor)
+		_, err = (&socketapi.Registry{}).IdleLeft(desc1)
+		wantHandOffErr(t, err, "idle left", socketapi.ErrBadDescriptor)
+		_, err = (&socketapi.Registry{Key: []byte("short")}).IdleLeft(desc1)
+		wantHandOffErr(t, err, "idle left", socketapi.ErrWeakKey)
+		var nilReg *socketapi.Registry
+		_, err = nilReg.IdleLeft(desc1)
+		wantHandOffErr(t, err, "idle left", socketapi.ErrNoRegistry)
+	})
 }
