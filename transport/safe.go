@@ -20,9 +20,12 @@ const (
 // whose every connection, every resolved address and every redirect hop
 // is checked at connect time, with a bound on each step. d gives the
 // dialer; nil means the zero Dialer. From it, a nil Policy means
-// [sockets.DefaultPolicy] (public destinations only; Google's own
-// services refused, as App Engine's Sockets API did: set
-// sockets.PublicPolicy() to reach them), a zero Timeout means 5 seconds
+// sockets.DefaultPolicy().DenySelf(): public destinations only, never
+// this machine's own interface addresses (an admin or debug listener
+// bound to 0.0.0.0 on a public address), and Google's own services
+// refused, as App Engine's Sockets API did (set a policy of your own,
+// such as sockets.PublicPolicy().DenySelf(), to reach them). A zero
+// Timeout means 5 seconds
 // for the lookup and the connect; its Resolver and Connect seam (tests:
 // see package socketstest) are used as given. The response headers must
 // arrive within 10 seconds and fit in 64 KiB, and the client's Timeout
@@ -41,7 +44,7 @@ func SafeClient(d *sockets.Dialer) (*http.Client, error) {
 		cfg.Dialer = *d
 	}
 	if cfg.Dialer.Policy == nil {
-		cfg.Dialer.Policy = sockets.DefaultPolicy()
+		cfg.Dialer.Policy = sockets.DefaultPolicy().DenySelf()
 	}
 	if cfg.Dialer.Timeout == 0 {
 		cfg.Dialer.Timeout = safeDialTimeout
