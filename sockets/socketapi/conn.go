@@ -293,7 +293,7 @@ func (s *socket) report() {
 //     process, for the same application only (see [Registry]). A
 //     connection upgraded with [Conn.StartTLS] keeps its TLS session across
 //     the hand-off. [Conn.DetachTo] moves the socket to another process on
-//     the host (see [Inbox]); a TLS connection cannot move there.
+//     the host (see [Registry.Listen]); a TLS connection cannot move there.
 //   - Metering: the bytes sent and received are counted ([Conn.Usage]) and
 //     totalled per destination host in [Dialer.Meter].
 //

@@ -16,13 +16,15 @@ import (
 //     without a file descriptor (one made by a Connect seam), the system's
 //     error for SO_ERROR, or the reason the socket is no longer usable
 //     ([ErrReclaimed], [ErrHandedOff], net.ErrClosed).
-//   - a hand-off, Op "detach", "attach", "listen" or "receive"
-//     ([Conn.Detach], [Conn.DetachTo], [PacketConn.DetachTo],
-//     [Dialer.Attach], [Dialer.AttachPacket], [Registry.Listen], and the
+//   - a hand-off, Op "detach", "attach", "listen", "receive" or "idle
+//     left" ([Conn.Detach], [Conn.DetachTo], [PacketConn.DetachTo],
+//     [Dialer.Attach], [Dialer.AttachPacket], [Registry.Listen],
+//     [Registry.IdleLeft], [Registry.Close], and the
 //     receiving side's failures given to [Registry.OnReceiveError]). Err
 //     is, or wraps, one of [ErrBadDescriptor], [ErrWrongApp],
 //     [ErrStaleDescriptor] (or [ErrExpiredDescriptor]), [ErrWrongKind],
 //     [ErrNoRegistry], [ErrWeakKey], [ErrTLSNotMovable], [ErrForeignPeer],
+//     [ErrNoAccess], [ErrPeerMismatch],
 //     [ErrRegistryFull], [ErrSenderGone], [ErrReceiverGone],
 //     [ErrBadTransfer], a *[sockets.DeniedError] when an attaching
 //     Dialer's policy refuses a socket received from another process,
@@ -47,7 +49,7 @@ import (
 // syscall.EPERM; a call not implemented matches errors.ErrUnsupported.
 // Use errors.Is and errors.As, never the message.
 type Error struct {
-	Op  string // "getsockopt", "setsockopt", "detach", "attach", "listen", "receive", "reverse lookup", "shutdown" or "sendto"
+	Op  string // "getsockopt", "setsockopt", "detach", "attach", "listen", "receive", "idle left", "reverse lookup", "shutdown" or "sendto"
 	Arg string // the option ("SO_BROADCAST"; "option 99 at level 1" when unknown), the side shut down ("SHUT_RD"), the address of a sendto, or the argument of a call not implemented; empty for a hand-off
 
 	App       string // hand-off: the application the descriptor or its socket belongs to; empty when unknown
