@@ -217,22 +217,37 @@ func (p *Policy) googleRanges() *GoogleRanges {
 // IPv4-mapped form (the same address), never in another IPv6 form
 // (IPv4-compatible, NAT64, 6to4, Teredo), and no allowed IPv6 prefix opens
 // such a form of a refused IPv4 address: see [Policy.WithNAT64] for
-// IPv6-only networks. Invalid prefixes are ignored.
+// IPv6-only networks. An invalid prefix (the zero netip.Prefix) is an
+// entry the policy cannot use: [Policy.Err] reports it.
 func (p *Policy) Allow(prefixes ...netip.Prefix) *Policy {
 	p = p.orDefault()
 	c := *p
 	c.allow = addPrefixes(p.allow, prefixes)
+	c.checkPrefixes("Allow", prefixes)
 	return &c
 }
 
 // Deny returns a copy of p that also refuses the given prefixes, before any
 // other address rule (the deny list wins over [Policy.Allow]). p is not
-// changed. Invalid prefixes are ignored.
+// changed. An invalid prefix (the zero netip.Prefix) is an entry the
+// policy cannot use: [Policy.Err] reports it, and the policy refuses
+// everything, so that a deny list never denies less than it was given.
 func (p *Policy) Deny(prefixes ...netip.Prefix) *Policy {
 	p = p.orDefault()
 	c := *p
 	c.deny = addPrefixes(p.deny, prefixes)
+	c.checkPrefixes("Deny", prefixes)
 	return &c
+}
+
+// checkPrefixes records the first invalid prefix given to method.
+func (p *Policy) checkPrefixes(method string, prefixes []netip.Prefix) {
+	for _, pfx := range prefixes {
+		if !pfx.IsValid() {
+			p.badEntry(method, "invalid prefix", "not a prefix (the zero netip.Prefix)")
+			return
+		}
+	}
 }
 
 // WithGoogleRanges returns a copy of p whose Google rule refuses the ranges

@@ -599,3 +599,25 @@ func TestNAT64NetworkSpecificDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowDenyInvalidPrefix: an invalid prefix given to Allow or Deny is
+// reported by Err, as an unusable host-list entry is, and the policy
+// refuses everything: a deny list never denies less than it was given.
+func TestAllowDenyInvalidPrefix(t *testing.T) {
+	t.Parallel()
+	for name, p := range map[string]*Policy{
+		"Allow": DefaultPolicy().Allow(netip.MustParsePrefix("192.0.2.0/24"), netip.Prefix{}),
+		"Deny":  DefaultPolicy().Deny(netip.Prefix{}, netip.MustParsePrefix("93.184.216.0/24")),
+	} {
+		if err := p.Err(); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: Err() = %v, want an error naming %s", name, err, name)
+		}
+		var de *DeniedError
+		if err := p.Check("tcp", "", netip.MustParseAddrPort("1.1.1.1:443")); !errors.As(err, &de) || de.Rule != RuleInvalidPolicy {
+			t.Errorf("%s: Check = %v, want a refusal for invalid_policy", name, err)
+		}
+	}
+	if err := DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32")).Deny(netip.MustParsePrefix("10.0.0.0/8")).Err(); err != nil {
+		t.Errorf("valid prefixes: Err() = %v", err)
+	}
+}

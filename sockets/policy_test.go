@@ -105,7 +105,6 @@ func checkPolicies(t testing.TB) map[string]*sockets.Policy {
 		"allowMapped":   sockets.DefaultPolicy().Allow(pfx("::ffff:127.0.0.0/104")),
 		"allowGoogle":   sockets.DefaultPolicy().Allow(pfx("8.8.8.0/24")),
 		"allowUnmasked": sockets.DefaultPolicy().Allow(pfx("10.1.2.3/8")),
-		"allowInvalid":  sockets.DefaultPolicy().Allow(netip.Prefix{}),
 		"allowULA":      sockets.DefaultPolicy().Allow(pfx("fd00::/8")),
 		"deny":          sockets.DefaultPolicy().Deny(pfx("1.1.1.0/24"), pfx("2606:4700::/32")),
 		"denyDNS":       sockets.DefaultPolicy().Deny(pfx("8.8.8.8/32")),
@@ -476,8 +475,7 @@ var checkCases = []checkCase{
 	{name: "allowGoogle: 8.8.8.8 443", pol: "allowGoogle", network: "tcp", addr: "8.8.8.8:443", want: allowed},
 	{name: "allowGoogle: 8.8.4.4 443", pol: "allowGoogle", network: "tcp", addr: "8.8.4.4:443", want: sockets.RuleGoogle},
 	{name: "allowUnmasked: 10.200.0.1", pol: "allowUnmasked", network: "tcp", addr: "10.200.0.1:80", want: allowed},
-	{name: "allowInvalid: 10.0.0.1", pol: "allowInvalid", network: "tcp", addr: "10.0.0.1:80", want: sockets.RulePrivate},
-	{name: "allowInvalid: 1.1.1.1", pol: "allowInvalid", network: "tcp", addr: "1.1.1.1:80", want: allowed},
+	// An invalid prefix given to Allow or Deny: TestAllowDenyInvalidPrefix.
 	{name: "allowULA: fd12::1", pol: "allowULA", network: "tcp", addr: "[fd12::1]:80", want: allowed},
 	{name: "allowULA: fc00::1", pol: "allowULA", network: "tcp", addr: "[fc00::1]:80", want: sockets.RuleUniqueLocal},
 
