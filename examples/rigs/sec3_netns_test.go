@@ -39,6 +39,21 @@ func countingServer(t *testing.T, l net.Listener) *atomic.Int32 {
 	return &n
 }
 
+// getVia fetches url through a client whose every connection is d's, and
+// returns the body: a body proves the server accepted the connection (and
+// counted it) before the call returned.
+func getVia(d *sockets.Dialer, url string) (string, error) {
+	tr := &http.Transport{DialContext: d.DialContext}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
 func listen(t *testing.T, addr string) net.Listener {
 	t.Helper()
 	l, err := net.Listen("tcp", addr)
@@ -82,11 +97,9 @@ func TestNAT64Discovery(t *testing.T) {
 
 	// The gap: without the prefix, the default policy connects.
 	plain := &sockets.Dialer{Resolver: res}
-	c, err := plain.DialContext(ctx, "tcp", "internal.example:80")
-	if err != nil {
-		t.Fatalf("without discovery: %v (the premise is that the default policy cannot see the carried address)", err)
+	if body, err := getVia(plain, "http://internal.example/"); err != nil || body != "ok" {
+		t.Fatalf("without discovery: %q, %v (the premise is that the default policy cannot see the carried address)", body, err)
 	}
-	c.Close()
 	if privateConns.Load() != 1 {
 		t.Fatalf("premise: %d connections to the private stand-in, want 1", privateConns.Load())
 	}
@@ -107,11 +120,9 @@ func TestNAT64Discovery(t *testing.T) {
 	if n := privateConns.Load(); n != 1 {
 		t.Errorf("the refusals made %d more connections, want none", n-1)
 	}
-	c, err = d.DialContext(ctx, "tcp", "www.example:80")
-	if err != nil {
-		t.Fatalf("public address under the prefix: %v", err)
+	if body, err := getVia(d, "http://www.example/"); err != nil || body != "ok" {
+		t.Fatalf("public address under the prefix: %q, %v", body, err)
 	}
-	c.Close()
 	if publicConns.Load() != 1 {
 		t.Errorf("%d connections to the public stand-in, want 1", publicConns.Load())
 	}
