@@ -70,7 +70,7 @@ func listen(t *testing.T, addr string) net.Listener {
 // and applied, the carried 10.0.0.1 is refused before any connection,
 // while [2600:1::5db8:d822] (93.184.216.34, public) still connects.
 func TestNAT64Discovery(t *testing.T) {
-	private6 := netip.MustParseAddr("2600:1::a00:1")   // carries 10.0.0.1
+	private6 := netip.MustParseAddr("2600:1::a00:1")    // carries 10.0.0.1
 	public6 := netip.MustParseAddr("2600:1::5db8:d822") // carries 93.184.216.34
 	if !lab.InNetNS(t, private6, public6) {
 		return
