@@ -173,7 +173,7 @@ func (d *Dialer) Resolve(ctx context.Context, network, host string, port uint16)
 func (d *Dialer) resolve(ctx context.Context, dst []netip.AddrPort, network, host string, port uint16) ([]netip.AddrPort, error) {
 	d = d.orZero()
 	pol := d.policy()
-	proto := protocol(network)
+	proto := dialhook.Protocol(network)
 	if proto == "" {
 		return nil, &DeniedError{Network: network, Host: host, Rule: RuleNetwork}
 	}

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+
+	"github.com/outbound-go/outbound/internal/dialhook"
 )
 
 // Exception allows one destination although the Google rule refuses its
@@ -326,17 +328,6 @@ func addPrefixes(s *addrSet, prefixes []netip.Prefix) *addrSet {
 	return s.union(newAddrSet(own))
 }
 
-// protocol returns "tcp" or "udp" for a network Check accepts, or "".
-func protocol(network string) string {
-	switch network {
-	case "tcp", "tcp4", "tcp6":
-		return "tcp"
-	case "udp", "udp4", "udp6":
-		return "udp"
-	}
-	return ""
-}
-
 // Check reports whether a connection over network (tcp, tcp4, tcp6, udp,
 // udp4, udp6) to addr, reached by dialing host (the name as the caller wrote
 // it: a DNS name or an IP literal), is allowed. nil means allowed; every
@@ -394,7 +385,7 @@ func (p *Policy) check(network, host string, addr netip.AddrPort) verdict {
 	if p.err != nil {
 		return verdict{rule: RuleInvalidPolicy} // fail closed
 	}
-	proto := protocol(network)
+	proto := dialhook.Protocol(network)
 	if proto == "" {
 		return verdict{rule: RuleNetwork}
 	}

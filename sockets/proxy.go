@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/outbound-go/outbound/internal/dialhook"
 	"github.com/outbound-go/outbound/tlsconf"
 )
 
@@ -284,7 +285,7 @@ func (d *Dialer) checkProxyDial(network, address string) error {
 	if d.Proxy == nil {
 		return nil
 	}
-	if protocol(network) != "tcp" {
+	if dialhook.Protocol(network) != "tcp" {
 		return &DeniedError{Network: network, Host: address, Rule: RuleProxyNetwork}
 	}
 	return CheckProxy(d.Proxy)
@@ -301,7 +302,7 @@ const maxProxyReply = 64 << 10
 // fails as a direct connect to ap would, with ctx's error (a timeout, for
 // a deadline).
 func (d *Dialer) connectProxy(ctx context.Context, network string, ap netip.AddrPort) (net.Conn, error) {
-	if protocol(network) != "tcp" {
+	if dialhook.Protocol(network) != "tcp" {
 		return nil, &DeniedError{Network: network, Addr: ap, Rule: RuleProxyNetwork}
 	}
 	p, err := parseProxy(d.Proxy)
