@@ -57,11 +57,14 @@
 // of its services. The package embeds both files from Google's sync of
 // 2024-04-25; the zero [Policy], a nil one and [DefaultPolicy] refuse that
 // difference ([Policy.GoogleRanges] returns it, with the files' dates).
-// Google changes its ranges: a long-running program fetches
-// https://www.gstatic.com/ipranges/goog.json and
-// https://www.gstatic.com/ipranges/cloud.json, parses the pair with
-// [ParseGoogleRanges] and installs it with [Policy.WithGoogleRanges]. The
-// broadest reading refuses the whole of goog.json, Google Cloud included:
+// Google changes its ranges: a long-running program keeps them current
+// with package [github.com/outbound-go/outbound/sockets/googlefeed], which
+// fetches https://www.gstatic.com/ipranges/goog.json and cloud.json on an
+// interval and serves the newest good pair to
+// [Policy.WithGoogleRangesFunc]; a program that fetches the files itself
+// parses them with [ParseGoogleRanges] and installs them with
+// [Policy.WithGoogleRanges]. The broadest reading refuses the whole of
+// goog.json, Google Cloud included:
 //
 //	p := sockets.DefaultPolicy().WithGoogleRanges(sockets.EmbeddedGoogleRanges())
 //

@@ -96,6 +96,8 @@
 //	                                                        "_OTHER")
 //	outbound.io                      counter, By            network.transport, network.io.direction
 //	                                                        ("transmit", "receive")
+//	outbound.google_ranges.creation_time  gauge, s          none: the creationTime of the Google ranges
+//	                                                        a googlefeed.Feed holds, in Unix seconds
 //
 // A failed step's error.type is one of the values shown, or the rule's
 // code when a refusal ended it. A refusal is counted once, whether the dialer or a rule checked before
