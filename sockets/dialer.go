@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/outbound-go/outbound/internal/dialhook"
 	"github.com/outbound-go/outbound/internal/obs"
@@ -266,6 +267,12 @@ func (d *Dialer) resolveName(ctx context.Context, ipnet, host string) ([]netip.A
 }
 
 // connect makes the final connection to ap, which passed the policy.
+//
+// A direct connect is a net.Dialer dial of ap's exact IP literal, checked
+// once more in its ControlContext, just before the socket connects (see
+// connectWall). The dial names the address family ("tcp4" rather than
+// "tcp"), which ap fixes anyway, so that net need not build that name for
+// the check; an error names the network as dialed.
 func (d *Dialer) connect(ctx context.Context, network, host string, ap netip.AddrPort) (net.Conn, error) {
 	if d.Proxy != nil {
 		return d.connectProxy(ctx, network, ap) // proxy.go
@@ -273,25 +280,92 @@ func (d *Dialer) connect(ctx context.Context, network, host string, ap netip.Add
 	if d.Connect != nil {
 		return d.Connect(ctx, network, ap)
 	}
-	pol := d.policy()
-	want := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	nd := net.Dialer{
-		KeepAlive: d.KeepAlive,
-		// The second wall: the address the socket is about to connect to
-		// must be the one that was checked, and must still pass.
-		ControlContext: func(_ context.Context, cnet, caddr string, _ syscall.RawConn) error {
-			got, err := netip.ParseAddrPort(caddr)
-			if err != nil {
-				return &DeniedError{Network: cnet, Host: host, Rule: RuleMalformed, Detail: caddr}
-			}
-			got = netip.AddrPortFrom(got.Addr().Unmap(), got.Port())
-			if got != want {
-				return &DeniedError{Network: cnet, Host: host, Addr: got, Rule: RuleMalformed, Detail: "connect address differs from the checked address " + want.String()}
-			}
-			return pol.Check(cnet, host, got)
-		},
+	w := &connectWall{Context: ctx, pol: d.policy(), host: host, want: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
+	nd := net.Dialer{KeepAlive: d.KeepAlive, ControlContext: controlConnect}
+	c, err := nd.DialContext(w, familyNetwork(network, w.want.Addr()), w.address())
+	if oe, ok := err.(*net.OpError); ok {
+		oe.Net = network // net's own error, new for this dial
 	}
-	return nd.DialContext(ctx, network, want.String())
+	return c, err
+}
+
+// familyNetwork returns network ("tcp" or "udp", or either with its family
+// already) with the family of a.
+func familyNetwork(network string, a netip.Addr) string {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		if a.Is4() {
+			return "tcp4"
+		}
+		return "tcp6"
+	case "udp", "udp4", "udp6":
+		if a.Is4() {
+			return "udp4"
+		}
+		return "udp6"
+	}
+	return network
+}
+
+// connectWall is the second wall of one direct connect: the address the
+// socket is about to connect to must be the one that was checked, and
+// must still pass. net.Dialer calls its check, controlConnect, in
+// ControlContext with the attempt's context, which is the connectWall
+// itself: a context that answers connectWallKey with the wall and leaves
+// everything else to the attempt's context. One allocation per attempt
+// thus carries the check, where a closure would cost one, and also holds
+// the text of the address the dial hands to net.
+type connectWall struct {
+	context.Context
+	pol  *Policy
+	host string
+	want netip.AddrPort // unmapped
+
+	// addr holds want as "ip:port", the address net dials. A string
+	// made from it (address) points into the wall, which the string
+	// then keeps alive; addr is written once, before that string is
+	// made, and never again.
+	addr [len("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535")]byte
+}
+
+// connectWallKey is the context key of a connectWall.
+type connectWallKey struct{}
+
+func (w *connectWall) Value(key any) any {
+	if key == (connectWallKey{}) {
+		return w
+	}
+	return w.Context.Value(key)
+}
+
+// address returns want as "ip:port" (netip.AddrPort.String) in w's own
+// memory, so that the text costs no allocation of its own.
+func (w *connectWall) address() string {
+	b := w.want.AppendTo(w.addr[:0])
+	if len(b) > len(w.addr) {
+		return string(b) // never: an unmapped, zoneless address fits
+	}
+	return unsafe.String(&w.addr[0], len(b))
+}
+
+// controlConnect is the ControlContext of every direct connect: the
+// second wall's check, a plain function so that no connect allocates a
+// closure for it. A connect without a connectWall in its context is not
+// the dial's own and is refused.
+func controlConnect(ctx context.Context, cnet, caddr string, _ syscall.RawConn) error {
+	w, ok := ctx.Value(connectWallKey{}).(*connectWall)
+	if !ok {
+		return &DeniedError{Network: cnet, Rule: RuleMalformed, Detail: "connect without a checked address: " + caddr}
+	}
+	got, err := netip.ParseAddrPort(caddr)
+	if err != nil {
+		return &DeniedError{Network: cnet, Host: w.host, Rule: RuleMalformed, Detail: caddr}
+	}
+	got = netip.AddrPortFrom(got.Addr().Unmap(), got.Port())
+	if got != w.want {
+		return &DeniedError{Network: cnet, Host: w.host, Addr: got, Rule: RuleMalformed, Detail: "connect address differs from the checked address " + w.want.String()}
+	}
+	return w.pol.Check(cnet, w.host, got)
 }
 
 // checkLocalAddr allows only no local address, or an unspecified one with
