@@ -86,8 +86,10 @@ func checkURL(u *url.URL) (kind, cause error) {
 	if u.Opaque != "" {
 		return ErrInvalidURL, errors.New("urlfetch: opaque url")
 	}
-	if n := len(u.String()); n > MaxURLLength {
-		return ErrInvalidURL, &limitError{What: "url", Limit: MaxURLLength, Size: int64(n)}
+	if maxURLLen(u) > MaxURLLength {
+		if n := len(u.String()); n > MaxURLLength {
+			return ErrInvalidURL, &limitError{What: "url", Limit: MaxURLLength, Size: int64(n)}
+		}
 	}
 	if u.Hostname() == "" {
 		return ErrInvalidURL, errors.New("urlfetch: missing host")
@@ -118,6 +120,16 @@ func checkURL(u *url.URL) (kind, cause error) {
 		return ErrInvalidURL, errors.New("urlfetch: the login and password portion of a url is not allowed")
 	}
 	return nil, nil
+}
+
+// maxURLLen returns a bound on len(u.String()) that costs no allocation:
+// every part as long as it can be once escaped (three bytes for one),
+// and the punctuation String may add. checkURL builds the string, to
+// measure it, only for a URL this bound does not clear.
+func maxURLLen(u *url.URL) int {
+	pass, _ := u.User.Password()
+	escaped := len(u.User.Username()) + len(pass) + len(u.Host) + max(len(u.Path), len(u.RawPath)) + max(len(u.Fragment), len(u.RawFragment))
+	return len(u.Scheme) + len(u.Opaque) + 3*escaped + len(u.RawQuery) + len("://"+":@"+"/"+"./"+"?"+"#")
 }
 
 // port returns the port of a URL's host, "" when none is given. Unlike
@@ -167,11 +179,14 @@ func (b *backend) header(in http.Header) (http.Header, error) {
 	}
 	// Set explicitly, so that net/http adds no default of its own; with no
 	// application value the suffix goes alone, as App Engine sent it.
-	ua := b.ua
 	if v := h["User-Agent"]; len(v) > 0 && v[0] != "" {
-		ua = v[0] + " " + b.ua
+		h["User-Agent"] = []string{v[0] + " " + b.ua}
+	} else {
+		// The suffix alone: one value shared by every request, read
+		// only (net/http writes it, never changes it), and full, so that
+		// an append copies it.
+		h["User-Agent"] = b.uaValue[:1:1]
 	}
-	h["User-Agent"] = []string{ua}
 	return h, nil
 }
 
@@ -219,9 +234,8 @@ func (b *backend) prepare(ex *exchange, req *http.Request) (*http.Request, *reqB
 		return nil, nil, ex.fail(ErrInvalidRequest, fmt.Errorf("urlfetch: ContentLength %d with no body", req.ContentLength))
 	}
 
-	ctx, cancel := context.WithTimeout(req.Context(), b.deadline)
-	ex.start(ctx, cancel)
-	out := req.WithContext(ex.trace(ctx)) // a shallow copy; req is never changed
+	ex.start(req.Context(), b.deadline)
+	out := req.WithContext(ex.trace(req.Context())) // a shallow copy; req is never changed
 	out.URL = defaultPort(req.URL)
 	out.Method = ex.method
 	out.Header = h
@@ -232,7 +246,9 @@ func (b *backend) prepare(ex *exchange, req *http.Request) (*http.Request, *reqB
 	var rb *reqBody
 	switch {
 	case !hasBody:
-		out.Body, out.ContentLength, out.GetBody = http.NoBody, 0, nil
+		// Nil, not http.NoBody: the same request on the wire, without
+		// the copy net/http makes of a NoBody.
+		out.Body, out.ContentLength, out.GetBody = nil, 0, nil
 		closeBody(req)
 	case req.ContentLength > 0:
 		rb = &reqBody{rc: req.Body, want: req.ContentLength}
@@ -269,6 +285,8 @@ func (ex *exchange) bufferBody(body io.ReadCloser) ([]byte, error) {
 		buf []byte
 		err error
 	}
+	ctx, cancel := context.WithDeadline(ex.parent, ex.deadline)
+	defer cancel()
 	ch := make(chan result, 1) // the reader never blocks on sending
 	go func() {
 		buf, err := io.ReadAll(io.LimitReader(body, MaxRequestBody+1))
@@ -284,11 +302,11 @@ func (ex *exchange) bufferBody(body io.ReadCloser) ([]byte, error) {
 			return nil, ex.fail(ErrPayloadTooLarge, &limitError{What: "request body", Limit: MaxRequestBody, Size: -1})
 		}
 		return r.buf, nil
-	case <-ex.ctx.Done():
+	case <-ctx.Done():
 		// Closing the body ends the pending Read of most readers (pipes,
 		// files, network bodies), and with it the goroutine.
 		body.Close()
-		return nil, ex.fail(ex.ctxKind(), fmt.Errorf("urlfetch: reading the request body: %w", ex.ctx.Err()))
+		return nil, ex.fail(ex.ctxKind(), fmt.Errorf("urlfetch: reading the request body: %w", ctx.Err()))
 	}
 }
 

@@ -39,7 +39,8 @@ func (b *backend) respond(ex *exchange, req *http.Request, resp *http.Response) 
 		resp.Body.Close()
 		return nil, ex.fail(ErrResponseTooLarge, &limitError{What: "response body", Limit: MaxResponseBody, Size: resp.ContentLength})
 	}
-	body := &body{ex: ex, rc: resp.Body, remaining: MaxResponseBody, size: -1}
+	body := &ex.body // in the exchange: no allocation of its own
+	*body = bodyReader{ex: ex, rc: resp.Body, remaining: MaxResponseBody, size: -1}
 	if resp.ContentLength > MaxResponseBody {
 		body.size = resp.ContentLength
 	}
@@ -76,6 +77,9 @@ func malformedStatus(resp *http.Response) error {
 // http.StatusText, or the code again for a code it has no text for ("599
 // 599"; Python's httplib wrote "Unknown").
 func statusLine(code int) string {
+	if 0 <= code && code < len(statusLines) && statusLines[code] != "" {
+		return statusLines[code]
+	}
 	text := http.StatusText(code)
 	if text == "" {
 		text = strconv.Itoa(code)
@@ -83,10 +87,21 @@ func statusLine(code int) string {
 	return strconv.Itoa(code) + " " + text
 }
 
-// body is a response body bounded by the response limit. Its errors are
+// statusLines holds statusLine of every code http.StatusText knows, built
+// once, so that a response's Status costs no allocation.
+var statusLines = func() (lines [600]string) {
+	for code := range lines {
+		if text := http.StatusText(code); text != "" {
+			lines[code] = strconv.Itoa(code) + " " + text
+		}
+	}
+	return lines
+}()
+
+// bodyReader is a response body bounded by the response limit. Its errors are
 // *Error values. Read must not be called concurrently, but Close may be
 // called concurrently with Read.
-type body struct {
+type bodyReader struct {
 	ex        *exchange
 	rc        io.ReadCloser
 	remaining int64 // bytes still allowed
@@ -95,7 +110,7 @@ type body struct {
 	closed    atomic.Bool
 }
 
-func (b *body) Read(p []byte) (int, error) {
+func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
@@ -131,7 +146,7 @@ func (b *body) Read(p []byte) (int, error) {
 }
 
 // end closes the underlying body and ends the exchange.
-func (b *body) end() {
+func (b *bodyReader) end() {
 	if b.closed.CompareAndSwap(false, true) {
 		b.rc.Close()
 	}
@@ -140,7 +155,7 @@ func (b *body) end() {
 
 // Close closes the body and ends the exchange. The connection is kept for
 // reuse only when the body was read to its end.
-func (b *body) Close() error {
+func (b *bodyReader) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -161,22 +176,21 @@ func (ex *exchange) failRT(err error, rb *reqBody) *Error {
 	return e
 }
 
-// ctxKind returns the kind of error for the exchange's ended context.
+// ctxKind returns the kind of error for an exchange that ran out of time
+// or whose request context ended.
 func (ex *exchange) ctxKind() error {
-	if errors.Is(ex.ctx.Err(), context.Canceled) {
+	if errors.Is(ex.parent.Err(), context.Canceled) {
 		return ErrCanceled
 	}
 	return ErrDeadlineExceeded
 }
 
-// pastDeadline reports whether the exchange's deadline has passed. A
-// dial ends at a deadline of its own, as long as the exchange's but
-// started later, and timers on different Ps need not fire in order: a
-// lookup cut by the dial's deadline can come back before the exchange's
-// context is done, and must still be reported as the deadline it is.
+// pastDeadline reports whether the exchange's deadline has passed: its
+// dial, cut at the same deadline, can fail before the exchange's timer
+// has fired (timers on different Ps need not fire in order), and a lookup
+// cut then must still be reported as the deadline it is.
 func (ex *exchange) pastDeadline() bool {
-	d, ok := ex.ctx.Deadline()
-	return ok && !time.Now().Before(d)
+	return !ex.deadline.IsZero() && !time.Now().Before(ex.deadline)
 }
 
 // classify turns an error of net/http into an *Error. Most errors of
@@ -186,9 +200,15 @@ func (ex *exchange) classify(err error, rb *reqBody, closed bool) *Error {
 	if e, ok := errors.AsType[*Error](err); ok {
 		return e
 	}
-	if ex.ctx != nil && !closed && (ex.ctx.Err() != nil || ex.pastDeadline()) {
+	if ex.parent != nil && !closed && (ex.parent.Err() != nil || ex.pastDeadline()) {
 		k := ex.ctxKind()
 		if k == ErrDeadlineExceeded {
+			if ex.expired.Load() && !timedOut(err) {
+				// net/http's error for a request expire canceled, or
+				// for the connection it closed: what net/http returns
+				// for a deadline context.
+				err = context.DeadlineExceeded
+			}
 			// A lookup cut by the deadline is a lookup that timed out:
 			// ErrDNS, and a timeout (Error.Timeout, Error.Is).
 			if le, ok := errors.AsType[*sockets.LookupError](err); ok && timedOut(le) {

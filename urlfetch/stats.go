@@ -9,7 +9,9 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"os"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Stats counts the bytes that one exchange (one RoundTrip, with its
@@ -38,14 +40,23 @@ type exchange struct {
 	host    string   // the URL's host name, for certificate errors
 	onStats func(*http.Request, Stats)
 
-	ctx    context.Context // the exchange's deadline; nil until prepared
-	cancel context.CancelFunc
-	stop   atomic.Pointer[func() bool] // stops the finish at the deadline
+	// Set by start and arm, before net/http sees the exchange.
+	parent   context.Context // the request's context; nil until started
+	deadline time.Time       // when the exchange ends (see start)
+	rt       *http.Transport // the backend's, which sends out
+	out      *http.Request   // the request sent for req
+
+	timer   atomic.Pointer[time.Timer] // expire, at the deadline
+	expired atomic.Bool                // expire has run
 
 	sent, recv atomic.Int64
 	conn       atomic.Pointer[meteredConn] // the connection the request got
 	lookups    atomic.Int32                // host name lookups in progress for its dials
 	done       atomic.Bool
+
+	// The response body, when there is one (see respond), kept here so
+	// that it costs no allocation of its own.
+	body bodyReader
 
 	// Set by trace: the request's context and its trace, kept here so
 	// that they cost no allocation of their own.
@@ -85,6 +96,10 @@ func (ex *exchange) gotConn(info httptrace.GotConnInfo) {
 	if mc := metered(info.Conn); mc != nil {
 		mc.setOwner(ex)
 		ex.conn.Store(mc)
+		if ex.expired.Load() {
+			// The deadline passed while the connection was on its way.
+			mc.closeFor(ex)
+		}
 	}
 }
 
@@ -97,29 +112,63 @@ func metered(c net.Conn) *meteredConn {
 	return mc
 }
 
-// start gives the exchange its deadline. When the deadline passes, the
-// exchange ends even if nobody reads or closes the response body: ctx is
-// done then, and, when there is an OnStats to call, the exchange finishes
-// at that moment.
-func (ex *exchange) start(ctx context.Context, cancel context.CancelFunc) {
-	ex.ctx, ex.cancel = ctx, cancel
-	if ex.onStats != nil {
-		stop := context.AfterFunc(ctx, ex.finish)
-		ex.stop.Store(&stop)
+// start gives the exchange its deadline: d from now, or the deadline of
+// parent, the request's context, if that is sooner. Until arm, the
+// exchange is bounded by contexts of its own (bufferBody).
+func (ex *exchange) start(parent context.Context, d time.Duration) {
+	ex.parent = parent
+	ex.deadline = time.Now().Add(d)
+	if pd, ok := parent.Deadline(); ok && pd.Before(ex.deadline) {
+		ex.deadline = pd
 	}
 }
 
-// finish ends the exchange once: it releases the deadline and reports the
-// counts.
+// arm starts the deadline's timer for out, the request rt is about to
+// send. When the deadline passes, the exchange ends even if nobody reads
+// or closes the response body: expire cancels out, as the end of a
+// deadline context would, and finishes the exchange.
+//
+// The deadline is a timer, not a context: net/http derives a context of
+// its own from the request's for every request, and a deadline in the
+// request's would cost each request its context, a channel and net/http's
+// registration in it, seven allocations, where the timer costs two.
+func (ex *exchange) arm(rt *http.Transport, out *http.Request) {
+	ex.rt, ex.out = rt, out
+	ex.timer.Store(time.AfterFunc(time.Until(ex.deadline), ex.expire))
+}
+
+// expire ends the exchange at its deadline. It cancels the request in
+// net/http, which then ends it as it ends one whose context is done:
+// wherever the request is (waiting for its dial, whose lookup may not
+// return, for the reply, or for the caller to read the body), RoundTrip
+// or the body's Read fails, and the connection is closed. It also closes
+// the connection the exchange holds, if it still holds it (gotConn closes
+// one it gets later), so that the deadline holds even without net/http's
+// cancellation. Then it finishes the exchange.
+func (ex *exchange) expire() {
+	ex.expired.Store(true)
+	if ex.done.Load() {
+		return
+	}
+	// Transport.CancelRequest is deprecated in favour of the request
+	// context, whose deadline costs what arm saves; for HTTP/1, which is
+	// all a backend speaks, it cancels the context net/http made for the
+	// request (net/http's transport.go, prepareTransportCancel).
+	ex.rt.CancelRequest(ex.out) //lint:ignore SA1019 see above
+	if c := ex.conn.Load(); c != nil {
+		c.closeFor(ex)
+	}
+	ex.finish()
+}
+
+// finish ends the exchange once: it stops the deadline's timer and reports
+// the counts.
 func (ex *exchange) finish() {
 	if !ex.done.CompareAndSwap(false, true) {
 		return
 	}
-	if stop := ex.stop.Load(); stop != nil {
-		(*stop)() // no goroutine for the finish at the deadline
-	}
-	if ex.cancel != nil {
-		ex.cancel()
+	if t := ex.timer.Load(); t != nil {
+		t.Stop() // nil when the timer fired before arm stored it
 	}
 	if ex.onStats != nil {
 		ex.onStats(ex.req, Stats{BytesSent: ex.sent.Load(), BytesReceived: ex.recv.Load()})
@@ -149,6 +198,9 @@ type meteredConn struct {
 	net.Conn
 	broken atomic.Bool // a Read or Write failed because of the peer or the network
 
+	// owner changes, and closeFor's close, under mu: the data path
+	// only loads owner.
+	mu    sync.Mutex
 	owner atomic.Pointer[exchange]
 
 	// The bytes moved while no exchange owned the connection (dialing,
@@ -194,8 +246,21 @@ func (c *meteredConn) count(sent, recv int, err error) {
 // setOwner makes ex the owner of c. The first owner also gets the bytes
 // moved before, while the connection was made.
 func (c *meteredConn) setOwner(ex *exchange) {
-	if c.owner.Swap(ex) == nil {
+	c.mu.Lock()
+	prev := c.owner.Swap(ex)
+	c.mu.Unlock()
+	if prev == nil {
 		c.handOver(ex)
+	}
+}
+
+// closeFor closes c if ex still owns it: at ex's deadline, a connection
+// that net/http has since handed to another exchange is left alone.
+func (c *meteredConn) closeFor(ex *exchange) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.owner.Load() == ex {
+		c.Close()
 	}
 }
 

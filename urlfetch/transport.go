@@ -126,7 +126,8 @@ type backend struct {
 	dialer      *sockets.Dialer
 	metrics     *obs.Metrics // the dialer's MeterProvider's: refusals before a dial, TLS handshakes
 	tls         *tls.Config
-	ua          string // App Engine's User-Agent, appended to the application's
+	ua          string   // App Engine's User-Agent, appended to the application's
+	uaValue     []string // {ua}, the header value of a request with no User-Agent of its own
 	deadline    time.Duration
 	dialTimeout time.Duration
 	strict      bool
@@ -222,11 +223,13 @@ func (t *Transport) build() (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	ua := "AppEngine-Google; (+http://code.google.com/appengine; appid: " + appID + ")"
 	b := &backend{
 		dialer:      d,
 		metrics:     m,
 		tls:         tc,
-		ua:          "AppEngine-Google; (+http://code.google.com/appengine; appid: " + appID + ")",
+		ua:          ua,
+		uaValue:     []string{ua},
 		deadline:    deadline,
 		dialTimeout: deadline,
 		strict:      t.StrictResponseLimit,
@@ -309,6 +312,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		b.metrics.RecordRefusal(req.Context(), err)
 		return nil, err
 	}
+	if ex.pastDeadline() {
+		// Spent preparing (reading a request body of unknown length):
+		// nothing is sent.
+		closeBody(out)
+		return nil, ex.fail(ErrDeadlineExceeded, context.DeadlineExceeded)
+	}
+	ex.arm(b.rt, out)
 	resp, err := b.rt.RoundTrip(out)
 	if err != nil {
 		return nil, ex.failRT(err, rb)
@@ -346,9 +356,7 @@ func (e *dialError) Unwrap() error { return e.err }
 // connection is the one the dialer made, in one wrapper, meteredConn, which
 // counts the bytes for Stats and notes a broken connection.
 func (b *backend) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	// net/http lets a dial run on after its request has ended, for the
-	// pool's sake; bound it by the deadline all the same.
-	ctx, cancel := context.WithTimeout(ctx, b.dialTimeout)
+	ctx, cancel := b.dialContext(ctx)
 	defer cancel()
 	c, err := b.dialer.DialContext(ctx, network, addr)
 	if err != nil {
@@ -357,10 +365,21 @@ func (b *backend) dial(ctx context.Context, network, addr string) (net.Conn, err
 	return &meteredConn{Conn: c}, nil
 }
 
+// dialContext bounds a dial: by the deadline of the exchange that started
+// it, which waits on it (see exchange.start), or by the deadline's length.
+// net/http lets a dial run on after its request has ended, for the pool's
+// sake, and does not pass the request context's deadline on.
+func (b *backend) dialContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
+		return context.WithDeadline(ctx, ex.deadline)
+	}
+	return context.WithTimeout(ctx, b.dialTimeout)
+}
+
 // dialTLS connects through the sockets dialer and makes the TLS handshake
 // with tlsconf, for the host of addr.
 func (b *backend) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.dialTimeout)
+	ctx, cancel := b.dialContext(ctx)
 	defer cancel()
 	c, err := b.dialer.DialContext(ctx, network, addr)
 	if err != nil {
