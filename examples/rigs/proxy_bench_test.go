@@ -3,13 +3,17 @@ package rigs_test
 // BenchmarkProxy: throughput through a real proxy, Squid and smokescreen
 // (proxy_rig_test.go), of each backend against plain net/http through the
 // same proxy, in lock-step: every round makes one request with each
-// client, in turn, so that the machine's noise falls on all alike. Each
-// reports "-vs-plain", plain's time over its own: 1 is plain's speed,
-// above 1 faster. Everything is on loopback: the destination is an HTTPS
-// server on 127.0.0.1, which both proxies may reach and nothing else
-// (Squid's ACL; smokescreen's dial), and every client asks for it by its
-// literal, so that no proxy resolves a name. Outbound's policy is widened
-// to 127.0.0.1 for the benchmark, as a test widens it.
+// client, in turn, so that the machine's noise falls on all alike. A
+// second plain client, the calibration twin, runs in the same rounds.
+// Each ratio ("-vs-plain", plain's time over the client's: 1 is plain's
+// speed, above 1 faster) is the median over blocks of rounds, reported as
+// a metric and logged with its 95% confidence interval beside the twin's
+// band, as BenchmarkRatio does (reportRatios). Everything is on loopback:
+// the destination is an HTTPS server on 127.0.0.1, which both proxies may
+// reach and nothing else (Squid's ACL; smokescreen's dial), and every
+// client asks for it by its literal, so that no proxy resolves a name.
+// Outbound's policy is widened to 127.0.0.1 for the benchmark, as a test
+// widens it.
 
 import (
 	"context"
@@ -90,58 +94,77 @@ func BenchmarkProxy(b *testing.B) {
 				}
 				b.SetBytes(int64(c.size * len(clients))) // a round fetches the body once per client
 				b.ReportAllocs()
+				names := make([]string, len(clients))
+				for i, cl := range clients {
+					names[i] = cl.name
+				}
+				blockRounds := min(max((16<<20)/c.size, 2), 64)
+				var blocks [][]time.Duration
+				spent := make([]time.Duration, len(clients))
+				load := loadAverage()
 				b.ResetTimer()
 				i := 0
 				for b.Loop() {
 					for k := range clients {
-						cl := clients[(i+k)%len(clients)]
+						j := (i + k) % len(clients)
+						cl := clients[j]
 						start := time.Now()
 						proxyBenchGet(b, cl.rt, target, c.size)
 						if c.newConn {
 							cl.closeIdle()
 						}
-						cl.total += time.Since(start)
+						spent[j] += time.Since(start)
 					}
 					i++
+					if i%blockRounds == 0 {
+						blocks = append(blocks, spent)
+						spent = make([]time.Duration, len(clients))
+					}
+				}
+				if i%blockRounds != 0 {
+					blocks = append(blocks, spent)
 				}
 				b.StopTimer()
-				base := float64(clients[0].total)
-				for _, cl := range clients[1:] {
-					b.ReportMetric(base/float64(cl.total), cl.name+"-vs-plain")
-				}
+				reportRatios(b, names, proxyRatioPairs, blocks, i, load)
 			})
 		}
 	}
 }
 
-// proxyBenchClient is one client of BenchmarkProxy and the time it spent.
+// proxyRatioPairs are the ratios BenchmarkProxy reports, the twin's first.
+var proxyRatioPairs = []ratioPair{{"plain2", "plain"}, {"sockets", "plain"}, {"urlfetch", "plain"}}
+
+// proxyBenchClient is one client of BenchmarkProxy.
 type proxyBenchClient struct {
 	name      string
 	rt        http.RoundTripper
 	closeIdle func()
-	total     time.Duration
 }
 
-// proxyBenchClients returns plain net/http, then the two backends, all
-// through proxy, trusting roots, with the same protocols (HTTP/1.1 and
-// HTTP/2; urlfetch speaks HTTP/1.1 only) and the same pool sizes.
+// proxyBenchClients returns plain net/http, its twin (a second, identical
+// plain client), then the two backends, all through proxy, trusting roots,
+// with the same protocols (HTTP/1.1 and HTTP/2; urlfetch speaks HTTP/1.1
+// only) and the same pool sizes.
 func proxyBenchClients(b *testing.B, proxy *url.URL, roots *x509.CertPool) []*proxyBenchClient {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true)
-	plain := &http.Transport{
-		Proxy:                 http.ProxyURL(proxy),
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: roots, ClientSessionCache: tls.NewLRUClientSessionCache(0)},
-		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		Protocols:             &protos,
+	var clients []*proxyBenchClient
+	for _, name := range []string{"plain", "plain2"} {
+		plain := &http.Transport{
+			Proxy:                 http.ProxyURL(proxy),
+			DialContext:           (&net.Dialer{Timeout: 30 * time.Second}).DialContext,
+			TLSClientConfig:       &tls.Config{RootCAs: roots, ClientSessionCache: tls.NewLRUClientSessionCache(0)},
+			TLSHandshakeTimeout:   10 * time.Second,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   16,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			Protocols:             &protos,
+		}
+		b.Cleanup(plain.CloseIdleConnections)
+		clients = append(clients, &proxyBenchClient{name: name, rt: plain, closeIdle: plain.CloseIdleConnections})
 	}
-	b.Cleanup(plain.CloseIdleConnections)
-	clients := []*proxyBenchClient{{name: "plain", rt: plain, closeIdle: plain.CloseIdleConnections}}
 	for _, backend := range []transport.Backend{transport.Sockets, transport.URLFetch} {
 		tr, err := transport.New(transport.Config{
 			Backend: backend,
