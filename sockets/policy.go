@@ -440,7 +440,7 @@ func (p *Policy) addrCheck(proto, host string, addr netip.AddrPort) verdict {
 		}
 		held = h
 	}
-	if !held {
+	if !held && a.Is6() {
 		form, emb, n := embeddedIPv4(a)
 		for _, v4 := range emb[:n] {
 			if r := p.carriedRule(v4); r != 0 {
@@ -451,10 +451,25 @@ func (p *Policy) addrCheck(proto, host string, addr netip.AddrPort) verdict {
 	if p.allow.contains(a) {
 		return verdict{}
 	}
+	if a.Is4() && p.googleRanges() == embeddedServices() {
+		switch r := defaultIPv4Table().rule(uint32of(a)); r {
+		case 0:
+			return verdict{}
+		case RuleGoogle:
+			for i := range defaultExceptions {
+				if defaultExceptions[i].matches(proto, host, addr) {
+					return verdict{}
+				}
+			}
+			return verdict{rule: RuleGoogle}
+		default:
+			return verdict{rule: r}
+		}
+	}
 	if rule := neverPublicSet().rule(a); rule != 0 {
 		return verdict{rule: rule} // 0 for 6to4 carrying a public address
 	}
-	if p.googleRanges().Contains(a) {
+	if g := p.googleRanges(); g != nil && g.set.contains(a) {
 		for i := range defaultExceptions {
 			if defaultExceptions[i].matches(proto, host, addr) {
 				return verdict{}

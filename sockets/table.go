@@ -232,3 +232,70 @@ func embeddedIPv4(a netip.Addr) (form Rule, out [2]netip.Addr, n int) {
 	}
 	return 0, out, 0
 }
+
+// ipv4Table is the never-public rules and the embedded Google services'
+// ranges of IPv4 in one table, for the common case of [Policy.Check]: an
+// IPv4 address checked by a policy whose Google rule is the embedded
+// one (DefaultPolicy). Its ranges are sorted, disjoint and cut at every
+// /8 boundary, each with the rule that refuses it (a never-public rule
+// first, else RuleGoogle); index finds the ranges of an address's first
+// octet, so that a check is one short binary search instead of two over
+// the whole tables. TestIPv4Table holds it to the two tables it merges.
+type ipv4Table struct {
+	ranges []range4
+	rules  []Rule
+	index  [257]uint16 // the ranges of first octet o: ranges[index[o]:index[o+1]]
+}
+
+// defaultIPv4Table is built on first use, from the two tables.
+var defaultIPv4Table = sync.OnceValue(func() *ipv4Table {
+	return newIPv4Table(neverPublicSet(), embeddedServices().set)
+})
+
+// newIPv4Table merges the IPv4 ranges of np and google: where both hold an
+// address, np's rule wins, as in Check.
+func newIPv4Table(np *ruleSet, google *addrSet) *ipv4Table {
+	cuts := make([]uint64, 0, 258+2*(len(np.v4)+len(google.v4)))
+	for o := range uint64(257) {
+		cuts = append(cuts, o<<24)
+	}
+	for _, x := range np.v4 {
+		cuts = append(cuts, uint64(x.from), uint64(x.to)+1)
+	}
+	for _, x := range google.v4 {
+		cuts = append(cuts, uint64(x.from), uint64(x.to)+1)
+	}
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	t := new(ipv4Table)
+	for i := 0; i+1 < len(cuts); i++ {
+		from, to := uint32(cuts[i]), uint32(cuts[i+1]-1)
+		r := np.rule(netip.AddrFrom4([4]byte{byte(from >> 24), byte(from >> 16), byte(from >> 8), byte(from)}))
+		if r == 0 && search4(google.v4, from) >= 0 {
+			r = RuleGoogle
+		}
+		if r != 0 {
+			t.ranges = append(t.ranges, range4{from, to})
+			t.rules = append(t.rules, r)
+		}
+	}
+	o := 0
+	for i, x := range t.ranges {
+		for ; o <= int(x.from>>24); o++ {
+			t.index[o] = uint16(i)
+		}
+	}
+	for ; o <= 256; o++ {
+		t.index[o] = uint16(len(t.ranges))
+	}
+	return t
+}
+
+// rule returns the rule that refuses x, or 0.
+func (t *ipv4Table) rule(x uint32) Rule {
+	lo := t.index[x>>24]
+	if i := search4(t.ranges[lo:t.index[x>>24+1]], x); i >= 0 {
+		return t.rules[int(lo)+i]
+	}
+	return 0
+}
