@@ -153,10 +153,3 @@ func newImporter(t *testing.T, fset *token.FileSet) types.Importer {
 		return os.Open(file)
 	})
 }
-
-func deref(t types.Type) types.Type {
-	if p, ok := t.(*types.Pointer); ok {
-		return p.Elem()
-	}
-	return t
-}

@@ -189,8 +189,6 @@ func TestErrorRelations(t *testing.T) {
 		// The relations that were there before.
 		{urlfetch.ErrDeadlineExceeded, context.DeadlineExceeded, true},
 		{urlfetch.ErrCanceled, context.Canceled, true},
-		{tlsconf.ErrCertificate, tlsconf.ErrCertificate, true},
-		{sockets.ErrDenied, sockets.ErrDenied, true},
 		{urlfetch.ErrDNS, context.DeadlineExceeded, false},
 		{urlfetch.ErrDNS, urlfetch.ErrDeadlineExceeded, false},
 		{urlfetch.ErrPayloadTooLarge, sockets.ErrDenied, false},
