@@ -1636,6 +1636,10 @@ func TestRegistryCloseInbox(t *testing.T) {
 	srv := startRecorder(t, nil)
 	errs := make(chan error, 4)
 	reg := &socketapi.Registry{OnReceiveError: func(err error) { errs <- err }}
+	// A peer's time for a message is a minute here, so that the silent
+	// peer below is still in its transfer when the registry closes. (Set
+	// before Listen: the inboxes read it.)
+	socketapi.SetRegistryFrameTimeout(reg, giveUp)
 	in1 := listen(t, reg)
 	in2 := listen(t, reg)
 	d := &socketapi.Dialer{Dialer: sockets.Dialer{Policy: loopbackPolicy()}, Registry: reg, AppID: "app-a"}
@@ -1649,9 +1653,7 @@ func TestRegistryCloseInbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A transfer in progress: a peer that has connected and says nothing
-	// (its time for a message is a minute here).
-	socketapi.SetRegistryFrameTimeout(reg, giveUp)
+	// A transfer in progress: a peer that has connected and says nothing.
 	silent, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: in1.path, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
