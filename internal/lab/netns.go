@@ -37,7 +37,7 @@ const (
 // returns at once.
 //
 //	func TestDial(t *testing.T) {
-//		if !socketstest.InNetNS(t, netip.MustParseAddr("93.184.216.34")) {
+//		if !lab.InNetNS(t, netip.MustParseAddr("93.184.216.34")) {
 //			return
 //		}
 //		// Here 93.184.216.34 is an address of this machine, on lo.
