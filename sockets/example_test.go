@@ -366,3 +366,26 @@ func ExampleDiscoverNAT64() {
 	// sockets: tcp to [2600:1::a00:1]:80 refused: private (RFC 1918), 10.0.0.1 carried in NAT64 (RFC 6052)
 	// <nil>
 }
+
+// A policy keeps the first entry it cannot use, and refuses everything
+// while it holds it: a host list never matches less than it was given in
+// silence. transport.New returns the same error.
+func ExamplePolicy_Err() {
+	p := sockets.DefaultPolicy().DenyHosts("internal.example:8080") // host:port is no host name
+	fmt.Println(p.Err())
+	err := p.Check("tcp", "www.example.com", netip.MustParseAddrPort("93.184.216.34:443"))
+	var de *sockets.DeniedError
+	fmt.Println(errors.As(err, &de) && de.Rule == sockets.RuleInvalidPolicy)
+	// Output:
+	// sockets: DenyHosts: "internal.example:8080": a host and port: list the host alone, and ports with AllowPorts
+	// true
+}
+
+// DenySelf refuses the machine's own interface addresses, for a service
+// that fetches URLs for others: an admin listener bound to 0.0.0.0 is not
+// reachable through it. Other public addresses are allowed as before.
+func ExamplePolicy_DenySelf() {
+	p := sockets.DefaultPolicy().DenySelf()
+	fmt.Println(p.Check("tcp", "www.example.com", netip.MustParseAddrPort("93.184.216.34:443")))
+	// Output: <nil>
+}
