@@ -82,7 +82,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 }
 
 // newClient returns the client for URLs that users give:
-// transport.SafeClient, the sockets backend with the default policy, so
+// transport.SafeClient, the sockets backend with the default policy and
+// the machine's own addresses refused (Policy.DenySelf), so
 // that every connection, each redirect hop's included, is checked against
 // the policy at connect time, with a bound on each step (5 seconds for the
 // lookup and the connect, 10 for the response's headers, which must fit in
