@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
-	"sync"
 	"testing"
 
 	"github.com/outbound-go/outbound/internal/lab"
@@ -20,49 +19,9 @@ import (
 // resolve through a table resolver, and a lab.Connector, which
 // refuses any target off loopback, stands in for the final connect step.
 
-// echoListener accepts connections on 127.0.0.1 and echoes what it reads;
-// it counts the connections it accepted.
-type echoListener struct {
-	net.Listener
-	mu       sync.Mutex
-	accepted int
-	wg       sync.WaitGroup
-}
-
-func newEchoListener(t *testing.T) *echoListener {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &echoListener{Listener: ln}
-	l.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			l.mu.Lock()
-			l.accepted++
-			l.mu.Unlock()
-			l.wg.Go(func() {
-				defer c.Close()
-				io.Copy(c, c)
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		l.wg.Wait()
-	})
-	return l
-}
-
-func (l *echoListener) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.accepted
-}
+// echoConn echoes what it reads: the handler of the lab.Server the tests
+// dial (on 127.0.0.1, counting the connections it accepts).
+func echoConn(_ context.Context, c net.Conn) { io.Copy(c, c) }
 
 // echo writes msg on c and reads it back.
 func echo(t *testing.T, c net.Conn, msg string) {
@@ -79,8 +38,8 @@ func echo(t *testing.T, c net.Conn, msg string) {
 // checkedDialer returns a Dialer whose resolver answers www.example.com
 // with a public address and private.example with a private one, and
 // whose connect step goes to l.
-func checkedDialer(l *echoListener) (*sockets.Dialer, *lab.Connector) {
-	conn := &lab.Connector{Target: l.Addr().String()}
+func checkedDialer(l *lab.Server) (*sockets.Dialer, *lab.Connector) {
+	conn := &lab.Connector{Target: l.Addr()}
 	return &sockets.Dialer{
 		Resolver: lab.NewResolver(map[string][]string{
 			"www.example.com": {"93.184.216.34"},
@@ -94,7 +53,7 @@ func checkedDialer(l *echoListener) (*sockets.Dialer, *lab.Connector) {
 // to the exact address that passed the policy and hands out the
 // connection the connect step made, unwrapped.
 func TestDialContextReturnsConnectionAsMade(t *testing.T) {
-	l := newEchoListener(t)
+	l := lab.NewServer(t, echoConn)
 	d, conn := checkedDialer(l)
 	c, err := d.DialContext(context.Background(), "tcp", "www.example.com:443")
 	if err != nil {
@@ -114,9 +73,9 @@ func TestDialContextReturnsConnectionAsMade(t *testing.T) {
 // the second check in net.Dialer's ControlContext, to a loopback server
 // the policy allows.
 func TestDialContextRealConnect(t *testing.T) {
-	l := newEchoListener(t)
+	l := lab.NewServer(t, echoConn)
 	d := &sockets.Dialer{Policy: sockets.DefaultPolicy().Allow(netip.MustParsePrefix("127.0.0.1/32"))}
-	c, err := d.DialContext(context.Background(), "tcp", l.Addr().String())
+	c, err := d.DialContext(context.Background(), "tcp", l.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,14 +91,14 @@ func TestDialContextRealConnect(t *testing.T) {
 // (Package socketapi holds its Dialer to the same refusals, error for
 // error.)
 func TestDialContextRefusals(t *testing.T) {
-	l := newEchoListener(t)
+	l := lab.NewServer(t, echoConn)
 	for _, tc := range []struct {
 		name, network, addr string
 		local               net.Addr
 		denied              bool
 	}{
 		{name: "private answer", network: "tcp", addr: "private.example:443", denied: true},
-		{name: "loopback literal", network: "tcp", addr: l.Addr().String(), denied: true},
+		{name: "loopback literal", network: "tcp", addr: l.Addr(), denied: true},
 		{name: "port 25", network: "tcp", addr: "www.example.com:25", denied: true},
 		{name: "unix network", network: "unix", addr: "/tmp/socket", denied: true},
 		{name: "bad port", network: "tcp", addr: "www.example.com:http", denied: true},
@@ -149,7 +108,7 @@ func TestDialContextRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d, conn := checkedDialer(l)
 			d.LocalAddr = tc.local
-			before := l.count()
+			before := len(l.Accepted())
 			c, err := d.DialContext(context.Background(), tc.network, tc.addr)
 			if err == nil {
 				c.Close()
@@ -164,7 +123,7 @@ func TestDialContextRefusals(t *testing.T) {
 			if n := len(conn.Attempts()); n != 0 {
 				t.Errorf("%d connect attempts, want none", n)
 			}
-			if n := l.count() - before; n != 0 {
+			if n := len(l.Accepted()) - before; n != 0 {
 				t.Errorf("the server accepted %d connections, want none", n)
 			}
 		})
@@ -176,7 +135,7 @@ func TestDialContextRefusals(t *testing.T) {
 // in both directions, whatever the case of the host dialed, and that a
 // second Close is harmless.
 func TestDialContextCountsBytes(t *testing.T) {
-	l := newEchoListener(t)
+	l := lab.NewServer(t, echoConn)
 	d, _ := checkedDialer(l)
 	mp, collect := sdkMetrics(t)
 	d.MeterProvider = mp

@@ -6,62 +6,21 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/outbound-go/outbound/internal/metrictest"
 	"github.com/outbound-go/outbound/internal/obs"
 	"github.com/outbound-go/outbound/sockets"
 )
 
-// sdkMetrics returns a MeterProvider of the OpenTelemetry SDK, and a
-// function that collects what it recorded: for each instrument, its total
-// (a counter's sum, a histogram's count) by attribute set.
+// sdkMetrics returns an SDK MeterProvider and the collector of what it
+// recorded (see metrictest.NewProvider).
 func sdkMetrics(t *testing.T) (metric.MeterProvider, func() map[string]map[string]int64) {
-	t.Helper()
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { mp.Shutdown(context.Background()) })
-	return mp, func() map[string]map[string]int64 {
-		var rm metricdata.ResourceMetrics
-		if err := reader.Collect(context.Background(), &rm); err != nil {
-			t.Fatal(err)
-		}
-		out := make(map[string]map[string]int64)
-		for _, sm := range rm.ScopeMetrics {
-			for _, mt := range sm.Metrics {
-				got := make(map[string]int64)
-				switch d := mt.Data.(type) {
-				case metricdata.Sum[int64]:
-					for _, dp := range d.DataPoints {
-						got[attrString(dp.Attributes)] += dp.Value
-					}
-				case metricdata.Histogram[float64]:
-					for _, dp := range d.DataPoints {
-						got[attrString(dp.Attributes)] += int64(dp.Count)
-					}
-				default:
-					t.Fatalf("%s: unexpected %T", mt.Name, mt.Data)
-				}
-				out[mt.Name] = got
-			}
-		}
-		return out
-	}
-}
-
-func attrString(s attribute.Set) string {
-	var parts []string
-	for _, kv := range s.ToSlice() {
-		parts = append(parts, string(kv.Key)+"="+kv.Value.String())
-	}
-	return strings.Join(parts, ",")
+	return metrictest.NewProvider(t, obs.ScopeName)
 }
 
 // loopbackDialer allows loopback, which the default policy refuses, and

@@ -2,31 +2,11 @@ package lab_test
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 
 	"github.com/outbound-go/outbound/internal/lab"
 )
-
-// A server certificate and the pool a client trusts it with, over an
-// in-memory connection.
-func ExampleNewCert() {
-	cert, roots := lab.NewCert("www.example.com")
-	client, server := net.Pipe()
-	go func() {
-		tc := tls.Server(server, &tls.Config{Certificates: []tls.Certificate{cert}})
-		io.WriteString(tc, "hello")
-		tc.Close()
-	}()
-	tc := tls.Client(client, &tls.Config{RootCAs: roots, ServerName: "www.example.com"})
-	defer tc.Close()
-	b, err := io.ReadAll(tc)
-	fmt.Println(string(b), err, tc.ConnectionState().PeerCertificates[0].DNSNames)
-	// Output: hello <nil> [www.example.com]
-}
 
 // A name whose answers alternate between a public and a private address,
 // as a DNS-rebinding attacker's server does, and a name that never

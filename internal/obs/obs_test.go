@@ -10,72 +10,22 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
+	"github.com/outbound-go/outbound/internal/metrictest"
 	"go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // The tests of a dialer's metrics as a user sees them (DialContext with a
 // MeterProvider) are package sockets' (observe_test.go) and transport's;
 // these hold the instruments themselves.
 
-// sdkProvider returns a MeterProvider of the OpenTelemetry SDK, and a
-// function that collects what it recorded: for each instrument, its total
-// (a counter's sum, a histogram's count) by attribute set.
-func sdkProvider(t *testing.T) (*sdkmetric.MeterProvider, func() map[string]map[string]int64) {
-	t.Helper()
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { mp.Shutdown(context.Background()) })
-	return mp, func() map[string]map[string]int64 {
-		var rm metricdata.ResourceMetrics
-		if err := reader.Collect(context.Background(), &rm); err != nil {
-			t.Fatal(err)
-		}
-		out := make(map[string]map[string]int64)
-		for _, sm := range rm.ScopeMetrics {
-			if sm.Scope.Name != ScopeName {
-				t.Errorf("instruments on the meter %q, want %q", sm.Scope.Name, ScopeName)
-			}
-			for _, mt := range sm.Metrics {
-				got := make(map[string]int64)
-				switch d := mt.Data.(type) {
-				case metricdata.Sum[int64]:
-					for _, dp := range d.DataPoints {
-						got[attrString(dp.Attributes)] += dp.Value
-					}
-				case metricdata.Histogram[float64]:
-					for _, dp := range d.DataPoints {
-						got[attrString(dp.Attributes)] += int64(dp.Count)
-					}
-				default:
-					t.Fatalf("%s: unexpected %T", mt.Name, mt.Data)
-				}
-				out[mt.Name] = got
-			}
-		}
-		return out
-	}
-}
-
-func attrString(s attribute.Set) string {
-	var parts []string
-	for _, kv := range s.ToSlice() {
-		parts = append(parts, string(kv.Key)+"="+kv.Value.String())
-	}
-	return strings.Join(parts, ",")
-}
-
 // TestForShares: For builds the instruments of a MeterProvider once and
 // shares them; nil is no provider, and no instruments.
 func TestForShares(t *testing.T) {
-	mp, _ := sdkProvider(t)
+	mp, _ := metrictest.NewProvider(t, ScopeName)
 	a, err := For(mp)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +33,7 @@ func TestForShares(t *testing.T) {
 	if b, _ := For(mp); b != a {
 		t.Error("For built the instruments of one provider twice")
 	}
-	other, _ := sdkProvider(t)
+	other, _ := metrictest.NewProvider(t, ScopeName)
 	if b, _ := For(other); b == a {
 		t.Error("two providers share instruments")
 	}
@@ -125,7 +75,7 @@ func TestDisabledRecordsNothing(t *testing.T) {
 // TestRecords: each instrument records on the SDK with its attributes, and
 // never a host, address or port.
 func TestRecords(t *testing.T) {
-	mp, collect := sdkProvider(t)
+	mp, collect := metrictest.NewProvider(t, ScopeName)
 	m, err := For(mp)
 	if err != nil {
 		t.Fatal(err)

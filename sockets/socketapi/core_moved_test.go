@@ -27,49 +27,9 @@ import (
 	"github.com/outbound-go/outbound/sockets/socketapi"
 )
 
-// coreEcho is a TCP server on 127.0.0.1 that echoes what it reads, and
-// counts the connections it accepted.
-type coreEcho struct {
-	net.Listener
-	mu       sync.Mutex
-	accepted int
-	wg       sync.WaitGroup
-}
-
-func startCoreEcho(t *testing.T) *coreEcho {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &coreEcho{Listener: ln}
-	l.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			l.mu.Lock()
-			l.accepted++
-			l.mu.Unlock()
-			l.wg.Go(func() {
-				defer c.Close()
-				io.Copy(c, c)
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		l.wg.Wait()
-	})
-	return l
-}
-
-func (l *coreEcho) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.accepted
-}
+// echoConn echoes what it reads: the handler of the lab.Server the tests
+// dial (on 127.0.0.1, counting the connections it accepts).
+func echoConn(_ context.Context, c net.Conn) { io.Copy(c, c) }
 
 // coreEchoRoundTrip writes msg on c and reads it back.
 func coreEchoRoundTrip(t *testing.T, c net.Conn, msg string) {
@@ -86,8 +46,8 @@ func coreEchoRoundTrip(t *testing.T, c net.Conn, msg string) {
 // coreDialer returns a core Dialer whose resolver answers www.example.com
 // with a public address and private.example with a private one, and whose
 // connect step goes to l.
-func coreDialer(l *coreEcho) (sockets.Dialer, *lab.Connector) {
-	conn := &lab.Connector{Target: l.Addr().String()}
+func coreDialer(l *lab.Server) (sockets.Dialer, *lab.Connector) {
+	conn := &lab.Connector{Target: l.Addr()}
 	return sockets.Dialer{
 		Resolver: lab.NewResolver(map[string][]string{
 			"www.example.com": {"93.184.216.34"},
@@ -101,7 +61,7 @@ func coreDialer(l *coreEcho) (sockets.Dialer, *lab.Connector) {
 // embedded sockets.Dialer makes, to the exact address that passed the
 // policy, and hands it out as a *Conn whose Peer is that address.
 func TestDialWrapsTheCoreDial(t *testing.T) {
-	l := startCoreEcho(t)
+	l := lab.NewServer(t, echoConn)
 	core, conn := coreDialer(l)
 	want := netip.MustParseAddrPort("93.184.216.34:443")
 
@@ -142,14 +102,14 @@ func TestDialWrapsTheCoreDial(t *testing.T) {
 // Engine's table, which the Dialer takes as their ports and the core
 // refuses, is TestFidelityServiceNames's; "https" is not one of them.)
 func TestRefusesAsTheCoreDial(t *testing.T) {
-	l := startCoreEcho(t)
+	l := lab.NewServer(t, echoConn)
 	for _, tc := range []struct {
 		name, network, addr string
 		local               net.Addr
 		denied              bool
 	}{
 		{name: "private answer", network: "tcp", addr: "private.example:443", denied: true},
-		{name: "loopback literal", network: "tcp", addr: l.Addr().String(), denied: true},
+		{name: "loopback literal", network: "tcp", addr: l.Addr(), denied: true},
 		{name: "port 25", network: "tcp", addr: "www.example.com:25", denied: true},
 		{name: "unix network", network: "unix", addr: "/tmp/socket", denied: true},
 		{name: "bad port", network: "tcp", addr: "www.example.com:https", denied: true},
@@ -159,7 +119,7 @@ func TestRefusesAsTheCoreDial(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			core, conn := coreDialer(l)
 			core.LocalAddr = tc.local
-			before := l.count()
+			before := len(l.Accepted())
 			c, err := core.DialContext(context.Background(), tc.network, tc.addr)
 			if err == nil {
 				c.Close()
@@ -179,7 +139,7 @@ func TestRefusesAsTheCoreDial(t *testing.T) {
 			if n := len(conn.Attempts()); n != 0 {
 				t.Errorf("%d connect attempts, want none", n)
 			}
-			if n := l.count() - before; n != 0 {
+			if n := len(l.Accepted()) - before; n != 0 {
 				t.Errorf("the server accepted %d connections, want none", n)
 			}
 		})
